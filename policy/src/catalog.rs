@@ -1,0 +1,154 @@
+//! Facts only a live database knows. Every answer may be "unknown" (`None`): the CLI
+//! knows little, the extension and the proxy ask the server.
+
+use crate::model::QualifiedName;
+use crate::types::TypeName;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volatility {
+    Immutable,
+    Stable,
+    Volatile,
+}
+
+impl Volatility {
+    /// From pg_proc.provolatile ('i', 's', 'v').
+    pub fn from_provolatile(code: char) -> Option<Volatility> {
+        match code {
+            'i' => Some(Volatility::Immutable),
+            's' => Some(Volatility::Stable),
+            'v' => Some(Volatility::Volatile),
+            _ => None,
+        }
+    }
+}
+
+pub trait Catalog {
+    /// Was `table` created in the current transaction (so no other session can see it)?
+    fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool>;
+    /// The current type of `table.column`.
+    fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName>;
+    /// Volatility of the function `name` (when overloads disagree: the most volatile).
+    fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility>;
+    /// Does `table` have a validated `CHECK (column IS NOT NULL)`?
+    fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool>;
+    /// pg_class.reltuples, when the table has been analyzed.
+    fn estimated_rows(&self, table: &QualifiedName) -> Option<f64>;
+    /// server_version_num, e.g. 150004.
+    fn server_version_num(&self) -> Option<u32>;
+    /// The session's TimeZone setting.
+    fn timezone(&self) -> Option<String>;
+}
+
+/// A catalog that knows nothing: every answer is unknown.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoCatalog;
+
+impl Catalog for NoCatalog {
+    fn created_in_transaction(&self, _: &QualifiedName) -> Option<bool> {
+        None
+    }
+    fn column_type(&self, _: &QualifiedName, _: &str) -> Option<TypeName> {
+        None
+    }
+    fn function_volatility(&self, _: &QualifiedName) -> Option<Volatility> {
+        None
+    }
+    fn has_validated_not_null_check(&self, _: &QualifiedName, _: &str) -> Option<bool> {
+        None
+    }
+    fn estimated_rows(&self, _: &QualifiedName) -> Option<f64> {
+        None
+    }
+    fn server_version_num(&self) -> Option<u32> {
+        None
+    }
+    fn timezone(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Volatility of well-known built-in and extension functions, for when the catalog
+/// cannot say (the CLI). Unknown names are `None`.
+pub fn builtin_volatility(name: &QualifiedName) -> Option<Volatility> {
+    if let Some(schema) = &name.schema {
+        if schema != "pg_catalog" && schema != "public" {
+            return None;
+        }
+    }
+    let volatile = [
+        "random",
+        "gen_random_uuid",
+        "uuid_generate_v1",
+        "uuid_generate_v1mc",
+        "uuid_generate_v4",
+        "clock_timestamp",
+        "timeofday",
+        "nextval",
+        "setseed",
+        "txid_current",
+        "pg_current_xact_id",
+        "random_normal",
+        "uuidv4",
+        "uuidv7",
+    ];
+    let stable = [
+        "now",
+        "current_timestamp",
+        "current_date",
+        "current_time",
+        "localtimestamp",
+        "localtime",
+        "statement_timestamp",
+        "transaction_timestamp",
+        "current_user",
+        "current_setting",
+        "to_char",
+        "current_schema",
+    ];
+    let immutable = ["lower", "upper", "abs", "coalesce", "length", "md5", "concat_ws", "jsonb_build_object"];
+    let n = name.name.as_str();
+    if volatile.contains(&n) {
+        Some(Volatility::Volatile)
+    } else if stable.contains(&n) {
+        Some(Volatility::Stable)
+    } else if immutable.contains(&n) {
+        Some(Volatility::Immutable)
+    } else {
+        None
+    }
+}
+
+/// Is `definition` (pg_get_constraintdef output) exactly `CHECK ((column IS NOT NULL))`?
+/// Both the extension and the proxy answer `has_validated_not_null_check` with this.
+pub fn is_not_null_check(definition: &str, column: &str) -> bool {
+    let def = definition.trim();
+    let Some(inner) = def
+        .strip_prefix("CHECK ")
+        .and_then(|rest| rest.strip_suffix(" NOT VALID").or(Some(rest)))
+    else {
+        return false;
+    };
+    let mut inner = inner.trim();
+    while let Some(stripped) = inner.strip_prefix('(').and_then(|s| s.strip_suffix(')')) {
+        inner = stripped.trim();
+    }
+    let Some(subject) = inner.strip_suffix(" IS NOT NULL") else {
+        return false;
+    };
+    let subject = subject.trim().trim_start_matches('(').trim_end_matches(')');
+    subject == crate::sql::ident(column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_null_check_definitions() {
+        assert!(is_not_null_check("CHECK ((email IS NOT NULL))", "email"));
+        assert!(is_not_null_check("CHECK ((\"Email\" IS NOT NULL))", "Email"));
+        assert!(!is_not_null_check("CHECK ((email IS NOT NULL) AND (id > 0))", "email"));
+        assert!(!is_not_null_check("CHECK ((name IS NOT NULL))", "email"));
+    }
+}

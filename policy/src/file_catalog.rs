@@ -1,0 +1,1 @@
+//! STUB: the CLI's catalog, learnt from the file itself.

@@ -1,0 +1,23 @@
+//! safe_migrations' rule catalogue: one model of what a statement does, one decision.
+//!
+//! Adapters (the extension, the proxy, the CLI) translate their parse trees into
+//! [`model::Statement`], answer [`catalog::Catalog`], and call [`decide`].
+
+pub mod ack;
+pub mod catalog;
+pub mod file_catalog;
+pub mod finding;
+pub mod locks;
+pub mod model;
+pub mod report;
+pub mod rules;
+pub mod settings;
+pub mod sql;
+pub mod types;
+
+pub use catalog::{Catalog, NoCatalog, Volatility};
+pub use finding::{Finding, Lock, Severity};
+pub use model::{Context, LockLevel, QualifiedName, Statement, Stmt};
+pub use rules::{decide, Decision, Rule, Scope, RULES};
+pub use settings::{Mode, Settings};
+pub use types::TypeName;

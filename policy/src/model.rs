@@ -1,0 +1,382 @@
+//! What a statement does, independent of the parser that saw it.
+//!
+//! The extension builds these from Postgres' own parse nodes, the proxy and the CLI
+//! from libpg_query's tree. Rules read only this model. Anything the model does not
+//! know is `Stmt::Other`, never a known kind that happens to look safe.
+
+use crate::types::TypeName;
+
+/// A possibly schema-qualified name, as written (already case-folded by the parser).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct QualifiedName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl QualifiedName {
+    pub fn new(schema: Option<&str>, name: &str) -> Self {
+        QualifiedName {
+            schema: schema.map(str::to_owned),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn bare(name: &str) -> Self {
+        QualifiedName::new(None, name)
+    }
+
+    /// The name as SQL, each part quoted when it needs to be.
+    pub fn sql(&self) -> String {
+        match &self.schema {
+            Some(schema) => format!("{}.{}", crate::sql::ident(schema), crate::sql::ident(&self.name)),
+            None => crate::sql::ident(&self.name),
+        }
+    }
+}
+
+impl std::fmt::Display for QualifiedName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.sql())
+    }
+}
+
+/// One parsed statement: what it does and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub stmt: Stmt,
+    /// The statement's own text (from the end of the previous statement to its end,
+    /// so leading comments, where acknowledgements live, are included).
+    pub source: String,
+}
+
+/// Where the statement runs; decides `concurrently_in_transaction` and nesting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Context {
+    /// Inside BEGIN ... COMMIT (or an implicit transaction of a multi-statement string).
+    pub in_transaction_block: bool,
+    /// The statement is one of several in one simple-protocol query string.
+    pub multi_statement: bool,
+    /// Run from inside a function, procedure, DO block or EXECUTE rather than by the client.
+    pub nested: bool,
+    /// The session's current lock_timeout in milliseconds (0 = wait forever).
+    pub session_lock_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    CreateIndex(CreateIndex),
+    DropIndex(DropIndex),
+    Reindex(Reindex),
+    AlterTable(AlterTable),
+    CreateTable(CreateTable),
+    /// CREATE TABLE AS / SELECT INTO / CREATE MATERIALIZED VIEW: a new relation.
+    CreateTableAs { table: QualifiedName, materialized: bool },
+    Rename(Rename),
+    SetSchema(SetSchema),
+    Drop(Drop),
+    Truncate { tables: Vec<QualifiedName> },
+    Vacuum { full: bool, tables: Vec<QualifiedName> },
+    Cluster { table: Option<QualifiedName> },
+    Lock { tables: Vec<QualifiedName>, mode: LockLevel },
+    RefreshMaterializedView { view: QualifiedName, concurrently: bool },
+    Transaction(TransactionKind),
+    /// SET / SET LOCAL / RESET / RESET ALL of a run-time setting.
+    Set(SetSetting),
+    /// DISCARD ALL / PLANS / SEQUENCES / TEMP.
+    Discard { all: bool },
+    /// DO block, CREATE FUNCTION/PROCEDURE, CALL: code whose statements the extension
+    /// sees one by one when they run.
+    Routine(RoutineKind),
+    /// SELECT / INSERT / UPDATE / DELETE / MERGE / COPY / EXPLAIN / SHOW ...: no DDL.
+    Query,
+    /// A statement the model does not describe. `ddl` says whether it changes schema
+    /// (it still gets the lock_timeout cap and is never assumed harmless).
+    Other { tag: String, ddl: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateIndex {
+    pub name: Option<String>,
+    pub table: QualifiedName,
+    pub unique: bool,
+    pub concurrently: bool,
+    pub if_not_exists: bool,
+    /// CREATE INDEX ON ONLY parent: builds nothing, only a partitioned-index shell.
+    pub only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DropIndex {
+    pub indexes: Vec<QualifiedName>,
+    pub concurrently: bool,
+    pub if_exists: bool,
+    pub cascade: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReindexTarget {
+    Index,
+    Table,
+    Schema,
+    Database,
+    System,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reindex {
+    pub target: ReindexTarget,
+    pub name: Option<QualifiedName>,
+    pub concurrently: bool,
+}
+
+/// Which kind of relation ALTER ... names (ALTER TABLE, ALTER INDEX ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelationKind {
+    #[default]
+    Table,
+    Index,
+    View,
+    MaterializedView,
+    ForeignTable,
+    Sequence,
+    Type,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AlterTable {
+    pub table: QualifiedName,
+    pub kind: RelationKind,
+    pub only: bool,
+    pub if_exists: bool,
+    pub actions: Vec<AlterAction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterAction {
+    AddColumn { column: ColumnDef, if_not_exists: bool },
+    DropColumn { column: String, if_exists: bool },
+    AlterColumnType { column: String, new_type: TypeName, using: Using },
+    SetNotNull { column: String },
+    DropNotNull { column: String },
+    /// SET DEFAULT / DROP DEFAULT: catalog-only.
+    SetDefault { column: String },
+    AddConstraint(Constraint),
+    ValidateConstraint { name: String },
+    DropConstraint { name: String, if_exists: bool },
+    SetTablespace { tablespace: String },
+    /// SET LOGGED / SET UNLOGGED / SET ACCESS METHOD: rewrite the table.
+    Rewrite { what: String },
+    AttachPartition { partition: QualifiedName },
+    DetachPartition { partition: QualifiedName, concurrently: bool, finalize: bool },
+    /// Any other subcommand, with the lock Postgres takes for it.
+    Other { what: String, lock: LockLevel },
+}
+
+/// The USING clause of ALTER COLUMN TYPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Using {
+    #[default]
+    None,
+    /// `USING col::newtype` (what Django writes): no different from no USING.
+    CastOfColumn,
+    /// Any other expression: every row is recomputed.
+    Expression,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ColumnDef {
+    pub name: String,
+    pub type_name: TypeName,
+    pub not_null: bool,
+    pub default: Option<DefaultExpr>,
+    /// GENERATED ALWAYS AS (...) STORED.
+    pub generated_stored: bool,
+    /// GENERATED { ALWAYS | BY DEFAULT } AS IDENTITY.
+    pub identity: bool,
+    /// Inline constraints other than NOT NULL / DEFAULT (REFERENCES, CHECK, UNIQUE, PRIMARY KEY).
+    pub constraints: Vec<Constraint>,
+}
+
+/// A DEFAULT expression: its text and the functions it calls, for the volatility question.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DefaultExpr {
+    pub sql: String,
+    pub functions: Vec<QualifiedName>,
+    /// Contains a construct evaluated per row regardless of functions (e.g. a subquery).
+    pub always_volatile: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Constraint {
+    pub name: Option<String>,
+    pub kind: ConstraintKind,
+    /// NOT VALID was written.
+    pub not_valid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConstraintKind {
+    ForeignKey {
+        columns: Vec<String>,
+        referenced_table: QualifiedName,
+        referenced_columns: Vec<String>,
+        /// Referential actions and options as SQL (e.g. "ON DELETE CASCADE"), for hints.
+        options_sql: String,
+    },
+    Check { expr_sql: String },
+    /// UNIQUE or PRIMARY KEY; `using_index` when built from an existing index.
+    Unique { primary_key: bool, columns: Vec<String>, using_index: Option<String> },
+    Exclusion,
+    NotNull { column: Option<String> },
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateTable {
+    pub table: QualifiedName,
+    pub columns: Vec<ColumnDef>,
+    /// Table-level constraints (FOREIGN KEY (...) REFERENCES ..., CHECK, UNIQUE ...).
+    pub constraints: Vec<Constraint>,
+    pub temporary: bool,
+    /// CREATE TABLE ... PARTITION OF parent: attaches to an existing table.
+    pub partition_of: Option<QualifiedName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Table,
+    Column,
+    Index,
+    View,
+    MaterializedView,
+    Sequence,
+    Schema,
+    Constraint,
+    Type,
+    ForeignTable,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rename {
+    pub kind: ObjectKind,
+    /// The relation (for tables, columns, constraints) or object renamed.
+    pub object: QualifiedName,
+    /// The column or constraint renamed, for those kinds.
+    pub subname: Option<String>,
+    pub new_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetSchema {
+    pub kind: ObjectKind,
+    pub object: QualifiedName,
+    pub new_schema: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Drop {
+    pub kind: ObjectKind,
+    pub objects: Vec<QualifiedName>,
+    pub if_exists: bool,
+    pub cascade: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionKind {
+    Begin,
+    Commit,
+    Rollback,
+    Savepoint,
+    Release,
+    RollbackToSavepoint,
+    Prepare,
+    CommitPrepared,
+    RollbackPrepared,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetSetting {
+    /// Lower-case setting name; `None` for RESET ALL.
+    pub name: Option<String>,
+    /// Value as text; `None` for RESET / SET ... TO DEFAULT.
+    pub value: Option<String>,
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoutineKind {
+    Do,
+    CreateFunction,
+    Call,
+}
+
+/// Postgres' table lock levels, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LockLevel {
+    AccessShare,
+    RowShare,
+    RowExclusive,
+    ShareUpdateExclusive,
+    Share,
+    ShareRowExclusive,
+    Exclusive,
+    AccessExclusive,
+}
+
+impl LockLevel {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockLevel::AccessShare => "ACCESS SHARE",
+            LockLevel::RowShare => "ROW SHARE",
+            LockLevel::RowExclusive => "ROW EXCLUSIVE",
+            LockLevel::ShareUpdateExclusive => "SHARE UPDATE EXCLUSIVE",
+            LockLevel::Share => "SHARE",
+            LockLevel::ShareRowExclusive => "SHARE ROW EXCLUSIVE",
+            LockLevel::Exclusive => "EXCLUSIVE",
+            LockLevel::AccessExclusive => "ACCESS EXCLUSIVE",
+        }
+    }
+
+    /// Parse a lock mode as written in LOCK TABLE (case-insensitive, single spaces).
+    pub fn from_name(name: &str) -> Option<LockLevel> {
+        let normalized = name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+        [
+            LockLevel::AccessShare,
+            LockLevel::RowShare,
+            LockLevel::RowExclusive,
+            LockLevel::ShareUpdateExclusive,
+            LockLevel::Share,
+            LockLevel::ShareRowExclusive,
+            LockLevel::Exclusive,
+            LockLevel::AccessExclusive,
+        ]
+        .into_iter()
+        .find(|level| level.name() == normalized)
+    }
+
+    /// Does holding (or queueing for) this lock stop plain SELECTs?
+    pub fn blocks_reads(self) -> bool {
+        self == LockLevel::AccessExclusive
+    }
+
+    /// Does holding (or queueing for) this lock stop INSERT/UPDATE/DELETE?
+    pub fn blocks_writes(self) -> bool {
+        self >= LockLevel::Share
+    }
+
+    /// "reads and writes", "writes", or "neither reads nor writes".
+    pub fn blocks_description(self) -> &'static str {
+        match (self.blocks_reads(), self.blocks_writes()) {
+            (true, _) => "blocks reads and writes",
+            (false, true) => "blocks writes",
+            (false, false) => "blocks neither reads nor writes",
+        }
+    }
+}
+
+impl std::fmt::Display for LockLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,195 @@
+//! The rule catalogue and the one decision every adapter calls.
+//!
+//! Adding a rule: one file in this folder named after the rule id, and one line in
+//! `RULES`.
+
+use crate::ack::acknowledgements;
+use crate::catalog::Catalog;
+use crate::finding::{Finding, Severity};
+use crate::model::{Context, QualifiedName, Statement};
+use crate::settings::{Mode, Settings};
+
+mod add_check_constraint_validated;
+mod add_column_required;
+mod add_column_rewrites_table;
+mod add_column_volatile_default;
+mod add_exclusion_constraint;
+mod add_foreign_key_validated;
+mod add_unique_constraint;
+mod change_column_type;
+mod concurrently_in_transaction;
+mod create_index_non_concurrently;
+mod detach_partition_non_concurrently;
+mod drop_column;
+mod drop_index_non_concurrently;
+mod drop_table;
+mod json_column;
+mod lock_table;
+pub mod lock_timeout;
+mod refresh_materialized_view_non_concurrently;
+mod reindex_non_concurrently;
+mod rename_column;
+mod rename_table;
+mod rewrite_table;
+mod set_not_null;
+mod truncate;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+/// What kind of harm a rule prevents; lock rules honour `min_table_rows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Lock,
+    Compatibility,
+    Destructive,
+    Timeout,
+}
+
+pub struct Rule {
+    pub id: &'static str,
+    pub category: Category,
+    /// One line for `--help` and the docs.
+    pub summary: &'static str,
+    pub check: fn(&Statement, &Scope) -> Vec<Finding>,
+}
+
+pub const RULES: &[Rule] = &[
+    create_index_non_concurrently::RULE,
+    drop_index_non_concurrently::RULE,
+    reindex_non_concurrently::RULE,
+    detach_partition_non_concurrently::RULE,
+    refresh_materialized_view_non_concurrently::RULE,
+    concurrently_in_transaction::RULE,
+    add_foreign_key_validated::RULE,
+    add_check_constraint_validated::RULE,
+    set_not_null::RULE,
+    add_unique_constraint::RULE,
+    add_exclusion_constraint::RULE,
+    add_column_volatile_default::RULE,
+    add_column_rewrites_table::RULE,
+    change_column_type::RULE,
+    rewrite_table::RULE,
+    lock_table::RULE,
+    truncate::RULE,
+    json_column::RULE,
+    rename_column::RULE,
+    rename_table::RULE,
+    drop_column::RULE,
+    drop_table::RULE,
+    add_column_required::RULE,
+    lock_timeout::RULE,
+];
+
+/// What a rule may look at besides the statement.
+pub struct Scope<'a> {
+    pub context: &'a Context,
+    pub catalog: &'a dyn Catalog,
+    pub settings: &'a Settings,
+}
+
+impl Scope<'_> {
+    /// Created in this transaction: invisible to other sessions, so its locks harm no one.
+    pub fn is_new_table(&self, table: &QualifiedName) -> bool {
+        self.catalog.created_in_transaction(table) == Some(true)
+    }
+
+    /// Below `min_table_rows` by the planner's estimate (never when the estimate is unknown).
+    pub fn is_small_table(&self, table: &QualifiedName) -> bool {
+        let min = self.settings.min_table_rows;
+        min > 0
+            && self
+                .catalog
+                .estimated_rows(table)
+                .is_some_and(|rows| rows >= 0.0 && rows < min as f64)
+    }
+
+    /// Lock rules apply to `table` unless it is new in this transaction or small.
+    pub fn lock_rules_apply(&self, table: &QualifiedName) -> bool {
+        !self.is_new_table(table) && !self.is_small_table(table)
+    }
+}
+
+/// An acknowledged finding: let through, to be logged with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Decision {
+    /// What the statement does wrong and is not allowed or acknowledged, in rule order.
+    /// In warn mode every finding is a warning.
+    pub findings: Vec<Finding>,
+    pub acknowledged: Vec<Acknowledged>,
+    /// Run the statement with this lock_timeout (ms), if set.
+    pub lock_timeout_ms: Option<u64>,
+}
+
+impl Decision {
+    /// The finding that stops the statement, if any (the first error-level one).
+    pub fn rejection(&self) -> Option<&Finding> {
+        self.findings.iter().find(|f| f.severity == Severity::Error)
+    }
+
+    /// Findings reported without stopping the statement (in order, the rejection excluded).
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        let rejection = self.rejection().map(|f| f as *const Finding);
+        self.findings.iter().filter(move |f| Some(*f as *const Finding) != rejection)
+    }
+}
+
+/// Apply every rule to `statement` under `settings`.
+pub fn decide(statement: &Statement, context: &Context, settings: &Settings, catalog: &dyn Catalog) -> Decision {
+    if settings.mode == Mode::Off {
+        return Decision::default();
+    }
+    let scope = Scope {
+        context,
+        catalog,
+        settings,
+    };
+    let mut findings: Vec<Finding> = RULES
+        .iter()
+        .filter(|rule| !settings.allow.contains(rule.id))
+        .flat_map(|rule| (rule.check)(statement, &scope))
+        .collect();
+
+    let mut acknowledged = Vec::new();
+    if settings.acknowledgements && !findings.is_empty() {
+        let acks = acknowledgements(&statement.source);
+        findings.retain_mut(|finding| {
+            let Some(ack) = acks.iter().find(|ack| ack.rules.iter().any(|r| r == finding.rule)) else {
+                return true;
+            };
+            match &ack.reason {
+                Some(reason) => {
+                    acknowledged.push(Acknowledged {
+                        rule: finding.rule,
+                        reason: reason.clone(),
+                    });
+                    false
+                }
+                None => {
+                    finding.detail.push_str(&format!(
+                        " The acknowledgement of {} does not count without a reason: \
+                         -- safe_migrations:allow {} -- <why this is safe>",
+                        finding.rule, finding.rule
+                    ));
+                    true
+                }
+            }
+        });
+    }
+    if settings.mode == Mode::Warn {
+        for finding in &mut findings {
+            finding.severity = Severity::Warning;
+        }
+    }
+    Decision {
+        findings,
+        acknowledged,
+        lock_timeout_ms: lock_timeout::effective_lock_timeout(&statement.stmt, &scope),
+    }
+}

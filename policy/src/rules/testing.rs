@@ -1,0 +1,122 @@
+//! Test helpers for rule files: a catalog with stated facts, and a one-call check.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::catalog::{Catalog, Volatility};
+use crate::finding::Finding;
+use crate::model::{Context, QualifiedName, Statement, Stmt};
+use crate::settings::{Mode, Settings};
+use crate::types::TypeName;
+
+/// A catalog that knows exactly what a test tells it; everything else is unknown.
+#[derive(Default)]
+pub struct TestCatalog {
+    pub new_tables: HashSet<String>,
+    pub existing_tables: HashSet<String>,
+    pub column_types: HashMap<(String, String), TypeName>,
+    pub volatility: HashMap<String, Volatility>,
+    pub not_null_checks: HashSet<(String, String)>,
+    pub rows: HashMap<String, f64>,
+    pub timezone: Option<String>,
+}
+
+impl TestCatalog {
+    pub fn new_table(mut self, table: &str) -> Self {
+        self.new_tables.insert(table.to_string());
+        self
+    }
+    pub fn existing_table(mut self, table: &str) -> Self {
+        self.existing_tables.insert(table.to_string());
+        self
+    }
+    pub fn column(mut self, table: &str, column: &str, type_name: TypeName) -> Self {
+        self.column_types.insert((table.to_string(), column.to_string()), type_name);
+        self
+    }
+    pub fn function(mut self, name: &str, volatility: Volatility) -> Self {
+        self.volatility.insert(name.to_string(), volatility);
+        self
+    }
+    pub fn not_null_check(mut self, table: &str, column: &str) -> Self {
+        self.not_null_checks.insert((table.to_string(), column.to_string()));
+        self
+    }
+    pub fn rows(mut self, table: &str, rows: f64) -> Self {
+        self.rows.insert(table.to_string(), rows);
+        self
+    }
+    pub fn timezone(mut self, zone: &str) -> Self {
+        self.timezone = Some(zone.to_string());
+        self
+    }
+}
+
+impl Catalog for TestCatalog {
+    fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+        if self.new_tables.contains(&table.name) {
+            Some(true)
+        } else if self.existing_tables.contains(&table.name) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+    fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
+        self.column_types.get(&(table.name.clone(), column.to_string())).cloned()
+    }
+    fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
+        self.volatility.get(&name.name).copied()
+    }
+    fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool> {
+        Some(self.not_null_checks.contains(&(table.name.clone(), column.to_string())))
+    }
+    fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
+        self.rows.get(&table.name).copied()
+    }
+    fn server_version_num(&self) -> Option<u32> {
+        Some(150000)
+    }
+    fn timezone(&self) -> Option<String> {
+        self.timezone.clone()
+    }
+}
+
+pub fn enforce() -> Settings {
+    Settings {
+        mode: Mode::Enforce,
+        ..Settings::default()
+    }
+}
+
+pub fn statement(stmt: Stmt, source: &str) -> Statement {
+    Statement {
+        stmt,
+        source: source.to_string(),
+    }
+}
+
+/// Findings of one rule for `stmt`, outside a transaction block.
+pub fn findings(rule: &super::Rule, stmt: Stmt, catalog: &TestCatalog) -> Vec<Finding> {
+    findings_in(rule, stmt, catalog, &Context::default())
+}
+
+pub fn findings_in(rule: &super::Rule, stmt: Stmt, catalog: &TestCatalog, context: &Context) -> Vec<Finding> {
+    let settings = enforce();
+    let scope = super::Scope {
+        context,
+        catalog,
+        settings: &settings,
+    };
+    (rule.check)(&statement(stmt, ""), &scope)
+}
+
+pub fn q(name: &str) -> QualifiedName {
+    match name.split_once('.') {
+        Some((schema, name)) => QualifiedName::new(Some(schema), name),
+        None => QualifiedName::bare(name),
+    }
+}
+
+pub fn ty(names: &[&str], modifiers: &[i64]) -> TypeName {
+    TypeName::from_parts(names, modifiers.to_vec(), false)
+}

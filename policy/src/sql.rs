@@ -1,0 +1,185 @@
+//! Small SQL text helpers shared by rules and adapters: identifier quoting for hints
+//! and a comment scanner (acknowledgements live in comments, which parsers drop).
+
+/// Keywords `quote_ident` quotes (reserved, type/function-name and column-name keywords).
+const KEYWORDS: &[&str] = &[
+    "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "authorization",
+    "between", "bigint", "binary", "bit", "boolean", "both", "case", "cast", "char", "character",
+    "check", "coalesce", "collate", "collation", "column", "concurrently", "constraint", "create",
+    "cross", "current_catalog", "current_date", "current_role", "current_schema", "current_time",
+    "current_timestamp", "current_user", "dec", "decimal", "default", "deferrable", "desc",
+    "distinct", "do", "else", "end", "except", "exists", "extract", "false", "fetch", "float",
+    "for", "foreign", "freeze", "from", "full", "grant", "greatest", "group", "grouping", "having",
+    "ilike", "in", "initially", "inner", "inout", "int", "integer", "intersect", "interval", "into",
+    "is", "isnull", "join", "lateral", "leading", "least", "left", "like", "limit", "localtime",
+    "localtimestamp", "national", "natural", "nchar", "none", "normalize", "not", "notnull", "null",
+    "nullif", "numeric", "offset", "on", "only", "or", "order", "out", "outer", "overlaps",
+    "overlay", "placing", "position", "precision", "primary", "real", "references", "returning",
+    "right", "row", "select", "session_user", "setof", "similar", "smallint", "some", "substring",
+    "symmetric", "system_user", "table", "tablesample", "then", "time", "timestamp", "to",
+    "trailing", "treat", "trim", "true", "union", "unique", "user", "using", "values", "varchar",
+    "variadic", "verbose", "when", "where", "window", "with",
+];
+
+/// Quote an identifier the way Postgres' quote_ident does.
+pub fn ident(name: &str) -> String {
+    let plain = !name.is_empty()
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '$')
+        && !KEYWORDS.contains(&name);
+    if plain {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Quote a string literal.
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The bodies of every comment in `sql` (`-- ...` to end of line, `/* ... */` nested),
+/// skipping string literals, quoted identifiers and dollar-quoted bodies.
+pub fn comments(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                let end = sql[i..].find('\n').map_or(sql.len(), |n| i + n);
+                found.push(&sql[i + 2..end]);
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let start = i + 2;
+                let mut depth = 1;
+                i = start;
+                while i < bytes.len() && depth > 0 {
+                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                    } else {
+                        i += 1;
+                    }
+                }
+                let end = if depth == 0 { i - 2 } else { bytes.len() };
+                found.push(&sql[start..end]);
+            }
+            quote @ (b'\'' | b'"') => {
+                let escapes = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
+                i += 1;
+                while i < bytes.len() {
+                    if escapes && bytes[i] == b'\\' {
+                        i += 2;
+                        continue;
+                    }
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'$' => match dollar_tag(&sql[i..]) {
+                Some(tag) => {
+                    let body = i + tag.len();
+                    i = sql[body..].find(tag).map_or(sql.len(), |n| body + n + tag.len());
+                }
+                None => i += 1,
+            },
+            _ => i += 1,
+        }
+    }
+    found
+}
+
+/// `$tag$` or `$$` at the start of `text`, if it opens a dollar-quoted string.
+fn dollar_tag(text: &str) -> Option<&str> {
+    let rest = &text[1..];
+    let end = rest.find('$')?;
+    let tag = &rest[..end];
+    let valid = tag.is_empty()
+        || (tag.starts_with(|c: char| c.is_alphabetic() || c == '_')
+            && tag.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    valid.then(|| &text[..end + 2])
+}
+
+/// `sql` without leading white space and comments: where the statement's first keyword is.
+pub fn strip_leading_comments(sql: &str) -> &str {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.find('\n').map_or("", |n| &after[n + 1..]).trim_start();
+        } else if rest.starts_with("/*") {
+            let first = comments(rest).first().map_or(rest.len(), |body| body.len() + 4);
+            rest = rest.get(first..).unwrap_or("").trim_start();
+        } else {
+            return rest;
+        }
+    }
+}
+
+/// The statement as one line for a hint or a log: leading comments, the trailing
+/// semicolon and runs of white space removed.
+pub fn one_line(sql: &str) -> String {
+    let text = strip_leading_comments(sql).trim().trim_end_matches(';').trim_end();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Insert `word` after the leading keywords `after` (matched case-insensitively, any
+/// white space between them) of the statement; None when the statement does not start so.
+pub fn insert_after_keywords(sql: &str, after: &[&str], word: &str) -> Option<String> {
+    let text = one_line(sql);
+    let mut pos = 0;
+    for keyword in after {
+        let rest = &text[pos..];
+        let trimmed = rest.trim_start();
+        pos += rest.len() - trimmed.len();
+        if trimmed.len() < keyword.len() || !trimmed[..keyword.len()].eq_ignore_ascii_case(keyword) {
+            return None;
+        }
+        pos += keyword.len();
+        if text[pos..].starts_with(|c: char| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+    }
+    Some(format!("{} {}{}", &text[..pos], word, &text[pos..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_like_quote_ident() {
+        assert_eq!(ident("orders"), "orders");
+        assert_eq!(ident("Orders"), "\"Orders\"");
+        assert_eq!(ident("user"), "\"user\"");
+        assert_eq!(ident("my table"), "\"my table\"");
+        assert_eq!(ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    #[test]
+    fn finds_comments_but_not_inside_strings() {
+        let sql = "-- one\nSELECT '-- no', $$ /* no */ $$, \"--no\" /* two /* nested */ */ -- three";
+        assert_eq!(comments(sql), vec![" one", " two /* nested */ ", " three"]);
+    }
+
+    #[test]
+    fn inserts_concurrently_after_leading_keywords() {
+        assert_eq!(
+            insert_after_keywords("-- c\n create  unique INDEX i ON t (c);", &["CREATE", "UNIQUE", "INDEX"], "CONCURRENTLY"),
+            Some("create unique INDEX CONCURRENTLY i ON t (c)".to_string())
+        );
+        assert_eq!(insert_after_keywords("CREATE INDEXES", &["CREATE", "INDEX"], "X"), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! safe-migrations: the proxy and the CLI.
