@@ -1,0 +1,1 @@
+//! STUB: libpg_query tree -> policy model.
