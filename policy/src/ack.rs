@@ -38,7 +38,9 @@ mod tests {
 
     #[test]
     fn reads_rules_and_reason() {
-        let acks = acknowledgements("-- safe_migrations:allow drop_column, rename_column -- unused since v2\nALTER TABLE t DROP c;");
+        let acks = acknowledgements(
+            "-- safe_migrations:allow drop_column, rename_column -- unused since v2\nALTER TABLE t DROP c;",
+        );
         assert_eq!(
             acks,
             vec![Acknowledgement {

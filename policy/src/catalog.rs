@@ -106,7 +106,16 @@ pub fn builtin_volatility(name: &QualifiedName) -> Option<Volatility> {
         "to_char",
         "current_schema",
     ];
-    let immutable = ["lower", "upper", "abs", "coalesce", "length", "md5", "concat_ws", "jsonb_build_object"];
+    let immutable = [
+        "lower",
+        "upper",
+        "abs",
+        "coalesce",
+        "length",
+        "md5",
+        "concat_ws",
+        "jsonb_build_object",
+    ];
     let n = name.name.as_str();
     if volatile.contains(&n) {
         Some(Volatility::Volatile)

@@ -29,7 +29,12 @@ pub struct Lock {
 impl Lock {
     /// e.g. `SHARE on orders, blocks writes`.
     pub fn describe(&self) -> String {
-        format!("{} on {}, {}", self.level, self.relation, self.level.blocks_description())
+        format!(
+            "{} on {}, {}",
+            self.level,
+            self.relation,
+            self.level.blocks_description()
+        )
     }
 }
 

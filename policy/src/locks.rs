@@ -35,7 +35,9 @@ pub fn strongest_lock(stmt: &Stmt) -> Option<LockLevel> {
         Stmt::Vacuum { full: false, .. } => Some(ShareUpdateExclusive),
         Stmt::Lock { mode, .. } => Some(*mode),
         Stmt::RefreshMaterializedView { concurrently: true, .. } => Some(Exclusive),
-        Stmt::RefreshMaterializedView { concurrently: false, .. } => Some(AccessExclusive),
+        Stmt::RefreshMaterializedView {
+            concurrently: false, ..
+        } => Some(AccessExclusive),
         Stmt::Other { ddl: true, .. } => Some(AccessExclusive),
         Stmt::Other { ddl: false, .. }
         | Stmt::Transaction(_)

@@ -70,20 +70,38 @@ pub enum Stmt {
     AlterTable(AlterTable),
     CreateTable(CreateTable),
     /// CREATE TABLE AS / SELECT INTO / CREATE MATERIALIZED VIEW: a new relation.
-    CreateTableAs { table: QualifiedName, materialized: bool },
+    CreateTableAs {
+        table: QualifiedName,
+        materialized: bool,
+    },
     Rename(Rename),
     SetSchema(SetSchema),
     Drop(Drop),
-    Truncate { tables: Vec<QualifiedName> },
-    Vacuum { full: bool, tables: Vec<QualifiedName> },
-    Cluster { table: Option<QualifiedName> },
-    Lock { tables: Vec<QualifiedName>, mode: LockLevel },
-    RefreshMaterializedView { view: QualifiedName, concurrently: bool },
+    Truncate {
+        tables: Vec<QualifiedName>,
+    },
+    Vacuum {
+        full: bool,
+        tables: Vec<QualifiedName>,
+    },
+    Cluster {
+        table: Option<QualifiedName>,
+    },
+    Lock {
+        tables: Vec<QualifiedName>,
+        mode: LockLevel,
+    },
+    RefreshMaterializedView {
+        view: QualifiedName,
+        concurrently: bool,
+    },
     Transaction(TransactionKind),
     /// SET / SET LOCAL / RESET / RESET ALL of a run-time setting.
     Set(SetSetting),
     /// DISCARD ALL / PLANS / SEQUENCES / TEMP.
-    Discard { all: bool },
+    Discard {
+        all: bool,
+    },
     /// DO block, CREATE FUNCTION/PROCEDURE, CALL: code whose statements the extension
     /// sees one by one when they run.
     Routine(RoutineKind),
@@ -91,7 +109,10 @@ pub enum Stmt {
     Query,
     /// A statement the model does not describe. `ddl` says whether it changes schema
     /// (it still gets the lock_timeout cap and is never assumed harmless).
-    Other { tag: String, ddl: bool },
+    Other {
+        tag: String,
+        ddl: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -153,23 +174,57 @@ pub struct AlterTable {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterAction {
-    AddColumn { column: ColumnDef, if_not_exists: bool },
-    DropColumn { column: String, if_exists: bool },
-    AlterColumnType { column: String, new_type: TypeName, using: Using },
-    SetNotNull { column: String },
-    DropNotNull { column: String },
+    AddColumn {
+        column: ColumnDef,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        column: String,
+        if_exists: bool,
+    },
+    AlterColumnType {
+        column: String,
+        new_type: TypeName,
+        using: Using,
+    },
+    SetNotNull {
+        column: String,
+    },
+    DropNotNull {
+        column: String,
+    },
     /// SET DEFAULT / DROP DEFAULT: catalog-only.
-    SetDefault { column: String },
+    SetDefault {
+        column: String,
+    },
     AddConstraint(Constraint),
-    ValidateConstraint { name: String },
-    DropConstraint { name: String, if_exists: bool },
-    SetTablespace { tablespace: String },
+    ValidateConstraint {
+        name: String,
+    },
+    DropConstraint {
+        name: String,
+        if_exists: bool,
+    },
+    SetTablespace {
+        tablespace: String,
+    },
     /// SET LOGGED / SET UNLOGGED / SET ACCESS METHOD: rewrite the table.
-    Rewrite { what: String },
-    AttachPartition { partition: QualifiedName },
-    DetachPartition { partition: QualifiedName, concurrently: bool, finalize: bool },
+    Rewrite {
+        what: String,
+    },
+    AttachPartition {
+        partition: QualifiedName,
+    },
+    DetachPartition {
+        partition: QualifiedName,
+        concurrently: bool,
+        finalize: bool,
+    },
     /// Any other subcommand, with the lock Postgres takes for it.
-    Other { what: String, lock: LockLevel },
+    Other {
+        what: String,
+        lock: LockLevel,
+    },
 }
 
 /// The USING clause of ALTER COLUMN TYPE.
@@ -223,11 +278,19 @@ pub enum ConstraintKind {
         /// Referential actions and options as SQL (e.g. "ON DELETE CASCADE"), for hints.
         options_sql: String,
     },
-    Check { expr_sql: String },
+    Check {
+        expr_sql: String,
+    },
     /// UNIQUE or PRIMARY KEY; `using_index` when built from an existing index.
-    Unique { primary_key: bool, columns: Vec<String>, using_index: Option<String> },
+    Unique {
+        primary_key: bool,
+        columns: Vec<String>,
+        using_index: Option<String>,
+    },
     Exclusion,
-    NotNull { column: Option<String> },
+    NotNull {
+        column: Option<String>,
+    },
     Other,
 }
 
@@ -340,7 +403,11 @@ impl LockLevel {
 
     /// Parse a lock mode as written in LOCK TABLE (case-insensitive, single spaces).
     pub fn from_name(name: &str) -> Option<LockLevel> {
-        let normalized = name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
+        let normalized = name
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
         [
             LockLevel::AccessShare,
             LockLevel::RowShare,

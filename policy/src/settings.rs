@@ -145,13 +145,9 @@ impl Settings {
         let accepted = |what: &str| err(format!("{what}; accepted: {}", spec.accepts));
         match short {
             "mode" => self.mode = parse_mode(value).ok_or_else(|| accepted("not a mode"))?,
-            "lock_timeout" => {
-                self.lock_timeout_cap_ms = parse_duration_ms(value).map_err(|why| accepted(&why))?
-            }
+            "lock_timeout" => self.lock_timeout_cap_ms = parse_duration_ms(value).map_err(|why| accepted(&why))?,
             "allow" => self.allow = parse_rule_list(value).map_err(err)?,
-            "acknowledgements" => {
-                self.acknowledgements = parse_bool(value).ok_or_else(|| accepted("not a boolean"))?
-            }
+            "acknowledgements" => self.acknowledgements = parse_bool(value).ok_or_else(|| accepted("not a boolean"))?,
             "min_table_rows" => {
                 self.min_table_rows = value
                     .trim()
@@ -253,7 +249,10 @@ pub fn format_duration_ms(ms: u64) -> String {
 /// A comma- or space-separated list of rule ids, each checked against the rule catalogue.
 pub fn parse_rule_list(value: &str) -> Result<BTreeSet<String>, String> {
     let mut rules = BTreeSet::new();
-    for id in value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+    for id in value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
         let id = id.to_ascii_lowercase();
         if !crate::rules::RULES.iter().any(|rule| rule.id == id) {
             let known: Vec<&str> = crate::rules::RULES.iter().map(|rule| rule.id).collect();
@@ -290,7 +289,11 @@ mod tests {
         );
         let err = settings.apply("allow", "drop_colum").unwrap_err();
         assert!(err.to_string().contains("unknown rule \"drop_colum\""), "{err}");
-        assert!(settings.apply("verbosity", "1").unwrap_err().to_string().contains("unknown setting"));
+        assert!(settings
+            .apply("verbosity", "1")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown setting"));
     }
 
     #[test]

@@ -216,10 +216,9 @@ pub fn type_change(old: &TypeName, new: &TypeName, timezone: Option<&str>) -> Ty
             ([p], [q, 0]) | ([p, 0], [q]) => q >= p,
             _ => false,
         }),
-        ("timestamp", "timestamp")
-        | ("timestamptz", "timestamptz")
-        | ("time", "time")
-        | ("timetz", "timetz") => free_if(higher_precision(old, new)),
+        ("timestamp", "timestamp") | ("timestamptz", "timestamptz") | ("time", "time") | ("timetz", "timetz") => {
+            free_if(higher_precision(old, new))
+        }
         ("interval", "interval") => {
             let same_range = old.modifiers.first() == new.modifiers.first() || new.modifiers.is_empty();
             free_if(same_range && higher_precision(old, new))
@@ -281,7 +280,10 @@ mod tests {
         let v100 = parsed(&["pg_catalog", "varchar"], &[100]);
         assert_eq!(type_change(&v50, &v100, None), TypeChange::Free);
         assert_eq!(type_change(&v100, &v50, None), TypeChange::Rewrite);
-        assert_eq!(type_change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None), TypeChange::Free);
+        assert_eq!(
+            type_change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None),
+            TypeChange::Free
+        );
         assert_eq!(type_change(&v50, &parsed(&["text"], &[]), None), TypeChange::Free);
         assert_eq!(type_change(&parsed(&["text"], &[]), &v50, None), TypeChange::Rewrite);
     }
@@ -289,9 +291,18 @@ mod tests {
     #[test]
     fn numeric_precision_up_same_scale_is_free() {
         let n10_2 = parsed(&["pg_catalog", "numeric"], &[10, 2]);
-        assert_eq!(type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 2]), None), TypeChange::Free);
-        assert_eq!(type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 3]), None), TypeChange::Rewrite);
-        assert_eq!(type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None), TypeChange::Free);
+        assert_eq!(
+            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 2]), None),
+            TypeChange::Free
+        );
+        assert_eq!(
+            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 3]), None),
+            TypeChange::Rewrite
+        );
+        assert_eq!(
+            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None),
+            TypeChange::Free
+        );
     }
 
     #[test]
@@ -307,14 +318,21 @@ mod tests {
     #[test]
     fn integer_widening_rewrites() {
         assert_eq!(
-            type_change(&parsed(&["pg_catalog", "int4"], &[]), &parsed(&["pg_catalog", "int8"], &[]), None),
+            type_change(
+                &parsed(&["pg_catalog", "int4"], &[]),
+                &parsed(&["pg_catalog", "int8"], &[]),
+                None
+            ),
             TypeChange::Rewrite
         );
     }
 
     #[test]
     fn cidr_to_inet_is_free() {
-        assert_eq!(type_change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None), TypeChange::Free);
+        assert_eq!(
+            type_change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None),
+            TypeChange::Free
+        );
     }
 
     #[test]

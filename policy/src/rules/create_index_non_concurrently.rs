@@ -24,15 +24,28 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         level: LockLevel::Share,
         relation: index.table.clone(),
     };
-    let kind = if index.unique { "CREATE UNIQUE INDEX" } else { "CREATE INDEX" };
+    let kind = if index.unique {
+        "CREATE UNIQUE INDEX"
+    } else {
+        "CREATE INDEX"
+    };
     let keywords: &[&str] = if index.unique {
         &["CREATE", "UNIQUE", "INDEX"]
     } else {
         &["CREATE", "INDEX"]
     };
-    let safe = sql::insert_after_keywords(&statement.source, keywords, "CONCURRENTLY")
-        .unwrap_or_else(|| format!("{kind} CONCURRENTLY {} ON {} (...)", index.name.as_deref().map(sql::ident).unwrap_or_default(), index.table));
-    let name = index.name.as_deref().map(|n| format!(" {}", sql::ident(n))).unwrap_or_default();
+    let safe = sql::insert_after_keywords(&statement.source, keywords, "CONCURRENTLY").unwrap_or_else(|| {
+        format!(
+            "{kind} CONCURRENTLY {} ON {} (...)",
+            index.name.as_deref().map(sql::ident).unwrap_or_default(),
+            index.table
+        )
+    });
+    let name = index
+        .name
+        .as_deref()
+        .map(|n| format!(" {}", sql::ident(n)))
+        .unwrap_or_default();
     vec![Finding::new(
         RULE.id,
         SQLSTATE_LOCK,
@@ -65,12 +78,19 @@ mod tests {
 
     #[test]
     fn create_index_on_existing_table_err() {
-        let findings = findings(&RULE, create_index(false), &TestCatalog::default().existing_table("orders"));
+        let findings = findings(
+            &RULE,
+            create_index(false),
+            &TestCatalog::default().existing_table("orders"),
+        );
         assert_eq!(findings.len(), 1);
         let finding = &findings[0];
         assert_eq!(finding.rule, "create_index_non_concurrently");
         assert_eq!(finding.sqlstate, "SM001");
-        assert_eq!(finding.lock.as_ref().unwrap().describe(), "SHARE on orders, blocks writes");
+        assert_eq!(
+            finding.lock.as_ref().unwrap().describe(),
+            "SHARE on orders, blocks writes"
+        );
         assert_eq!(
             finding.message,
             "create_index_non_concurrently: CREATE INDEX i on orders without CONCURRENTLY blocks writes while the index builds"
@@ -86,7 +106,11 @@ mod tests {
             settings: &settings,
         };
         let findings = (RULE.check)(&statement(create_index(false), "create index i on orders (c);"), &scope);
-        assert!(findings[0].hint.ends_with("create index CONCURRENTLY i on orders (c);"), "{}", findings[0].hint);
+        assert!(
+            findings[0].hint.ends_with("create index CONCURRENTLY i on orders (c);"),
+            "{}",
+            findings[0].hint
+        );
     }
 
     #[test]
@@ -101,9 +125,16 @@ mod tests {
 
     #[test]
     fn small_table_below_min_rows_ok() {
-        let settings = Settings { min_table_rows: 1000, ..enforce() };
+        let settings = Settings {
+            min_table_rows: 1000,
+            ..enforce()
+        };
         let catalog = TestCatalog::default().rows("orders", 10.0);
-        let scope = Scope { context: &Default::default(), catalog: &catalog, settings: &settings };
+        let scope = Scope {
+            context: &Default::default(),
+            catalog: &catalog,
+            settings: &settings,
+        };
         assert!((RULE.check)(&statement(create_index(false), ""), &scope).is_empty());
     }
 }

@@ -42,14 +42,30 @@ mod tests {
     use crate::rules::testing::*;
 
     fn effective(stmt: Stmt, session_ms: u64, cap_ms: u64) -> Option<u64> {
-        let settings = crate::settings::Settings { lock_timeout_cap_ms: cap_ms, ..enforce() };
-        let context = Context { session_lock_timeout_ms: session_ms, ..Context::default() };
+        let settings = crate::settings::Settings {
+            lock_timeout_cap_ms: cap_ms,
+            ..enforce()
+        };
+        let context = Context {
+            session_lock_timeout_ms: session_ms,
+            ..Context::default()
+        };
         let catalog = TestCatalog::default();
-        effective_lock_timeout(&stmt, &Scope { context: &context, catalog: &catalog, settings: &settings })
+        effective_lock_timeout(
+            &stmt,
+            &Scope {
+                context: &context,
+                catalog: &catalog,
+                settings: &settings,
+            },
+        )
     }
 
     fn lock(mode: LockLevel) -> Stmt {
-        Stmt::Lock { tables: vec![q("t")], mode }
+        Stmt::Lock {
+            tables: vec![q("t")],
+            mode,
+        }
     }
 
     #[test]
@@ -70,7 +86,11 @@ mod tests {
 
     #[test]
     fn concurrently_builds_are_not_capped() {
-        let cic = Stmt::CreateIndex(CreateIndex { concurrently: true, table: q("t"), ..CreateIndex::default() });
+        let cic = Stmt::CreateIndex(CreateIndex {
+            concurrently: true,
+            table: q("t"),
+            ..CreateIndex::default()
+        });
         assert_eq!(effective(cic, 0, 3000), None);
         assert_eq!(effective(lock(LockLevel::ShareUpdateExclusive), 0, 3000), None);
     }
@@ -82,6 +102,16 @@ mod tests {
 
     #[test]
     fn unknown_ddl_is_capped() {
-        assert_eq!(effective(Stmt::Other { tag: "CREATE POLICY".into(), ddl: true }, 0, 3000), Some(3000));
+        assert_eq!(
+            effective(
+                Stmt::Other {
+                    tag: "CREATE POLICY".into(),
+                    ddl: true
+                },
+                0,
+                3000
+            ),
+            Some(3000)
+        );
     }
 }

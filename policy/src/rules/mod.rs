@@ -136,7 +136,9 @@ impl Decision {
     /// Findings reported without stopping the statement (in order, the rejection excluded).
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
         let rejection = self.rejection().map(|f| f as *const Finding);
-        self.findings.iter().filter(move |f| Some(*f as *const Finding) != rejection)
+        self.findings
+            .iter()
+            .filter(move |f| Some(*f as *const Finding) != rejection)
     }
 }
 

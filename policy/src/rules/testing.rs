@@ -30,7 +30,8 @@ impl TestCatalog {
         self
     }
     pub fn column(mut self, table: &str, column: &str, type_name: TypeName) -> Self {
-        self.column_types.insert((table.to_string(), column.to_string()), type_name);
+        self.column_types
+            .insert((table.to_string(), column.to_string()), type_name);
         self
     }
     pub fn function(mut self, name: &str, volatility: Volatility) -> Self {
@@ -62,7 +63,9 @@ impl Catalog for TestCatalog {
         }
     }
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
-        self.column_types.get(&(table.name.clone(), column.to_string())).cloned()
+        self.column_types
+            .get(&(table.name.clone(), column.to_string()))
+            .cloned()
     }
     fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
         self.volatility.get(&name.name).copied()
