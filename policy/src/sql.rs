@@ -282,9 +282,113 @@ pub fn insert_after_keywords(sql: &str, after: &[&str], word: &str) -> Option<St
     Some(format!("{} {}{}", &text[..pos], word, &text[pos..]))
 }
 
+/// Keywords that end a DEFAULT expression inside a column definition.
+const COLUMN_CONSTRAINT_KEYWORDS: &[&str] = &[
+    "not",
+    "null",
+    "constraint",
+    "check",
+    "references",
+    "unique",
+    "primary",
+    "generated",
+    "collate",
+    "default",
+    "deferrable",
+    "initially",
+];
+
+/// The text of an expression starting at byte `start` of `source` (a parse node's
+/// location), up to the first top-level `,`, `)`, `;`, column-constraint keyword, or the
+/// end. Both adapters take DEFAULT text with this, so their hints are identical.
+pub fn expression_at(source: &str, start: usize) -> String {
+    let Some(text) = source.get(start..) else {
+        return String::new();
+    };
+    let end = scan_expression_end(text);
+    text[..end].trim().to_string()
+}
+
+/// The text between the parenthesis that opens at or after byte `start` and its match
+/// (for `CHECK (expr)`: pass the constraint's location).
+pub fn parenthesized_at(source: &str, start: usize) -> String {
+    let Some(text) = source.get(start..) else {
+        return String::new();
+    };
+    let Some(open) = text.find('(') else {
+        return String::new();
+    };
+    let inner = &text[open + 1..];
+    let end = scan_expression_end(inner);
+    inner[..end].trim().to_string()
+}
+
+/// Byte length of the expression at the start of `text` (see `expression_at`).
+fn scan_expression_end(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match c {
+            b'(' | b'[' => depth += 1,
+            b')' | b']' if depth == 0 => return i,
+            b')' | b']' => depth -= 1,
+            b',' | b';' if depth == 0 => return i,
+            b'\'' | b'"' => {
+                let quote = c;
+                i += 1;
+                while i < bytes.len() && !(bytes[i] == quote && bytes.get(i + 1) != Some(&quote)) {
+                    i += if bytes[i] == quote { 2 } else { 1 };
+                }
+            }
+            b'$' => {
+                if let Some(tag) = dollar_tag(&text[i..]) {
+                    let body = i + tag.len();
+                    i = text[body..].find(tag).map_or(text.len(), |n| body + n + tag.len());
+                    continue;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => return i,
+            _ if depth == 0 && c.is_ascii_alphabetic() && (i == 0 || !is_word_byte(bytes[i - 1])) => {
+                let word_end = text[i..]
+                    .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
+                    .map_or(text.len(), |n| i + n);
+                let word = text[i..word_end].to_ascii_lowercase();
+                if i > 0 && COLUMN_CONSTRAINT_KEYWORDS.contains(&word.as_str()) {
+                    return i;
+                }
+                i = word_end;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    text.len()
+}
+
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b':'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expression_text_stops_at_the_next_constraint() {
+        let sql = "ALTER TABLE t ADD COLUMN c uuid DEFAULT gen_random_uuid() NOT NULL, ADD d int";
+        let start = sql.find("gen_random").unwrap();
+        assert_eq!(expression_at(sql, start), "gen_random_uuid()");
+        let sql = "ALTER TABLE t ADD COLUMN c text DEFAULT 'a, b' || lower('X');";
+        assert_eq!(expression_at(sql, sql.find("'a").unwrap()), "'a, b' || lower('X')");
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK ((price > 0) AND (qty > 0)) NOT VALID";
+        assert_eq!(
+            parenthesized_at(sql, sql.find("CHECK").unwrap()),
+            "(price > 0) AND (qty > 0)"
+        );
+    }
 
     #[test]
     fn quotes_like_quote_ident() {
