@@ -1,1 +1,381 @@
-//! Test harness.
+//! End-to-end test harness: throwaway PostgreSQL 15 clusters, and the proxy binary
+//! in front of them.
+//!
+//! Each `Cluster` lives in its own temp dir with its own port and socket dir, so tests
+//! run in parallel. Postgres refuses to run as root, so the cluster runs as the
+//! `postgres` OS user. A guardian process (in its own session) stops the postmaster and
+//! removes the dir when the test process dies, even by SIGKILL; `Drop` does the same
+//! sooner on a normal exit or panic.
+
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+pub const SUPERUSER: &str = "postgres";
+pub const SUPERUSER_PASSWORD: &str = "postgres";
+
+/// How clients authenticate over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Auth {
+    Trust,
+    Md5,
+    #[default]
+    ScramSha256,
+}
+
+impl Auth {
+    fn hba_method(self) -> &'static str {
+        match self {
+            Auth::Trust => "trust",
+            Auth::Md5 => "md5",
+            Auth::ScramSha256 => "scram-sha-256",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Preload the extension and run `CREATE EXTENSION safe_migrations`.
+    pub extension: bool,
+    pub auth: Auth,
+    /// Extra postgresql.conf settings.
+    pub conf: Vec<(String, String)>,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            extension: true,
+            auth: Auth::default(),
+            conf: Vec::new(),
+        }
+    }
+}
+
+pub struct Cluster {
+    dir: PathBuf,
+    port: u16,
+    guardian: Option<Child>,
+    pub options: ClusterOptions,
+}
+
+static CLUSTER_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    if !output.status.success() {
+        panic!(
+            "{cmd:?} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    output
+}
+
+fn as_postgres(program: &str) -> Command {
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE", program]);
+    cmd
+}
+
+impl Cluster {
+    /// A cluster with the extension preloaded and created.
+    pub fn start() -> Cluster {
+        Cluster::start_with(ClusterOptions::default())
+    }
+
+    pub fn start_with(options: ClusterOptions) -> Cluster {
+        let seq = CLUSTER_SEQ.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("sm-e2e-{}-{}", std::process::id(), seq));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sock")).expect("create cluster dir");
+        run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir));
+        let mut cluster = Cluster {
+            dir,
+            port: 0,
+            guardian: None,
+            options,
+        };
+        cluster.guardian = Some(cluster.spawn_guardian());
+        cluster.initdb();
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            cluster.port = free_port();
+            match cluster.pg_ctl_start() {
+                Ok(()) => {
+                    if cluster.options.extension {
+                        cluster.execute(&cluster.superuser_url(), "CREATE EXTENSION safe_migrations");
+                    }
+                    return cluster;
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("could not start a cluster in {}: {last_error}", cluster.dir.display());
+    }
+
+    /// Stops the postmaster and removes the dir once this process is gone, however it ends.
+    fn spawn_guardian(&self) -> Child {
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 0.2; done; \
+             runuser -u postgres -- {bin}/pg_ctl -D '{data}' stop -m immediate >/dev/null 2>&1; \
+             rm -rf '{dir}'",
+            pid = std::process::id(),
+            bin = PG_BIN,
+            data = self.data_dir().display(),
+            dir = self.dir.display(),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Own process group: a Ctrl-C to the test run's group does not reach it.
+        cmd.process_group(0);
+        cmd.spawn().expect("spawn cluster guardian")
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn initdb(&self) {
+        let pwfile = self.dir.join("pwfile");
+        fs::write(&pwfile, SUPERUSER_PASSWORD).expect("write pwfile");
+        run(Command::new("chown").arg("postgres").arg(&pwfile));
+        let auth = format!("--auth-host={}", self.options.auth.hba_method());
+        run(as_postgres(&format!("{PG_BIN}/initdb"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-U", SUPERUSER, "--auth-local=trust", &auth, "--no-sync", "-E", "UTF8", "--locale=C"])
+            .arg(format!("--pwfile={}", pwfile.display())));
+        let mut conf = String::from("\n# safe_migrations e2e\nfsync = off\nlisten_addresses = '127.0.0.1'\n");
+        conf.push_str(&format!("unix_socket_directories = '{}'\n", self.dir.join("sock").display()));
+        if self.options.auth == Auth::Md5 {
+            conf.push_str("password_encryption = 'md5'\n");
+        }
+        if self.options.extension {
+            conf.push_str("shared_preload_libraries = 'safe_migrations'\n");
+        }
+        for (name, value) in &self.options.conf {
+            conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+        }
+        fs::OpenOptions::new()
+            .append(true)
+            .open(self.data_dir().join("postgresql.conf"))
+            .and_then(|mut file| file.write_all(conf.as_bytes()))
+            .expect("append to postgresql.conf");
+    }
+
+    fn pg_ctl_start(&self) -> Result<(), String> {
+        let output = as_postgres(&format!("{PG_BIN}/pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(self.log_path())
+            .args(["-w", "-t", "60", "-o", &format!("-p {}", self.port), "start"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}{}\n{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr),
+                self.log()
+            ))
+        }
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// The server log so far (for assertions on LOG lines and for failure messages).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `postgres://user:password@127.0.0.1:port/db`; every role the harness creates has
+    /// its own name as password.
+    pub fn url(&self, user: &str, db: &str) -> String {
+        let password = if user == SUPERUSER { SUPERUSER_PASSWORD } else { user };
+        format!("postgres://{user}:{password}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn superuser_url(&self) -> String {
+        self.url(SUPERUSER, "postgres")
+    }
+
+    /// Run `sql` with psql (ON_ERROR_STOP, tuples only, unaligned), returning its output
+    /// whether it failed or not.
+    pub fn psql(&self, url: &str, sql: &str) -> Output {
+        Command::new("psql")
+            .env_remove("PGOPTIONS")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+            .output()
+            .expect("run psql")
+    }
+
+    /// Run `sql` with psql and panic, with psql's output, if it fails.
+    pub fn execute(&self, url: &str, sql: &str) -> String {
+        let output = self.psql(url, sql);
+        if !output.status.success() {
+            panic!(
+                "psql failed for {sql:?}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// A login role (password = its name) allowed to create in `public`, with
+    /// `ALTER ROLE name SET safe_migrations.<setting> = <value>` for each pair.
+    pub fn create_role(&self, name: &str, settings: &[(&str, &str)]) {
+        let role = policy::sql::ident(name);
+        let mut sql = format!(
+            "CREATE ROLE {role} LOGIN PASSWORD {pw}; GRANT CREATE ON SCHEMA public TO {role}; \
+             GRANT CREATE ON DATABASE postgres TO {role};",
+            pw = policy::sql::literal(name)
+        );
+        for (setting, value) in settings {
+            sql.push_str(&format!(
+                " ALTER ROLE {role} SET safe_migrations.{setting} = {};",
+                policy::sql::literal(value)
+            ));
+        }
+        self.execute(&self.superuser_url(), &sql);
+    }
+
+    /// Is a postmaster still running for this cluster?
+    pub fn is_running(&self) -> bool {
+        self.data_dir().join("postmaster.pid").exists()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = as_postgres(&format!("{PG_BIN}/pg_ctl"))
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["stop", "-m", "immediate", "-w"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Some(mut guardian) = self.guardian.take() {
+            let _ = guardian.kill();
+            let _ = guardian.wait();
+        }
+    }
+}
+
+/// The `safe-migrations` binary: `SAFE_MIGRATIONS_BIN`, else next to this test binary's
+/// target dir (`target/debug/safe-migrations`).
+pub fn safe_migrations_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("SAFE_MIGRATIONS_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/<test binary> -> target/debug/safe-migrations
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target profile dir");
+    let bin = profile_dir.join("safe-migrations");
+    assert!(
+        bin.exists(),
+        "{} does not exist: build it first (cargo build -p safe-migrations) or set SAFE_MIGRATIONS_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// The proxy binary running in front of a cluster; killed on drop, and by the kernel
+/// if the test process dies (parent-death signal).
+pub struct Proxy {
+    child: Child,
+    port: u16,
+}
+
+impl Proxy {
+    pub fn start(cluster: &Cluster, args: &[&str]) -> Proxy {
+        Proxy::start_upstream(&format!("127.0.0.1:{}", cluster.port()), args)
+    }
+
+    /// A proxy in front of any upstream address (e.g. one where nothing listens).
+    pub fn start_upstream(upstream: &str, args: &[&str]) -> Proxy {
+        let port = free_port();
+        let mut cmd = Command::new(safe_migrations_bin());
+        cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
+            .args(args)
+            .stdin(Stdio::null())
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling (child)
+        // process and is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().expect("spawn safe-migrations proxy");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("proxy exited before listening: {status}");
+            }
+            assert!(Instant::now() < deadline, "proxy did not listen on {port} within 20s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Proxy { child, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn url(&self, user: &str, db: &str) -> String {
+        let password = if user == SUPERUSER { SUPERUSER_PASSWORD } else { user };
+        format!("postgres://{user}:{password}@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Still running?
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Run every check and test: format, clippy, policy/proxy/CLI unit tests, pgrx tests in
+# a real PostgreSQL 15, and end-to-end tests against throwaway clusters with the
+# extension preloaded and the proxy in front. Bootstraps the machine first if needed.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+log() { printf '\n[test] %s\n' "$*" >&2; }
+pg_config=$(command -v pg_config || echo /usr/bin/pg_config)
+
+bash scripts/bootstrap.sh
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "pgrx tests (extension inside a real PostgreSQL 15)"
+pgrx_data=$(mktemp -d /tmp/sm-pgrx-XXXXXX)
+chown postgres:postgres "$pgrx_data"
+trap 'rm -rf "$pgrx_data"' EXIT
+(cd extension && cargo pgrx test pg15 --runas postgres --pgdata "$pgrx_data/data")
+
+log "installing the extension into $("$pg_config" --pkglibdir) for the end-to-end tests"
+(cd extension && cargo pgrx install --pg-config "$pg_config")
+
+log "building the safe-migrations binary"
+cargo build -p safe-migrations --bin safe-migrations
+
+log "unit, integration and end-to-end tests"
+cargo test --workspace --exclude safe_migrations
+
+log "all tests passed"
