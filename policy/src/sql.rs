@@ -309,6 +309,27 @@ pub fn expression_at(source: &str, start: usize) -> String {
     text[..end].trim().to_string()
 }
 
+/// The text of a column's DEFAULT expression, given the location of its DEFAULT
+/// constraint node (the `DEFAULT` keyword, or `CONSTRAINT` when the default is named):
+/// the expression after the first `DEFAULT` keyword there, as `expression_at` takes it.
+/// Expression nodes point at their operator, not their start, so both adapters start
+/// from the constraint.
+pub fn default_expression_at(source: &str, constraint_location: usize) -> String {
+    let Some(text) = source.get(constraint_location..) else {
+        return String::new();
+    };
+    let lower = text.to_ascii_lowercase();
+    let keyword = lower.match_indices("default").find(|(at, _)| {
+        let before_ok = *at == 0 || !is_word_byte(lower.as_bytes()[at - 1]);
+        let after = lower.as_bytes().get(at + "default".len()).copied();
+        before_ok && !after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+    });
+    match keyword {
+        Some((at, _)) => expression_at(source, constraint_location + at + "default".len()),
+        None => String::new(),
+    }
+}
+
 /// The text between the parenthesis that opens at or after byte `start` and its match
 /// (for `CHECK (expr)`: pass the constraint's location).
 pub fn parenthesized_at(source: &str, start: usize) -> String {
@@ -387,6 +408,17 @@ mod tests {
         assert_eq!(
             parenthesized_at(sql, sql.find("CHECK").unwrap()),
             "(price > 0) AND (qty > 0)"
+        );
+    }
+
+    #[test]
+    fn default_text_from_the_constraint_location() {
+        let sql = "ALTER TABLE t ADD COLUMN c int CONSTRAINT d DEFAULT 1 + 2 NOT NULL";
+        assert_eq!(default_expression_at(sql, sql.find("CONSTRAINT").unwrap()), "1 + 2");
+        let sql = "ALTER TABLE t ADD c uuid default gen_random_uuid(), ADD d int";
+        assert_eq!(
+            default_expression_at(sql, sql.find("default").unwrap()),
+            "gen_random_uuid()"
         );
     }
 

@@ -6,7 +6,7 @@
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
 use crate::finding::{Finding, Severity};
-use crate::model::{Context, QualifiedName, Statement};
+use crate::model::{AlterTable, Context, QualifiedName, Statement};
 use crate::settings::{Mode, Settings};
 
 mod add_check_constraint_validated;
@@ -194,4 +194,77 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
         acknowledged,
         lock_timeout_ms: lock_timeout::effective_lock_timeout(&statement.stmt, &scope),
     }
+}
+
+/// `ALTER TABLE [IF EXISTS] [ONLY] name`, as the statement wrote it: the start of most hints.
+pub(crate) fn alter_table_sql(alter: &AlterTable) -> String {
+    format!(
+        "ALTER TABLE {}{}{}",
+        if alter.if_exists { "IF EXISTS " } else { "" },
+        if alter.only { "ONLY " } else { "" },
+        alter.table
+    )
+}
+
+/// The name Postgres gives an unnamed constraint: `<table>_<columns>_<suffix>`
+/// (`orders_customer_id_fkey`, `t_pkey`), quoted for SQL.
+pub(crate) fn default_constraint_name(table: &QualifiedName, columns: &[String], suffix: &str) -> String {
+    let mut parts = vec![table.name.as_str()];
+    parts.extend(columns.iter().map(String::as_str));
+    parts.push(suffix);
+    crate::sql::ident(&parts.join("_"))
+}
+
+/// An UPDATE that fills `table` in batches (each one a short transaction that locks only
+/// its rows): `set` is the assignment, `pending` selects the rows still to do.
+pub(crate) fn backfill_sql(table: &QualifiedName, set: &str, pending: &str) -> String {
+    format!(
+        "UPDATE {table} SET {set} WHERE ctid IN (SELECT ctid FROM {table} WHERE {pending} LIMIT 10000);  \
+         -- repeat until it updates 0 rows"
+    )
+}
+
+/// Make `column` NOT NULL without holding ACCESS EXCLUSIVE for a full scan: a validated
+/// `CHECK (column IS NOT NULL)` lets SET NOT NULL skip its scan (Postgres 12+).
+pub(crate) fn not_null_steps(alter: &str, table: &QualifiedName, column: &str) -> String {
+    let check = default_constraint_name(table, &[column.to_string()], "check");
+    let column = crate::sql::ident(column);
+    format!(
+        "{alter} ADD CONSTRAINT {check} CHECK ({column} IS NOT NULL) NOT VALID;\n    \
+         {alter} VALIDATE CONSTRAINT {check};  -- in its own transaction\n    \
+         {alter} ALTER COLUMN {column} SET NOT NULL;  -- no scan: the validated check proves it\n    \
+         {alter} DROP CONSTRAINT {check};  -- optional"
+    )
+}
+
+/// `expr` without the parentheses that wrap all of it: `((a > 0))` -> `a > 0`,
+/// while `(a) AND (b)` is left alone.
+pub(crate) fn unparenthesized(expr: &str) -> &str {
+    let mut expr = expr.trim();
+    while expr.starts_with('(') && expr.ends_with(')') && closing_paren(expr) == Some(expr.len() - 1) {
+        expr = expr[1..expr.len() - 1].trim();
+    }
+    expr
+}
+
+/// Byte index of the parenthesis that closes the one `expr` starts with (quotes respected).
+fn closing_paren(expr: &str) -> Option<usize> {
+    let mut depth = 0;
+    let mut quote = None;
+    for (i, c) in expr.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }

@@ -1,16 +1,157 @@
-//! STUB: to be written.
+//! SET NOT NULL scans every row under ACCESS EXCLUSIVE to prove there is no NULL, unless
+//! a validated `CHECK (col IS NOT NULL)` already proves it (Postgres 12+), and that check
+//! can be added NOT VALID and validated without blocking anyone.
 
-use super::{Category, Rule, Scope};
-use crate::finding::Finding;
-use crate::model::Statement;
+use super::{alter_table_sql, not_null_steps, Category, Rule, Scope};
+use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
+use crate::model::{AlterAction, ConstraintKind, LockLevel, Statement, Stmt};
+use crate::sql;
 
 pub const RULE: Rule = Rule {
     id: "set_not_null",
     category: Category::Lock,
-    summary: "",
+    summary: "SET NOT NULL blocks reads and writes while every row is scanned, unless a validated CHECK proves it",
     check,
 };
 
-fn check(_: &Statement, _: &Scope) -> Vec<Finding> {
-    vec![]
+fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
+    let Stmt::AlterTable(alter) = &statement.stmt else {
+        return vec![];
+    };
+    let table = &alter.table;
+    if !scope.lock_rules_apply(table) {
+        return vec![];
+    }
+    let prefix = alter_table_sql(alter);
+    alter
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            AlterAction::SetNotNull { column } => Some(column),
+            AlterAction::AddConstraint(constraint) if !constraint.not_valid => match &constraint.kind {
+                ConstraintKind::NotNull { column: Some(column) } => Some(column),
+                _ => None,
+            },
+            _ => None,
+        })
+        .filter(|column| scope.catalog.has_validated_not_null_check(table, column) != Some(true))
+        .map(|column| {
+            let lock = Lock {
+                level: LockLevel::AccessExclusive,
+                relation: table.clone(),
+            };
+            Finding::new(
+                RULE.id,
+                SQLSTATE_LOCK,
+                Some(lock.clone()),
+                format!(
+                    "SET NOT NULL on {table}.{} blocks reads and writes while every row is scanned",
+                    sql::ident(column)
+                ),
+                format!(
+                    "Lock: {}. Without a validated CHECK ({} IS NOT NULL), Postgres scans all of {table} for \
+                     NULLs while holding the lock, and keeps it until the transaction ends.",
+                    lock.describe(),
+                    sql::ident(column)
+                ),
+                format!(
+                    "Prove the column has no NULL first, without blocking reads or writes:\n    {}",
+                    not_null_steps(&prefix, table, column)
+                ),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlterTable, Constraint};
+    use crate::rules::testing::*;
+
+    fn set_not_null(column: &str) -> AlterAction {
+        AlterAction::SetNotNull { column: column.into() }
+    }
+
+    #[test]
+    fn set_not_null_err() {
+        let stmt = alter("users", vec![set_not_null("email")]);
+        let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
+        assert_eq!(
+            finding.message,
+            "set_not_null: SET NOT NULL on users.email blocks reads and writes while every row is scanned"
+        );
+        assert_eq!(
+            finding.lock.unwrap().describe(),
+            "ACCESS EXCLUSIVE on users, blocks reads and writes"
+        );
+        assert_eq!(
+            finding.hint,
+            "Prove the column has no NULL first, without blocking reads or writes:\n    \
+             ALTER TABLE users ADD CONSTRAINT users_email_check CHECK (email IS NOT NULL) NOT VALID;\n    \
+             ALTER TABLE users VALIDATE CONSTRAINT users_email_check;  -- in its own transaction\n    \
+             ALTER TABLE users ALTER COLUMN email SET NOT NULL;  -- no scan: the validated check proves it\n    \
+             ALTER TABLE users DROP CONSTRAINT users_email_check;  -- optional"
+        );
+    }
+
+    #[test]
+    fn validated_not_null_check_exists_ok() {
+        let stmt = alter("users", vec![set_not_null("email")]);
+        let catalog = TestCatalog::default().not_null_check("users", "email");
+        assert!(findings(&RULE, stmt, &catalog).is_empty());
+    }
+
+    #[test]
+    fn check_on_another_column_does_not_count() {
+        let stmt = alter("users", vec![set_not_null("email")]);
+        let catalog = TestCatalog::default().not_null_check("users", "name");
+        assert_eq!(findings(&RULE, stmt, &catalog).len(), 1);
+    }
+
+    #[test]
+    fn table_created_in_same_transaction_ok() {
+        let stmt = alter("users", vec![set_not_null("email")]);
+        assert!(findings(&RULE, stmt, &TestCatalog::default().new_table("users")).is_empty());
+    }
+
+    #[test]
+    fn several_columns_in_one_alter_each_reported() {
+        let stmt = alter(
+            "users",
+            vec![set_not_null("email"), set_not_null("name"), set_not_null("id")],
+        );
+        let catalog = TestCatalog::default().not_null_check("users", "id");
+        assert_eq!(findings(&RULE, stmt, &catalog).len(), 2);
+    }
+
+    #[test]
+    fn add_constraint_not_null_err() {
+        let constraint = Constraint {
+            name: None,
+            kind: ConstraintKind::NotNull {
+                column: Some("email".into()),
+            },
+            not_valid: false,
+        };
+        let stmt = alter("users", vec![AlterAction::AddConstraint(constraint)]);
+        assert_eq!(findings(&RULE, stmt, &TestCatalog::default()).len(), 1);
+    }
+
+    #[test]
+    fn quoted_schema_qualified_names_if_exists_only() {
+        let stmt = Stmt::AlterTable(AlterTable {
+            table: q("Auth.users"),
+            if_exists: true,
+            only: true,
+            actions: vec![set_not_null("Email")],
+            ..AlterTable::default()
+        });
+        let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
+        assert!(finding.message.contains("\"Auth\".users.\"Email\""));
+        assert!(finding.hint.contains(
+            "ALTER TABLE IF EXISTS ONLY \"Auth\".users ADD CONSTRAINT \"users_Email_check\" CHECK (\"Email\" IS NOT \
+             NULL) NOT VALID;"
+        ));
+    }
 }

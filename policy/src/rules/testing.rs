@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::catalog::{Catalog, Volatility};
 use crate::finding::Finding;
-use crate::model::{Context, QualifiedName, Statement, Stmt};
+use crate::model::{AlterAction, AlterTable, ColumnDef, Context, QualifiedName, Statement, Stmt};
 use crate::settings::{Mode, Settings};
 use crate::types::TypeName;
 
@@ -18,6 +18,8 @@ pub struct TestCatalog {
     pub not_null_checks: HashSet<(String, String)>,
     pub rows: HashMap<String, f64>,
     pub timezone: Option<String>,
+    /// server_version_num; 15.0 when not stated.
+    pub version: Option<u32>,
 }
 
 impl TestCatalog {
@@ -44,6 +46,10 @@ impl TestCatalog {
     }
     pub fn rows(mut self, table: &str, rows: f64) -> Self {
         self.rows.insert(table.to_string(), rows);
+        self
+    }
+    pub fn version(mut self, version_num: u32) -> Self {
+        self.version = Some(version_num);
         self
     }
     pub fn timezone(mut self, zone: &str) -> Self {
@@ -77,7 +83,7 @@ impl Catalog for TestCatalog {
         self.rows.get(&table.name).copied()
     }
     fn server_version_num(&self) -> Option<u32> {
-        Some(150000)
+        Some(self.version.unwrap_or(150000))
     }
     fn timezone(&self) -> Option<String> {
         self.timezone.clone()
@@ -122,4 +128,35 @@ pub fn q(name: &str) -> QualifiedName {
 
 pub fn ty(names: &[&str], modifiers: &[i64]) -> TypeName {
     TypeName::from_parts(names, modifiers.to_vec(), false)
+}
+
+/// `ALTER TABLE <table> <actions>`; `table` may be `schema.name`.
+pub fn alter(table: &str, actions: Vec<AlterAction>) -> Stmt {
+    Stmt::AlterTable(AlterTable {
+        table: q(table),
+        actions,
+        ..AlterTable::default()
+    })
+}
+
+/// A plain column definition.
+pub fn column(name: &str, type_name: TypeName) -> ColumnDef {
+    ColumnDef {
+        name: name.to_string(),
+        type_name,
+        ..ColumnDef::default()
+    }
+}
+
+pub fn add_column(column: ColumnDef) -> AlterAction {
+    AlterAction::AddColumn {
+        column,
+        if_not_exists: false,
+    }
+}
+
+/// The one finding of a check that must report exactly one.
+pub fn only(findings: Vec<Finding>) -> Finding {
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    findings.into_iter().next().unwrap()
 }

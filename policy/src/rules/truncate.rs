@@ -1,16 +1,108 @@
-//! STUB: to be written.
+//! TRUNCATE takes ACCESS EXCLUSIVE and empties the table at once: every query on it waits,
+//! and a long queue forms behind it while it waits for running transactions.
 
 use super::{Category, Rule, Scope};
-use crate::finding::Finding;
-use crate::model::Statement;
+use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
+use crate::model::{LockLevel, Statement, Stmt};
 
 pub const RULE: Rule = Rule {
     id: "truncate",
     category: Category::Lock,
-    summary: "",
+    summary: "TRUNCATE blocks reads and writes of the table until the transaction ends",
     check,
 };
 
-fn check(_: &Statement, _: &Scope) -> Vec<Finding> {
-    vec![]
+fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
+    let Stmt::Truncate { tables } = &statement.stmt else {
+        return vec![];
+    };
+    tables
+        .iter()
+        .filter(|table| scope.lock_rules_apply(table))
+        .map(|table| {
+            let lock = Lock {
+                level: LockLevel::AccessExclusive,
+                relation: table.clone(),
+            };
+            Finding::new(
+                RULE.id,
+                SQLSTATE_LOCK,
+                Some(lock.clone()),
+                format!("TRUNCATE {table} blocks reads and writes of {table} and removes every row"),
+                format!(
+                    "Lock: {}. It is held until the transaction ends, and while it waits for running \
+                     transactions every later query on {table} queues behind it.",
+                    lock.describe()
+                ),
+                format!(
+                    "Delete the rows in batches, each a short transaction that locks only its rows:\n    \
+                     DELETE FROM {table} WHERE ctid IN (SELECT ctid FROM {table} LIMIT 10000);  -- repeat until \
+                     it deletes 0 rows\n\
+                     If the table must be emptied at once, acknowledge it:\n    \
+                     -- safe_migrations:allow {} -- <why this is safe>",
+                    RULE.id
+                ),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::testing::*;
+
+    fn truncate(tables: &[&str]) -> Stmt {
+        Stmt::Truncate {
+            tables: tables.iter().map(|t| q(t)).collect(),
+        }
+    }
+
+    #[test]
+    fn truncate_err() {
+        let finding = only(findings(&RULE, truncate(&["sessions"]), &TestCatalog::default()));
+        assert_eq!(
+            finding.message,
+            "truncate: TRUNCATE sessions blocks reads and writes of sessions and removes every row"
+        );
+        assert_eq!(
+            finding.lock.unwrap().describe(),
+            "ACCESS EXCLUSIVE on sessions, blocks reads and writes"
+        );
+        assert!(finding
+            .hint
+            .contains("DELETE FROM sessions WHERE ctid IN (SELECT ctid FROM sessions LIMIT 10000);"));
+    }
+
+    #[test]
+    fn table_created_in_same_transaction_ok() {
+        assert!(findings(
+            &RULE,
+            truncate(&["staging"]),
+            &TestCatalog::default().new_table("staging")
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn small_table_below_min_rows_ok() {
+        let settings = crate::settings::Settings {
+            min_table_rows: 100,
+            ..enforce()
+        };
+        let catalog = TestCatalog::default().rows("lookup", 3.0);
+        let scope = Scope {
+            context: &Default::default(),
+            catalog: &catalog,
+            settings: &settings,
+        };
+        assert!((RULE.check)(&statement(truncate(&["lookup"]), ""), &scope).is_empty());
+    }
+
+    #[test]
+    fn several_tables_each_reported_quoted_schema_qualified() {
+        let found = findings(&RULE, truncate(&["a", "Audit.Log"]), &TestCatalog::default());
+        assert_eq!(found.len(), 2);
+        assert!(found[1].message.starts_with("truncate: TRUNCATE \"Audit\".\"Log\""));
+    }
 }
