@@ -77,10 +77,11 @@ fn unguarded_roles_are_untouched() {
 
 /// Every field of an error raised beneath the hook, as a client sees it.
 fn unique_violation_fields(cluster: &Cluster, user: &str) -> Vec<Option<String>> {
+    cluster.execute(
+        &cluster.superuser_url(),
+        "DROP TABLE IF EXISTS u; CREATE TABLE u (k int CONSTRAINT u_k_key UNIQUE); GRANT ALL ON u TO PUBLIC;",
+    );
     let mut client = connect(&cluster.url(user, "postgres"));
-    client
-        .batch_execute("CREATE TABLE IF NOT EXISTS u (k int CONSTRAINT u_k_key UNIQUE)")
-        .unwrap();
     let err = client
         .batch_execute("DO $$ BEGIN INSERT INTO u VALUES (1); INSERT INTO u VALUES (1); END $$")
         .unwrap_err();
@@ -171,9 +172,9 @@ fn unguarded_role_waits_for_its_lock_as_before() {
     let cluster = guarded_cluster();
     let blocker = Blocker::hold(&cluster);
     let url = cluster.url("postgres", "postgres");
+    let started = Instant::now();
     let waiter = thread::spawn(move || {
         let mut client = connect(&url);
-        let started = Instant::now();
         client.batch_execute("ALTER TABLE t ADD COLUMN y int").unwrap();
         started.elapsed()
     });
@@ -212,7 +213,8 @@ fn guarded_role_cannot_weaken_its_policy_with_set_or_alter() {
         let err = migrator.batch_execute(attempt).unwrap_err();
         assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{attempt}: {err}");
     }
-    migrator.batch_execute("RESET ALL; DISCARD ALL;").unwrap();
+    migrator.batch_execute("RESET ALL").unwrap();
+    migrator.batch_execute("DISCARD ALL").unwrap();
     let mode: String = migrator.query_one("SHOW safe_migrations.mode", &[]).unwrap().get(0);
     assert_eq!(mode, "enforce");
     let err = migrator.batch_execute("CREATE INDEX i ON t (c)").unwrap_err();
