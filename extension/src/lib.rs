@@ -1,6 +1,33 @@
+//! safe_migrations: a ProcessUtility guard that stops unsafe migrations where they run.
+//!
+//! hook.c holds the hook, the GUCs and the raising of reports; this crate maps parse
+//! nodes to the policy model (`nodes`), answers the catalog (`catalog`), decides
+//! (`verdict`), and installs the SQL functions (`sql_api`).
+
 use pgrx::prelude::*;
 
+mod catalog;
+mod nodes;
+mod settings;
+mod shim;
+mod sql_api;
+mod verdict;
+
+#[cfg(any(test, feature = "pg_test"))]
+mod tests;
+
 ::pgrx::pg_module_magic!();
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    // The hook only when preloaded: a guard that appears mid-session (LOAD, CREATE
+    // EXTENSION) would be one a session could have avoided.
+    shim::define_settings();
+    // A plain bool read while the library loads.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        shim::install_hook();
+    }
+}
 
 #[cfg(test)]
 pub mod pg_test {

@@ -1,0 +1,171 @@
+//! `policy::Catalog` answered from the backend's own caches (relcache, syscache,
+//! namespace lookups): no SPI, no locks taken. Anything that does not resolve is unknown.
+
+use std::ffi::{c_char, CStr};
+
+use pgrx::pg_sys;
+use pgrx::{PgList, PgMemoryContexts};
+use policy::catalog::is_not_null_check;
+use policy::{Catalog, QualifiedName, TypeName, Volatility};
+
+/// InvalidSubTransactionId: rd_createSubid of a relation not created in this transaction.
+const INVALID_SUBTRANSACTION_ID: pg_sys::SubTransactionId = 0;
+
+/// The catalog of the database this backend is connected to, as this session sees it.
+pub struct BackendCatalog;
+
+/// A copy of `text` in the current memory context, for the C APIs that take `char *`.
+fn palloc_cstring(text: &str) -> *mut c_char {
+    // CurrentMemoryContext is always valid inside a backend; interior NULs cannot be
+    // passed to C, and a name containing one cannot exist in the catalog anyway.
+    unsafe { PgMemoryContexts::CurrentMemoryContext.pstrdup(&text.replace('\0', "")) }
+}
+
+fn text(ptr: *const c_char) -> Option<String> {
+    // Callers pass NULL or strings returned by Postgres.
+    (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+}
+
+/// The relation `table` names under the current search_path, without taking a lock.
+fn relation_oid(table: &QualifiedName) -> Option<pg_sys::Oid> {
+    // makeRangeVar copies nothing and RangeVarGetRelidExtended with RVR_MISSING_OK returns
+    // InvalidOid instead of raising for a missing schema or relation.
+    let oid = unsafe {
+        let schema = table.schema.as_deref().map_or(std::ptr::null_mut(), palloc_cstring);
+        let range_var = pg_sys::makeRangeVar(schema, palloc_cstring(&table.name), -1);
+        pg_sys::RangeVarGetRelidExtended(
+            range_var,
+            pg_sys::NoLock as pg_sys::LOCKMODE,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        )
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// Run `read` on the relcache entry of `relid`, if it exists.
+fn with_relation<T>(relid: pg_sys::Oid, read: impl FnOnce(&pg_sys::RelationData) -> T) -> Option<T> {
+    // RelationIdGetRelation returns a pinned entry or NULL; we only read it and unpin it
+    // with RelationClose before returning.
+    unsafe {
+        let relation = pg_sys::RelationIdGetRelation(relid);
+        if relation.is_null() {
+            return None;
+        }
+        let result = read(&*relation);
+        pg_sys::RelationClose(relation);
+        Some(result)
+    }
+}
+
+impl Catalog for BackendCatalog {
+    fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+        let relid = relation_oid(table)?;
+        with_relation(relid, |relation| relation.rd_createSubid != INVALID_SUBTRANSACTION_ID)
+    }
+
+    fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
+        let relid = relation_oid(table)?;
+        // SearchSysCacheAttName returns a pinned pg_attribute tuple (or NULL) that we
+        // release right after copying the two fields out.
+        let (type_oid, typmod) = unsafe {
+            let tuple = pg_sys::SearchSysCacheAttName(relid, palloc_cstring(column));
+            if tuple.is_null() {
+                return None;
+            }
+            let attribute = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
+            let found = (attribute.atttypid, attribute.atttypmod);
+            pg_sys::ReleaseSysCache(tuple);
+            found
+        };
+        // get_element_type is a syscache lookup; InvalidOid when not an array.
+        let element = unsafe { pg_sys::get_element_type(type_oid) };
+        let (base, array) = if element == pg_sys::InvalidOid {
+            (type_oid, false)
+        } else {
+            (element, true)
+        };
+        // A pinned pg_type tuple, released after reading its name and namespace.
+        let (name, namespace) = unsafe {
+            let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(base));
+            if tuple.is_null() {
+                return None;
+            }
+            let form = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_type>(tuple);
+            let found = (pg_sys::name_data_to_str(&form.typname).to_string(), form.typnamespace);
+            pg_sys::ReleaseSysCache(tuple);
+            found
+        };
+        // get_namespace_name returns a palloc'd copy or NULL.
+        let schema = text(unsafe { pg_sys::get_namespace_name(namespace) });
+        Some(TypeName::from_catalog(schema.as_deref(), &name, typmod, array))
+    }
+
+    fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
+        // FuncnameGetCandidates with missing_ok returns a palloc'd linked list (NULL when
+        // nothing matches); func_volatile reads pg_proc through the syscache.
+        unsafe {
+            let mut names = PgList::<pg_sys::String>::new();
+            if let Some(schema) = &name.schema {
+                names.push(pg_sys::makeString(palloc_cstring(schema)));
+            }
+            names.push(pg_sys::makeString(palloc_cstring(&name.name)));
+            #[cfg(feature = "pg13")]
+            let mut candidate =
+                pg_sys::FuncnameGetCandidates(names.into_pg(), -1, std::ptr::null_mut(), false, false, true);
+            #[cfg(not(feature = "pg13"))]
+            let mut candidate =
+                pg_sys::FuncnameGetCandidates(names.into_pg(), -1, std::ptr::null_mut(), false, false, false, true);
+            let mut most_volatile: Option<Volatility> = None;
+            while !candidate.is_null() {
+                let code = pg_sys::func_volatile((*candidate).oid) as u8 as char;
+                if let Some(volatility) = Volatility::from_provolatile(code) {
+                    most_volatile = Some(most_volatile.map_or(volatility, |seen| more_volatile(seen, volatility)));
+                }
+                candidate = (*candidate).next;
+            }
+            most_volatile
+        }
+    }
+
+    fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool> {
+        let relid = relation_oid(table)?;
+        // hook.c returns a List of palloc'd C strings.
+        let definitions = unsafe { PgList::<c_char>::from_pg(crate::shim::validated_check_definitions(relid)) };
+        let found = definitions
+            .iter_ptr()
+            .filter_map(|definition| text(definition))
+            .any(|definition| is_not_null_check(&definition, column));
+        Some(found)
+    }
+
+    fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
+        let relid = relation_oid(table)?;
+        // rd_rel is always set for an open relcache entry.
+        let rows = with_relation(relid, |relation| unsafe { (*relation.rd_rel).reltuples })?;
+        (rows >= 0.0).then_some(f64::from(rows))
+    }
+
+    fn server_version_num(&self) -> Option<u32> {
+        Some(pg_sys::PG_VERSION_NUM)
+    }
+
+    fn timezone(&self) -> Option<String> {
+        // GetConfigOption returns a pointer into the GUC's own storage (or NULL).
+        text(unsafe { pg_sys::GetConfigOption(c"TimeZone".as_ptr(), true, false) })
+    }
+}
+
+fn more_volatile(a: Volatility, b: Volatility) -> Volatility {
+    let rank = |v: Volatility| match v {
+        Volatility::Immutable => 0,
+        Volatility::Stable => 1,
+        Volatility::Volatile => 2,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
+}

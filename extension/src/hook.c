@@ -1,0 +1,317 @@
+/*
+ * hook.c: the C half of safe_migrations.
+ *
+ * The ProcessUtility hook, the GUC definitions and the raising of reports live here;
+ * the decision lives in Rust (sm_judge_utility, sm_rule_list_is_valid). The hook asks
+ * Rust for a verdict, raises it with ereport, and then runs the statement itself, so no
+ * Rust frame is on the stack while the statement executes: an error raised beneath us
+ * reaches the client with every field (CONTEXT, schema, table, constraint) intact, and
+ * no longjmp ever crosses a Rust frame.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_constraint.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+/* Must match report::Level in src/verdict.rs. */
+#define SM_LEVEL_LOG 0
+#define SM_LEVEL_NOTICE 1
+#define SM_LEVEL_WARNING 2
+#define SM_LEVEL_ERROR 3
+
+/* One message to raise; must match SmReport in src/verdict.rs. */
+typedef struct SmReport
+{
+	int			level;
+	char		sqlstate[6];
+	const char *message;
+	const char *detail;		/* NULL: none */
+	const char *hint;		/* NULL: none */
+} SmReport;
+
+/* What Rust decided about one statement; must match SmVerdict in src/verdict.rs. */
+typedef struct SmVerdict
+{
+	int			nreports;
+	const SmReport *reports;
+	int			lock_timeout_ms;	/* > 0: run the statement with this lock_timeout */
+} SmVerdict;
+
+/* Implemented in Rust (src/verdict.rs, src/settings.rs). */
+extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
+extern bool sm_rule_list_is_valid(const char *value, char **why);
+
+void		sm_define_settings(void);
+void		sm_install_hook(void);
+bool		sm_guard_active(void);
+List	   *sm_raw_function_calls(Node *expr, bool *has_sublink);
+List	   *sm_validated_check_definitions(Oid relid);
+
+typedef enum SmMode
+{
+	SM_MODE_OFF,
+	SM_MODE_WARN,
+	SM_MODE_ENFORCE
+} SmMode;
+
+static const struct config_enum_entry sm_mode_options[] = {
+	{"off", SM_MODE_OFF, false},
+	{"warn", SM_MODE_WARN, false},
+	{"enforce", SM_MODE_ENFORCE, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry sm_unparsable_options[] = {
+	{"reject", 0, false},
+	{"allow", 1, false},
+	{NULL, 0, false}
+};
+
+static int	sm_mode = SM_MODE_OFF;
+static int	sm_lock_timeout_cap_ms = 5000;
+static char *sm_allow = NULL;
+static bool sm_acknowledgements = true;
+static int	sm_min_table_rows = 0;
+static int	sm_unparsable = 0;
+
+static bool sm_hook_installed = false;
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+#if PG_VERSION_NUM >= 140000
+#define SM_UTILITY_PARAMS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define SM_UTILITY_ARGS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#else
+#define SM_UTILITY_PARAMS \
+	PlannedStmt *pstmt, const char *queryString, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define SM_UTILITY_ARGS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#endif
+
+/* The allow list is validated by the same parser the proxy and the CLI use. */
+static bool
+sm_check_allow(char **newval, void **extra, GucSource source)
+{
+	char	   *why = NULL;
+
+	if (*newval == NULL || sm_rule_list_is_valid(*newval, &why))
+		return true;
+	GUC_check_errdetail("%s", why);
+	return false;
+}
+
+void
+sm_define_settings(void)
+{
+	DefineCustomEnumVariable("safe_migrations.mode",
+							 "What the guard does with unsafe DDL: off, warn, enforce.",
+							 NULL, &sm_mode, SM_MODE_OFF, sm_mode_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_migrations.lock_timeout",
+							"Upper bound for lock_timeout while a guarded DDL statement runs (0 disables the cap).",
+							NULL, &sm_lock_timeout_cap_ms, 5000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("safe_migrations.allow",
+							   "Comma-separated rule ids not enforced for this role.",
+							   NULL, &sm_allow, "",
+							   PGC_SUSET, GUC_LIST_INPUT, sm_check_allow, NULL, NULL);
+	DefineCustomBoolVariable("safe_migrations.acknowledgements",
+							 "Honour inline '-- safe_migrations:allow <rule> -- <reason>' comments.",
+							 NULL, &sm_acknowledgements, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("safe_migrations.min_table_rows",
+							"Lock rules do not apply to tables with fewer estimated rows (0 = always apply).",
+							NULL, &sm_min_table_rows, 0, 0, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("safe_migrations.unparsable",
+							 "Proxy only: what to do with a statement that does not parse.",
+							 NULL, &sm_unparsable, 0, sm_unparsable_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("safe_migrations");
+#else
+	EmitWarningsOnPlaceholders("safe_migrations");
+#endif
+}
+
+static int
+sm_elevel(int level)
+{
+	switch (level)
+	{
+		case SM_LEVEL_NOTICE:
+			return NOTICE;
+		case SM_LEVEL_WARNING:
+			return WARNING;
+		case SM_LEVEL_ERROR:
+			return ERROR;
+		default:
+			return LOG_SERVER_ONLY;
+	}
+}
+
+/* Raise every report in order; an ERROR, if any, is the last and does not return. */
+static void
+sm_raise(const SmVerdict *verdict)
+{
+	int			i;
+
+	for (i = 0; i < verdict->nreports; i++)
+	{
+		const SmReport *report = &verdict->reports[i];
+		const char *s = report->sqlstate;
+
+		ereport(sm_elevel(report->level),
+				(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+				 errmsg_internal("%s", report->message),
+				 report->detail ? errdetail_internal("%s", report->detail) : 0,
+				 report->hint ? errhint("%s", report->hint) : 0));
+	}
+}
+
+static void
+sm_run_next(SM_UTILITY_PARAMS)
+{
+	if (prev_process_utility)
+		prev_process_utility(SM_UTILITY_ARGS);
+	else
+		standard_ProcessUtility(SM_UTILITY_ARGS);
+}
+
+/*
+ * Run the statement with lock_timeout capped.
+ *
+ * We set the LockTimeout global rather than the lock_timeout GUC: the global is what
+ * ProcSleep reads when it arms the lock timer, so the cap holds whatever the role did
+ * with SET, SET LOCAL or set_config() before, and restoring it does not depend on GUC
+ * nest levels, which a statement that commits internally would pop under us. If the
+ * statement itself assigned lock_timeout (the GUC machinery writes the same global),
+ * the value differs from our cap afterwards and we keep what it set.
+ */
+static void
+sm_run_with_lock_timeout(int lock_timeout_ms, SM_UTILITY_PARAMS)
+{
+	int			saved = LockTimeout;
+
+	LockTimeout = lock_timeout_ms;
+	PG_TRY();
+	{
+		sm_run_next(SM_UTILITY_ARGS);
+	}
+	PG_FINALLY();
+	{
+		if (LockTimeout == lock_timeout_ms)
+			LockTimeout = saved;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * The hook. Roles whose mode is off, binary upgrade, and the sub-commands Postgres
+ * generates itself (the index of CREATE TABLE ... PRIMARY KEY) cost one comparison.
+ */
+static void
+sm_process_utility(SM_UTILITY_PARAMS)
+{
+	SmVerdict  *verdict;
+
+	if (sm_mode == SM_MODE_OFF || IsBinaryUpgrade || context == PROCESS_UTILITY_SUBCOMMAND)
+	{
+		sm_run_next(SM_UTILITY_ARGS);
+		return;
+	}
+	verdict = sm_judge_utility(pstmt, queryString, (int) context);
+	sm_raise(verdict);
+	if (verdict->lock_timeout_ms > 0)
+		sm_run_with_lock_timeout(verdict->lock_timeout_ms, SM_UTILITY_ARGS);
+	else
+		sm_run_next(SM_UTILITY_ARGS);
+}
+
+void
+sm_install_hook(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = sm_process_utility;
+	sm_hook_installed = true;
+}
+
+bool
+sm_guard_active(void)
+{
+	return sm_hook_installed;
+}
+
+typedef struct SmCallsContext
+{
+	List	   *calls;
+	bool		has_sublink;
+} SmCallsContext;
+
+static bool
+sm_collect_calls(Node *node, SmCallsContext *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, FuncCall))
+		ctx->calls = lappend(ctx->calls, node);
+	else if (IsA(node, SubLink))
+		ctx->has_sublink = true;
+	return raw_expression_tree_walker(node, sm_collect_calls, (void *) ctx);
+}
+
+/* Every FuncCall in a raw expression, and whether it contains a subquery. */
+List *
+sm_raw_function_calls(Node *expr, bool *has_sublink)
+{
+	SmCallsContext ctx = {NIL, false};
+
+	sm_collect_calls(expr, &ctx);
+	*has_sublink = ctx.has_sublink;
+	return ctx.calls;
+}
+
+/*
+ * pg_get_constraintdef() of every validated CHECK constraint of a relation, read from
+ * the relcache; NIL when the relation does not exist.
+ */
+List *
+sm_validated_check_definitions(Oid relid)
+{
+	Relation	rel = RelationIdGetRelation(relid);
+	List	   *definitions = NIL;
+	TupleConstr *constr;
+	int			i;
+
+	if (rel == NULL)
+		return NIL;
+	constr = RelationGetDescr(rel)->constr;
+	for (i = 0; constr != NULL && i < constr->num_check; i++)
+	{
+		Oid			conoid;
+
+		if (!constr->check[i].ccvalid)
+			continue;
+		conoid = get_relation_constraint_oid(relid, constr->check[i].ccname, true);
+		if (OidIsValid(conoid))
+			definitions = lappend(definitions,
+								  TextDatumGetCString(DirectFunctionCall1(pg_get_constraintdef,
+																		  ObjectIdGetDatum(conoid))));
+	}
+	RelationClose(rel);
+	return definitions;
+}

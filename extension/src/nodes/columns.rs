@@ -1,0 +1,139 @@
+//! Column definitions and constraints, shared by CREATE TABLE and ALTER TABLE: types,
+//! NOT NULL, DEFAULT (its text and the functions it calls), identity, generated
+//! columns, and table or column constraints.
+
+use pgrx::pg_sys;
+use policy::model::{ColumnDef, Constraint, ConstraintKind, DefaultExpr};
+use policy::QualifiedName;
+
+use super::names::{cstr, is, nodes, qualified, range_var, strings};
+use super::types::type_name;
+
+/// A raw ColumnDef; `source` is the text its locations point into.
+pub fn column_def(def: *const pg_sys::ColumnDef, source: &str) -> ColumnDef {
+    // A non-NULL ColumnDef from the parser.
+    let def = unsafe { &*def };
+    let name = cstr(def.colname).unwrap_or_default();
+    let mut column = ColumnDef {
+        name: name.clone(),
+        type_name: type_name(def.typeName),
+        not_null: def.is_not_null,
+        ..ColumnDef::default()
+    };
+    for node in nodes(def.constraints) {
+        if !is(node, pg_sys::NodeTag::T_Constraint) {
+            continue;
+        }
+        // Checked: a Constraint.
+        let raw = unsafe { &*(node as *const pg_sys::Constraint) };
+        match raw.contype {
+            pg_sys::ConstrType::CONSTR_NOTNULL => column.not_null = true,
+            pg_sys::ConstrType::CONSTR_DEFAULT => column.default = Some(default_expr(raw, source)),
+            pg_sys::ConstrType::CONSTR_IDENTITY => column.identity = true,
+            pg_sys::ConstrType::CONSTR_GENERATED => column.generated_stored = true,
+            pg_sys::ConstrType::CONSTR_CHECK
+            | pg_sys::ConstrType::CONSTR_PRIMARY
+            | pg_sys::ConstrType::CONSTR_UNIQUE
+            | pg_sys::ConstrType::CONSTR_EXCLUSION
+            | pg_sys::ConstrType::CONSTR_FOREIGN => column.constraints.push(constraint(raw, Some(&name), source)),
+            _ => {}
+        }
+    }
+    column
+}
+
+/// A raw Constraint; `column` is the column it is written on, for inline constraints.
+pub fn constraint(raw: &pg_sys::Constraint, column: Option<&str>, source: &str) -> Constraint {
+    let kind = match raw.contype {
+        pg_sys::ConstrType::CONSTR_FOREIGN => {
+            let mut columns = strings(raw.fk_attrs);
+            if columns.is_empty() {
+                columns.extend(column.map(str::to_owned));
+            }
+            ConstraintKind::ForeignKey {
+                columns,
+                referenced_table: range_var(raw.pktable),
+                referenced_columns: strings(raw.pk_attrs),
+                options_sql: foreign_key_options(raw),
+            }
+        }
+        pg_sys::ConstrType::CONSTR_CHECK => ConstraintKind::Check {
+            expr_sql: policy::sql::parenthesized_at(source, location(raw.location)),
+        },
+        pg_sys::ConstrType::CONSTR_PRIMARY | pg_sys::ConstrType::CONSTR_UNIQUE => {
+            let mut columns = strings(raw.keys);
+            if columns.is_empty() {
+                columns.extend(column.map(str::to_owned));
+            }
+            ConstraintKind::Unique {
+                primary_key: raw.contype == pg_sys::ConstrType::CONSTR_PRIMARY,
+                columns,
+                using_index: cstr(raw.indexname),
+            }
+        }
+        pg_sys::ConstrType::CONSTR_EXCLUSION => ConstraintKind::Exclusion,
+        pg_sys::ConstrType::CONSTR_NOTNULL => ConstraintKind::NotNull {
+            column: column.map(str::to_owned),
+        },
+        _ => ConstraintKind::Other,
+    };
+    Constraint {
+        name: cstr(raw.conname),
+        kind,
+        not_valid: raw.skip_validation,
+    }
+}
+
+/// Parse locations are byte offsets, -1 when unknown.
+pub fn location(location: i32) -> usize {
+    usize::try_from(location).unwrap_or(usize::MAX)
+}
+
+/// DEFAULT: its text (from the constraint's location, as the proxy takes it) and the
+/// functions it calls, for the volatility question.
+fn default_expr(raw: &pg_sys::Constraint, source: &str) -> DefaultExpr {
+    // hook.c walks the raw expression with Postgres' own raw_expression_tree_walker and
+    // returns a List of the FuncCall nodes in it; the expression is a parser-built tree.
+    let (calls, has_sublink) = unsafe { crate::shim::raw_function_calls(raw.raw_expr) };
+    let functions: Vec<QualifiedName> = nodes(calls)
+        .into_iter()
+        // Every element is a FuncCall (that is what the walker collects).
+        .map(|call| qualified(unsafe { (*(call as *const pg_sys::FuncCall)).funcname }))
+        .collect();
+    DefaultExpr {
+        sql: policy::sql::default_expression_at(source, location(raw.location)),
+        functions,
+        always_volatile: has_sublink,
+    }
+}
+
+/// `MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED`,
+/// in pg_get_constraintdef's order, defaults left out.
+fn foreign_key_options(raw: &pg_sys::Constraint) -> String {
+    let action = |code: std::ffi::c_char| match code as u8 {
+        b'r' => Some("RESTRICT"),
+        b'c' => Some("CASCADE"),
+        b'n' => Some("SET NULL"),
+        b'd' => Some("SET DEFAULT"),
+        _ => None,
+    };
+    let mut parts: Vec<String> = Vec::new();
+    match raw.fk_matchtype as u8 {
+        b'f' => parts.push("MATCH FULL".into()),
+        b'p' => parts.push("MATCH PARTIAL".into()),
+        _ => {}
+    }
+    if let Some(update) = action(raw.fk_upd_action) {
+        parts.push(format!("ON UPDATE {update}"));
+    }
+    if let Some(delete) = action(raw.fk_del_action) {
+        parts.push(format!("ON DELETE {delete}"));
+    }
+    if raw.deferrable {
+        parts.push("DEFERRABLE".into());
+    }
+    if raw.initdeferred {
+        parts.push("INITIALLY DEFERRED".into());
+    }
+    parts.join(" ")
+}

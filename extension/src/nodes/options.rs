@@ -1,0 +1,45 @@
+//! Option lists (`VACUUM (FULL)`, `REINDEX (CONCURRENTLY)`): DefElems whose argument,
+//! when present, is a boolean.
+
+use pgrx::pg_sys;
+
+use super::names::{const_text, cstr, is, nodes, string_value};
+
+/// Is the boolean option `name` on in a List of DefElems? (`FULL`, `FULL true`, `FULL 1`, `FULL on`)
+pub fn flag_option(list: *mut pg_sys::List, name: &str) -> bool {
+    nodes(list).into_iter().any(|node| {
+        if !is(node, pg_sys::NodeTag::T_DefElem) {
+            return false;
+        }
+        // Checked: a DefElem.
+        let elem = unsafe { &*(node as *const pg_sys::DefElem) };
+        if cstr(elem.defname).as_deref() != Some(name) {
+            return false;
+        }
+        if elem.arg.is_null() {
+            return true;
+        }
+        let value = string_value(elem.arg)
+            .or_else(|| const_text(elem.arg))
+            .or_else(|| boolean(elem.arg));
+        value.is_some_and(|v| policy::settings::parse_bool(&v) == Some(true))
+    })
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn boolean(_: *mut pg_sys::Node) -> Option<String> {
+    None
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn boolean(node: *mut pg_sys::Node) -> Option<String> {
+    // Checked tag: a Boolean node.
+    is(node, pg_sys::NodeTag::T_Boolean).then(|| {
+        if unsafe { (*(node as *const pg_sys::Boolean)).boolval } {
+            "true"
+        } else {
+            "false"
+        }
+        .to_string()
+    })
+}

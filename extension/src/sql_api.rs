@@ -1,0 +1,116 @@
+//! What `CREATE EXTENSION safe_migrations` installs: `check(sql)` to see the findings
+//! for statements without running them, `policy()` for the session's effective
+//! settings, `guard_active()`, and a warning when the library is not preloaded.
+
+use std::ffi::CString;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use policy::model::TransactionKind;
+use policy::settings::SETTINGS;
+use policy::{Context, Mode, Stmt};
+
+use crate::catalog::BackendCatalog;
+use crate::nodes;
+use crate::settings::current_settings;
+
+/// The findings for every statement in `sql`, judged against the live catalog under this
+/// session's settings with mode treated as enforce. Nothing is executed.
+#[pg_extern]
+fn check(
+    sql: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(rule, String),
+        name!(severity, String),
+        name!(lock, Option<String>),
+        name!(message, String),
+        name!(detail, String),
+        name!(hint, String),
+    ),
+> {
+    let mut settings = current_settings().unwrap_or_else(|error| error!("{error}"));
+    settings.mode = Mode::Enforce;
+    let source = CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.check: the SQL contains a NUL byte"));
+    // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
+    let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
+    let multi_statement = raw_statements.len() > 1;
+    // The text is judged as if sent on its own: a string of several statements runs in
+    // one implicit transaction block, and BEGIN opens an explicit one.
+    let mut in_explicit_block = false;
+    let mut rows = Vec::new();
+    for raw in raw_statements.iter_ptr() {
+        // Each element is a RawStmt the parser just built.
+        let raw = unsafe { &*raw };
+        let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
+        if let Stmt::Transaction(kind) = &statement.stmt {
+            match kind {
+                TransactionKind::Begin => in_explicit_block = true,
+                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => {
+                    in_explicit_block = false
+                }
+                _ => {}
+            }
+        }
+        let context = Context {
+            in_transaction_block: multi_statement || in_explicit_block,
+            multi_statement,
+            nested: false,
+            // A plain int read on the backend's only thread.
+            session_lock_timeout_ms: u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0),
+        };
+        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+        rows.extend(decision.findings.into_iter().map(|finding| {
+            (
+                finding.rule.to_string(),
+                finding.severity.name().to_string(),
+                finding.lock.as_ref().map(|lock| lock.describe()),
+                finding.message,
+                finding.detail,
+                finding.hint,
+            )
+        }));
+    }
+    TableIterator::new(rows)
+}
+
+/// The effective `safe_migrations.*` settings of the current session.
+#[pg_extern]
+fn policy() -> TableIterator<'static, (name!(setting, String), name!(value, String))> {
+    let settings = current_settings().unwrap_or_else(|error| error!("{error}"));
+    TableIterator::new(SETTINGS.iter().map(move |spec| {
+        (
+            format!("safe_migrations.{}", spec.name),
+            settings.value_of(spec.name).unwrap_or_default(),
+        )
+    }))
+}
+
+/// Is the guard installed in this server (the library is in shared_preload_libraries)?
+#[pg_extern]
+fn guard_active() -> bool {
+    crate::shim::guard_active()
+}
+
+extension_sql!(
+    r#"
+DO $$
+BEGIN
+    IF NOT guard_active() THEN
+        RAISE WARNING 'safe_migrations: the guard is not active: the library is not in shared_preload_libraries'
+            USING HINT = 'Add safe_migrations to shared_preload_libraries in postgresql.conf and restart the server.';
+    END IF;
+END
+$$;
+"#,
+    name = "warn_when_not_preloaded",
+    requires = [guard_active],
+);
+
+// check() and policy() are for every role, guarded or not.
+extension_sql!(
+    "GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;\n",
+    name = "grant_usage",
+    requires = [check, policy, guard_active],
+);
