@@ -161,10 +161,22 @@ impl Cluster {
         run(as_postgres(&format!("{PG_BIN}/initdb"))
             .arg("-D")
             .arg(self.data_dir())
-            .args(["-U", SUPERUSER, "--auth-local=trust", &auth, "--no-sync", "-E", "UTF8", "--locale=C"])
+            .args([
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                &auth,
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ])
             .arg(format!("--pwfile={}", pwfile.display())));
         let mut conf = String::from("\n# safe_migrations e2e\nfsync = off\nlisten_addresses = '127.0.0.1'\n");
-        conf.push_str(&format!("unix_socket_directories = '{}'\n", self.dir.join("sock").display()));
+        conf.push_str(&format!(
+            "unix_socket_directories = '{}'\n",
+            self.dir.join("sock").display()
+        ));
         if self.options.auth == Auth::Md5 {
             conf.push_str("password_encryption = 'md5'\n");
         }
@@ -328,10 +340,16 @@ impl Proxy {
     pub fn start_upstream(upstream: &str, args: &[&str]) -> Proxy {
         let port = free_port();
         let mut cmd = Command::new(safe_migrations_bin());
-        cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}"), "--upstream", upstream])
-            .args(args)
-            .stdin(Stdio::null())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.args([
+            "proxy",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--upstream",
+            upstream,
+        ])
+        .args(args)
+        .stdin(Stdio::null())
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling (child)
         // process and is async-signal-safe, as pre_exec requires.
         unsafe {

@@ -38,7 +38,11 @@ fn create_index_on_existing_table_is_refused_with_rule_lock_and_safe_sql() {
         db.message(),
         "create_index_non_concurrently: CREATE INDEX i on t without CONCURRENTLY blocks writes while the index builds"
     );
-    assert!(db.detail().unwrap().contains("SHARE on t, blocks writes"), "{:?}", db.detail());
+    assert!(
+        db.detail().unwrap().contains("SHARE on t, blocks writes"),
+        "{:?}",
+        db.detail()
+    );
     assert!(
         db.hint().unwrap().contains("CREATE INDEX CONCURRENTLY i ON t (c);"),
         "{:?}",
@@ -47,7 +51,10 @@ fn create_index_on_existing_table_is_refused_with_rule_lock_and_safe_sql() {
     // The safe form runs, and the refused one left nothing behind.
     migrator.batch_execute("CREATE INDEX CONCURRENTLY i ON t (c)").unwrap();
     let indexes: i64 = migrator
-        .query_one("SELECT count(*) FROM pg_indexes WHERE tablename = 't' AND indexname = 'i'", &[])
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 't' AND indexname = 'i'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(indexes, 1);
@@ -56,7 +63,10 @@ fn create_index_on_existing_table_is_refused_with_rule_lock_and_safe_sql() {
 #[test]
 fn warn_mode_reports_and_runs() {
     let cluster = guarded_cluster();
-    cluster.execute(&cluster.superuser_url(), "ALTER ROLE migrator SET safe_migrations.mode = 'warn'");
+    cluster.execute(
+        &cluster.superuser_url(),
+        "ALTER ROLE migrator SET safe_migrations.mode = 'warn'",
+    );
     let output = cluster.psql(&cluster.url("migrator", "postgres"), "CREATE INDEX i ON t (c)");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -110,7 +120,11 @@ fn errors_beneath_the_hook_keep_every_field() {
     plain.create_role("migrator", &[]);
     let guarded = guarded_cluster();
     let expected = unique_violation_fields(&plain, "migrator");
-    assert_eq!(expected[5].as_deref().map(|c| c.contains("PL/pgSQL")), Some(true), "{expected:?}");
+    assert_eq!(
+        expected[5].as_deref().map(|c| c.contains("PL/pgSQL")),
+        Some(true),
+        "{expected:?}"
+    );
     assert_eq!(expected[9].as_deref(), Some("u_k_key"));
     assert_eq!(unique_violation_fields(&guarded, "migrator"), expected);
     assert_eq!(unique_violation_fields(&guarded, "app"), expected);
@@ -124,7 +138,9 @@ struct Blocker {
 impl Blocker {
     fn hold(cluster: &Cluster) -> Blocker {
         let mut client = connect(&cluster.superuser_url());
-        client.batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;").unwrap();
+        client
+            .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE;")
+            .unwrap();
         Blocker { client }
     }
 }
@@ -192,7 +208,9 @@ fn guarded_role_cannot_turn_the_guard_off_at_startup() {
         "{}?options=-c%20safe_migrations.mode%3Doff",
         cluster.url("migrator", "postgres")
     );
-    let err = Client::connect(&url, NoTls).err().expect("startup option must be refused");
+    let err = Client::connect(&url, NoTls)
+        .err()
+        .expect("startup option must be refused");
     assert_eq!(err.code().map(|c| c.code()), Some("42501"), "{err}");
 }
 
@@ -224,12 +242,21 @@ fn guarded_role_cannot_weaken_its_policy_with_set_or_alter() {
 #[test]
 fn bad_setting_values_are_refused_with_the_accepted_values() {
     let cluster = guarded_cluster();
-    let output = cluster.psql(&cluster.superuser_url(), "ALTER ROLE app SET safe_migrations.mode = 'strict'");
+    let output = cluster.psql(
+        &cluster.superuser_url(),
+        "ALTER ROLE app SET safe_migrations.mode = 'strict'",
+    );
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("safe_migrations.mode"), "{stderr}");
-    assert!(stderr.contains("off") && stderr.contains("warn") && stderr.contains("enforce"), "{stderr}");
-    let output = cluster.psql(&cluster.superuser_url(), "ALTER ROLE app SET safe_migrations.allow = 'no_such_rule'");
+    assert!(
+        stderr.contains("off") && stderr.contains("warn") && stderr.contains("enforce"),
+        "{stderr}"
+    );
+    let output = cluster.psql(
+        &cluster.superuser_url(),
+        "ALTER ROLE app SET safe_migrations.allow = 'no_such_rule'",
+    );
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no_such_rule"));
 }

@@ -63,7 +63,10 @@ fn killed_test_leaves_no_postmaster_and_no_dir() {
     let _ = std::fs::remove_file(&report);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let postmasters = Command::new("pgrep").args(["-f", &dir.display().to_string()]).output().unwrap();
+        let postmasters = Command::new("pgrep")
+            .args(["-f", &dir.display().to_string()])
+            .output()
+            .unwrap();
         let running = !postmasters.stdout.is_empty();
         if !running && !dir.exists() {
             break;

@@ -1,9 +1,210 @@
-//! STUB: the wire-protocol proxy.
+//! `safe-migrations proxy`: the PostgreSQL wire protocol between a migration tool and
+//! a server that cannot load the extension, enforcing the same policy per role.
+//!
+//! `frontend` is the client side of the startup phase, `backend` the server side,
+//! `messages` one file per wire message, `session` the state machine between them,
+//! `tracker` which server response answers which message, `guard` the policy decision,
+//! `catalog` the questions the server answers, `lock_timeout` the cap on DDL.
+
+mod backend;
+mod catalog;
+mod config;
+mod frontend;
+mod guard;
+mod lock_timeout;
+mod messages;
+mod session;
+mod tls;
+mod tracker;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-#[derive(clap::Args)]
-pub struct ProxyArgs {}
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-pub fn run(_args: ProxyArgs) -> ExitCode {
-    ExitCode::FAILURE
+use backend::Upstream;
+use config::Config;
+use frontend::Hello;
+pub use tls::UpstreamTls;
+
+#[derive(clap::Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SAFE_MIGRATIONS_LISTEN", default_value = "127.0.0.1:6432")]
+    pub listen: String,
+    /// The PostgreSQL server, host:port.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM")]
+    pub upstream: String,
+    /// TOML file with policy defaults and [roles.<name>] overrides (the file wins over
+    /// the server's `safe_migrations.*` role settings).
+    #[arg(long, env = "SAFE_MIGRATIONS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Certificate chain (PEM) for TLS to clients; without it clients get 'N' to SSLRequest.
+    #[arg(long, env = "SAFE_MIGRATIONS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "SAFE_MIGRATIONS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// TLS to the upstream, as libpq's sslmode.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM_TLS", value_enum, default_value = "prefer")]
+    pub upstream_tls: UpstreamTls,
+    /// CA certificates (PEM) for --upstream-tls verify-full; default: the system roots.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, how long open sessions may still run (seconds).
+    #[arg(long, env = "SAFE_MIGRATIONS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+}
+
+struct Shared {
+    upstream: Upstream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    config: Config,
+}
+
+pub fn run(args: ProxyArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SAFE_MIGRATIONS_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let shared = match prepare(&args) {
+        Ok(shared) => Arc::new(shared),
+        Err(err) => {
+            eprintln!("safe-migrations proxy: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(args, shared))
+}
+
+/// Everything that can be refused before listening: config file, TLS material.
+fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let acceptor = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::client_acceptor(cert, key)?),
+        _ => None,
+    };
+    let connector = tls::upstream_connector(args.upstream_tls, args.upstream_ca.as_deref())?;
+    if !args.upstream.contains(':') {
+        return Err(format!("--upstream {}: expected host:port", args.upstream));
+    }
+    Ok(Shared {
+        upstream: Upstream::new(&args.upstream, args.upstream_tls, connector),
+        acceptor,
+        config,
+    })
+}
+
+async fn serve(args: ProxyArgs, shared: Arc<Shared>) -> ExitCode {
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot listen on {}: {err}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(listen = %local, upstream = %shared.upstream.address, "proxy listening");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut sessions = JoinSet::new();
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let shared = shared.clone();
+                    sessions.spawn(async move { client(tcp, peer, shared).await });
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        sessions = sessions.len(),
+        "shutting down: no new connections; waiting for open sessions"
+    );
+    let deadline = tokio::time::sleep(Duration::from_secs(args.shutdown_timeout));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => {
+                tracing::warn!(sessions = sessions.len(), "shutdown timeout: closing open sessions");
+                sessions.abort_all();
+                break;
+            }
+            next = sessions.join_next() => if next.is_none() { break },
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// One client connection, from its first byte to its end. Errors end this session only.
+async fn client(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared>) {
+    match frontend::negotiate(tcp, shared.acceptor.as_ref()).await {
+        Ok(Hello::Cancel(packet)) => {
+            if let Err(err) = shared.upstream.cancel(&packet).await {
+                tracing::warn!(%peer, error = %err, "cannot forward cancel request");
+            }
+        }
+        Ok(Hello::Startup { stream, startup, tls }) => {
+            let user = startup.parameter("user").unwrap_or_default().to_string();
+            tracing::debug!(%peer, %user, tls, "session starts");
+            if let Err(err) = session::run(stream, startup, &shared.upstream, &shared.config).await {
+                tracing::warn!(%peer, %user, error = %err, "session ended with an error");
+            }
+        }
+        Ok(Hello::Closed) => {}
+        Err(err) => tracing::warn!(%peer, error = %err, "bad startup packet"),
+    }
 }

@@ -1,0 +1,302 @@
+//! Expressions: their text (taken from the input where the node says it starts, so the
+//! user's own spelling is kept; deparsed when that fails) and the functions they call,
+//! for the volatility question of a DEFAULT.
+
+use pg_query::protobuf::{self, Node, SelectStmt};
+use pg_query::NodeEnum;
+use policy::model::DefaultExpr;
+use policy::QualifiedName;
+
+use super::{names, Input};
+
+/// ASCII tokens the scanner reports by their character code.
+const OPEN_PAREN: i32 = b'(' as i32;
+const CLOSE_PAREN: i32 = b')' as i32;
+const COMMA: i32 = b',' as i32;
+const SEMICOLON: i32 = b';' as i32;
+const OPEN_BRACKET: i32 = b'[' as i32;
+const CLOSE_BRACKET: i32 = b']' as i32;
+
+/// A DEFAULT clause: `location` is where the clause (its DEFAULT keyword) starts and
+/// `bound` where the next clause of the column starts, if there is one.
+pub fn default_expr(expr: &Node, location: i32, bound: Option<i32>, input: &Input) -> DefaultExpr {
+    let sql = text_after_keyword(input, location, "default", bound).unwrap_or_else(|| deparse(expr));
+    let mut calls = Calls::default();
+    calls.walk(expr);
+    DefaultExpr {
+        sql,
+        functions: calls.functions,
+        always_volatile: calls.always_volatile,
+    }
+}
+
+/// The text inside the first parentheses at or after `location`: CHECK (...)'s condition.
+pub fn parenthesized(expr: Option<&Node>, location: i32, input: &Input) -> String {
+    parenthesized_text(input, location)
+        .or_else(|| expr.map(deparse))
+        .unwrap_or_default()
+}
+
+/// The functions an expression calls, and whether it holds something evaluated per row
+/// whatever it calls (a sub-query, or a construct the walker does not look into).
+#[derive(Default)]
+struct Calls {
+    functions: Vec<QualifiedName>,
+    always_volatile: bool,
+}
+
+impl Calls {
+    fn walk(&mut self, node: &Node) {
+        let Some(node) = node.node.as_ref() else {
+            return;
+        };
+        match node {
+            NodeEnum::AConst(_) | NodeEnum::ColumnRef(_) | NodeEnum::ParamRef(_) | NodeEnum::AStar(_) => {}
+            NodeEnum::FuncCall(call) => {
+                self.functions.push(names::dotted(&call.funcname));
+                self.walk_all(&call.args);
+                self.walk_all(&call.agg_order);
+                self.walk_opt(call.agg_filter.as_deref());
+            }
+            NodeEnum::SqlvalueFunction(function) => {
+                self.functions
+                    .push(QualifiedName::bare(sql_value_function_name(function.op())));
+            }
+            NodeEnum::TypeCast(cast) => self.walk_opt(cast.arg.as_deref()),
+            NodeEnum::AExpr(op) => {
+                self.walk_opt(op.lexpr.as_deref());
+                self.walk_opt(op.rexpr.as_deref());
+            }
+            NodeEnum::BoolExpr(op) => self.walk_all(&op.args),
+            NodeEnum::List(list) => self.walk_all(&list.items),
+            NodeEnum::CoalesceExpr(op) => self.walk_all(&op.args),
+            NodeEnum::MinMaxExpr(op) => self.walk_all(&op.args),
+            NodeEnum::NullTest(test) => self.walk_opt(test.arg.as_deref()),
+            NodeEnum::BooleanTest(test) => self.walk_opt(test.arg.as_deref()),
+            NodeEnum::CaseExpr(case) => {
+                self.walk_opt(case.arg.as_deref());
+                self.walk_all(&case.args);
+                self.walk_opt(case.defresult.as_deref());
+            }
+            NodeEnum::CaseWhen(when) => {
+                self.walk_opt(when.expr.as_deref());
+                self.walk_opt(when.result.as_deref());
+            }
+            NodeEnum::AArrayExpr(array) => self.walk_all(&array.elements),
+            NodeEnum::RowExpr(row) => self.walk_all(&row.args),
+            NodeEnum::CollateClause(collate) => self.walk_opt(collate.arg.as_deref()),
+            NodeEnum::AIndirection(indirection) => {
+                self.walk_opt(indirection.arg.as_deref());
+                self.walk_all(&indirection.indirection);
+            }
+            NodeEnum::AIndices(indices) => {
+                self.walk_opt(indices.lidx.as_deref());
+                self.walk_opt(indices.uidx.as_deref());
+            }
+            NodeEnum::NamedArgExpr(arg) => self.walk_opt(arg.arg.as_deref()),
+            NodeEnum::SortBy(sort) => self.walk_opt(sort.node.as_deref()),
+            // A sub-query, or a construct this walker does not look into: per row, as
+            // far as we can tell.
+            _ => self.always_volatile = true,
+        }
+    }
+
+    fn walk_all(&mut self, nodes: &[Node]) {
+        nodes.iter().for_each(|node| self.walk(node));
+    }
+
+    fn walk_opt(&mut self, node: Option<&Node>) {
+        if let Some(node) = node {
+            self.walk(node);
+        }
+    }
+}
+
+/// CURRENT_TIMESTAMP and friends parse to SQLValueFunction; name them as the functions
+/// they are, so the volatility lookup finds them.
+fn sql_value_function_name(op: protobuf::SqlValueFunctionOp) -> &'static str {
+    use protobuf::SqlValueFunctionOp::*;
+    match op {
+        SvfopCurrentDate => "current_date",
+        SvfopCurrentTime | SvfopCurrentTimeN => "current_time",
+        SvfopCurrentTimestamp | SvfopCurrentTimestampN => "current_timestamp",
+        SvfopLocaltime | SvfopLocaltimeN => "localtime",
+        SvfopLocaltimestamp | SvfopLocaltimestampN => "localtimestamp",
+        SvfopCurrentRole => "current_role",
+        SvfopCurrentUser => "current_user",
+        SvfopUser => "user",
+        SvfopSessionUser => "session_user",
+        SvfopCurrentCatalog => "current_catalog",
+        SvfopCurrentSchema => "current_schema",
+        SqlvalueFunctionOpUndefined => "",
+    }
+}
+
+/// The tokens after the first `keyword` at or after `location`, up to the end of the
+/// expression.
+fn text_after_keyword(input: &Input, location: i32, keyword: &str, bound: Option<i32>) -> Option<String> {
+    let text = input.text_from(location)?;
+    let tokens = pg_query::scan(text).ok()?.tokens;
+    let keyword_end = tokens
+        .iter()
+        .find(|token| token_text(text, token).eq_ignore_ascii_case(keyword))?
+        .end;
+    tokens_until_end(input, location + keyword_end, bound)
+}
+
+/// The text of the expression starting at `start`: tokens up to a `,` `)` `;` outside
+/// any parentheses, or up to `bound`.
+fn tokens_until_end(input: &Input, start: i32, bound: Option<i32>) -> Option<String> {
+    let text = input.text_from(start)?;
+    let limit = bound.map_or(text.len(), |bound| {
+        usize::try_from(bound - start).unwrap_or(0).min(text.len())
+    });
+    let tokens = pg_query::scan(text).ok()?.tokens;
+    let mut depth = 0;
+    let mut first = None;
+    let mut last = None;
+    for token in &tokens {
+        let (token_start, token_end) = (usize::try_from(token.start).ok()?, usize::try_from(token.end).ok()?);
+        if token_start >= limit {
+            break;
+        }
+        match token.token {
+            OPEN_PAREN | OPEN_BRACKET => depth += 1,
+            CLOSE_PAREN | CLOSE_BRACKET if depth == 0 => break,
+            CLOSE_PAREN | CLOSE_BRACKET => depth -= 1,
+            COMMA | SEMICOLON if depth == 0 => break,
+            _ => {}
+        }
+        first.get_or_insert(token_start);
+        last = Some(token_end);
+    }
+    Some(text[first?..last?].to_string())
+}
+
+/// The text between the first `(` at or after `location` and its matching `)`.
+fn parenthesized_text(input: &Input, location: i32) -> Option<String> {
+    let text = input.text_from(location)?;
+    let tokens = pg_query::scan(text).ok()?.tokens;
+    let open = tokens.iter().position(|token| token.token == OPEN_PAREN)?;
+    let mut depth = 0;
+    for token in &tokens[open..] {
+        match token.token {
+            OPEN_PAREN => depth += 1,
+            CLOSE_PAREN => {
+                depth -= 1;
+                if depth == 0 {
+                    let inner = &text[usize::try_from(tokens[open].end).ok()?..usize::try_from(token.start).ok()?];
+                    return Some(inner.trim().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn token_text<'a>(text: &'a str, token: &protobuf::ScanToken) -> &'a str {
+    let start = usize::try_from(token.start).unwrap_or(0);
+    let end = usize::try_from(token.end).unwrap_or(0);
+    text.get(start..end).unwrap_or("")
+}
+
+/// The expression as libpg_query prints it, by deparsing `SELECT <expr>`.
+fn deparse(expr: &Node) -> String {
+    let select = SelectStmt {
+        target_list: vec![Node {
+            node: Some(NodeEnum::ResTarget(Box::new(protobuf::ResTarget {
+                val: Some(Box::new(expr.clone())),
+                ..Default::default()
+            }))),
+        }],
+        op: protobuf::SetOperation::SetopNone as i32,
+        limit_option: protobuf::LimitOption::Default as i32,
+        ..Default::default()
+    };
+    NodeEnum::SelectStmt(Box::new(select))
+        .deparse(Default::default())
+        .ok()
+        .and_then(|text| text.strip_prefix("SELECT ").map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::testing::stmt;
+    use policy::model::{AlterAction, ColumnDef};
+    use policy::Stmt;
+
+    fn default_of(sql: &str) -> DefaultExpr {
+        match stmt(sql) {
+            Stmt::AlterTable(alter) => match &alter.actions[0] {
+                AlterAction::AddColumn {
+                    column: ColumnDef {
+                        default: Some(default), ..
+                    },
+                    ..
+                } => default.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn names(default: &DefaultExpr) -> Vec<String> {
+        default
+            .functions
+            .iter()
+            .map(|f| match &f.schema {
+                Some(schema) => format!("{schema}.{}", f.name),
+                None => f.name.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_text_is_the_users_own_spelling() {
+        let default = default_of("ALTER TABLE t ADD COLUMN c integer DEFAULT 1 +  2 NOT NULL");
+        assert_eq!(default.sql, "1 +  2");
+        assert!(default.functions.is_empty());
+        assert!(!default.always_volatile);
+        let default = default_of("ALTER TABLE t ADD COLUMN c text DEFAULT 'a,b' COLLATE \"C\", ADD COLUMN d int");
+        assert_eq!(default.sql, "'a,b'");
+    }
+
+    #[test]
+    fn default_functions_include_nested_calls_and_casts() {
+        let default = default_of("ALTER TABLE t ADD COLUMN c uuid DEFAULT (public.gen_random_uuid())::uuid");
+        assert_eq!(default.sql, "(public.gen_random_uuid())::uuid");
+        assert_eq!(names(&default), vec!["public.gen_random_uuid"]);
+        let default = default_of("ALTER TABLE t ADD COLUMN c text DEFAULT lower(md5(random()::text))");
+        assert_eq!(names(&default), vec!["lower", "md5", "random"]);
+    }
+
+    #[test]
+    fn sql_value_functions_are_named() {
+        let default = default_of("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT CURRENT_TIMESTAMP");
+        assert_eq!(default.sql, "CURRENT_TIMESTAMP");
+        assert_eq!(names(&default), vec!["current_timestamp"]);
+        let default = default_of("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now() NOT NULL");
+        assert_eq!(names(&default), vec!["now"]);
+    }
+
+    #[test]
+    fn sub_queries_are_always_volatile() {
+        let default = default_of("ALTER TABLE t ADD COLUMN c int DEFAULT (SELECT max(id) FROM u)");
+        assert!(default.always_volatile);
+    }
+
+    #[test]
+    fn deparse_prints_an_expression() {
+        let parsed = pg_query::parse("SELECT now() + interval '1 day'", 0).unwrap();
+        let Some(NodeEnum::SelectStmt(select)) = parsed.protobuf.stmts[0].stmt.as_ref().unwrap().node.as_ref() else {
+            panic!()
+        };
+        let Some(NodeEnum::ResTarget(target)) = select.target_list[0].node.as_ref() else {
+            panic!()
+        };
+        assert_eq!(deparse(target.val.as_ref().unwrap()), "now() + '1 day'::interval");
+    }
+}

@@ -1,0 +1,225 @@
+//! A guarded role's statements: parse, refuse policy changes, decide each statement
+//! with the policy crate, and turn the decisions into the reports the client gets.
+//! No I/O here: the session supplies the catalog answers.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use policy::finding::SQLSTATE_UNPARSABLE;
+use policy::model::{Stmt, TransactionKind};
+use policy::report::{reports, Report};
+use policy::{decide, Context, QualifiedName, Settings, Statement};
+
+use super::catalog::{Answer, Question, SessionCatalog};
+use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
+use crate::parse::{ParseError, ParsedStatement};
+
+/// What the proxy does with one client message's statements.
+#[derive(Debug, Default)]
+pub struct Verdict {
+    /// Reports to send, in order; when the message is refused, the error is last.
+    pub reports: Vec<Report>,
+    /// Why the message is refused: the rule id and the statement's first line.
+    pub refusal: Option<(String, String)>,
+    /// The lock_timeout cap for each statement (ms), when it gets one.
+    pub caps: Vec<Option<u64>>,
+    /// Tables the statements create.
+    pub created: Vec<QualifiedName>,
+}
+
+/// The session facts a decision needs besides the statements.
+pub struct Facts<'a> {
+    pub settings: &'a Settings,
+    /// Last ReadyForQuery status was 'T' or 'E'.
+    pub in_transaction_block: bool,
+    pub created: &'a [QualifiedName],
+    pub answers: &'a HashMap<Question, Answer>,
+    pub timezone: Option<String>,
+    pub server_version_num: Option<u32>,
+}
+
+/// Decide every statement; also returns the catalog questions that had no answer.
+pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Question>) {
+    let mut verdict = Verdict::default();
+    let mut created: Vec<QualifiedName> = facts.created.to_vec();
+    let multi_statement = statements.len() > 1;
+    let mut in_block = facts.in_transaction_block;
+    let mut missing = Vec::new();
+    for parsed in statements {
+        let statement = &parsed.statement;
+        if let Some(report) = policy_change(statement) {
+            verdict.refusal = Some(("policy_change".to_string(), first_line(&statement.source)));
+            verdict.reports.push(report);
+            return (verdict, missing);
+        }
+        let context = Context {
+            in_transaction_block: in_block || multi_statement,
+            multi_statement,
+            nested: false,
+            session_lock_timeout_ms: 0,
+        };
+        let catalog = SessionCatalog {
+            created: &created,
+            answers: facts.answers,
+            timezone: facts.timezone.clone(),
+            server_version_num: facts.server_version_num,
+            missing: RefCell::new(Vec::new()),
+        };
+        let decision = decide(statement, &context, facts.settings, &catalog);
+        missing.extend(catalog.missing.into_inner());
+        verdict.reports.extend(reports(&decision));
+        verdict.caps.push(decision.lock_timeout_ms);
+        if let Some(finding) = decision.rejection() {
+            verdict.refusal = Some((finding.rule.to_string(), first_line(&statement.source)));
+            return (verdict, missing);
+        }
+        match &statement.stmt {
+            Stmt::CreateTable(create) => {
+                created.push(create.table.clone());
+                verdict.created.push(create.table.clone());
+            }
+            Stmt::CreateTableAs { table, .. } => {
+                created.push(table.clone());
+                verdict.created.push(table.clone());
+            }
+            Stmt::Transaction(TransactionKind::Begin) => in_block = true,
+            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback) => {
+                in_block = false;
+                created.clear();
+            }
+            _ => {}
+        }
+    }
+    (verdict, missing)
+}
+
+/// The report for a statement the parser could not read (fail closed).
+pub fn unparsable(error: &ParseError) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations: the proxy cannot parse this statement: {}",
+            error.message
+        ),
+        Some("The proxy refuses what it cannot check for this role (fail closed).".to_string()),
+        Some(
+            "Fix the statement, or let unparsable statements through for this role: \
+             safe_migrations.unparsable = allow."
+                .to_string(),
+        ),
+    )
+}
+
+/// A guarded role may not weaken its own policy through the proxy: SET/RESET of a
+/// `safe_migrations.*` setting, set_config of one, ALTER ROLE/DATABASE/SYSTEM ... SET.
+pub fn policy_change(statement: &Statement) -> Option<Report> {
+    let text = statement.source.to_ascii_lowercase();
+    let names_policy = text.contains("safe_migrations.");
+    let what = match &statement.stmt {
+        Stmt::Set(set)
+            if set
+                .name
+                .as_deref()
+                .is_some_and(|name| name.starts_with("safe_migrations.")) =>
+        {
+            format!("SET/RESET of {}", set.name.as_deref().unwrap_or_default())
+        }
+        _ if names_policy && text.contains("set_config") => "set_config of a safe_migrations setting".to_string(),
+        Stmt::Other { tag, .. }
+            if names_policy
+                && (tag.contains("ROLE")
+                    || tag.contains("USER")
+                    || tag.contains("DATABASE")
+                    || tag.contains("SYSTEM")) =>
+        {
+            format!("{tag} naming a safe_migrations setting")
+        }
+        _ => return None,
+    };
+    Some(policy_change_report(&what))
+}
+
+pub fn policy_change_report(what: &str) -> Report {
+    error_report(
+        INSUFFICIENT_PRIVILEGE,
+        "safe_migrations: a guarded role cannot change its safe_migrations settings through the proxy".to_string(),
+        Some(format!("{what} would weaken the policy the proxy enforces for this role.")),
+        Some("An administrator changes a role's policy: ALTER ROLE ... SET safe_migrations.<setting>, or the proxy's config file.".to_string()),
+    )
+}
+
+/// The statement's first line, for a log line.
+pub fn first_line(source: &str) -> String {
+    let text = policy::sql::strip_leading_comments(source).trim();
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_sql;
+    use policy::Mode;
+
+    fn enforce() -> Settings {
+        Settings {
+            mode: Mode::Enforce,
+            ..Settings::default()
+        }
+    }
+
+    fn judge_sql(sql: &str, settings: &Settings) -> Verdict {
+        let statements = parse_sql(sql).unwrap();
+        let answers = HashMap::new();
+        judge(
+            &statements,
+            &Facts {
+                settings,
+                in_transaction_block: false,
+                created: &[],
+                answers: &answers,
+                timezone: None,
+                server_version_num: Some(150_000),
+            },
+        )
+        .0
+    }
+
+    #[test]
+    fn policy_changes_are_refused() {
+        for sql in [
+            "SET safe_migrations.mode = off",
+            "RESET safe_migrations.mode",
+            "SELECT set_config('safe_migrations.mode', 'off', false)",
+            "ALTER ROLE migrator SET safe_migrations.mode = 'off'",
+        ] {
+            let verdict = judge_sql(sql, &enforce());
+            assert_eq!(
+                verdict.refusal.as_ref().map(|r| r.0.as_str()),
+                Some("policy_change"),
+                "{sql}"
+            );
+            assert_eq!(verdict.reports.last().unwrap().sqlstate, "42501");
+        }
+        assert!(judge_sql("SHOW safe_migrations.mode", &enforce()).refusal.is_none());
+    }
+
+    #[test]
+    fn a_create_table_earlier_in_the_string_counts_as_new() {
+        let verdict = judge_sql("CREATE TABLE n (id int); CREATE INDEX ON n (id)", &enforce());
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        let verdict = judge_sql("CREATE INDEX ON old (id)", &enforce());
+        assert_eq!(
+            verdict.refusal.map(|r| r.0),
+            Some("create_index_non_concurrently".to_string())
+        );
+    }
+
+    #[test]
+    fn unparsable_is_sm004() {
+        let error = parse_sql("ALTER TABLE").unwrap_err();
+        let report = unparsable(&error);
+        assert_eq!(report.sqlstate, "SM004");
+        assert_eq!(report.level, policy::report::Level::Error);
+    }
+}

@@ -1,0 +1,160 @@
+//! The lock_timeout cap for a guarded role's DDL, whatever the client did before.
+//!
+//! The client can change lock_timeout in many ways (SET, SET LOCAL, RESET ALL, DISCARD
+//! ALL, set_config, startup options, earlier in the same query string), so the proxy
+//! never trusts what it last saw. Right before each capped statement it runs, on the
+//! same session, a hidden
+//!
+//! ```sql
+//! SELECT set_config('safe_migrations_proxy.saved_lock_timeout', current_setting('lock_timeout'), L),
+//!        set_config('lock_timeout', <min(current, cap) computed from pg_settings>, L)
+//! ```
+//!
+//! and right after it a hidden restore from the saved value. The minimum is computed by
+//! the server at that moment (0 = forever counts as above the cap), so a `SET
+//! lock_timeout = 0` earlier in the same string is seen and overruled, and a lower
+//! value the client chose is kept. Their responses are swallowed (see `tracker`).
+//!
+//! - Simple protocol: the hidden statements are put into the client's string around
+//!   each capped statement (`L` = true: local to the string's implicit transaction or
+//!   the open transaction block), so a multi-statement string keeps its single
+//!   implicit transaction and a client SET between two statements cannot undo the
+//!   cap. Error positions are moved back by the inserted length.
+//! - A lone statement that cannot run in a transaction block (VACUUM FULL, REINDEX
+//!   SCHEMA, CLUSTER without a table ...) would fail if its string grew a second
+//!   statement: the hidden statements are then separate Query messages before and after
+//!   it, with `L` = false.
+//! - Extended protocol: hidden Parse/Bind/Execute with proxy-owned statement names
+//!   right before and after the client's Execute of a capped statement (`L` = true:
+//!   the batch up to Sync is one implicit transaction).
+//!
+//! If the statement fails, its transaction (implicit or explicit) rolls back and takes
+//! the local setting with it; the restore then fails unseen, or is not run at all.
+
+use policy::model::{ReindexTarget, Stmt};
+
+/// Name of the placeholder setting that holds the client's lock_timeout while a capped
+/// statement runs.
+const SAVED: &str = "safe_migrations_proxy.saved_lock_timeout";
+
+/// The hidden statement that sets the cap (in ms); `local` as set_config's is_local.
+pub fn set_cap_sql(cap_ms: u64, local: bool) -> String {
+    format!(
+        "SELECT pg_catalog.set_config('{SAVED}', pg_catalog.current_setting('lock_timeout'), {local}), \
+         pg_catalog.set_config('lock_timeout', (SELECT CASE WHEN s.setting::bigint = 0 OR s.setting::bigint > {cap_ms} \
+         THEN '{cap_ms}' ELSE s.setting END FROM pg_catalog.pg_settings s WHERE s.name = 'lock_timeout'), {local})"
+    )
+}
+
+/// The hidden statement that puts the client's lock_timeout back.
+pub fn restore_sql(local: bool) -> String {
+    format!("SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('{SAVED}'), {local})")
+}
+
+/// Statements Postgres refuses inside a transaction block or a multi-statement string.
+pub fn cannot_run_in_transaction_block(stmt: &Stmt) -> bool {
+    match stmt {
+        Stmt::Vacuum { .. } => true,
+        Stmt::Cluster { table } => table.is_none(),
+        Stmt::CreateIndex(index) => index.concurrently,
+        Stmt::DropIndex(drop) => drop.concurrently,
+        Stmt::Reindex(reindex) => {
+            reindex.concurrently
+                || matches!(
+                    reindex.target,
+                    ReindexTarget::Schema | ReindexTarget::Database | ReindexTarget::System
+                )
+        }
+        Stmt::Other { tag, .. } => matches!(
+            tag.as_str(),
+            "CREATE DATABASE"
+                | "DROP DATABASE"
+                | "ALTER SYSTEM"
+                | "CREATE TABLESPACE"
+                | "DROP TABLESPACE"
+                | "CREATE SUBSCRIPTION"
+                | "DROP SUBSCRIPTION"
+        ),
+        _ => false,
+    }
+}
+
+/// A client query string with the cap put around the statements that need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewritten {
+    pub sql: String,
+    /// One per statement the server will report on, inserted ones included.
+    pub segments: Vec<super::tracker::Segment>,
+}
+
+/// Put the hidden statements around each statement `i` with `caps[i]` set.
+/// `starts[i]` is where statement `i`'s text starts (after the previous `;`).
+pub fn rewrite(sql: &str, starts: &[usize], caps: &[Option<u64>]) -> Rewritten {
+    use super::tracker::Segment;
+    let mut out = String::with_capacity(sql.len() + 256 * caps.len());
+    let mut segments = Vec::new();
+    let mut shift = 0;
+    for (i, cap) in caps.iter().enumerate() {
+        let start = if i == 0 { 0 } else { starts[i].min(sql.len()) };
+        let end = starts
+            .get(i + 1)
+            .copied()
+            .unwrap_or(sql.len())
+            .min(sql.len())
+            .max(start);
+        let text = sql.get(start..end).unwrap_or("");
+        match cap {
+            Some(cap_ms) => {
+                let before = format!("{};", set_cap_sql(*cap_ms, true));
+                let after = format!("\n;{};", restore_sql(true));
+                segments.push(Segment { swallow: true, shift });
+                shift += before.chars().count();
+                segments.push(Segment { swallow: false, shift });
+                segments.push(Segment { swallow: true, shift });
+                shift += after.chars().count();
+                out.push_str(&before);
+                out.push_str(text);
+                out.push_str(&after);
+            }
+            None => {
+                segments.push(Segment { swallow: false, shift });
+                out.push_str(text);
+            }
+        }
+    }
+    Rewritten { sql: out, segments }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_capped_statements_are_wrapped_and_positions_follow() {
+        let sql = "SET lock_timeout = 0; ALTER TABLE t ADD COLUMN c int";
+        let rewritten = rewrite(sql, &[0, 21], &[None, Some(3000)]);
+        let before = format!("{};", set_cap_sql(3000, true));
+        assert_eq!(
+            rewritten.sql,
+            format!(
+                "SET lock_timeout = 0;{before} ALTER TABLE t ADD COLUMN c int\n;{};",
+                restore_sql(true)
+            )
+        );
+        assert_eq!(rewritten.segments.len(), 4);
+        assert!(!rewritten.segments[0].swallow && rewritten.segments[0].shift == 0);
+        assert!(rewritten.segments[1].swallow);
+        assert_eq!(rewritten.segments[2].shift, before.len());
+        assert!(rewritten.segments[3].swallow);
+    }
+
+    #[test]
+    fn the_cap_is_computed_by_the_server() {
+        let sql = set_cap_sql(1500, false);
+        assert!(
+            sql.contains("s.setting::bigint = 0 OR s.setting::bigint > 1500 THEN '1500'"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("false)"));
+    }
+}

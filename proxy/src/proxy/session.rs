@@ -1,0 +1,702 @@
+//! One client session: startup and auth relayed, the role's policy read from the
+//! server, then either a byte-for-byte passthrough (mode off) or the guarded state
+//! machine between the client's messages and the server's.
+
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+use policy::report::Report;
+use policy::settings::{Unparsable, SETTINGS};
+use policy::{Mode, QualifiedName, Settings};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::catalog::{Answer, Question};
+use super::config::Config;
+use super::guard::{self, Facts, Verdict};
+use super::lock_timeout::{cannot_run_in_transaction_block, restore_sql, rewrite, set_cap_sql};
+use super::messages::authentication::{
+    auth_code, expects_client_answer, sasl_initial_response, strip_channel_binding, AUTH_SASL,
+};
+use super::messages::error_response::{self, encode_report, fatal};
+use super::messages::function_call::{function_oid, SET_CONFIG_OID};
+use super::messages::parse::Parse;
+use super::messages::startup::Startup;
+use super::messages::{bind, close, describe, execute, parse, query, sync, FrameError, Message, MessageReader};
+use super::tls::Stream;
+use super::tracker::{Expect, Owner, Tracker};
+use crate::parse::{parse_sql, ParsedStatement};
+
+type Reader = MessageReader<ReadHalf<Box<dyn Stream>>>;
+type Writer = WriteHalf<Box<dyn Stream>>;
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Why a session ended abnormally.
+#[derive(Debug)]
+pub enum SessionError {
+    Client(FrameError),
+    Server(FrameError),
+    /// The proxy refused the session (the client was told why).
+    Refused(String),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Client(err) => write!(f, "client: {err}"),
+            SessionError::Server(err) => write!(f, "server: {err}"),
+            SessionError::Refused(why) => f.write_str(why),
+        }
+    }
+}
+
+/// What the session knows about a prepared statement or portal of a guarded role.
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    cap: Option<u64>,
+    /// VACUUM FULL, REINDEX SCHEMA ...: no hidden Execute may precede it in its batch.
+    outside_transaction: bool,
+    created: Vec<QualifiedName>,
+}
+
+pub struct Session {
+    role: String,
+    settings: Settings,
+    client_rd: Reader,
+    client_wr: Writer,
+    server_rd: Reader,
+    server_wr: Writer,
+    tracker: Tracker,
+    to_client: BytesMut,
+    to_server: BytesMut,
+    /// Tables created in the current transaction.
+    created: Vec<QualifiedName>,
+    statements: HashMap<String, Prepared>,
+    portals: HashMap<String, Prepared>,
+    /// A Parse was refused: the client's messages are dropped until its Sync.
+    discard_until_sync: bool,
+    /// The cap was set for the whole batch (session-level): restore after its Sync.
+    restore_after_sync: bool,
+    server_version_num: Option<u32>,
+    next_batch: u64,
+}
+
+/// Startup parameters that would set the policy (`-c safe_migrations.mode=off`).
+pub fn startup_names_policy(startup: &Startup) -> Option<String> {
+    startup.parameters.iter().find_map(|(name, value)| {
+        if name.starts_with("safe_migrations.") {
+            Some(name.clone())
+        } else if name == "options" && value.contains("safe_migrations") {
+            Some(format!("options={value}"))
+        } else {
+            None
+        }
+    })
+}
+
+/// Relay authentication; returns the server's first ReadyForQuery (not yet relayed).
+async fn relay_auth(
+    client_rd: &mut Reader,
+    client_wr: &mut Writer,
+    server_rd: &mut Reader,
+    server_wr: &mut Writer,
+) -> Result<Option<Message>, SessionError> {
+    // The server offered channel binding and the proxy hid it.
+    let mut hid_channel_binding = false;
+    loop {
+        let Some(message) = server_rd.next().await.map_err(SessionError::Server)? else {
+            return Ok(None);
+        };
+        match message.tag {
+            b'R' => {
+                let code = auth_code(&message).map_err(SessionError::Server)?;
+                let forwarded = if code == AUTH_SASL {
+                    let (stripped, hid) = strip_channel_binding(&message).map_err(SessionError::Server)?;
+                    hid_channel_binding = hid;
+                    stripped
+                } else {
+                    message
+                };
+                write(client_wr, &forwarded.bytes).await.map_err(SessionError::Client)?;
+                if expects_client_answer(code) {
+                    let Some(answer) = client_rd.next().await.map_err(SessionError::Client)? else {
+                        return Ok(None);
+                    };
+                    if code == AUTH_SASL && answer.tag == b'p' {
+                        let (mechanism, flag) = sasl_initial_response(&answer).map_err(SessionError::Client)?;
+                        // 'y' = "I support channel binding, the server did not offer it": the
+                        // server, which does, would refuse it as a downgrade, cryptically.
+                        if mechanism.ends_with("-PLUS") || (flag == Some(b'y') && hid_channel_binding) {
+                            let why = "safe_migrations proxy: SCRAM channel binding cannot pass through the proxy \
+                                 (TLS ends at the proxy, so the server would see a different channel); connect \
+                                 with channel_binding=disable, or to a proxy leg without TLS (sslmode=disable on \
+                                 a loopback address)"
+                                .to_string();
+                            let _ = write(client_wr, &fatal(error_response::INVALID_AUTHORIZATION, &why)).await;
+                            return Err(SessionError::Refused(why));
+                        }
+                    }
+                    write(server_wr, &answer.bytes).await.map_err(SessionError::Server)?;
+                }
+            }
+            b'Z' => return Ok(Some(message)),
+            b'E' => {
+                write(client_wr, &message.bytes).await.map_err(SessionError::Client)?;
+                return Ok(None);
+            }
+            _ => write(client_wr, &message.bytes).await.map_err(SessionError::Client)?,
+        }
+    }
+}
+
+async fn write(writer: &mut Writer, bytes: &[u8]) -> Result<(), FrameError> {
+    writer.write_all(bytes).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// Run a session after the startup packet: connect, relay auth, read the policy, serve.
+pub async fn run(
+    client: Box<dyn Stream>,
+    startup: Startup,
+    upstream: &super::backend::Upstream,
+    config: &Config,
+) -> Result<(), SessionError> {
+    let (client_rd, mut client_wr) = tokio::io::split(client);
+    let mut client_rd = MessageReader::new(client_rd);
+    let role = startup.parameter("user").unwrap_or_default().to_string();
+    if let Some(what) = startup_names_policy(&startup) {
+        let why = format!(
+            "safe_migrations proxy: startup parameter {what} would change the safe_migrations policy; \
+             an administrator sets it with ALTER ROLE ... SET or the proxy's config file"
+        );
+        let _ = write(&mut client_wr, &fatal(error_response::INSUFFICIENT_PRIVILEGE, &why)).await;
+        return Err(SessionError::Refused(why));
+    }
+    let server = match upstream.connect().await {
+        Ok(server) => server,
+        Err(reason) => {
+            let why = format!("safe_migrations proxy: {reason}");
+            let _ = write(&mut client_wr, &fatal(error_response::CONNECTION_FAILURE, &why)).await;
+            return Err(SessionError::Refused(why));
+        }
+    };
+    let (server_rd, mut server_wr) = tokio::io::split(server);
+    let mut server_rd = MessageReader::new(server_rd);
+    write(&mut server_wr, &startup.bytes)
+        .await
+        .map_err(SessionError::Server)?;
+    let Some(ready) = relay_auth(&mut client_rd, &mut client_wr, &mut server_rd, &mut server_wr).await? else {
+        return Ok(());
+    };
+    let status = super::messages::ready_for_query::status(&ready).map_err(SessionError::Server)?;
+    let mut session = Session {
+        role,
+        settings: Settings::default(),
+        client_rd,
+        client_wr,
+        server_rd,
+        server_wr,
+        tracker: Tracker::new(status),
+        to_client: BytesMut::new(),
+        to_server: BytesMut::new(),
+        created: Vec::new(),
+        statements: HashMap::new(),
+        portals: HashMap::new(),
+        discard_until_sync: false,
+        restore_after_sync: false,
+        server_version_num: None,
+        next_batch: 0,
+    };
+    session.read_policy(config).await?;
+    session.to_client.extend_from_slice(&ready.bytes);
+    session.flush().await?;
+    if session.settings.mode == Mode::Off {
+        return session.passthrough().await;
+    }
+    tracing::debug!(role = %session.role, mode = session.settings.mode.name(), "guarded session");
+    session.serve().await
+}
+
+impl Session {
+    /// The role's policy: the server's `safe_migrations.*` values, then the file.
+    async fn read_policy(&mut self, config: &Config) -> Result<(), SessionError> {
+        let columns: Vec<String> = SETTINGS
+            .iter()
+            .map(|spec| format!("pg_catalog.current_setting('safe_migrations.{}', true)", spec.name))
+            .chain([
+                "pg_catalog.current_setting('server_version_num')".to_string(),
+                "pg_catalog.current_setting('TimeZone')".to_string(),
+            ])
+            .collect();
+        let sql = format!("SELECT {}", columns.join(", "));
+        let mut results = self.hidden_queries(&[sql]).await?;
+        let row =
+            results.pop().flatten().and_then(|mut rows| rows.pop()).ok_or_else(|| {
+                self.refuse_session("cannot read the role's safe_migrations settings from the server")
+            })?;
+        let mut settings = Settings::default();
+        for (spec, value) in SETTINGS.iter().zip(&row) {
+            if let Some(value) = value.as_deref().filter(|value| !value.trim().is_empty()) {
+                if let Err(err) = settings.apply(spec.name, value) {
+                    return Err(self.refuse_session(&err.to_string()));
+                }
+            }
+        }
+        self.server_version_num = row.get(SETTINGS.len()).cloned().flatten().and_then(|v| v.parse().ok());
+        if self.tracker.timezone.is_none() {
+            self.tracker.timezone = row.get(SETTINGS.len() + 1).cloned().flatten();
+        }
+        if let Err(err) = config.apply(&self.role, &mut settings) {
+            return Err(self.refuse_session(&err));
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
+    fn refuse_session(&mut self, why: &str) -> SessionError {
+        let why = format!("safe_migrations proxy: {why}");
+        self.to_client
+            .extend_from_slice(&fatal(error_response::INVALID_AUTHORIZATION, &why));
+        SessionError::Refused(why)
+    }
+
+    async fn flush(&mut self) -> Result<(), SessionError> {
+        if !self.to_server.is_empty() {
+            let bytes = self.to_server.split();
+            write(&mut self.server_wr, &bytes).await.map_err(SessionError::Server)?;
+        }
+        if !self.to_client.is_empty() {
+            let bytes = self.to_client.split();
+            write(&mut self.client_wr, &bytes).await.map_err(SessionError::Client)?;
+        }
+        Ok(())
+    }
+
+    /// Mode off: no parsing at all, bytes copied both ways.
+    async fn passthrough(self) -> Result<(), SessionError> {
+        let (client_rest, mut client_rd) = self.client_rd.into_parts();
+        let (server_rest, mut server_rd) = self.server_rd.into_parts();
+        let (mut client_wr, mut server_wr) = (self.client_wr, self.server_wr);
+        let upstream = async {
+            server_wr.write_all(&client_rest).await?;
+            tokio::io::copy(&mut client_rd, &mut server_wr).await?;
+            server_wr.shutdown().await
+        };
+        let downstream = async {
+            client_wr.write_all(&server_rest).await?;
+            tokio::io::copy(&mut server_rd, &mut client_wr).await?;
+            client_wr.shutdown().await
+        };
+        let (up, down) = tokio::join!(upstream, downstream);
+        up.map_err(|err| SessionError::Client(err.into()))?;
+        down.map_err(|err| SessionError::Server(err.into()))?;
+        Ok(())
+    }
+
+    /// The guarded state machine: one message at a time from either side.
+    async fn serve(mut self) -> Result<(), SessionError> {
+        loop {
+            self.flush().await?;
+            tokio::select! {
+                message = self.client_rd.next() => {
+                    let message = match message {
+                        Ok(Some(message)) => message,
+                        Ok(None) => return Ok(()),
+                        Err(err) => return Err(self.protocol_violation(SessionError::Client(err)).await),
+                    };
+                    if !self.on_client(message).await? {
+                        self.flush().await?;
+                        return Ok(());
+                    }
+                }
+                message = self.server_rd.next() => {
+                    match message {
+                        Ok(Some(message)) => {
+                            if let Err(err) = self.tracker.on_server(message, &mut self.to_client) {
+                                return Err(self.protocol_violation(SessionError::Server(err)).await);
+                            }
+                        }
+                        Ok(None) => {
+                            self.flush().await?;
+                            return Ok(());
+                        }
+                        Err(err) => return Err(self.protocol_violation(SessionError::Server(err)).await),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Tell the client why its session ends, and end it.
+    async fn protocol_violation(&mut self, err: SessionError) -> SessionError {
+        if let SessionError::Client(FrameError::Io(_)) = err {
+            return err;
+        }
+        let message = format!("safe_migrations proxy: closing the session: {err}");
+        self.to_client
+            .extend_from_slice(&fatal(error_response::PROTOCOL_VIOLATION, &message));
+        let _ = self.flush().await;
+        err
+    }
+
+    fn send(&mut self, message: &Message, owner: Owner, expect: Expect) {
+        self.to_server.extend_from_slice(&message.bytes);
+        self.tracker.push(owner, expect, &mut self.to_client);
+    }
+
+    fn hidden(&mut self, batch: u64, index: usize, forward_ready: bool) -> Owner {
+        let _ = self;
+        Owner::Hidden {
+            batch,
+            index,
+            forward_ready,
+        }
+    }
+
+    fn new_batch(&mut self) -> u64 {
+        self.next_batch += 1;
+        self.next_batch
+    }
+
+    /// Handle one client message; false when the session ends.
+    async fn on_client(&mut self, message: Message) -> Result<bool, SessionError> {
+        if self.discard_until_sync {
+            match message.tag {
+                b'S' => self.discard_until_sync = false,
+                b'X' => {}
+                _ => return Ok(true),
+            }
+        }
+        let client = Owner::Client;
+        match message.tag {
+            b'Q' => self.simple_query(message).await?,
+            b'P' => self.parse(message).await?,
+            b'B' => {
+                let bind = bind::Bind::decode(&message).map_err(SessionError::Client)?;
+                let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
+                self.cap_batch_for(&prepared);
+                self.portals.insert(bind.portal.to_string(), prepared);
+                self.send(&message, client, Expect::Bind);
+            }
+            b'E' => self.execute(message)?,
+            b'D' => {
+                let expect = match describe::kind(&message).map_err(SessionError::Client)? {
+                    b'S' => Expect::DescribeStatement,
+                    _ => Expect::DescribePortal,
+                };
+                self.send(&message, client, expect);
+            }
+            b'C' => {
+                let target = close::Close::decode(&message).map_err(SessionError::Client)?;
+                if target.kind == b'S' {
+                    self.statements.remove(target.name);
+                } else {
+                    self.portals.remove(target.name);
+                }
+                self.send(&message, client, Expect::Close);
+            }
+            b'S' => {
+                self.send(&message, client, Expect::Sync);
+                if std::mem::take(&mut self.restore_after_sync) {
+                    let batch = self.new_batch();
+                    self.send_hidden_statement(batch, 0, &restore_sql(false));
+                    let owner = self.hidden(batch, 1, false);
+                    self.send(&sync::build(), owner, Expect::Sync);
+                }
+            }
+            b'F' => {
+                if function_oid(&message).map_err(SessionError::Client)? == SET_CONFIG_OID {
+                    let report = guard::policy_change_report("A FunctionCall of set_config");
+                    self.refuse_query(vec![report], ("policy_change".into(), "FunctionCall set_config".into()));
+                } else {
+                    self.send(&message, client, Expect::Query);
+                }
+            }
+            b'c' | b'f' => {
+                self.tracker.copy_in = false;
+                self.to_server.extend_from_slice(&message.bytes);
+            }
+            b'X' => {
+                self.to_server.extend_from_slice(&message.bytes);
+                return Ok(false);
+            }
+            // CopyData, Flush and anything else: forwarded as is.
+            _ => self.to_server.extend_from_slice(&message.bytes),
+        }
+        Ok(true)
+    }
+
+    async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
+        let sql = match query::text(&message) {
+            Ok(sql) => sql.to_string(),
+            Err(err) => return Err(SessionError::Client(err)),
+        };
+        let parsed = match parse_sql(&sql) {
+            Ok(parsed) => parsed,
+            Err(_) if self.settings.unparsable == Unparsable::Allow => {
+                self.send(&message, Owner::Client, Expect::Query);
+                return Ok(());
+            }
+            Err(err) => {
+                let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                self.refuse_query(vec![guard::unparsable(&err)], refusal);
+                return Ok(());
+            }
+        };
+        let verdict = self.judge(&parsed).await?;
+        if let Some(refusal) = verdict.refusal.clone() {
+            self.refuse_query(verdict.reports, refusal);
+            return Ok(());
+        }
+        self.send_reports(&verdict.reports);
+        self.created.extend(verdict.created.iter().cloned());
+        let caps = &verdict.caps;
+        if caps.iter().all(Option::is_none) {
+            self.send(&message, Owner::Client, Expect::Query);
+        } else if let ([statement], [Some(cap)]) = (&parsed[..], &caps[..]) {
+            if cannot_run_in_transaction_block(&statement.statement.stmt) && self.tracker.status == b'I' {
+                // Alone, outside a transaction: the cap goes in separate hidden queries.
+                let batch = self.new_batch();
+                let before = self.hidden(batch, 0, false);
+                let after = self.hidden(batch, 1, false);
+                self.send(&query::build(&set_cap_sql(*cap, false)), before, Expect::Query);
+                self.send(&message, Owner::Client, Expect::Query);
+                self.send(&query::build(&restore_sql(false)), after, Expect::Query);
+            } else {
+                self.send_rewritten(&sql, &parsed, caps);
+            }
+        } else {
+            self.send_rewritten(&sql, &parsed, caps);
+        }
+        Ok(())
+    }
+
+    fn send_rewritten(&mut self, sql: &str, parsed: &[ParsedStatement], caps: &[Option<u64>]) {
+        let starts: Vec<usize> = parsed.iter().map(|statement| statement.offset).collect();
+        let rewritten = rewrite(sql, &starts, caps);
+        self.to_server.extend_from_slice(&query::build(&rewritten.sql).bytes);
+        self.tracker
+            .push_segments(Owner::Client, Expect::Query, rewritten.segments, &mut self.to_client);
+    }
+
+    async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
+        let (name, sql) = {
+            let parse = Parse::decode(&message).map_err(SessionError::Client)?;
+            (parse.name.to_string(), parse.query.to_string())
+        };
+        let parsed = match parse_sql(&sql) {
+            Ok(parsed) => parsed,
+            Err(_) if self.settings.unparsable == Unparsable::Allow => {
+                self.statements.insert(name, Prepared::default());
+                self.send(&message, Owner::Client, Expect::Parse);
+                return Ok(());
+            }
+            Err(err) => {
+                let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                self.refuse_extended(vec![guard::unparsable(&err)], refusal);
+                return Ok(());
+            }
+        };
+        let verdict = self.judge(&parsed).await?;
+        if let Some(refusal) = verdict.refusal.clone() {
+            self.refuse_extended(verdict.reports, refusal);
+            return Ok(());
+        }
+        self.send_reports(&verdict.reports);
+        let prepared = Prepared {
+            cap: verdict.caps.iter().flatten().copied().min(),
+            outside_transaction: parsed
+                .iter()
+                .any(|statement| cannot_run_in_transaction_block(&statement.statement.stmt)),
+            created: verdict.created,
+        };
+        self.cap_batch_for(&prepared);
+        self.statements.insert(name, prepared);
+        self.send(&message, Owner::Client, Expect::Parse);
+        Ok(())
+    }
+
+    fn execute(&mut self, message: Message) -> Result<(), SessionError> {
+        let portal = execute::portal(&message).map_err(SessionError::Client)?;
+        let prepared = self.portals.get(portal).cloned().unwrap_or_default();
+        self.created.extend(prepared.created.iter().cloned());
+        match prepared.cap {
+            // Capped for the whole batch already (see `cap_batch_for`).
+            Some(_) if prepared.outside_transaction && self.restore_after_sync => {
+                self.send(&message, Owner::Client, Expect::Execute)
+            }
+            // Otherwise a hidden Execute goes first: such a statement then fails ("cannot
+            // be executed within a pipeline") rather than run without the cap.
+            Some(cap) if self.tracker.server_listening() => {
+                let batch = self.new_batch();
+                self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true));
+                self.send(&message, Owner::Client, Expect::Execute);
+                self.send_hidden_statement(batch, 1, &restore_sql(true));
+            }
+            _ => self.send(&message, Owner::Client, Expect::Execute),
+        }
+        Ok(())
+    }
+
+    /// A statement that cannot run in a transaction block must be the first Execute of
+    /// its batch, so its cap cannot be a hidden Execute in front of it. When its Parse or
+    /// Bind starts a batch, the cap is set session-wide in a hidden batch of its own just
+    /// before, and restored after the client's Sync.
+    fn cap_batch_for(&mut self, prepared: &Prepared) {
+        let Some(cap) = prepared.cap else { return };
+        if !prepared.outside_transaction
+            || self.restore_after_sync
+            || !self.tracker.quiet()
+            || self.tracker.status != b'I'
+        {
+            return;
+        }
+        let batch = self.new_batch();
+        self.send_hidden_statement(batch, 0, &set_cap_sql(cap, false));
+        let owner = self.hidden(batch, 1, false);
+        self.send(&sync::build(), owner, Expect::Sync);
+        self.restore_after_sync = true;
+    }
+
+    /// Parse/Bind/Execute/Close of one hidden statement under a proxy-owned name.
+    fn send_hidden_statement(&mut self, batch: u64, index: usize, sql: &str) {
+        let name = format!("__safe_migrations_{batch}_{index}");
+        let owner = self.hidden(batch, index, false);
+        self.send(&parse::build(&name, sql), owner, Expect::Parse);
+        self.send(&bind::build(&name, &name), owner, Expect::Bind);
+        self.send(&execute::build(&name), owner, Expect::Execute);
+        self.send(&close::build_statement(&name), owner, Expect::Close);
+    }
+
+    /// Run hidden queries on the session; each answer is None when its query failed or
+    /// the server could not run it now (aborted transaction, COPY, discarding to Sync).
+    async fn hidden_queries(&mut self, sqls: &[String]) -> Result<Vec<Option<Rows>>, SessionError> {
+        if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == b'E' {
+            return Ok(vec![None; sqls.len()]);
+        }
+        let batch = self.new_batch();
+        let quiet = self.tracker.quiet();
+        for (index, sql) in sqls.iter().enumerate() {
+            self.send_hidden_statement(batch, index, sql);
+        }
+        if quiet {
+            let owner = self.hidden(batch, sqls.len(), false);
+            self.send(&sync::build(), owner, Expect::Sync);
+        } else {
+            self.to_server.extend_from_slice(&sync::build_flush().bytes);
+        }
+        while self.tracker.batch_pending(batch) {
+            self.flush().await?;
+            let message = self
+                .server_rd
+                .next()
+                .await
+                .map_err(SessionError::Server)?
+                .ok_or_else(|| {
+                    SessionError::Server(FrameError::Malformed("the server closed the connection".into()))
+                })?;
+            self.tracker
+                .on_server(message, &mut self.to_client)
+                .map_err(SessionError::Server)?;
+        }
+        let _ = self.tracker.take_result(batch, sqls.len());
+        Ok((0..sqls.len())
+            .map(|index| {
+                self.tracker
+                    .take_result(batch, index)
+                    .filter(|result| !result.failed)
+                    .map(|result| result.rows)
+            })
+            .collect())
+    }
+
+    /// Decide the statements, asking the server what the rules want to know.
+    async fn judge(&mut self, parsed: &[ParsedStatement]) -> Result<Verdict, SessionError> {
+        let mut answers: HashMap<Question, Answer> = HashMap::new();
+        let mut rounds = 0;
+        loop {
+            let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
+            let created = if in_transaction_block {
+                self.created.clone()
+            } else {
+                Vec::new()
+            };
+            let facts = Facts {
+                settings: &self.settings,
+                in_transaction_block,
+                created: &created,
+                answers: &answers,
+                timezone: self.tracker.timezone.clone(),
+                server_version_num: self.server_version_num,
+            };
+            let (verdict, missing) = guard::judge(parsed, &facts);
+            rounds += 1;
+            if missing.is_empty() || rounds > 3 {
+                return Ok(verdict);
+            }
+            let sqls: Vec<String> = missing.iter().map(Question::sql).collect();
+            let results = self.hidden_queries(&sqls).await?;
+            for (question, rows) in missing.into_iter().zip(results) {
+                let answer = question.answer(rows);
+                answers.insert(question, answer);
+            }
+        }
+    }
+
+    fn send_reports(&mut self, reports: &[Report]) {
+        if reports.is_empty() {
+            return;
+        }
+        let mut bytes = BytesMut::new();
+        for report in reports {
+            encode_report(report, &mut bytes);
+        }
+        self.tracker.push_synthetic(bytes.freeze(), &mut self.to_client);
+    }
+
+    fn log_refusal(&self, refusal: &(String, String)) {
+        tracing::warn!(role = %self.role, rule = %refusal.0, statement = %refusal.1, "statement refused");
+    }
+
+    /// A refused Query (or FunctionCall): nothing of it runs. The reports go out in its
+    /// place, then a hidden statement that fails on the server stands in for it, so the
+    /// server's transaction is aborted exactly when the client's would have been, and
+    /// its ReadyForQuery (with the server's real status) ends the exchange.
+    fn refuse_query(&mut self, reports: Vec<Report>, refusal: (String, String)) {
+        self.log_refusal(&refusal);
+        let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
+        self.send_reports(&reports);
+        let batch = self.new_batch();
+        let owner = self.hidden(batch, 0, true);
+        self.send(&query::build(&abort_sql(sqlstate)), owner, Expect::Query);
+    }
+
+    /// A refused Parse: the reports, then a hidden Parse that fails on the server (so it
+    /// discards up to Sync and aborts the transaction as the client expects), and the
+    /// client's own messages dropped until its Sync, whose ReadyForQuery is forwarded.
+    fn refuse_extended(&mut self, reports: Vec<Report>, refusal: (String, String)) {
+        self.log_refusal(&refusal);
+        self.send_reports(&reports);
+        let batch = self.new_batch();
+        let owner = self.hidden(batch, 0, false);
+        self.send(
+            &parse::build(
+                "__safe_migrations_refused",
+                "SELECT pg_catalog.safe_migrations_statement_refused_by_proxy()",
+            ),
+            owner,
+            Expect::Parse,
+        );
+        self.discard_until_sync = true;
+    }
+}
+
+/// A statement that fails with `sqlstate`, logged by the server as refused by the proxy.
+fn abort_sql(sqlstate: &str) -> String {
+    let code: String = sqlstate.chars().filter(char::is_ascii_alphanumeric).take(5).collect();
+    let code = if code.len() == 5 { code } else { "SM000".to_string() };
+    format!(
+        "DO $safe_migrations$BEGIN RAISE EXCEPTION 'safe_migrations: statement refused by the proxy' \
+         USING ERRCODE = '{code}'; END$safe_migrations$"
+    )
+}

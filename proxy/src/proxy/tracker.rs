@@ -1,0 +1,442 @@
+//! Which message each server response answers, for a guarded session.
+//!
+//! The proxy adds hidden messages of its own to a session (catalog questions, the
+//! lock_timeout cap, the statement that aborts a transaction after a refusal) and
+//! puts its own reports in the client's stream. The tracker keeps, in send order, what
+//! every message sent to the server will produce, so each server response is either
+//! forwarded to the client or swallowed, and the proxy's reports appear exactly where
+//! the refused message's response would have been.
+//!
+//! After an ErrorResponse to an extended-protocol message the server discards
+//! everything until Sync; the tracker drops those entries the same way. During COPY
+//! FROM STDIN the server ignores Sync; so does the tracker.
+
+use std::collections::{HashMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use super::messages::{data_row, error_response, printable, ready_for_query, BodyReader, FrameError, Message};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Parse,
+    Bind,
+    Close,
+    DescribeStatement,
+    DescribePortal,
+    Execute,
+    Sync,
+    /// A simple Query or a FunctionCall: everything up to ReadyForQuery.
+    Query,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Client,
+    /// A proxy message: responses are swallowed, rows kept under (batch, index).
+    Hidden {
+        batch: u64,
+        index: usize,
+        /// Forward its ReadyForQuery (it stands in for a client Query).
+        forward_ready: bool,
+    },
+}
+
+/// One statement's share of a client Query the proxy rewrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// A statement the proxy inserted: its results are swallowed.
+    pub swallow: bool,
+    /// Characters the proxy inserted before this statement (error positions move back).
+    pub shift: usize,
+}
+
+#[derive(Debug)]
+struct Pending {
+    owner: Owner,
+    expect: Expect,
+    segments: Vec<Segment>,
+    segment: usize,
+}
+
+#[derive(Debug)]
+enum Entry {
+    Pending(Pending),
+    /// Bytes of the proxy's own (reports) to send when everything before has been answered.
+    Synthetic(Bytes),
+}
+
+#[derive(Debug, Default)]
+pub struct HiddenResult {
+    pub rows: Vec<Vec<Option<String>>>,
+    pub failed: bool,
+}
+
+#[derive(Debug)]
+pub struct Tracker {
+    queue: VecDeque<Entry>,
+    /// The server discards messages until Sync and no Sync is queued yet.
+    skipping: bool,
+    /// COPY FROM STDIN is in progress: the server ignores Sync.
+    pub copy_in: bool,
+    /// Extended-protocol messages were sent since the last Sync.
+    in_batch: bool,
+    /// The last ReadyForQuery status.
+    pub status: u8,
+    pub timezone: Option<String>,
+    results: HashMap<(u64, usize), HiddenResult>,
+}
+
+impl Tracker {
+    pub fn new(status: u8) -> Tracker {
+        Tracker {
+            queue: VecDeque::new(),
+            skipping: false,
+            copy_in: false,
+            in_batch: false,
+            status,
+            timezone: None,
+            results: HashMap::new(),
+        }
+    }
+
+    /// No half-sent batch (everything sent so far ends with a Sync or is a simple
+    /// Query): hidden messages may come as a batch with their own Sync.
+    pub fn quiet(&self) -> bool {
+        !self.in_batch && !self.skipping && !self.copy_in
+    }
+
+    /// Would the server run a message sent now (not discarding until Sync, not in COPY)?
+    pub fn server_listening(&self) -> bool {
+        !self.skipping && !self.copy_in
+    }
+
+    /// Record a message sent to the server.
+    pub fn push(&mut self, owner: Owner, expect: Expect, out: &mut BytesMut) {
+        self.push_segments(owner, expect, Vec::new(), out);
+    }
+
+    pub fn push_segments(&mut self, owner: Owner, expect: Expect, segments: Vec<Segment>, out: &mut BytesMut) {
+        if expect == Expect::Sync {
+            if self.copy_in {
+                return;
+            }
+            self.skipping = false;
+            self.in_batch = false;
+        } else if expect != Expect::Query {
+            self.in_batch = true;
+            if self.skipping {
+                self.discarded(owner);
+                return;
+            }
+        }
+        if let Owner::Hidden { batch, index, .. } = owner {
+            self.results.entry((batch, index)).or_default();
+        }
+        self.queue.push_back(Entry::Pending(Pending {
+            owner,
+            expect,
+            segments,
+            segment: 0,
+        }));
+        self.emit_synthetic(out);
+    }
+
+    /// Queue the proxy's own bytes for the client, after everything sent before.
+    pub fn push_synthetic(&mut self, bytes: Bytes, out: &mut BytesMut) {
+        if self.skipping {
+            return;
+        }
+        self.queue.push_back(Entry::Synthetic(bytes));
+        self.emit_synthetic(out);
+    }
+
+    /// Is any message of hidden batch `batch` still unanswered?
+    pub fn batch_pending(&self, batch: u64) -> bool {
+        self.queue.iter().any(|entry| {
+            matches!(entry, Entry::Pending(Pending { owner: Owner::Hidden { batch: b, .. }, .. }) if *b == batch)
+        })
+    }
+
+    pub fn take_result(&mut self, batch: u64, index: usize) -> Option<HiddenResult> {
+        self.results.remove(&(batch, index))
+    }
+
+    fn discarded(&mut self, owner: Owner) {
+        if let Owner::Hidden { batch, index, .. } = owner {
+            self.results.entry((batch, index)).or_default().failed = true;
+        }
+    }
+
+    fn emit_synthetic(&mut self, out: &mut BytesMut) {
+        while let Some(Entry::Synthetic(bytes)) = self.queue.front() {
+            out.extend_from_slice(bytes);
+            self.queue.pop_front();
+        }
+    }
+
+    /// Route one server message: bytes for the client go to `out`.
+    pub fn on_server(&mut self, message: Message, out: &mut BytesMut) -> Result<(), FrameError> {
+        self.emit_synthetic(out);
+        match message.tag {
+            b'S' => {
+                let mut reader = BodyReader::new(message.body());
+                if let (Ok("TimeZone"), Ok(value)) = (reader.cstring(), reader.cstring()) {
+                    self.timezone = Some(value.to_string());
+                }
+                out.extend_from_slice(&message.bytes);
+                return Ok(());
+            }
+            b'A' => {
+                out.extend_from_slice(&message.bytes);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let Some(Entry::Pending(head)) = self.queue.front_mut() else {
+            // Nothing expected: the server speaks on its own (FATAL at shutdown, a notice).
+            out.extend_from_slice(&message.bytes);
+            return Ok(());
+        };
+        let tag = message.tag;
+        let expect = head.expect;
+        let mut drop_syncs = false;
+        let swallow = match head.owner {
+            Owner::Client => head.segments.get(head.segment).is_some_and(|segment| segment.swallow),
+            Owner::Hidden { .. } => true,
+        };
+        if tag == b'N' {
+            if !swallow {
+                out.extend_from_slice(&message.bytes);
+            }
+            return Ok(());
+        }
+        let mut complete = false;
+        match (head.expect, tag) {
+            (Expect::Query, b'Z') | (Expect::Sync, b'Z') => {
+                self.status = ready_for_query::status(&message)?;
+                complete = true;
+                if matches!(
+                    head.owner,
+                    Owner::Client
+                        | Owner::Hidden {
+                            forward_ready: true,
+                            ..
+                        }
+                ) {
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (Expect::Query, b'E') | (Expect::Sync, b'E') => {
+                if let Owner::Hidden { batch, index, .. } = head.owner {
+                    self.results.entry((batch, index)).or_default().failed = true;
+                } else if !swallow {
+                    let shift = head.segments.get(head.segment).map_or(0, |segment| segment.shift);
+                    let message = if shift > 0 {
+                        error_response::shift_position(&message, shift)
+                    } else {
+                        message
+                    };
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (Expect::Query, _) => {
+                if tag == b'C' {
+                    head.segment += 1;
+                }
+                if tag == b'G' {
+                    self.copy_in = true;
+                }
+                if !swallow {
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (Expect::Parse, b'1')
+            | (Expect::Bind, b'2')
+            | (Expect::Close, b'3')
+            | (Expect::DescribeStatement | Expect::DescribePortal, b'T' | b'n')
+            | (Expect::Execute, b'C' | b'I' | b's') => {
+                complete = true;
+                if !swallow {
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (Expect::DescribeStatement, b't') | (Expect::Execute, b'H' | b'W' | b'd' | b'c') => {
+                if !swallow {
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (Expect::Execute, b'G') => {
+                self.copy_in = true;
+                drop_syncs = true;
+                out.extend_from_slice(&message.bytes);
+            }
+            (Expect::Execute, b'D') => {
+                if let Owner::Hidden { batch, index, .. } = head.owner {
+                    let row = data_row::columns(&message)?;
+                    self.results.entry((batch, index)).or_default().rows.push(row);
+                } else {
+                    out.extend_from_slice(&message.bytes);
+                }
+            }
+            (_, b'E') => {
+                // An extended-protocol message failed: the server discards until Sync.
+                let owner = head.owner;
+                self.queue.pop_front();
+                self.discarded(owner);
+                if owner == Owner::Client {
+                    out.extend_from_slice(&message.bytes);
+                }
+                self.copy_in = false;
+                while let Some(entry) = self.queue.front() {
+                    match entry {
+                        Entry::Pending(Pending {
+                            expect: Expect::Sync, ..
+                        }) => break,
+                        Entry::Pending(pending) => {
+                            let owner = pending.owner;
+                            self.queue.pop_front();
+                            self.discarded(owner);
+                        }
+                        Entry::Synthetic(_) => {
+                            self.queue.pop_front();
+                        }
+                    }
+                }
+                if self.queue.is_empty() {
+                    self.skipping = true;
+                }
+                self.emit_synthetic(out);
+                return Ok(());
+            }
+            (expect, tag) => {
+                return Err(FrameError::Malformed(format!(
+                    "unexpected message '{}' from the server in answer to {expect:?}",
+                    printable(tag)
+                )))
+            }
+        }
+        if drop_syncs {
+            // Syncs sent after this Execute reach a server in COPY mode, which ignores them.
+            let rest: Vec<Entry> = self.queue.drain(1..).collect();
+            self.queue.extend(rest.into_iter().filter(|entry| {
+                !matches!(
+                    entry,
+                    Entry::Pending(Pending {
+                        expect: Expect::Sync,
+                        ..
+                    })
+                )
+            }));
+        }
+        if complete {
+            if matches!(expect, Expect::Execute | Expect::Query) {
+                self.copy_in = false;
+            }
+            self.queue.pop_front();
+            self.emit_synthetic(out);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(tag: u8, body: &[u8]) -> Message {
+        Message::build(tag, body)
+    }
+
+    fn hidden(batch: u64, index: usize) -> Owner {
+        Owner::Hidden {
+            batch,
+            index,
+            forward_ready: false,
+        }
+    }
+
+    #[test]
+    fn hidden_responses_are_swallowed_and_client_ones_forwarded_in_order() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        tracker.push(hidden(1, 0), Expect::Parse, &mut out);
+        tracker.push(hidden(1, 0), Expect::Execute, &mut out);
+        tracker.push(Owner::Client, Expect::Parse, &mut out);
+        tracker.push_synthetic(Bytes::from_static(b"REPORT"), &mut out);
+        tracker.push(Owner::Client, Expect::Sync, &mut out);
+        tracker.on_server(msg(b'1', b""), &mut out).unwrap();
+        tracker
+            .on_server(msg(b'D', &[0, 1, 0, 0, 0, 1, b'x']), &mut out)
+            .unwrap();
+        tracker.on_server(msg(b'C', b"SELECT 1\0"), &mut out).unwrap();
+        assert!(out.is_empty());
+        tracker.on_server(msg(b'1', b""), &mut out).unwrap();
+        assert_eq!(&out[..], b"1\0\0\0\x04REPORT");
+        out.clear();
+        tracker.on_server(msg(b'Z', b"T"), &mut out).unwrap();
+        assert_eq!(&out[..], b"Z\0\0\0\x05T");
+        assert_eq!(tracker.status, b'T');
+        let result = tracker.take_result(1, 0).unwrap();
+        assert_eq!(result.rows, vec![vec![Some("x".to_string())]]);
+        assert!(tracker.quiet());
+    }
+
+    #[test]
+    fn an_error_skips_to_sync_including_hidden_messages_and_reports() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        tracker.push(Owner::Client, Expect::Execute, &mut out);
+        tracker.push(hidden(2, 0), Expect::Execute, &mut out);
+        tracker.push_synthetic(Bytes::from_static(b"REPORT"), &mut out);
+        tracker.on_server(msg(b'E', b"\0"), &mut out).unwrap();
+        assert_eq!(out[0], b'E');
+        assert!(tracker.take_result(2, 0).unwrap().failed);
+        assert!(!tracker.server_listening());
+        tracker.push(Owner::Client, Expect::Bind, &mut out);
+        tracker.push(Owner::Client, Expect::Sync, &mut out);
+        out.clear();
+        tracker.on_server(msg(b'Z', b"I"), &mut out).unwrap();
+        assert_eq!(out[0], b'Z');
+        assert!(tracker.quiet());
+    }
+
+    #[test]
+    fn rewritten_queries_swallow_inserted_statements_and_shift_positions() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        let segments = vec![
+            Segment {
+                swallow: true,
+                shift: 0,
+            },
+            Segment {
+                swallow: false,
+                shift: 10,
+            },
+        ];
+        tracker.push_segments(Owner::Client, Expect::Query, segments, &mut out);
+        tracker.on_server(msg(b'T', b"x"), &mut out).unwrap();
+        tracker.on_server(msg(b'D', b"x"), &mut out).unwrap();
+        tracker.on_server(msg(b'C', b"SELECT 1\0"), &mut out).unwrap();
+        assert!(out.is_empty());
+        tracker.on_server(msg(b'E', b"SERROR\0P15\0\0"), &mut out).unwrap();
+        let forwarded = Message {
+            tag: b'E',
+            bytes: out.split().freeze(),
+        };
+        assert!(error_response::fields(&forwarded)
+            .unwrap()
+            .contains(&(b'P', "5".to_string())));
+        tracker.on_server(msg(b'Z', b"I"), &mut out).unwrap();
+        assert_eq!(out[0], b'Z');
+    }
+
+    #[test]
+    fn unexpected_responses_are_errors() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        tracker.push(Owner::Client, Expect::Parse, &mut out);
+        assert!(tracker.on_server(msg(b'2', b""), &mut out).is_err());
+    }
+}
