@@ -18,7 +18,7 @@ log() { printf '[run] %s\n' "$*" >&2; }
 
 bash scripts/bootstrap.sh
 log "building the extension and the proxy"
-(cd extension && cargo pgrx install --pg-config "$(command -v pg_config)" >/dev/null)
+bash scripts/install-extension.sh
 cargo build -p safe-migrations --bin safe-migrations
 
 as_pg() { runuser -u postgres -- env -u RUST_BACKTRACE "$@"; }

@@ -24,7 +24,7 @@ trap 'rm -rf "$pgrx_data"' EXIT
 (cd extension && cargo pgrx test pg15 --runas postgres --pgdata "$pgrx_data/data")
 
 log "installing the extension into $("$pg_config" --pkglibdir) for the end-to-end tests"
-(cd extension && cargo pgrx install --pg-config "$pg_config")
+bash scripts/install-extension.sh
 
 log "building the safe-migrations binary"
 cargo build -p safe-migrations --bin safe-migrations
