@@ -29,6 +29,9 @@ bash scripts/install-extension.sh
 log "building the safe-migrations binary"
 cargo build -p safe-migrations --bin safe-migrations
 
+log "installing the migration tools the tool tests drive"
+bash tests/tools/install-all.sh
+
 log "unit, integration and end-to-end tests"
 cargo test --workspace --exclude safe_migrations
 
