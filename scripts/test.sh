@@ -26,6 +26,9 @@ trap 'rm -rf "$pgrx_data"' EXIT
 log "installing the extension into $("$pg_config" --pkglibdir) for the end-to-end tests"
 bash scripts/install-extension.sh
 
+log "extension: multi-session scenarios (logins, blockers, server log)"
+SKIP_INSTALL=1 bash extension/tests/e2e.sh
+
 log "building the safe-migrations binary"
 cargo build -p safe-migrations --bin safe-migrations
 

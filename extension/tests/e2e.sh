@@ -15,7 +15,7 @@ PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 
 if [[ -z "${SKIP_INSTALL:-}" ]]; then
-    (cd "$HERE" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-ext} cargo pgrx install --pg-config "$PG_CONFIG")
+    PG_CONFIG="$PG_CONFIG" bash "$HERE/../scripts/install-extension.sh"
 fi
 
 WORK=$(mktemp -d /tmp/sm-e2e.XXXXXX)
