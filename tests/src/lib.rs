@@ -325,10 +325,12 @@ pub fn safe_migrations_bin() -> PathBuf {
 }
 
 /// The proxy binary running in front of a cluster; killed on drop, and by the kernel
-/// if the test process dies (parent-death signal).
+/// if the test process dies (parent-death signal). Its log goes to a file (`log()`),
+/// not into the test output.
 pub struct Proxy {
     child: Child,
     port: u16,
+    log_path: PathBuf,
 }
 
 impl Proxy {
@@ -364,12 +366,20 @@ impl Proxy {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = child.try_wait() {
-                panic!("proxy exited before listening: {status}");
+                panic!(
+                    "proxy exited before listening: {status}\n{}",
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                );
             }
             assert!(Instant::now() < deadline, "proxy did not listen on {port} within 20s");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Proxy { child, port }
+        Proxy { child, port, log_path }
+    }
+
+    /// What the proxy logged so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     pub fn port(&self) -> u16 {
@@ -395,5 +405,9 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- proxy log ---\n{}", self.log());
+        }
+        let _ = fs::remove_file(&self.log_path);
     }
 }
