@@ -341,6 +341,8 @@ impl Proxy {
     /// A proxy in front of any upstream address (e.g. one where nothing listens).
     pub fn start_upstream(upstream: &str, args: &[&str]) -> Proxy {
         let port = free_port();
+        let log_path = std::env::temp_dir().join(format!("sm-proxy-{}-{port}.log", std::process::id()));
+        let log_file = fs::File::create(&log_path).expect("create proxy log");
         let mut cmd = Command::new(safe_migrations_bin());
         cmd.args([
             "proxy",
@@ -351,6 +353,8 @@ impl Proxy {
         ])
         .args(args)
         .stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone the proxy log handle"))
+        .stderr(log_file)
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()));
         // SAFETY: prctl(PR_SET_PDEATHSIG) only sets a flag of the calling (child)
         // process and is async-signal-safe, as pre_exec requires.
