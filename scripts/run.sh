@@ -46,6 +46,7 @@ stop() {
   trap - INT TERM EXIT
   log "stopping"
   if [ -n "$proxy_pid" ]; then kill -TERM "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; fi
+  rm -f "$data_dir/proxy.pid"
   as_pg "$pg_bin/pg_ctl" -D "$pgdata" stop -m fast >/dev/null 2>&1 || true
   log "stopped; data kept in $data_dir"
 }
@@ -65,12 +66,24 @@ CREATE TABLE IF NOT EXISTS t (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY
 ALTER TABLE t OWNER TO migrator;
 SQL
 
+# A proxy left running by an earlier run (killed without its trap) is stopped first;
+# any other listener on the port is an error, not something to connect to by mistake.
+if [ -f "$data_dir/proxy.pid" ]; then
+  kill -TERM "$(cat "$data_dir/proxy.pid")" 2>/dev/null || true
+  sleep 0.5
+  rm -f "$data_dir/proxy.pid"
+fi
+if (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null; then
+  log "port $proxy_port is already in use: stop what listens there or set PROXY_PORT"
+  exit 1
+fi
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 "$target_dir/debug/safe-migrations" proxy --listen "127.0.0.1:$proxy_port" --upstream "127.0.0.1:$pg_port" &
 proxy_pid=$!
+echo "$proxy_pid" > "$data_dir/proxy.pid"
 for _ in $(seq 1 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
   kill -0 "$proxy_pid" 2>/dev/null || { log "the proxy exited"; exit 1; }
+  (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
   sleep 0.1
 done
 
