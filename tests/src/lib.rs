@@ -7,6 +7,8 @@
 //! removes the dir when the test process dies, even by SIGKILL; `Drop` does the same
 //! sooner on a normal exit or panic.
 
+pub mod tools;
+
 use std::fs;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
