@@ -1,5 +1,9 @@
 //! TRUNCATE takes ACCESS EXCLUSIVE and empties the table at once: every query on it waits,
 //! and a long queue forms behind it while it waits for running transactions.
+//!
+//! Migration tools' own bookkeeping tables are exempt: golang-migrate records every
+//! version with `TRUNCATE schema_migrations` + INSERT, and only the tool touches that
+//! table, under its own advisory lock.
 
 use super::{Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
@@ -12,12 +16,33 @@ pub const RULE: Rule = Rule {
     check,
 };
 
+/// Tables that migration tools keep for themselves (version rows, locks, checksums).
+const MIGRATION_BOOKKEEPING_TABLES: &[&str] = &[
+    "schema_migrations",
+    "schema_lock",
+    "ar_internal_metadata",
+    "goose_db_version",
+    "flyway_schema_history",
+    "_sqlx_migrations",
+    "alembic_version",
+    "django_migrations",
+    "knex_migrations",
+    "knex_migrations_lock",
+    "pgmigrations",
+    "_prisma_migrations",
+    "__diesel_schema_migrations",
+    "refinery_schema_history",
+    "databasechangelog",
+    "databasechangeloglock",
+];
+
 fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::Truncate { tables } = &statement.stmt else {
         return vec![];
     };
     tables
         .iter()
+        .filter(|table| !MIGRATION_BOOKKEEPING_TABLES.contains(&table.name.as_str()))
         .filter(|table| scope.lock_rules_apply(table))
         .map(|table| {
             let lock = Lock {
@@ -104,5 +129,20 @@ mod tests {
         let found = findings(&RULE, truncate(&["a", "Audit.Log"]), &TestCatalog::default());
         assert_eq!(found.len(), 2);
         assert!(found[1].message.starts_with("truncate: TRUNCATE \"Audit\".\"Log\""));
+    }
+
+    #[test]
+    fn truncate_of_a_migration_tools_bookkeeping_table_ok() {
+        let catalog = TestCatalog::default().existing_table("schema_migrations");
+        assert!(findings(&RULE, truncate(&["public.schema_migrations"]), &catalog).is_empty());
+        assert!(findings(&RULE, truncate(&["goose_db_version"]), &catalog).is_empty());
+    }
+
+    #[test]
+    fn truncate_of_bookkeeping_and_an_application_table_reports_only_the_application_table() {
+        let catalog = TestCatalog::default().existing_table("orders");
+        let found = findings(&RULE, truncate(&["schema_migrations", "orders"]), &catalog);
+        assert_eq!(found.len(), 1);
+        assert!(found[0].message.contains("orders"), "{}", found[0].message);
     }
 }

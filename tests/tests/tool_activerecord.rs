@@ -1,0 +1,110 @@
+//! ActiveRecord standalone (Debian's ruby-activerecord and ruby-pg, no Rails app) against
+//! a guarded role, through the extension and through the proxy: `add_index` in the DDL
+//! transaction is stopped with the rule's message and leaves nothing behind, and
+//! `add_index ..., algorithm: :concurrently` with `disable_ddl_transaction!` applies.
+//! The project is tests/tools/activerecord; tests/tools/install-all.sh installs the tool.
+
+use std::path::Path;
+use std::process::Command;
+
+use e2e::tools::{installed, project_dir, report, Guarded};
+use e2e::Cluster;
+
+const TOOL: &str = "activerecord";
+/// A file of the pinned ruby-activerecord package.
+const MARKER: &str = "/usr/share/rubygems-integration/all/gems/activerecord-6.1.7.10/lib/active_record.rb";
+
+/// Columns and indexes of `accounts`, and the versions in ActiveRecord's bookkeeping
+/// table, one per line, read as superuser.
+const SCHEMA: &str = "SELECT line FROM (
+    SELECT 1 AS part, ordinal_position AS position, 'column ' || column_name || ' ' || data_type
+        || CASE WHEN is_nullable = 'NO' THEN ' not null' ELSE '' END AS line
+    FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'accounts'
+    UNION ALL
+    SELECT 2, 0, 'index ' || pg_get_indexdef(indexrelid) || CASE WHEN indisvalid THEN '' ELSE ' INVALID' END
+    FROM pg_index WHERE indrelid = 'public.accounts'::regclass
+    UNION ALL
+    SELECT 3, 0, 'applied ' || version FROM public.schema_migrations
+) schema ORDER BY part, position, line";
+
+/// `ruby migrate.rb <dirs>` against `url`: did it succeed, and everything it printed.
+fn migrate(url: &str, dirs: &[&str]) -> (bool, String) {
+    let project = project_dir(TOOL);
+    let output = Command::new("ruby")
+        .arg(project.join("migrate.rb"))
+        .args(dirs.iter().map(|dir| project.join(dir)))
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run ruby");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// A deploy creates the table, a later one brings the unsafe migration: it is stopped
+/// and leaves nothing, then the safe one applies.
+fn unsafe_stopped_then_safe_applies(cluster: &Cluster, url: &str, route: &str) {
+    let (ok, output) = migrate(url, &["base"]);
+    assert!(ok, "{route}: the table was not created:\n{output}");
+    let (ok, output) = migrate(url, &["base", "unsafe"]);
+    assert!(!ok, "{route}: the plain add_index was applied:\n{output}");
+    for expected in [
+        "create_index_non_concurrently: CREATE INDEX index_accounts_on_email on accounts without CONCURRENTLY \
+         blocks writes while the index builds",
+        "DETAIL:  Lock: SHARE on accounts, blocks writes.",
+        "HINT:  Build the index without blocking writes, outside a transaction block:\n    \
+         CREATE INDEX CONCURRENTLY \"index_accounts_on_email\" ON \"accounts\" (\"email\");",
+    ] {
+        assert!(output.contains(expected), "{route}: {expected:?} not in:\n{output}");
+    }
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), SCHEMA),
+        "column id bigint not null\n\
+         column name character varying not null\n\
+         index CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)\n\
+         applied 20240101000001\n",
+        "{route}: the refused migration left a change behind"
+    );
+
+    let (ok, output) = migrate(url, &["base", "safe"]);
+    assert!(ok, "{route}: the concurrent index was not applied:\n{output}");
+    assert!(output.contains("IndexAccountsOnEmail: migrated"), "{route}:\n{output}");
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), SCHEMA),
+        "column id bigint not null\n\
+         column name character varying not null\n\
+         column email character varying\n\
+         index CREATE INDEX index_accounts_on_email ON public.accounts USING btree (email)\n\
+         index CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)\n\
+         applied 20240101000001\n\
+         applied 20240101000003\n\
+         applied 20240101000004\n",
+        "{route}"
+    );
+}
+
+#[test]
+fn add_index_is_stopped_and_the_concurrent_index_applies() {
+    if !installed(TOOL, Path::new(MARKER)) {
+        return;
+    }
+    for guarded in [Guarded::extension(), Guarded::proxy()] {
+        unsafe_stopped_then_safe_applies(&guarded.cluster, &guarded.migrator_url(), guarded.name());
+    }
+
+    // The run that creates the table brings the unsafe migration too: on that one
+    // session the proxy must not take the table for one created in the migration's own
+    // transaction.
+    let guarded = Guarded::proxy();
+    let (ok, output) = migrate(&guarded.migrator_url(), &["base", "unsafe"]);
+    assert!(!ok, "proxy, one run: the plain add_index was applied:\n{output}");
+    assert!(
+        output.contains("create_index_non_concurrently: "),
+        "proxy, one run:\n{output}"
+    );
+
+    report(&format!("tool {TOOL}: pass"));
+}
