@@ -348,6 +348,8 @@ pub fn parenthesized_at(source: &str, start: usize) -> String {
 fn scan_expression_end(text: &str) -> usize {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
+    // CASE ... END nests like parentheses: `CASE WHEN x IS NULL THEN 0 END` goes on past NULL.
+    let mut case_depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
@@ -376,8 +378,11 @@ fn scan_expression_end(text: &str) -> usize {
                     .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
                     .map_or(text.len(), |n| i + n);
                 let word = text[i..word_end].to_ascii_lowercase();
-                if i > 0 && COLUMN_CONSTRAINT_KEYWORDS.contains(&word.as_str()) {
-                    return i;
+                match word.as_str() {
+                    "case" => case_depth += 1,
+                    "end" => case_depth = case_depth.saturating_sub(1),
+                    _ if case_depth == 0 && i > 0 && COLUMN_CONSTRAINT_KEYWORDS.contains(&word.as_str()) => return i,
+                    _ => {}
                 }
                 i = word_end;
                 continue;
@@ -391,6 +396,64 @@ fn scan_expression_end(text: &str) -> usize {
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b':'
+}
+
+/// A FOREIGN KEY's match type, referential actions and deferrability, with Postgres'
+/// one-letter codes (pg_constraint.confmatchtype 'f'/'p'/'s', confupdtype/confdeltype
+/// 'a'/'r'/'c'/'n'/'d'). Both adapters build `options_sql` from this, so hints match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForeignKeyOptions {
+    pub match_type: char,
+    pub on_update: char,
+    pub on_delete: char,
+    pub deferrable: bool,
+    pub initially_deferred: bool,
+}
+
+impl Default for ForeignKeyOptions {
+    fn default() -> Self {
+        ForeignKeyOptions {
+            match_type: 's',
+            on_update: 'a',
+            on_delete: 'a',
+            deferrable: false,
+            initially_deferred: false,
+        }
+    }
+}
+
+impl ForeignKeyOptions {
+    /// `MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED`:
+    /// pg_get_constraintdef's order, defaults (MATCH SIMPLE, NO ACTION, NOT DEFERRABLE)
+    /// left out. INITIALLY DEFERRED implies DEFERRABLE.
+    pub fn sql(&self) -> String {
+        let action = |code: char| match code {
+            'r' => Some("RESTRICT"),
+            'c' => Some("CASCADE"),
+            'n' => Some("SET NULL"),
+            'd' => Some("SET DEFAULT"),
+            _ => None,
+        };
+        let mut parts: Vec<String> = Vec::new();
+        match self.match_type {
+            'f' => parts.push("MATCH FULL".into()),
+            'p' => parts.push("MATCH PARTIAL".into()),
+            _ => {}
+        }
+        if let Some(update) = action(self.on_update) {
+            parts.push(format!("ON UPDATE {update}"));
+        }
+        if let Some(delete) = action(self.on_delete) {
+            parts.push(format!("ON DELETE {delete}"));
+        }
+        if self.deferrable || self.initially_deferred {
+            parts.push("DEFERRABLE".into());
+        }
+        if self.initially_deferred {
+            parts.push("INITIALLY DEFERRED".into());
+        }
+        parts.join(" ")
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +471,15 @@ mod tests {
         assert_eq!(
             parenthesized_at(sql, sql.find("CHECK").unwrap()),
             "(price > 0) AND (qty > 0)"
+        );
+    }
+
+    #[test]
+    fn default_text_goes_on_through_case_end() {
+        let sql = "ALTER TABLE t ADD c int DEFAULT CASE WHEN random() IS NULL THEN 0 ELSE 1 END NOT NULL";
+        assert_eq!(
+            default_expression_at(sql, sql.find("DEFAULT").unwrap()),
+            "CASE WHEN random() IS NULL THEN 0 ELSE 1 END"
         );
     }
 
@@ -448,5 +520,27 @@ mod tests {
             Some("create unique INDEX CONCURRENTLY i ON t (c)".to_string())
         );
         assert_eq!(insert_after_keywords("CREATE INDEXES", &["CREATE", "INDEX"], "X"), None);
+    }
+
+    #[test]
+    fn foreign_key_options_in_pg_get_constraintdef_order() {
+        let options = ForeignKeyOptions {
+            match_type: 'f',
+            on_update: 'c',
+            on_delete: 'n',
+            deferrable: true,
+            initially_deferred: true,
+        };
+        assert_eq!(
+            options.sql(),
+            "MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED"
+        );
+        assert_eq!(ForeignKeyOptions::default().sql(), "");
+        let deferred = ForeignKeyOptions {
+            on_delete: 'r',
+            initially_deferred: true,
+            ..ForeignKeyOptions::default()
+        };
+        assert_eq!(deferred.sql(), "ON DELETE RESTRICT DEFERRABLE INITIALLY DEFERRED");
     }
 }

@@ -164,7 +164,6 @@ fn django_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_an
 /// hint must keep that, or following it changes when the constraint is checked. The
 /// proxy's hint keeps it.
 #[test]
-#[ignore = "bug: the extension's hint drops DEFERRABLE INITIALLY DEFERRED written after an inline REFERENCES"]
 fn extension_hint_for_djangos_foreign_key_keeps_it_deferrable() {
     let venv = tools_dir().join("venv");
     if !installed(TOOL, &venv.join(".django-requirements.txt")) {

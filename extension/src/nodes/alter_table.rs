@@ -7,10 +7,10 @@
 
 use pgrx::pg_sys;
 use policy::model::{AlterAction, AlterTable, RelationKind, Using};
-use policy::{LockLevel, Stmt};
+use policy::{LockLevel, Stmt, TypeName};
 
 use super::columns::{column_def, constraint};
-use super::names::{cstr, is, nodes, range_var, recurses, strings};
+use super::names::{cstr, is, nodes, range_var, recurses, string_value};
 use super::types::type_name;
 
 pub fn alter_table(stmt: &pg_sys::AlterTableStmt, source: &str) -> Stmt {
@@ -53,9 +53,10 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
         AT_AlterColumnType if is(cmd.def, pg_sys::NodeTag::T_ColumnDef) => {
             // Checked: the new type and USING expression travel in a ColumnDef.
             let def = unsafe { &*(cmd.def as *const pg_sys::ColumnDef) };
+            let new_type = type_name(def.typeName);
             AlterAction::AlterColumnType {
-                using: using(def.raw_default, &name),
-                new_type: type_name(def.typeName),
+                using: using(def.raw_default, &name, &new_type),
+                new_type,
                 column: name,
             }
         }
@@ -125,23 +126,35 @@ fn detach_concurrently(partition: &pg_sys::PartitionCmd) -> bool {
     partition.concurrent
 }
 
-/// USING: none, `col::type` of the altered column itself, or any other expression.
-fn using(expr: *mut pg_sys::Node, column: &str) -> Using {
+/// USING: none, the altered column itself (`col`, `t.col`) or cast to the new type
+/// (`col::newtype`), which change nothing over no USING, or any other expression (a
+/// cast to another type first is a different conversion). The proxy decides alike.
+fn using(expr: *mut pg_sys::Node, column: &str, new_type: &TypeName) -> Using {
     if expr.is_null() {
         return Using::None;
     }
+    if is_column(expr, column) {
+        return Using::CastOfColumn;
+    }
     if is(expr, pg_sys::NodeTag::T_TypeCast) {
         // Checked: a TypeCast.
-        let arg = unsafe { (*(expr as *const pg_sys::TypeCast)).arg };
-        if is(arg, pg_sys::NodeTag::T_ColumnRef) {
-            // Checked: a ColumnRef; its fields are String nodes (or A_Star).
-            let fields = strings(unsafe { (*(arg as *const pg_sys::ColumnRef)).fields });
-            if fields.len() == 1 && fields[0] == column {
-                return Using::CastOfColumn;
-            }
+        let cast = unsafe { &*(expr as *const pg_sys::TypeCast) };
+        if is_column(cast.arg, column) && type_name(cast.typeName) == *new_type {
+            return Using::CastOfColumn;
         }
     }
     Using::Expression
+}
+
+/// A reference to `column`, bare or qualified by the table (`col`, `t.col`).
+fn is_column(node: *mut pg_sys::Node, column: &str) -> bool {
+    // Checked: a ColumnRef; its fields are String nodes (or A_Star).
+    is(node, pg_sys::NodeTag::T_ColumnRef)
+        && nodes(unsafe { (*(node as *const pg_sys::ColumnRef)).fields })
+            .last()
+            .and_then(|field| string_value(*field))
+            .as_deref()
+            == Some(column)
 }
 
 /// The lock Postgres takes for one subcommand, from AlterTableGetLockLevel itself.

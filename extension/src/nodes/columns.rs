@@ -4,6 +4,7 @@
 
 use pgrx::pg_sys;
 use policy::model::{ColumnDef, Constraint, ConstraintKind, DefaultExpr};
+use policy::sql::ForeignKeyOptions;
 use policy::QualifiedName;
 
 use super::names::{cstr, is, nodes, qualified, range_var, strings};
@@ -20,12 +21,24 @@ pub fn column_def(def: *const pg_sys::ColumnDef, source: &str) -> ColumnDef {
         not_null: def.is_not_null,
         ..ColumnDef::default()
     };
+    // The inline REFERENCES that a following DEFERRABLE / INITIALLY DEFERRED qualifies
+    // (the raw parser keeps those as separate CONSTR_ATTR_* nodes, as libpg_query does).
+    let mut last_foreign_key: Option<(usize, ForeignKeyOptions)> = None;
     for node in nodes(def.constraints) {
         if !is(node, pg_sys::NodeTag::T_Constraint) {
             continue;
         }
         // Checked: a Constraint.
         let raw = unsafe { &*(node as *const pg_sys::Constraint) };
+        if let Some((index, options)) = last_foreign_key.as_mut() {
+            let qualified = qualify(options, raw.contype);
+            if qualified {
+                if let ConstraintKind::ForeignKey { options_sql, .. } = &mut column.constraints[*index].kind {
+                    *options_sql = options.sql();
+                }
+                continue;
+            }
+        }
         match raw.contype {
             pg_sys::ConstrType::CONSTR_NOTNULL => column.not_null = true,
             pg_sys::ConstrType::CONSTR_DEFAULT => column.default = Some(default_expr(raw, source)),
@@ -35,7 +48,11 @@ pub fn column_def(def: *const pg_sys::ColumnDef, source: &str) -> ColumnDef {
             | pg_sys::ConstrType::CONSTR_PRIMARY
             | pg_sys::ConstrType::CONSTR_UNIQUE
             | pg_sys::ConstrType::CONSTR_EXCLUSION
-            | pg_sys::ConstrType::CONSTR_FOREIGN => column.constraints.push(constraint(raw, Some(&name), source)),
+            | pg_sys::ConstrType::CONSTR_FOREIGN => {
+                last_foreign_key = (raw.contype == pg_sys::ConstrType::CONSTR_FOREIGN)
+                    .then(|| (column.constraints.len(), foreign_key_options(raw)));
+                column.constraints.push(constraint(raw, Some(&name), source));
+            }
             _ => {}
         }
     }
@@ -54,7 +71,7 @@ pub fn constraint(raw: &pg_sys::Constraint, column: Option<&str>, source: &str) 
                 columns,
                 referenced_table: range_var(raw.pktable),
                 referenced_columns: strings(raw.pk_attrs),
-                options_sql: foreign_key_options(raw),
+                options_sql: foreign_key_options(raw).sql(),
             }
         }
         pg_sys::ConstrType::CONSTR_CHECK => ConstraintKind::Check {
@@ -107,33 +124,27 @@ fn default_expr(raw: &pg_sys::Constraint, source: &str) -> DefaultExpr {
     }
 }
 
-/// `MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED`,
-/// in pg_get_constraintdef's order, defaults left out.
-fn foreign_key_options(raw: &pg_sys::Constraint) -> String {
-    let action = |code: std::ffi::c_char| match code as u8 {
-        b'r' => Some("RESTRICT"),
-        b'c' => Some("CASCADE"),
-        b'n' => Some("SET NULL"),
-        b'd' => Some("SET DEFAULT"),
-        _ => None,
-    };
-    let mut parts: Vec<String> = Vec::new();
-    match raw.fk_matchtype as u8 {
-        b'f' => parts.push("MATCH FULL".into()),
-        b'p' => parts.push("MATCH PARTIAL".into()),
-        _ => {}
+/// Apply a DEFERRABLE / NOT DEFERRABLE / INITIALLY DEFERRED / INITIALLY IMMEDIATE
+/// attribute node to the options of the foreign key before it; false for other nodes.
+fn qualify(options: &mut ForeignKeyOptions, contype: pg_sys::ConstrType::Type) -> bool {
+    match contype {
+        pg_sys::ConstrType::CONSTR_ATTR_DEFERRABLE => options.deferrable = true,
+        pg_sys::ConstrType::CONSTR_ATTR_NOT_DEFERRABLE => options.deferrable = false,
+        pg_sys::ConstrType::CONSTR_ATTR_DEFERRED => options.initially_deferred = true,
+        pg_sys::ConstrType::CONSTR_ATTR_IMMEDIATE => options.initially_deferred = false,
+        _ => return false,
     }
-    if let Some(update) = action(raw.fk_upd_action) {
-        parts.push(format!("ON UPDATE {update}"));
+    true
+}
+
+/// The match type, referential actions and deferrability of a foreign key, in the
+/// shared form both adapters print (`policy::sql::ForeignKeyOptions`).
+fn foreign_key_options(raw: &pg_sys::Constraint) -> ForeignKeyOptions {
+    ForeignKeyOptions {
+        match_type: raw.fk_matchtype as u8 as char,
+        on_update: raw.fk_upd_action as u8 as char,
+        on_delete: raw.fk_del_action as u8 as char,
+        deferrable: raw.deferrable,
+        initially_deferred: raw.initdeferred,
     }
-    if let Some(delete) = action(raw.fk_del_action) {
-        parts.push(format!("ON DELETE {delete}"));
-    }
-    if raw.deferrable {
-        parts.push("DEFERRABLE".into());
-    }
-    if raw.initdeferred {
-        parts.push("INITIALLY DEFERRED".into());
-    }
-    parts.join(" ")
 }

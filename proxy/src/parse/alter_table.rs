@@ -398,7 +398,7 @@ mod tests {
                     columns: vec!["author_id".into()],
                     referenced_table: QualifiedName::bare("app_author"),
                     referenced_columns: vec!["id".into()],
-                    options_sql: "ON DELETE SET NULL ON UPDATE CASCADE".into(),
+                    options_sql: "ON UPDATE CASCADE ON DELETE SET NULL".into(),
                 },
                 not_valid: true,
             })]

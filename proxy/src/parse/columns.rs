@@ -3,6 +3,7 @@
 use pg_query::protobuf::{self, ConstrType, Node};
 use pg_query::NodeEnum;
 use policy::model::{ColumnDef, Constraint, ConstraintKind};
+use policy::sql::ForeignKeyOptions;
 
 use super::{expr, names, types, Input};
 
@@ -21,50 +22,48 @@ pub fn column_def(column: &protobuf::ColumnDef, input: &Input) -> ColumnDef {
         not_null: column.is_not_null,
         ..ColumnDef::default()
     };
-    for (index, constraint) in constraints.iter().enumerate() {
+    // The inline REFERENCES that a following DEFERRABLE / INITIALLY DEFERRED qualifies.
+    let mut last_foreign_key: Option<(usize, ForeignKeyOptions)> = None;
+    for constraint in constraints.iter() {
+        let attribute = |options: &mut ForeignKeyOptions| match constraint.contype() {
+            ConstrType::ConstrAttrDeferrable => options.deferrable = true,
+            ConstrType::ConstrAttrNotDeferrable => options.deferrable = false,
+            ConstrType::ConstrAttrDeferred => options.initially_deferred = true,
+            ConstrType::ConstrAttrImmediate => options.initially_deferred = false,
+            _ => {}
+        };
         match constraint.contype() {
             ConstrType::ConstrNotnull => def.not_null = true,
             ConstrType::ConstrNull => def.not_null = false,
             ConstrType::ConstrDefault => {
                 if let Some(raw) = constraint.raw_expr.as_deref() {
-                    let bound = constraints[index + 1..]
-                        .iter()
-                        .map(|next| next.location)
-                        .chain(column.coll_clause.as_ref().map(|collate| collate.location))
-                        .filter(|&location| location > constraint.location)
-                        .min();
-                    def.default = Some(expr::default_expr(raw, constraint.location, bound, input));
+                    def.default = Some(expr::default_expr(raw, constraint.location, input));
                 }
             }
             ConstrType::ConstrGenerated => def.generated_stored = constraint.generated_kind != "v",
             ConstrType::ConstrIdentity => def.identity = true,
             // DEFERRABLE, INITIALLY DEFERRED ... qualify the constraint before them.
-            ConstrType::ConstrAttrDeferrable => qualify_previous(&mut def.constraints, "DEFERRABLE"),
-            ConstrType::ConstrAttrDeferred => qualify_previous(&mut def.constraints, "INITIALLY DEFERRED"),
-            ConstrType::ConstrAttrNotDeferrable
-            | ConstrType::ConstrAttrImmediate
-            | ConstrType::ConstrAttrEnforced
-            | ConstrType::ConstrAttrNotEnforced => {}
-            _ => def
-                .constraints
-                .push(self::constraint(constraint, Some(&column.colname), input)),
+            ConstrType::ConstrAttrDeferrable
+            | ConstrType::ConstrAttrDeferred
+            | ConstrType::ConstrAttrNotDeferrable
+            | ConstrType::ConstrAttrImmediate => {
+                if let Some((index, options)) = last_foreign_key.as_mut() {
+                    attribute(options);
+                    if let ConstraintKind::ForeignKey { options_sql, .. } = &mut def.constraints[*index].kind {
+                        *options_sql = options.sql();
+                    }
+                }
+            }
+            ConstrType::ConstrAttrEnforced | ConstrType::ConstrAttrNotEnforced => {}
+            _ => {
+                last_foreign_key = (constraint.contype() == ConstrType::ConstrForeign)
+                    .then(|| (def.constraints.len(), foreign_key_options(constraint)));
+                def.constraints
+                    .push(self::constraint(constraint, Some(&column.colname), input));
+            }
         }
     }
     def
-}
-
-/// Add a DEFERRABLE / INITIALLY DEFERRED written after an inline REFERENCES to its options.
-fn qualify_previous(constraints: &mut [Constraint], option: &str) {
-    if let Some(Constraint {
-        kind: ConstraintKind::ForeignKey { options_sql, .. },
-        ..
-    }) = constraints.last_mut()
-    {
-        if !options_sql.is_empty() {
-            options_sql.push(' ');
-        }
-        options_sql.push_str(option);
-    }
 }
 
 /// A table or column constraint; `column` is the column an inline constraint belongs to.
@@ -82,7 +81,7 @@ pub fn constraint(constraint: &protobuf::Constraint, column: Option<&str>, input
             columns: keys(&constraint.fk_attrs),
             referenced_table: names::range_var(constraint.pktable.as_ref()),
             referenced_columns: names::strings(&constraint.pk_attrs),
-            options_sql: foreign_key_options(constraint),
+            options_sql: foreign_key_options(constraint).sql(),
         },
         ConstrType::ConstrCheck => ConstraintKind::Check {
             expr_sql: expr::parenthesized(constraint.raw_expr.as_deref(), constraint.location, input),
@@ -108,35 +107,16 @@ pub fn constraint(constraint: &protobuf::Constraint, column: Option<&str>, input
     }
 }
 
-/// The referential actions and options of a foreign key, as SQL.
-fn foreign_key_options(constraint: &protobuf::Constraint) -> String {
-    let mut options = Vec::new();
-    if constraint.fk_matchtype == "f" {
-        options.push("MATCH FULL".to_string());
-    }
-    if let Some(action) = referential_action(&constraint.fk_del_action) {
-        options.push(format!("ON DELETE {action}"));
-    }
-    if let Some(action) = referential_action(&constraint.fk_upd_action) {
-        options.push(format!("ON UPDATE {action}"));
-    }
-    if constraint.deferrable {
-        options.push("DEFERRABLE".to_string());
-    }
-    if constraint.initdeferred {
-        options.push("INITIALLY DEFERRED".to_string());
-    }
-    options.join(" ")
-}
-
-/// Postgres' FKCONSTR_ACTION_* codes; NO ACTION ('a', the default) is not written.
-fn referential_action(code: &str) -> Option<&'static str> {
-    match code {
-        "r" => Some("RESTRICT"),
-        "c" => Some("CASCADE"),
-        "n" => Some("SET NULL"),
-        "d" => Some("SET DEFAULT"),
-        _ => None,
+/// The match type, referential actions and deferrability of a foreign key, in the
+/// shared form both adapters print (`policy::sql::ForeignKeyOptions`).
+fn foreign_key_options(constraint: &protobuf::Constraint) -> ForeignKeyOptions {
+    let code = |text: &str, default: char| text.chars().next().unwrap_or(default);
+    ForeignKeyOptions {
+        match_type: code(&constraint.fk_matchtype, 's'),
+        on_update: code(&constraint.fk_upd_action, 'a'),
+        on_delete: code(&constraint.fk_del_action, 'a'),
+        deferrable: constraint.deferrable,
+        initially_deferred: constraint.initdeferred,
     }
 }
 

@@ -12,15 +12,16 @@ use super::{names, Input};
 /// ASCII tokens the scanner reports by their character code.
 const OPEN_PAREN: i32 = b'(' as i32;
 const CLOSE_PAREN: i32 = b')' as i32;
-const COMMA: i32 = b',' as i32;
-const SEMICOLON: i32 = b';' as i32;
-const OPEN_BRACKET: i32 = b'[' as i32;
-const CLOSE_BRACKET: i32 = b']' as i32;
 
-/// A DEFAULT clause: `location` is where the clause (its DEFAULT keyword) starts and
-/// `bound` where the next clause of the column starts, if there is one.
-pub fn default_expr(expr: &Node, location: i32, bound: Option<i32>, input: &Input) -> DefaultExpr {
-    let sql = text_after_keyword(input, location, "default", bound).unwrap_or_else(|| deparse(expr));
+/// A DEFAULT clause: `location` is where its constraint node starts (the DEFAULT
+/// keyword, or CONSTRAINT when named). The text comes from
+/// `policy::sql::default_expression_at`, the function the extension calls, so hints
+/// quote the same expression; deparsed only when the location is not in the statement.
+pub fn default_expr(expr: &Node, location: i32, input: &Input) -> DefaultExpr {
+    let sql = input
+        .text_from(location)
+        .map(|text| policy::sql::default_expression_at(text, 0))
+        .unwrap_or_else(|| deparse(expr));
     let mut calls = Calls::default();
     calls.walk(expr);
     DefaultExpr {
@@ -95,6 +96,14 @@ impl Calls {
             }
             NodeEnum::NamedArgExpr(arg) => self.walk_opt(arg.arg.as_deref()),
             NodeEnum::SortBy(sort) => self.walk_opt(sort.node.as_deref()),
+            // XML constructors evaluate their arguments once, like any function call; the
+            // extension's walker (Postgres' raw_expression_tree_walker) looks into them too.
+            NodeEnum::XmlExpr(xml) => {
+                self.walk_all(&xml.named_args);
+                self.walk_all(&xml.args);
+            }
+            NodeEnum::XmlSerialize(xml) => self.walk_opt(xml.expr.as_deref()),
+            NodeEnum::ResTarget(target) => self.walk_opt(target.val.as_deref()),
             // A sub-query, or a construct this walker does not look into: per row, as
             // far as we can tell.
             _ => self.always_volatile = true,
@@ -132,47 +141,6 @@ fn sql_value_function_name(op: protobuf::SqlValueFunctionOp) -> &'static str {
     }
 }
 
-/// The tokens after the first `keyword` at or after `location`, up to the end of the
-/// expression.
-fn text_after_keyword(input: &Input, location: i32, keyword: &str, bound: Option<i32>) -> Option<String> {
-    let text = input.text_from(location)?;
-    let tokens = pg_query::scan(text).ok()?.tokens;
-    let keyword_end = tokens
-        .iter()
-        .find(|token| token_text(text, token).eq_ignore_ascii_case(keyword))?
-        .end;
-    tokens_until_end(input, location + keyword_end, bound)
-}
-
-/// The text of the expression starting at `start`: tokens up to a `,` `)` `;` outside
-/// any parentheses, or up to `bound`.
-fn tokens_until_end(input: &Input, start: i32, bound: Option<i32>) -> Option<String> {
-    let text = input.text_from(start)?;
-    let limit = bound.map_or(text.len(), |bound| {
-        usize::try_from(bound - start).unwrap_or(0).min(text.len())
-    });
-    let tokens = pg_query::scan(text).ok()?.tokens;
-    let mut depth = 0;
-    let mut first = None;
-    let mut last = None;
-    for token in &tokens {
-        let (token_start, token_end) = (usize::try_from(token.start).ok()?, usize::try_from(token.end).ok()?);
-        if token_start >= limit {
-            break;
-        }
-        match token.token {
-            OPEN_PAREN | OPEN_BRACKET => depth += 1,
-            CLOSE_PAREN | CLOSE_BRACKET if depth == 0 => break,
-            CLOSE_PAREN | CLOSE_BRACKET => depth -= 1,
-            COMMA | SEMICOLON if depth == 0 => break,
-            _ => {}
-        }
-        first.get_or_insert(token_start);
-        last = Some(token_end);
-    }
-    Some(text[first?..last?].to_string())
-}
-
 /// The text between the first `(` at or after `location` and its matching `)`.
 fn parenthesized_text(input: &Input, location: i32) -> Option<String> {
     let text = input.text_from(location)?;
@@ -193,12 +161,6 @@ fn parenthesized_text(input: &Input, location: i32) -> Option<String> {
         }
     }
     None
-}
-
-fn token_text<'a>(text: &'a str, token: &protobuf::ScanToken) -> &'a str {
-    let start = usize::try_from(token.start).unwrap_or(0);
-    let end = usize::try_from(token.end).unwrap_or(0);
-    text.get(start..end).unwrap_or("")
 }
 
 /// The expression as libpg_query prints it, by deparsing `SELECT <expr>`.
@@ -280,6 +242,22 @@ mod tests {
         assert_eq!(names(&default), vec!["current_timestamp"]);
         let default = default_of("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now() NOT NULL");
         assert_eq!(names(&default), vec!["now"]);
+    }
+
+    #[test]
+    fn default_text_is_taken_as_the_extension_takes_it() {
+        let sql = "ALTER TABLE t ADD COLUMN c int CONSTRAINT c_default DEFAULT (random() * 10)::int NOT NULL";
+        let default = default_of(sql);
+        let location = sql.find("CONSTRAINT").unwrap();
+        assert_eq!(default.sql, policy::sql::default_expression_at(sql, location));
+        assert_eq!(default.sql, "(random() * 10)::int");
+    }
+
+    #[test]
+    fn xml_constructors_are_walked_not_assumed_volatile() {
+        let default = default_of("ALTER TABLE t ADD COLUMN c xml DEFAULT xmlelement(name a, random()::text)");
+        assert!(!default.always_volatile);
+        assert_eq!(names(&default), vec!["random"]);
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Question {
     Volatility(QualifiedName),
     NotNullCheck(QualifiedName, String),
     EstimatedRows(QualifiedName),
+    /// The relation a name resolves to under the session's search_path.
+    RelationOid(QualifiedName),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,8 @@ pub enum Answer {
     Volatility(Option<Volatility>),
     Bool(Option<bool>),
     Rows(Option<f64>),
+    /// The relation's oid; `None` when the name resolves to nothing (or the query failed).
+    Oid(Option<u32>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -65,6 +69,7 @@ impl Question {
                 "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = {}",
                 regclass(table)
             ),
+            Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
         }
     }
 
@@ -91,6 +96,7 @@ impl Question {
                     .any(|definition| is_not_null_check(&definition, column))
             })),
             Question::EstimatedRows(_) => Answer::Rows(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
+            Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
         }
     }
 }
@@ -102,8 +108,12 @@ pub fn same_table(a: &QualifiedName, b: &QualifiedName) -> bool {
 
 /// What the session knows; questions without an answer are recorded in `missing`.
 pub struct SessionCatalog<'a> {
-    /// Tables created in the current transaction (tracked by the proxy).
+    /// Relations created in the current transaction by earlier messages (tracked by the
+    /// proxy): they exist on the server, so a name is theirs when it resolves to them.
     pub created: &'a [QualifiedName],
+    /// Relations created by earlier statements of the message being judged: they do not
+    /// exist yet, so only their names can tell.
+    pub pending: &'a [QualifiedName],
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
     pub server_version_num: Option<u32>,
@@ -123,9 +133,45 @@ impl SessionCatalog<'_> {
     }
 }
 
+impl SessionCatalog<'_> {
+    fn relation_oid(&self, relation: &QualifiedName) -> Option<Option<u32>> {
+        match self.ask(Question::RelationOid(relation.clone()))? {
+            Answer::Oid(oid) => Some(*oid),
+            _ => None,
+        }
+    }
+}
+
 impl Catalog for SessionCatalog<'_> {
+    /// As the extension answers it (the relation the name resolves to was created in this
+    /// transaction): a name that resolves to the same relation as one created earlier in
+    /// the transaction, whatever schema each was written with; an unqualified name does
+    /// not match a table of that name in another schema.
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
-        Some(self.created.iter().any(|created| same_table(created, table)))
+        if self.pending.iter().any(|created| same_table(created, table)) {
+            return Some(true);
+        }
+        let candidates: Vec<&QualifiedName> = self
+            .created
+            .iter()
+            .filter(|created| created.name == table.name)
+            .collect();
+        if candidates.is_empty() {
+            return Some(false);
+        }
+        // Ask everything in one round.
+        let oid = self.relation_oid(table);
+        let created_oids: Vec<Option<Option<u32>>> =
+            candidates.iter().map(|created| self.relation_oid(created)).collect();
+        let oid = match oid? {
+            Some(oid) => oid,
+            None => return Some(false),
+        };
+        if created_oids.contains(&Some(Some(oid))) {
+            Some(true)
+        } else {
+            (!created_oids.contains(&None)).then_some(false)
+        }
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
@@ -201,6 +247,7 @@ mod tests {
         let answers = HashMap::new();
         let catalog = SessionCatalog {
             created: &[],
+            pending: &[],
             answers: &answers,
             timezone: None,
             server_version_num: None,
@@ -211,5 +258,81 @@ mod tests {
         assert_eq!(catalog.estimated_rows(&t), None);
         assert_eq!(catalog.missing.borrow().len(), 1);
         assert_eq!(catalog.created_in_transaction(&t), Some(false));
+    }
+
+    fn answers_of(oids: &[(QualifiedName, Option<u32>)]) -> HashMap<Question, Answer> {
+        oids.iter()
+            .map(|(name, oid)| (Question::RelationOid(name.clone()), Answer::Oid(*oid)))
+            .collect()
+    }
+
+    fn created_in_transaction(
+        created: &[QualifiedName],
+        pending: &[QualifiedName],
+        answers: &HashMap<Question, Answer>,
+        table: &QualifiedName,
+    ) -> Option<bool> {
+        SessionCatalog {
+            created,
+            pending,
+            answers,
+            timezone: None,
+            server_version_num: None,
+            missing: RefCell::new(Vec::new()),
+        }
+        .created_in_transaction(table)
+    }
+
+    #[test]
+    fn a_name_is_new_when_it_resolves_to_a_relation_created_in_the_transaction() {
+        let other_accounts = QualifiedName::new(Some("other"), "accounts");
+        let accounts = QualifiedName::bare("accounts");
+        let public_accounts = QualifiedName::new(Some("public"), "accounts");
+        // other.accounts was created; `accounts` resolves to public.accounts, an old table.
+        let answers = answers_of(&[(other_accounts.clone(), Some(20)), (accounts.clone(), Some(10))]);
+        assert_eq!(
+            created_in_transaction(std::slice::from_ref(&other_accounts), &[], &answers, &accounts),
+            Some(false)
+        );
+        // public.accounts was created and `accounts` resolves to it.
+        let answers = answers_of(&[(public_accounts.clone(), Some(10)), (accounts.clone(), Some(10))]);
+        assert_eq!(
+            created_in_transaction(std::slice::from_ref(&public_accounts), &[], &answers, &accounts),
+            Some(true)
+        );
+        // Unanswered yet: unknown, and both questions are asked in one round.
+        let empty = HashMap::new();
+        let catalog = SessionCatalog {
+            created: std::slice::from_ref(&public_accounts),
+            pending: &[],
+            answers: &empty,
+            timezone: None,
+            server_version_num: None,
+            missing: RefCell::new(Vec::new()),
+        };
+        assert_eq!(catalog.created_in_transaction(&accounts), None);
+        assert_eq!(catalog.missing.borrow().len(), 2);
+        // A name nothing resolves to (dropped, rolled back to a savepoint) is not new.
+        let answers = answers_of(&[(public_accounts.clone(), None), (accounts.clone(), None)]);
+        assert_eq!(
+            created_in_transaction(std::slice::from_ref(&public_accounts), &[], &answers, &accounts),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn relations_created_earlier_in_the_same_message_match_by_name() {
+        let fresh = QualifiedName::bare("fresh");
+        let empty = HashMap::new();
+        assert_eq!(
+            created_in_transaction(
+                &[],
+                std::slice::from_ref(&fresh),
+                &empty,
+                &QualifiedName::new(Some("public"), "fresh")
+            ),
+            Some(true)
+        );
+        assert_eq!(created_in_transaction(&[], &[], &empty, &fresh), Some(false));
     }
 }

@@ -6,9 +6,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use policy::finding::SQLSTATE_UNPARSABLE;
-use policy::model::{Stmt, TransactionKind};
+use policy::model::{ObjectKind, Rename, Stmt, TransactionKind};
 use policy::report::{reports, Report};
-use policy::{decide, Context, QualifiedName, Settings, Statement};
+use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
@@ -42,6 +42,7 @@ pub struct Facts<'a> {
 pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Question>) {
     let mut verdict = Verdict::default();
     let mut created: Vec<QualifiedName> = facts.created.to_vec();
+    let mut pending: Vec<QualifiedName> = Vec::new();
     let multi_statement = statements.len() > 1;
     let mut in_block = facts.in_transaction_block;
     let mut missing = Vec::new();
@@ -60,12 +61,14 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         };
         let catalog = SessionCatalog {
             created: &created,
+            pending: &pending,
             answers: facts.answers,
             timezone: facts.timezone.clone(),
             server_version_num: facts.server_version_num,
             missing: RefCell::new(Vec::new()),
         };
         let decision = decide(statement, &context, facts.settings, &catalog);
+        let creates = relations_created(&statement.stmt, &catalog);
         missing.extend(catalog.missing.into_inner());
         verdict.reports.extend(reports(&decision));
         verdict.caps.push(decision.lock_timeout_ms);
@@ -73,24 +76,44 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             verdict.refusal = Some((finding.rule.to_string(), first_line(&statement.source)));
             return (verdict, missing);
         }
+        pending.extend(creates.iter().cloned());
+        verdict.created.extend(creates);
         match &statement.stmt {
-            Stmt::CreateTable(create) => {
-                created.push(create.table.clone());
-                verdict.created.push(create.table.clone());
-            }
-            Stmt::CreateTableAs { table, .. } => {
-                created.push(table.clone());
-                verdict.created.push(table.clone());
-            }
             Stmt::Transaction(TransactionKind::Begin) => in_block = true,
             Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback) => {
                 in_block = false;
                 created.clear();
+                pending.clear();
             }
             _ => {}
         }
     }
     (verdict, missing)
+}
+
+/// The relations `stmt` creates in the transaction, as the extension's relcache would
+/// know them: tables, named indexes (in their table's schema), and the new name of a
+/// relation renamed after being created in this transaction.
+fn relations_created(stmt: &Stmt, catalog: &SessionCatalog) -> Vec<QualifiedName> {
+    match stmt {
+        Stmt::CreateTable(create) => vec![create.table.clone()],
+        Stmt::CreateTableAs { table, .. } => vec![table.clone()],
+        // IF NOT EXISTS may name an index that already exists: not known to be new.
+        Stmt::CreateIndex(index) if !index.if_not_exists => index
+            .name
+            .iter()
+            .map(|name| QualifiedName::new(index.table.schema.as_deref(), name))
+            .collect(),
+        Stmt::Rename(Rename {
+            kind: ObjectKind::Table | ObjectKind::Index | ObjectKind::View | ObjectKind::MaterializedView,
+            object,
+            subname: None,
+            new_name,
+        }) if catalog.created_in_transaction(object) == Some(true) => {
+            vec![QualifiedName::new(object.schema.as_deref(), new_name)]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The report for a statement the parser could not read (fail closed).
@@ -221,5 +244,19 @@ mod tests {
         let report = unparsable(&error);
         assert_eq!(report.sqlstate, "SM004");
         assert_eq!(report.level, policy::report::Level::Error);
+    }
+
+    #[test]
+    fn named_indexes_and_renames_of_new_relations_count_as_created() {
+        let verdict = judge_sql(
+            "CREATE TABLE n (id int); CREATE INDEX n_id ON n (id); ALTER TABLE n RENAME TO m; \
+             CREATE INDEX IF NOT EXISTS n_id2 ON m (id); DROP INDEX n_id; CREATE INDEX ON m (id)",
+            &enforce(),
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        assert_eq!(verdict.created, ["n", "n_id", "m"].map(QualifiedName::bare).to_vec());
+        // Renaming a relation that is not new creates nothing.
+        let verdict = judge_sql("ALTER INDEX old_i RENAME TO new_i", &enforce());
+        assert!(verdict.created.is_empty());
     }
 }

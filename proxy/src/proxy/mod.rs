@@ -4,10 +4,12 @@
 //! `frontend` is the client side of the startup phase, `backend` the server side,
 //! `messages` one file per wire message, `session` the state machine between them,
 //! `tracker` which server response answers which message, `guard` the policy decision,
-//! `catalog` the questions the server answers, `lock_timeout` the cap on DDL.
+//! `catalog` the questions the server answers, `lock_timeout` the cap on DDL,
+//! `clean_verdicts` the statements a session need not parse again.
 
 mod backend;
 mod catalog;
+mod clean_verdicts;
 mod config;
 mod frontend;
 mod guard;

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use bytes::BytesMut;
 use policy::report::Report;
 use policy::settings::{Unparsable, SETTINGS};
-use policy::{Mode, QualifiedName, Settings};
+use policy::{Mode, QualifiedName, Settings, Stmt};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::catalog::{Answer, Question};
+use super::clean_verdicts::{passes_unchanged, CleanVerdicts};
 use super::config::Config;
 use super::guard::{self, Facts, Verdict};
 use super::lock_timeout::{cannot_run_in_transaction_block, restore_sql, rewrite, set_cap_sql};
@@ -78,6 +79,8 @@ pub struct Session {
     restore_after_sync: bool,
     server_version_num: Option<u32>,
     next_batch: u64,
+    /// Statements that passed unchanged, to skip parsing and deciding them again.
+    clean: CleanVerdicts,
 }
 
 /// Startup parameters that would set the policy (`-c safe_migrations.mode=off`).
@@ -206,6 +209,7 @@ pub async fn run(
         restore_after_sync: false,
         server_version_num: None,
         next_batch: 0,
+        clean: CleanVerdicts::default(),
     };
     session.read_policy(config).await?;
     session.to_client.extend_from_slice(&ready.bytes);
@@ -261,13 +265,18 @@ impl Session {
     }
 
     async fn flush(&mut self) -> Result<(), SessionError> {
+        // Written from the buffers in place: they keep their capacity for the next batch.
         if !self.to_server.is_empty() {
-            let bytes = self.to_server.split();
-            write(&mut self.server_wr, &bytes).await.map_err(SessionError::Server)?;
+            write(&mut self.server_wr, &self.to_server)
+                .await
+                .map_err(SessionError::Server)?;
+            self.to_server.clear();
         }
         if !self.to_client.is_empty() {
-            let bytes = self.to_client.split();
-            write(&mut self.client_wr, &bytes).await.map_err(SessionError::Client)?;
+            write(&mut self.client_wr, &self.to_client)
+                .await
+                .map_err(SessionError::Client)?;
+            self.to_client.clear();
         }
         Ok(())
     }
@@ -293,34 +302,52 @@ impl Session {
         Ok(())
     }
 
-    /// The guarded state machine: one message at a time from either side.
+    /// The guarded state machine: one message at a time from either side. Messages that
+    /// arrived together are handled together and leave in one write (a pipelined
+    /// Parse/Bind/Describe/Execute/Sync, a RowDescription/DataRow/CommandComplete/
+    /// ReadyForQuery answer): a write per message would cost a syscall, a packet and a
+    /// wake-up of the peer each.
     async fn serve(mut self) -> Result<(), SessionError> {
         loop {
             self.flush().await?;
             tokio::select! {
                 message = self.client_rd.next() => {
-                    let message = match message {
-                        Ok(Some(message)) => message,
-                        Ok(None) => return Ok(()),
-                        Err(err) => return Err(self.protocol_violation(SessionError::Client(err)).await),
-                    };
-                    if !self.on_client(message).await? {
-                        self.flush().await?;
-                        return Ok(());
-                    }
-                }
-                message = self.server_rd.next() => {
-                    match message {
-                        Ok(Some(message)) => {
-                            if let Err(err) = self.tracker.on_server(message, &mut self.to_client) {
-                                return Err(self.protocol_violation(SessionError::Server(err)).await);
-                            }
-                        }
-                        Ok(None) => {
+                    let mut next = message;
+                    loop {
+                        let message = match next {
+                            Ok(Some(message)) => message,
+                            Ok(None) => return Ok(()),
+                            Err(err) => return Err(self.protocol_violation(SessionError::Client(err)).await),
+                        };
+                        if !self.on_client(message).await? {
                             self.flush().await?;
                             return Ok(());
                         }
-                        Err(err) => return Err(self.protocol_violation(SessionError::Server(err)).await),
+                        next = match self.client_rd.buffered() {
+                            Ok(None) => break,
+                            more => more,
+                        };
+                    }
+                }
+                message = self.server_rd.next() => {
+                    let mut next = message;
+                    loop {
+                        match next {
+                            Ok(Some(message)) => {
+                                if let Err(err) = self.tracker.on_server(message, &mut self.to_client) {
+                                    return Err(self.protocol_violation(SessionError::Server(err)).await);
+                                }
+                            }
+                            Ok(None) => {
+                                self.flush().await?;
+                                return Ok(());
+                            }
+                            Err(err) => return Err(self.protocol_violation(SessionError::Server(err)).await),
+                        }
+                        next = match self.server_rd.buffered() {
+                            Ok(None) => break,
+                            more => more,
+                        };
                     }
                 }
             }
@@ -427,10 +454,13 @@ impl Session {
     }
 
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
-        let sql = match query::text(&message) {
-            Ok(sql) => sql.to_string(),
-            Err(err) => return Err(SessionError::Client(err)),
-        };
+        self.forget_tables_of_ended_transaction();
+        let text = query::text(&message).map_err(SessionError::Client)?;
+        if self.passed_before(text) {
+            self.send(&message, Owner::Client, Expect::Query);
+            return Ok(());
+        }
+        let sql = text.to_string();
         let parsed = match parse_sql(&sql) {
             Ok(parsed) => parsed,
             Err(_) if self.settings.unparsable == Unparsable::Allow => {
@@ -443,7 +473,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let verdict = self.judge(&parsed).await?;
+        let verdict = self.judge_remembered(&sql, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             self.refuse_query(verdict.reports, refusal);
             return Ok(());
@@ -454,7 +484,11 @@ impl Session {
         if caps.iter().all(Option::is_none) {
             self.send(&message, Owner::Client, Expect::Query);
         } else if let ([statement], [Some(cap)]) = (&parsed[..], &caps[..]) {
-            if cannot_run_in_transaction_block(&statement.statement.stmt) && self.tracker.status == b'I' {
+            // LOCK TABLE too: in the rewritten string's implicit block it would run, where
+            // on its own the server refuses it (as it does with the extension).
+            let alone_outside_block = cannot_run_in_transaction_block(&statement.statement.stmt)
+                || matches!(statement.statement.stmt, Stmt::Lock { .. });
+            if alone_outside_block && self.tracker.status == b'I' {
                 // Alone, outside a transaction: the cap goes in separate hidden queries.
                 let batch = self.new_batch();
                 let before = self.hidden(batch, 0, false);
@@ -480,8 +514,14 @@ impl Session {
     }
 
     async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
+        self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
+            if self.passed_before(parse.query) {
+                self.statements.insert(parse.name.to_string(), Prepared::default());
+                self.send(&message, Owner::Client, Expect::Parse);
+                return Ok(());
+            }
             (parse.name.to_string(), parse.query.to_string())
         };
         let parsed = match parse_sql(&sql) {
@@ -497,7 +537,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let verdict = self.judge(&parsed).await?;
+        let verdict = self.judge_remembered(&sql, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             self.refuse_extended(verdict.reports, refusal);
             return Ok(());
@@ -610,8 +650,37 @@ impl Session {
             .collect())
     }
 
-    /// Decide the statements, asking the server what the rules want to know.
-    async fn judge(&mut self, parsed: &[ParsedStatement]) -> Result<Verdict, SessionError> {
+    /// Outside a transaction block, the tables created in the last one are old tables
+    /// now (as the extension's relcache says): forget them before the next message.
+    fn forget_tables_of_ended_transaction(&mut self) {
+        if self.tracker.status == b'I' {
+            self.created.clear();
+        }
+    }
+
+    /// Did `sql` pass unchanged before, under the session's present facts?
+    fn passed_before(&self, sql: &str) -> bool {
+        let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
+        // Tables created in the open transaction are a fact too: only none is remembered.
+        (!in_transaction_block || self.created.is_empty())
+            && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
+    }
+
+    /// `judge`, remembering a verdict that lets `sql` through unchanged.
+    async fn judge_remembered(&mut self, sql: &str, parsed: &[ParsedStatement]) -> Result<Verdict, SessionError> {
+        let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
+        let rememberable = !in_transaction_block || self.created.is_empty();
+        let timezone = self.tracker.timezone.clone();
+        let (verdict, asked_server) = self.judge(parsed).await?;
+        if rememberable && !asked_server && passes_unchanged(&verdict) {
+            self.clean.remember(sql, in_transaction_block, timezone);
+        }
+        Ok(verdict)
+    }
+
+    /// Decide the statements, asking the server what the rules want to know; true when
+    /// it was asked.
+    async fn judge(&mut self, parsed: &[ParsedStatement]) -> Result<(Verdict, bool), SessionError> {
         let mut answers: HashMap<Question, Answer> = HashMap::new();
         let mut rounds = 0;
         loop {
@@ -632,7 +701,7 @@ impl Session {
             let (verdict, missing) = guard::judge(parsed, &facts);
             rounds += 1;
             if missing.is_empty() || rounds > 3 {
-                return Ok(verdict);
+                return Ok((verdict, rounds > 1));
             }
             let sqls: Vec<String> = missing.iter().map(Question::sql).collect();
             let results = self.hidden_queries(&sqls).await?;

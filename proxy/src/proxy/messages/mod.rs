@@ -119,6 +119,11 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
+    /// The next message if all of it has already been read; never waits for the peer.
+    pub fn buffered(&mut self) -> Result<Option<Message>, FrameError> {
+        split_message(&mut self.buf, self.max_len)
+    }
+
     /// Bytes read past the last message, and the stream: for switching to raw copying.
     pub fn into_parts(self) -> (Bytes, R) {
         (self.buf.freeze(), self.inner)

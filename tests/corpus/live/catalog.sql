@@ -1,0 +1,339 @@
+-- Catalog-dependent cases with real answers: the setup below runs first (as the
+-- database's owner), then every statement after `-- end setup` runs as the guarded
+-- role, in order. `-- expect:` names every rule that reports on the statement on a live
+-- server (warnings included). Both guarded roles have safe_migrations.min_table_rows = 100.
+CREATE SCHEMA other;
+CREATE TABLE accounts (
+    id int PRIMARY KEY,
+    name varchar(50),
+    code varchar(50),
+    balance numeric(10, 2),
+    created_at timestamp,
+    updated_at timestamp,
+    visits int,
+    email text,
+    nickname text,
+    notes text
+);
+INSERT INTO accounts (id, name, code, balance, created_at, updated_at, visits, email, nickname)
+    SELECT i, 'n' || i, 'c' || i, i, '2024-01-01', '2024-01-01', i, 'e' || i, 'k' || i
+    FROM generate_series(1, 1000) AS i;
+ALTER TABLE accounts ADD CONSTRAINT accounts_email_not_null CHECK (email IS NOT NULL);
+ALTER TABLE accounts ADD CONSTRAINT accounts_nickname_not_null CHECK (nickname IS NOT NULL) NOT VALID;
+CREATE TABLE lookup (id int PRIMARY KEY, label text);
+INSERT INTO lookup SELECT i, 'l' || i FROM generate_series(1, 10) AS i;
+CREATE TABLE big (id int PRIMARY KEY, account_id int, payload text);
+INSERT INTO big SELECT i, i, 'p' FROM generate_series(1, 1000) AS i;
+CREATE TABLE other.big (id int);
+CREATE TABLE events (id int, happened_on date NOT NULL, kind text) PARTITION BY RANGE (happened_on);
+CREATE TABLE events_2023 PARTITION OF events FOR VALUES FROM ('2023-01-01') TO ('2024-01-01');
+CREATE TABLE events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+INSERT INTO events SELECT i, DATE '2023-01-01' + (i % 700), 'k' FROM generate_series(1, 1000) AS i;
+CREATE MATERIALIZED VIEW account_totals AS SELECT id, balance FROM accounts;
+CREATE UNIQUE INDEX account_totals_id ON account_totals (id);
+CREATE INDEX big_account_id ON big (account_id);
+CREATE FUNCTION fixed_code() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'x' $$;
+CREATE FUNCTION today_code() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'y' $$;
+CREATE FUNCTION random_code() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT md5(random()::text) $$;
+CREATE FUNCTION other.random_code() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'z' $$;
+CREATE FUNCTION pick(a int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT a $$;
+CREATE FUNCTION pick(a text) RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 1 $$;
+ANALYZE;
+-- end setup
+
+-- Column types come from the server: widening varchar and numeric precision is catalog-only.
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(100);
+
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN code TYPE varchar(20);
+
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN code TYPE text;
+
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN balance TYPE numeric(12, 2);
+
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN balance TYPE numeric(12, 4);
+
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN visits TYPE bigint;
+
+-- USING the column itself, or cast to the new type, is no different from no USING.
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(200) USING name;
+
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(300) USING name::varchar(300);
+
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(400) USING accounts.name::varchar(400);
+
+-- A cast to another type first is a different expression.
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(500) USING name::text;
+
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN name TYPE varchar(600) USING lower(name);
+
+-- timestamp -> timestamptz is catalog-only when the session's TimeZone is UTC.
+-- expect: ok
+SET TIME ZONE 'UTC';
+
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN created_at TYPE timestamptz;
+
+-- expect: ok
+SET TIME ZONE 'Europe/Berlin';
+
+-- expect: change_column_type
+ALTER TABLE accounts ALTER COLUMN updated_at TYPE timestamptz;
+
+-- expect: ok
+RESET TIME ZONE;
+
+-- A validated CHECK (col IS NOT NULL) makes SET NOT NULL a catalog change; NOT VALID does not.
+-- expect: ok
+ALTER TABLE accounts ALTER COLUMN email SET NOT NULL;
+
+-- expect: set_not_null
+ALTER TABLE accounts ALTER COLUMN nickname SET NOT NULL;
+
+-- expect: set_not_null
+ALTER TABLE accounts ALTER COLUMN notes SET NOT NULL;
+
+-- The volatility of user-defined functions, overloads and schemas.
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c1 text DEFAULT fixed_code();
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c2 text DEFAULT today_code();
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c3 text DEFAULT random_code();
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c4 text DEFAULT other.random_code();
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c5 int DEFAULT pick(1);
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c6 text DEFAULT (SELECT 'x');
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c7 text DEFAULT upper(random_code()) || '-' || fixed_code();
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c8 int DEFAULT CASE WHEN 1 > 0 THEN 1 ELSE 2 END;
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c9 text DEFAULT session_user;
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c10 timestamptz DEFAULT CURRENT_TIMESTAMP(3);
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c11 int[] DEFAULT ARRAY[1, 2]::int[];
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c12 xml DEFAULT xmlelement(name a, 'x');
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c13 text DEFAULT 'a' COLLATE "C";
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c14 text CONSTRAINT c14_default DEFAULT (random_code()) NOT NULL;
+
+-- expect: ok
+ALTER TABLE accounts ADD COLUMN c15 numeric(10, 2) NOT NULL DEFAULT -1.5;
+
+-- expect: add_column_volatile_default
+ALTER TABLE accounts ADD COLUMN c16 int DEFAULT pick(random_code());
+
+-- Small analyzed tables (below min_table_rows) skip the lock rules; big ones do not.
+-- expect: ok
+CREATE INDEX lookup_label ON lookup (label);
+
+-- expect: create_index_non_concurrently
+CREATE INDEX big_payload ON big (payload);
+
+-- expect: ok
+ALTER TABLE lookup ADD CONSTRAINT lookup_label_unique UNIQUE (label);
+
+-- expect: add_foreign_key_validated
+ALTER TABLE big ADD CONSTRAINT big_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id)
+    MATCH FULL ON UPDATE CASCADE ON DELETE SET NULL DEFERRABLE INITIALLY DEFERRED;
+
+-- expect: add_foreign_key_validated
+ALTER TABLE big ADD COLUMN lookup_id int REFERENCES lookup (id) ON DELETE CASCADE;
+
+-- expect: add_unique_constraint
+ALTER TABLE big ADD COLUMN serial_no int UNIQUE;
+
+-- expect: add_check_constraint_validated
+ALTER TABLE big ADD COLUMN qty int CHECK (qty > 0);
+
+-- expect: add_unique_constraint, add_check_constraint_validated
+ALTER TABLE big ADD COLUMN code2 text CONSTRAINT big_code2_key UNIQUE CONSTRAINT big_code2_check CHECK (code2 <> '');
+
+-- Tables (and indexes) created in the same transaction are invisible to other sessions.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+CREATE TABLE fresh (id int PRIMARY KEY, account_id int, amount numeric(10, 2));
+
+-- expect: ok
+CREATE INDEX fresh_account ON fresh (account_id);
+
+-- expect: ok
+ALTER TABLE fresh ADD CONSTRAINT fresh_account_fk FOREIGN KEY (account_id) REFERENCES accounts (id);
+
+-- expect: ok
+ALTER TABLE fresh ALTER COLUMN amount TYPE numeric(8, 2);
+
+-- expect: ok
+ALTER TABLE fresh ADD COLUMN code text NOT NULL;
+
+-- expect: ok
+DROP INDEX fresh_account;
+
+-- expect: ok
+CREATE INDEX fresh_account_2 ON fresh (account_id);
+
+-- expect: ok
+REINDEX INDEX fresh_account_2;
+
+-- expect: ok
+ALTER TABLE fresh RENAME TO fresh_renamed;
+
+-- expect: ok
+CREATE INDEX fresh_renamed_amount ON fresh_renamed (amount);
+
+-- expect: ok
+ALTER TABLE fresh_renamed RENAME COLUMN code TO code_renamed;
+
+-- A table of the same name in another schema is not the one created here.
+-- expect: ok
+CREATE TABLE other.accounts (id int);
+
+-- expect: create_index_non_concurrently
+CREATE INDEX accounts_visits ON accounts (visits);
+
+-- expect: ok
+CREATE TABLE other.accounts_copy (id int);
+
+-- other.big is empty and analyzed (0 estimated rows): below min_table_rows.
+-- expect: ok
+CREATE INDEX other_big_id ON other.big (id);
+
+-- expect: ok
+CREATE INDEX other_accounts_copy_id ON other.accounts_copy (id);
+
+-- expect: ok
+CREATE TABLE big_archive AS SELECT * FROM big;
+
+-- expect: ok
+CREATE INDEX big_archive_id ON big_archive (id);
+
+-- An index created earlier (before this transaction) is not new.
+-- expect: drop_index_non_concurrently
+DROP INDEX big_account_id;
+
+-- expect: ok
+COMMIT;
+
+-- After COMMIT nothing is new any more.
+-- expect: create_index_non_concurrently
+CREATE INDEX fresh_renamed_account ON fresh_renamed (account_id);
+
+-- Partitioned tables and materialized views.
+-- expect: create_index_non_concurrently
+CREATE INDEX events_kind ON events (kind);
+
+-- expect: ok
+CREATE INDEX events_id ON ONLY events (id);
+
+-- expect: ok
+CREATE INDEX CONCURRENTLY events_2023_id ON events_2023 (id);
+
+-- expect: ok
+ALTER INDEX events_id ATTACH PARTITION events_2023_id;
+
+-- expect: detach_partition_non_concurrently
+ALTER TABLE events DETACH PARTITION events_2024;
+
+-- expect: ok
+ALTER TABLE events ATTACH PARTITION events_2024 FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+
+-- expect: refresh_materialized_view_non_concurrently
+REFRESH MATERIALIZED VIEW account_totals;
+
+-- expect: ok
+REFRESH MATERIALIZED VIEW CONCURRENTLY account_totals;
+
+-- expect: create_index_non_concurrently
+CREATE INDEX account_totals_balance ON account_totals (balance);
+
+-- ALTER TABLE subcommands the model has no name for keep Postgres' own lock.
+-- expect: ok
+ALTER TABLE big ALTER COLUMN payload SET STATISTICS 200;
+
+-- expect: ok
+ALTER TABLE big CLUSTER ON big_pkey;
+
+-- expect: ok
+ALTER TABLE big REPLICA IDENTITY FULL;
+
+-- expect: ok
+ALTER TABLE big ALTER COLUMN payload SET STORAGE EXTERNAL;
+
+-- expect: ok
+ALTER TABLE big SET (autovacuum_enabled = false);
+
+-- expect: ok
+ANALYZE big;
+
+-- expect: ok
+COMMENT ON COLUMN big.payload IS 'free text';
+
+-- expect: truncate
+TRUNCATE big_archive;
+
+-- expect: lock_table
+LOCK TABLE big IN SHARE MODE;
+
+-- expect: ok
+LOCK TABLE lookup IN ACCESS EXCLUSIVE MODE;
+
+-- expect: rewrite_table
+VACUUM FULL big;
+
+-- expect: rewrite_table
+CLUSTER big USING big_pkey;
+
+-- expect: ok
+CREATE INDEX CONCURRENTLY big_payload_3 ON big (payload);
+
+-- expect: drop_index_non_concurrently
+DROP INDEX big_payload_3;
+
+-- expect: reindex_non_concurrently
+REINDEX TABLE big;
+
+-- Acknowledged with a reason, and without one.
+-- safe_migrations:allow rename_table -- nothing reads lookup by name any more
+-- expect: ok
+ALTER TABLE lookup RENAME TO lookups;
+
+-- safe_migrations:allow drop_column
+-- expect: drop_column
+ALTER TABLE accounts DROP COLUMN c1;
+
+-- expect: rename_column
+ALTER TABLE accounts RENAME COLUMN c2 TO c2_renamed;
+
+-- expect: drop_table
+DROP TABLE big_archive;

@@ -1,0 +1,3 @@
+-- Objects flyway.sql uses without creating them.
+CREATE SCHEMA archive;
+CREATE TABLE billing_seed (id int);
