@@ -153,7 +153,6 @@ fn a_batched_file_with_create_index_is_stopped_and_the_safe_files_apply() {
 /// A transactional file that creates a table and then its key and index, sent as one
 /// batch before a single Sync: the table is new in that transaction, so the file applies.
 #[test]
-#[ignore = "bug: the proxy refuses a key or index on a table created earlier in the same pipeline"]
 fn through_the_proxy_a_batched_file_keys_and_indexes_its_new_table() {
     if !jdbc_installed() {
         return;

@@ -79,6 +79,9 @@ pub struct Session {
     restore_after_sync: bool,
     server_version_num: Option<u32>,
     next_batch: u64,
+    /// Extended-protocol messages were sent since the last Sync: until it, they run in
+    /// one implicit transaction, so a table created earlier in the batch is new.
+    extended_batch_open: bool,
     /// Statements that passed unchanged, to skip parsing and deciding them again.
     clean: CleanVerdicts,
 }
@@ -209,6 +212,7 @@ pub async fn run(
         restore_after_sync: false,
         server_version_num: None,
         next_batch: 0,
+        extended_batch_open: false,
         clean: CleanVerdicts::default(),
     };
     session.read_policy(config).await?;
@@ -395,6 +399,9 @@ impl Session {
             }
         }
         let client = Owner::Client;
+        if matches!(message.tag, b'P' | b'B' | b'E' | b'D' | b'C') {
+            self.open_extended_batch();
+        }
         match message.tag {
             b'Q' => self.simple_query(message).await?,
             b'P' => self.parse(message).await?,
@@ -424,6 +431,7 @@ impl Session {
             }
             b'S' => {
                 self.send(&message, client, Expect::Sync);
+                self.extended_batch_open = false;
                 if std::mem::take(&mut self.restore_after_sync) {
                     let batch = self.new_batch();
                     self.send_hidden_statement(batch, 0, &restore_sql(false));
@@ -653,23 +661,36 @@ impl Session {
     /// Outside a transaction block, the tables created in the last one are old tables
     /// now (as the extension's relcache says): forget them before the next message.
     fn forget_tables_of_ended_transaction(&mut self) {
-        if self.tracker.status == b'I' {
+        if self.tracker.status == b'I' && !self.extended_batch_open {
             self.created.clear();
         }
+    }
+
+    /// The first extended-protocol message after a Sync starts a new implicit transaction.
+    fn open_extended_batch(&mut self) {
+        self.forget_tables_of_ended_transaction();
+        self.extended_batch_open = true;
+    }
+
+    /// Do the tables in `created` still count as created in the running transaction?
+    /// Inside a transaction block, and inside an extended-protocol batch (its implicit
+    /// transaction lasts until Sync).
+    fn created_tables_count(&self) -> bool {
+        matches!(self.tracker.status, b'T' | b'E') || self.extended_batch_open
     }
 
     /// Did `sql` pass unchanged before, under the session's present facts?
     fn passed_before(&self, sql: &str) -> bool {
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
         // Tables created in the open transaction are a fact too: only none is remembered.
-        (!in_transaction_block || self.created.is_empty())
+        (!self.created_tables_count() || self.created.is_empty())
             && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
     }
 
     /// `judge`, remembering a verdict that lets `sql` through unchanged.
     async fn judge_remembered(&mut self, sql: &str, parsed: &[ParsedStatement]) -> Result<Verdict, SessionError> {
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
-        let rememberable = !in_transaction_block || self.created.is_empty();
+        let rememberable = !self.created_tables_count() || self.created.is_empty();
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;
         if rememberable && !asked_server && passes_unchanged(&verdict) {
@@ -685,7 +706,7 @@ impl Session {
         let mut rounds = 0;
         loop {
             let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
-            let created = if in_transaction_block {
+            let created = if self.created_tables_count() {
                 self.created.clone()
             } else {
                 Vec::new()
