@@ -630,3 +630,41 @@ fn tls_to_the_client_with_scram_and_the_channel_binding_rule() {
     let out = cluster.execute(&format!("{base}&channel_binding=disable"), "SELECT 'no binding'");
     assert_eq!(out.trim(), "no binding");
 }
+
+#[test]
+fn a_do_block_is_checked_statement_by_statement() {
+    let cluster = cluster();
+    cluster.execute(&cluster.url("migrator", "postgres"), "CREATE TABLE t (c int)");
+    let proxy = Proxy::start(&cluster, &[]);
+    let mut client = connect(&proxy.url("migrator", "postgres"));
+    for sql in [
+        "DO $$ BEGIN CREATE INDEX i ON t (c); END $$",
+        "DO $$ BEGIN EXECUTE 'CREATE INDEX i ON t (c)'; END $$",
+    ] {
+        let err = client.batch_execute(sql).unwrap_err();
+        let db = err.as_db_error().unwrap_or_else(|| panic!("{sql}: {err}"));
+        assert_eq!(db.code().code(), "SM001", "{sql}");
+        assert!(
+            db.message().starts_with("create_index_non_concurrently: "),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+    let err = client
+        .batch_execute("DO $$ BEGIN EXECUTE format('CREATE INDEX %I ON t (c)', 'i'); END $$")
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "SM004");
+    assert!(err.as_db_error().unwrap().message().contains("dynamic SQL"), "{err}");
+    assert_eq!(
+        first_value(&mut client, "SELECT count(*) FROM pg_indexes WHERE tablename = 't'"),
+        "0"
+    );
+    client.batch_execute("DO $$ BEGIN PERFORM 1; END $$").unwrap();
+    client
+        .batch_execute("DO $$ BEGIN CREATE TABLE n (id int); CREATE INDEX ON n (id); END $$")
+        .unwrap();
+    assert_eq!(
+        first_value(&mut client, "SELECT count(*) FROM pg_indexes WHERE tablename = 'n'"),
+        "1"
+    );
+}

@@ -13,6 +13,7 @@ mod maintenance;
 mod names;
 mod options;
 mod other;
+pub mod plpgsql;
 mod rename;
 mod session;
 mod types;

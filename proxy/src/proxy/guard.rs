@@ -6,13 +6,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use policy::finding::SQLSTATE_UNPARSABLE;
-use policy::model::{ObjectKind, Rename, Stmt, TransactionKind};
+use policy::model::{ObjectKind, Rename, RoutineKind, Stmt, TransactionKind};
 use policy::report::{reports, Report};
+use policy::settings::Unparsable;
 use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
-use crate::parse::{ParseError, ParsedStatement};
+use crate::parse::plpgsql::{do_block_statements, DoBlock, InnerSql};
+use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
 /// What the proxy does with one client message's statements.
 #[derive(Debug, Default)]
@@ -71,11 +73,30 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let creates = relations_created(&statement.stmt, &catalog);
         missing.extend(catalog.missing.into_inner());
         verdict.reports.extend(reports(&decision));
-        verdict.caps.push(decision.lock_timeout_ms);
         if let Some(finding) = decision.rejection() {
+            verdict.caps.push(decision.lock_timeout_ms);
             verdict.refusal = Some((finding.rule.to_string(), first_line(&statement.source)));
             return (verdict, missing);
         }
+        let mut cap = decision.lock_timeout_ms;
+        if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            let mut block = DoBlockJudgement {
+                facts,
+                created: &created,
+                pending: &mut pending,
+                verdict: &mut verdict,
+                missing: &mut missing,
+            };
+            match block.judge(&statement.source) {
+                Ok(inner_cap) => cap = smallest_cap(cap, inner_cap),
+                Err(rule) => {
+                    verdict.caps.push(cap);
+                    verdict.refusal = Some((rule, first_line(&statement.source)));
+                    return (verdict, missing);
+                }
+            }
+        }
+        verdict.caps.push(cap);
         pending.extend(creates.iter().cloned());
         verdict.created.extend(creates);
         match &statement.stmt {
@@ -89,6 +110,120 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         }
     }
     (verdict, missing)
+}
+
+fn smallest_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A `DO` block's own SQL, decided like client statements run from inside a function:
+/// in a transaction, nested. The extension sees each of them in its ProcessUtility hook;
+/// the proxy sees only the `DO`, so it reads the block's body.
+struct DoBlockJudgement<'a, 'f> {
+    facts: &'a Facts<'f>,
+    /// Tables created before this message's current transaction statements.
+    created: &'a [QualifiedName],
+    /// Relations created earlier in this message (the block's own creations join them).
+    pending: &'a mut Vec<QualifiedName>,
+    verdict: &'a mut Verdict,
+    missing: &'a mut Vec<Question>,
+}
+
+impl DoBlockJudgement<'_, '_> {
+    /// The smallest lock_timeout cap of the block's statements; on refusal, the rule id,
+    /// its error report already added to the verdict.
+    fn judge(&mut self, source: &str) -> Result<Option<u64>, String> {
+        let allow_unparsable = self.facts.settings.unparsable == Unparsable::Allow;
+        let statements = match do_block_statements(source) {
+            Ok(Some(DoBlock::Plpgsql(statements))) => statements,
+            Ok(None) => return Ok(None),
+            Ok(Some(DoBlock::OtherLanguage(_))) | Err(_) if allow_unparsable => return Ok(None),
+            Ok(Some(DoBlock::OtherLanguage(language))) => return Err(self.refuse(other_language(&language))),
+            Err(error) => return Err(self.refuse(unparsable(&error))),
+        };
+        let mut cap = None;
+        for inner in statements {
+            let text = match inner {
+                InnerSql::Known(text) => text,
+                InnerSql::Dynamic(_) if allow_unparsable => continue,
+                InnerSql::Dynamic(expression) => return Err(self.refuse(dynamic_sql(&expression))),
+            };
+            let parsed = match parse_sql(&text) {
+                Ok(parsed) => parsed,
+                Err(_) if allow_unparsable => continue,
+                Err(error) => return Err(self.refuse(unparsable(&error))),
+            };
+            for parsed in parsed {
+                cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
+            }
+        }
+        Ok(cap)
+    }
+
+    fn judge_statement(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+        if let Some(report) = policy_change(statement) {
+            self.verdict.reports.push(report);
+            return Err("policy_change".to_string());
+        }
+        let context = Context {
+            in_transaction_block: true,
+            multi_statement: false,
+            nested: true,
+            session_lock_timeout_ms: 0,
+        };
+        let catalog = SessionCatalog {
+            created: self.created,
+            pending: self.pending,
+            answers: self.facts.answers,
+            timezone: self.facts.timezone.clone(),
+            server_version_num: self.facts.server_version_num,
+            missing: RefCell::new(Vec::new()),
+        };
+        let decision = decide(statement, &context, self.facts.settings, &catalog);
+        let creates = relations_created(&statement.stmt, &catalog);
+        self.missing.extend(catalog.missing.into_inner());
+        self.verdict.reports.extend(reports(&decision));
+        if let Some(finding) = decision.rejection() {
+            return Err(finding.rule.to_string());
+        }
+        self.pending.extend(creates.iter().cloned());
+        self.verdict.created.extend(creates);
+        Ok(decision.lock_timeout_ms)
+    }
+
+    fn refuse(&mut self, report: Report) -> String {
+        self.verdict.reports.push(report);
+        "unparsable".to_string()
+    }
+}
+
+/// A `DO` block that runs SQL text computed at run time (fail closed).
+fn dynamic_sql(expression: &str) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        "safe_migrations proxy: this DO block runs dynamic SQL (EXECUTE of a computed string) that the \
+         proxy cannot check; run the statements directly, or set safe_migrations.unparsable = 'allow' for \
+         this role"
+            .to_string(),
+        Some(format!("EXECUTE {}", first_line(expression))),
+        Some("Write the statements as plain SQL, in the DO block or outside it.".to_string()),
+    )
+}
+
+/// A `DO` block in a language other than PL/pgSQL (fail closed).
+fn other_language(language: &str) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations proxy: this DO block is in language {language}, whose SQL the proxy cannot \
+             check; run the statements directly, or set safe_migrations.unparsable = 'allow' for this role"
+        ),
+        Some("The proxy reads the SQL of PL/pgSQL DO blocks only.".to_string()),
+        None,
+    )
 }
 
 /// The relations `stmt` creates in the transaction, as the extension's relcache would
@@ -258,5 +393,92 @@ mod tests {
         // Renaming a relation that is not new creates nothing.
         let verdict = judge_sql("ALTER INDEX old_i RENAME TO new_i", &enforce());
         assert!(verdict.created.is_empty());
+    }
+
+    fn refusal(verdict: &Verdict) -> Option<(&str, &str)> {
+        let (rule, _) = verdict.refusal.as_ref()?;
+        Some((rule.as_str(), verdict.reports.last()?.sqlstate))
+    }
+
+    #[test]
+    fn a_do_block_is_refused_for_the_unsafe_sql_it_runs() {
+        for sql in [
+            "DO $$ BEGIN CREATE INDEX i ON t (c); END $$",
+            "DO $$ BEGIN IF true THEN BEGIN CREATE INDEX i ON t (c); END; END IF; END $$",
+            "DO $$ BEGIN EXECUTE 'CREATE INDEX i ON t (c)'; END $$",
+        ] {
+            let verdict = judge_sql(sql, &enforce());
+            assert_eq!(
+                refusal(&verdict),
+                Some(("create_index_non_concurrently", "SM001")),
+                "{sql}"
+            );
+        }
+        let verdict = judge_sql(
+            "DO $$ BEGIN EXECUTE 'ALTER TABLE t ADD COLUMN x uuid DEFAULT gen_random_uuid()'; END $$",
+            &enforce(),
+        );
+        assert!(verdict.refusal.is_some(), "{:?}", verdict.reports);
+    }
+
+    #[test]
+    fn a_do_block_running_computed_sql_is_refused_unless_unparsable_is_allowed() {
+        let sql = "DO $$ BEGIN EXECUTE format('CREATE INDEX %I ON t (c)', 'i'); END $$";
+        let verdict = judge_sql(sql, &enforce());
+        assert_eq!(refusal(&verdict), Some(("unparsable", "SM004")));
+        assert!(
+            verdict.reports[0].message.contains("dynamic SQL"),
+            "{:?}",
+            verdict.reports
+        );
+        let verdict = judge_sql("DO LANGUAGE plperl $$ 1; $$", &enforce());
+        assert_eq!(refusal(&verdict), Some(("unparsable", "SM004")));
+        let allow = Settings {
+            unparsable: Unparsable::Allow,
+            ..enforce()
+        };
+        assert!(judge_sql(sql, &allow).refusal.is_none());
+        assert!(judge_sql("DO LANGUAGE plperl $$ 1; $$", &allow).refusal.is_none());
+        // Allowing the computed SQL does not let the block's static SQL through.
+        let verdict = judge_sql(
+            "DO $$ BEGIN EXECUTE format('SELECT %s', 1); CREATE INDEX i ON t (c); END $$",
+            &allow,
+        );
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+    }
+
+    #[test]
+    fn a_harmless_do_block_passes_and_its_new_tables_count_as_created() {
+        assert!(judge_sql("DO $$ BEGIN PERFORM 1; END $$", &enforce()).refusal.is_none());
+        let verdict = judge_sql(
+            "DO $$ BEGIN CREATE TABLE n (id int); CREATE INDEX ON n (id); END $$",
+            &enforce(),
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        assert_eq!(verdict.created, [QualifiedName::bare("n")]);
+        // ... and for the statements after the block in the same message.
+        let verdict = judge_sql(
+            "DO $$ BEGIN CREATE TABLE n (id int); END $$; CREATE INDEX ON n (id)",
+            &enforce(),
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+    }
+
+    #[test]
+    fn a_do_block_gets_the_smallest_cap_of_its_statements() {
+        let verdict = judge_sql("DO $$ BEGIN ALTER TABLE t ADD COLUMN x int; END $$", &enforce());
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        assert_eq!(verdict.caps, [Some(enforce().lock_timeout_cap_ms)]);
+        let verdict = judge_sql("DO $$ BEGIN PERFORM 1; END $$", &enforce());
+        assert_eq!(verdict.caps, [None]);
+    }
+
+    #[test]
+    fn a_do_block_cannot_change_the_policy() {
+        let verdict = judge_sql(
+            "DO $$ BEGIN EXECUTE 'SET safe_migrations.mode = off'; END $$",
+            &enforce(),
+        );
+        assert_eq!(refusal(&verdict), Some(("policy_change", "42501")));
     }
 }
