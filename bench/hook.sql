@@ -1,0 +1,10 @@
+BEGIN;
+CREATE TEMP TABLE hook_tmp (id int PRIMARY KEY, v text);
+INSERT INTO hook_tmp VALUES (1, 'a');
+ALTER TABLE hook_tiny ALTER COLUMN v SET DEFAULT 'x';
+ALTER TABLE hook_tiny ALTER COLUMN v DROP DEFAULT;
+COMMENT ON TABLE hook_tiny IS 'safe_migrations hook bench';
+DROP TABLE hook_tmp;
+COMMIT;
+SET work_mem = '8MB';
+RESET work_mem;
