@@ -1,28 +1,11 @@
 #!/usr/bin/env bash
-# Django and psycopg 3 for tests/tests/tool_django.rs, pinned in requirements.txt, into the Python venv
-# the Python tools share at $TOOLS_DIR/venv. Idempotent: seconds when already installed.
-# On failure the last line on stderr says why (install-all.sh records it as the skip reason).
+# Django and psycopg 3 for tests/tests/tool_django.rs, pinned in requirements.txt, into the Python venv the Python tools share
+# (tests/tools/python-venv.sh). Idempotent: seconds when already installed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
-tools_dir=${TOOLS_DIR:-${CARGO_TARGET_DIR:-$root/target}/tools}
-venv=$tools_dir/venv
 fail() { printf 'django: %s\n' "$*" >&2; exit 1; }
-
-command -v python3 >/dev/null || fail "no python3 on PATH"
-mkdir -p "$tools_dir"
-# The Python tools share one venv: install into it one at a time.
-exec 9>"$tools_dir/venv.lock"
-flock 9
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv" >&2 || { rm -rf "$venv"; fail "python3 -m venv failed"; }
-fi
-# The copy of requirements.txt inside the venv says what is already installed.
-stamp=$venv/.django-requirements.txt
-if ! cmp -s "$here/requirements.txt" "$stamp"; then
-  "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q -r "$here/requirements.txt" >&2 \
-    || fail "pip install -r tests/tools/django/requirements.txt failed"
-  cp "$here/requirements.txt" "$stamp"
-fi
+# shellcheck source=../python-venv.sh
+. "$here/../python-venv.sh"
+install_requirements django "$here"
 "$venv/bin/python" -c 'import django, psycopg' || fail "django or psycopg does not import from $venv"
