@@ -2,9 +2,9 @@
 //! NOT VALID skips the scan; VALIDATE CONSTRAINT later scans under SHARE UPDATE EXCLUSIVE,
 //! which blocks neither reads nor writes.
 
-use super::{alter_table_sql, default_constraint_name, unparenthesized, Category, Rule, Scope};
+use super::{added_constraints, alter_table_sql, default_constraint_name, unparenthesized, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
-use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
+use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
 
 pub const RULE: Rule = Rule {
@@ -21,24 +21,10 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     if !scope.lock_rules_apply(&alter.table) {
         return vec![];
     }
-    let mut out = Vec::new();
-    for action in &alter.actions {
-        match action {
-            AlterAction::AddConstraint(constraint) if !constraint.not_valid => {
-                out.extend(finding(alter, constraint, None));
-            }
-            AlterAction::AddColumn { column, .. } => {
-                out.extend(
-                    column
-                        .constraints
-                        .iter()
-                        .filter_map(|c| finding(alter, c, Some(column))),
-                );
-            }
-            _ => {}
-        }
-    }
-    out
+    added_constraints(alter)
+        .filter(|added| added.validated)
+        .filter_map(|added| finding(alter, added.constraint, added.inline))
+        .collect()
 }
 
 /// The finding for one CHECK; `inline` is the column it was declared on, if any.
@@ -168,6 +154,7 @@ fn only_column(expr: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AlterAction;
     use crate::model::AlterTable;
     use crate::rules::testing::*;
 

@@ -2,9 +2,9 @@
 //! of both tables. NOT VALID skips the check; VALIDATE CONSTRAINT later checks the rows
 //! under SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes.
 
-use super::{alter_table_sql, default_constraint_name, Category, Rule, Scope};
+use super::{added_constraints, alter_table_sql, default_constraint_name, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
-use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
+use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
 
 pub const RULE: Rule = Rule {
@@ -21,26 +21,10 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     if !scope.lock_rules_apply(&alter.table) {
         return vec![];
     }
-    let mut out = Vec::new();
-    for action in &alter.actions {
-        match action {
-            AlterAction::AddConstraint(constraint) if !constraint.not_valid => {
-                if let Some(finding) = finding(alter, constraint, None) {
-                    out.push(finding);
-                }
-            }
-            AlterAction::AddColumn { column, .. } => {
-                out.extend(
-                    column
-                        .constraints
-                        .iter()
-                        .filter_map(|constraint| finding(alter, constraint, Some(column))),
-                );
-            }
-            _ => {}
-        }
-    }
-    out
+    added_constraints(alter)
+        .filter(|added| added.validated)
+        .filter_map(|added| finding(alter, added.constraint, added.inline))
+        .collect()
 }
 
 /// The finding for one FOREIGN KEY; `inline` is the column it was declared on, if any.
@@ -119,6 +103,7 @@ fn finding(alter: &AlterTable, constraint: &Constraint, inline: Option<&ColumnDe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AlterAction;
     use crate::model::AlterTable;
     use crate::rules::testing::*;
 

@@ -2,9 +2,9 @@
 //! the index CONCURRENTLY first and attaching it with USING INDEX takes the strong lock
 //! only for a catalog update.
 
-use super::{alter_table_sql, default_constraint_name, Category, Rule, Scope};
+use super::{added_constraints, alter_table_sql, default_constraint_name, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
-use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
+use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
 
 pub const RULE: Rule = Rule {
@@ -21,22 +21,9 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     if !scope.lock_rules_apply(&alter.table) {
         return vec![];
     }
-    let mut out = Vec::new();
-    for action in &alter.actions {
-        match action {
-            AlterAction::AddConstraint(constraint) => out.extend(finding(alter, constraint, None)),
-            AlterAction::AddColumn { column, .. } => {
-                out.extend(
-                    column
-                        .constraints
-                        .iter()
-                        .filter_map(|c| finding(alter, c, Some(column))),
-                );
-            }
-            _ => {}
-        }
-    }
-    out
+    added_constraints(alter)
+        .filter_map(|added| finding(alter, added.constraint, added.inline))
+        .collect()
 }
 
 /// The finding for one UNIQUE / PRIMARY KEY; `inline` is the column it was declared on, if any.
@@ -105,6 +92,7 @@ fn finding(alter: &AlterTable, constraint: &Constraint, inline: Option<&ColumnDe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::AlterAction;
     use crate::model::AlterTable;
     use crate::rules::testing::*;
 

@@ -6,7 +6,7 @@
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
 use crate::finding::{Finding, Severity};
-use crate::model::{AlterTable, Context, QualifiedName, Statement};
+use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement};
 use crate::settings::{Mode, Settings};
 
 mod add_check_constraint_validated;
@@ -267,4 +267,38 @@ fn closing_paren(expr: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Every constraint an ALTER TABLE adds, in order, with the column it was declared on
+/// when it was written inline in ADD COLUMN. NOT VALID only exists on ADD CONSTRAINT, so
+/// `validated` is false only there.
+pub(crate) fn added_constraints(alter: &AlterTable) -> impl Iterator<Item = AddedConstraint<'_>> {
+    alter.actions.iter().flat_map(|action| {
+        let added: Vec<AddedConstraint<'_>> = match action {
+            AlterAction::AddConstraint(constraint) => vec![AddedConstraint {
+                constraint,
+                inline: None,
+                validated: !constraint.not_valid,
+            }],
+            AlterAction::AddColumn { column, .. } => column
+                .constraints
+                .iter()
+                .map(|constraint| AddedConstraint {
+                    constraint,
+                    inline: Some(column),
+                    validated: true,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        added
+    })
+}
+
+/// One constraint an ALTER TABLE adds (see `added_constraints`).
+pub(crate) struct AddedConstraint<'a> {
+    pub constraint: &'a Constraint,
+    pub inline: Option<&'a ColumnDef>,
+    /// Checked against every existing row as it is added (no NOT VALID).
+    pub validated: bool,
 }
