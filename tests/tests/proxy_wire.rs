@@ -68,6 +68,13 @@ fn ordinary_work(client: &mut Client, table: &str) {
         .unwrap();
     assert_eq!(out, "1\tone\n3\tthree\n4\tfour\n");
     assert_eq!(first_value(client, &format!("SELECT count(*) FROM {table}")), "3");
+    // One shape, different constants (a guarded session decides the shape once).
+    for (id, name) in [(1, "one"), (3, "three"), (4, "four")] {
+        assert_eq!(
+            first_value(client, &format!("SELECT name FROM {table} WHERE id = {id}")),
+            name
+        );
+    }
 }
 
 #[test]
@@ -249,6 +256,14 @@ fn a_guarded_role_cannot_weaken_its_policy() {
     let proxy = Proxy::start(&cluster, &[]);
     let url = proxy.url("migrator", "postgres");
     let mut client = connect(&url);
+    // The same shape with harmless constants first: the session remembers shapes that
+    // pass, and must not let the policy change through as one of them.
+    client
+        .batch_execute("SELECT set_config('work_mem', '8MB', false)")
+        .unwrap();
+    client
+        .batch_execute("SELECT set_config('statement_timeout', '0', false)")
+        .unwrap();
     for sql in [
         "SET safe_migrations.mode = 'off'",
         "SET SESSION safe_migrations.allow = 'create_index_non_concurrently'",

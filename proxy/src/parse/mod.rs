@@ -16,6 +16,7 @@ mod other;
 pub mod plpgsql;
 mod rename;
 mod session;
+pub mod shape;
 mod types;
 
 use pg_query::protobuf::RawStmt;

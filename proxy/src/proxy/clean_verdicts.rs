@@ -6,10 +6,19 @@
 //! The facts such a verdict can depend on: the statement text, whether a transaction
 //! block is open, the tables created in it (only an empty list is remembered), the
 //! session's TimeZone; the role's settings and the server version are fixed per session.
+//!
+//! Simple-protocol traffic writes its constants into the text, so the texts rarely
+//! repeat; their shapes do (`crate::parse::shape`). A shape is remembered when the
+//! shape itself, parameters in place of the constants, passes unchanged: a parameter
+//! stands for any value, so every text of that shape passes too. One check reads
+//! constants the shape hides: the guard's scan for a `safe_migrations.` setting named
+//! in the text (`set_config('safe_migrations.mode', ...)`), so a text with a constant
+//! that mentions safe_migrations has no shape here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::guard::Verdict;
+use crate::parse::shape::{shape, Shape};
 
 /// Statements remembered per session: memory stays bounded whatever a client sends.
 const CAPACITY: usize = 256;
@@ -20,6 +29,22 @@ const MAX_SQL_LEN: usize = 4096;
 pub struct CleanVerdicts {
     /// Statement text -> the (transaction block open, TimeZone) it passed unchanged under.
     passed: HashMap<String, Vec<(bool, Option<String>)>>,
+    /// Shapes that did not pass unchanged themselves: their texts are decided one by one.
+    shapes_not_passing: HashSet<String>,
+}
+
+/// The shape `sql` may be remembered by, if it has one.
+pub fn rememberable_shape(sql: &str) -> Option<Shape> {
+    if sql.len() > MAX_SQL_LEN {
+        return None;
+    }
+    shape(sql).filter(|shape| {
+        !shape.constants.is_empty()
+            && !shape
+                .constants
+                .iter()
+                .any(|constant| constant.to_ascii_lowercase().contains("safe_migrations"))
+    })
 }
 
 impl CleanVerdicts {
@@ -32,7 +57,20 @@ impl CleanVerdicts {
         })
     }
 
-    /// `sql` passed unchanged under these facts, with no catalog question asked.
+    /// Was `shape` found not to pass unchanged before?
+    pub fn shape_does_not_pass(&self, shape: &str) -> bool {
+        self.shapes_not_passing.contains(shape)
+    }
+
+    pub fn remember_shape_does_not_pass(&mut self, shape: &str) {
+        if self.shapes_not_passing.len() >= CAPACITY {
+            self.shapes_not_passing.clear();
+        }
+        self.shapes_not_passing.insert(shape.to_string());
+    }
+
+    /// `sql` (a text or a shape) passed unchanged under these facts, with no catalog
+    /// question asked.
     pub fn remember(&mut self, sql: &str, in_transaction_block: bool, timezone: Option<String>) {
         if sql.len() > MAX_SQL_LEN {
             return;
@@ -61,6 +99,55 @@ pub fn passes_unchanged(verdict: &Verdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::parse::parse_sql;
+    use crate::proxy::guard::{judge, Facts};
+    use policy::{Mode, Settings};
+
+    /// Passes unchanged for an enforcing role, with no question for the server.
+    fn passes(sql: &str) -> bool {
+        let Ok(statements) = parse_sql(sql) else {
+            return false;
+        };
+        let settings = Settings {
+            mode: Mode::Enforce,
+            ..Settings::default()
+        };
+        let answers = HashMap::new();
+        let facts = Facts {
+            settings: &settings,
+            in_transaction_block: false,
+            created: &[],
+            answers: &answers,
+            timezone: None,
+            server_version_num: Some(150_000),
+        };
+        let (verdict, missing) = judge(&statements, &facts);
+        missing.is_empty() && passes_unchanged(&verdict)
+    }
+
+    #[test]
+    fn a_text_whose_shape_passes_passes() {
+        for sql in [
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 83421",
+            "UPDATE pgbench_accounts SET abalance = abalance + -4012 WHERE aid = 7",
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP)",
+            "SELECT set_config('work_mem', '8MB', false)",
+            "SELECT set_config('safe_migrations.mode', 'off', false)",
+            "SELECT set_config('lock_timeout', '0', false)",
+            "SELECT pg_catalog.set_config('safe_migrations.allow', 'require_concurrent_index', false)",
+            "DO $$ BEGIN CREATE INDEX i ON t (c); END $$",
+            "SET lock_timeout = '0'",
+            "ALTER TABLE t ADD COLUMN c int DEFAULT 5",
+            "CREATE INDEX i ON t (c) WHERE c > 5",
+            "SELECT 1; CREATE INDEX i ON t (c) WHERE c > 5",
+        ] {
+            if let Some(shape) = rememberable_shape(sql).filter(|shape| passes(&shape.text)) {
+                assert!(passes(sql), "{sql}: its shape {} passes, it does not", shape.text);
+            }
+        }
+        assert!(passes("SELECT abalance FROM pgbench_accounts WHERE aid = $1"));
+        assert!(!passes("SELECT set_config('safe_migrations.mode', 'off', false)"));
+    }
 
     const SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
 
@@ -86,5 +173,30 @@ mod tests {
         let long = format!("SELECT '{}'", "x".repeat(MAX_SQL_LEN));
         verdicts.remember(&long, false, None);
         assert!(!verdicts.passed(&long, false, &None));
+        for n in 0..CAPACITY * 3 {
+            verdicts.remember_shape_does_not_pass(&format!("SELECT date $1, {n}"));
+        }
+        assert!(verdicts.shapes_not_passing.len() <= CAPACITY);
+    }
+
+    #[test]
+    fn a_text_naming_safe_migrations_in_a_constant_has_no_shape() {
+        assert_eq!(
+            rememberable_shape("SELECT set_config('work_mem', '8MB', false)").map(|shape| shape.text),
+            Some("SELECT set_config($1, $2, false)".to_string())
+        );
+        assert_eq!(
+            rememberable_shape("SELECT set_config('safe_migrations.mode', 'off', false)"),
+            None
+        );
+        assert_eq!(
+            rememberable_shape("SELECT set_config('SAFE_MIGRATIONS.mode', 'off', false)"),
+            None
+        );
+        assert_eq!(
+            rememberable_shape("SELECT 1 FROM t WHERE a = b"),
+            Some(shape("SELECT 1 FROM t WHERE a = b").unwrap())
+        );
+        assert_eq!(rememberable_shape("SELECT a FROM t"), None);
     }
 }

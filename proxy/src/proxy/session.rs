@@ -11,7 +11,7 @@ use policy::{Mode, QualifiedName, Settings, Stmt};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::catalog::{Answer, Question};
-use super::clean_verdicts::{passes_unchanged, CleanVerdicts};
+use super::clean_verdicts::{passes_unchanged, rememberable_shape, CleanVerdicts};
 use super::config::Config;
 use super::guard::{self, Facts, Verdict};
 use super::lock_timeout::{cannot_run_in_transaction_block, restore_sql, rewrite, set_cap_sql};
@@ -464,7 +464,8 @@ impl Session {
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
-        if self.passed_before(text) {
+        let shape = rememberable_shape(text);
+        if self.passed_before(text) || shape.as_ref().is_some_and(|shape| self.passed_before(&shape.text)) {
             self.send(&message, Owner::Client, Expect::Query);
             return Ok(());
         }
@@ -481,7 +482,9 @@ impl Session {
                 return Ok(());
             }
         };
-        let verdict = self.judge_remembered(&sql, &parsed).await?;
+        let verdict = self
+            .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
+            .await?;
         if let Some(refusal) = verdict.refusal.clone() {
             self.refuse_query(verdict.reports, refusal);
             return Ok(());
@@ -545,7 +548,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let verdict = self.judge_remembered(&sql, &parsed).await?;
+        let verdict = self.judge_remembered(&sql, None, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             self.refuse_extended(verdict.reports, refusal);
             return Ok(());
@@ -687,16 +690,54 @@ impl Session {
             && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
     }
 
-    /// `judge`, remembering a verdict that lets `sql` through unchanged.
-    async fn judge_remembered(&mut self, sql: &str, parsed: &[ParsedStatement]) -> Result<Verdict, SessionError> {
+    /// `judge`, remembering a verdict that lets `sql` through unchanged: by its shape
+    /// (`sql` with parameters for its constants) when the shape passes too.
+    async fn judge_remembered(
+        &mut self,
+        sql: &str,
+        shape: Option<String>,
+        parsed: &[ParsedStatement],
+    ) -> Result<Verdict, SessionError> {
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
         let rememberable = !self.created_tables_count() || self.created.is_empty();
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;
         if rememberable && !asked_server && passes_unchanged(&verdict) {
-            self.clean.remember(sql, in_transaction_block, timezone);
+            match shape.filter(|shape| self.shape_passes(shape)) {
+                Some(shape) => self.clean.remember(&shape, in_transaction_block, timezone),
+                None => self.clean.remember(sql, in_transaction_block, timezone),
+            }
         }
         Ok(verdict)
+    }
+
+    /// Does `shape` pass unchanged as it stands, parameters and all, without asking the
+    /// server anything (with no tables created in the transaction: the caller's case)?
+    fn shape_passes(&mut self, shape: &str) -> bool {
+        if self.clean.shape_does_not_pass(shape) {
+            return false;
+        }
+        let passes = parse_sql(shape).is_ok_and(|parsed| {
+            let answers = HashMap::new();
+            let facts = self.facts(&[], &answers);
+            let (verdict, missing) = guard::judge(&parsed, &facts);
+            missing.is_empty() && passes_unchanged(&verdict)
+        });
+        if !passes {
+            self.clean.remember_shape_does_not_pass(shape);
+        }
+        passes
+    }
+
+    fn facts<'a>(&'a self, created: &'a [QualifiedName], answers: &'a HashMap<Question, Answer>) -> Facts<'a> {
+        Facts {
+            settings: &self.settings,
+            in_transaction_block: matches!(self.tracker.status, b'T' | b'E'),
+            created,
+            answers,
+            timezone: self.tracker.timezone.clone(),
+            server_version_num: self.server_version_num,
+        }
     }
 
     /// Decide the statements, asking the server what the rules want to know; true when
@@ -705,21 +746,12 @@ impl Session {
         let mut answers: HashMap<Question, Answer> = HashMap::new();
         let mut rounds = 0;
         loop {
-            let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
             let created = if self.created_tables_count() {
                 self.created.clone()
             } else {
                 Vec::new()
             };
-            let facts = Facts {
-                settings: &self.settings,
-                in_transaction_block,
-                created: &created,
-                answers: &answers,
-                timezone: self.tracker.timezone.clone(),
-                server_version_num: self.server_version_num,
-            };
-            let (verdict, missing) = guard::judge(parsed, &facts);
+            let (verdict, missing) = guard::judge(parsed, &self.facts(&created, &answers));
             rounds += 1;
             if missing.is_empty() || rounds > 3 {
                 return Ok((verdict, rounds > 1));
