@@ -19,13 +19,15 @@ mod session;
 mod tls;
 mod tracker;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use backend::Upstream;
@@ -60,12 +62,17 @@ pub struct ProxyArgs {
     /// On SIGTERM/SIGINT, how long open sessions may still run (seconds).
     #[arg(long, env = "SAFE_MIGRATIONS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// Threads serving sessions (each session stays on one); default: one per core.
+    #[arg(long, env = "SAFE_MIGRATIONS_THREADS")]
+    pub threads: Option<usize>,
 }
 
 struct Shared {
     upstream: Upstream,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     config: Config,
+    /// Sessions between their first byte and their end, for the shutdown log line.
+    open_sessions: AtomicUsize,
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
@@ -84,14 +91,32 @@ pub fn run(args: ProxyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    let workers = match (0..threads)
+        .map(|index| Worker::start(index, shared.clone(), shutdown_timeout))
+        .collect::<std::io::Result<Vec<_>>>()
+    {
+        Ok(workers) => workers,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot start the session threads: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("safe-migrations proxy: cannot start the runtime: {err}");
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(args, shared))
+    let code = runtime.block_on(serve(args, shared, &workers));
+    for worker in workers {
+        worker.finish();
+    }
+    code
 }
 
 /// Everything that can be refused before listening: config file, TLS material.
@@ -108,14 +133,76 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
     if !args.upstream.contains(':') {
         return Err(format!("--upstream {}: expected host:port", args.upstream));
     }
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".to_string());
+    }
     Ok(Shared {
         upstream: Upstream::new(&args.upstream, args.upstream_tls, connector),
         acceptor,
         config,
+        open_sessions: AtomicUsize::new(0),
     })
 }
 
-async fn serve(args: ProxyArgs, shared: Arc<Shared>) -> ExitCode {
+/// A thread with a single-threaded runtime that serves the sessions handed to it. Each
+/// session stays on its thread, so its wake-ups never cross threads: a multi-threaded
+/// runtime's work stealing moved woken sessions between cores and cost a context switch
+/// per hand-over (bench/RESULTS.md, the -c 16 rows).
+struct Worker {
+    sessions: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(index: usize, shared: Arc<Shared>, shutdown_timeout: Duration) -> std::io::Result<Worker> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (sessions, mut incoming) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let thread = std::thread::Builder::new()
+            .name(format!("sessions-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut running = JoinSet::new();
+                    loop {
+                        tokio::select! {
+                            next = incoming.recv() => match next {
+                                Some((tcp, peer)) => match tokio::net::TcpStream::from_std(tcp) {
+                                    Ok(tcp) => {
+                                        running.spawn(client(tcp, peer, shared.clone()));
+                                    }
+                                    Err(err) => tracing::warn!(%peer, error = %err, "cannot adopt a connection"),
+                                },
+                                // The listener stopped: let the open sessions finish.
+                                None => break,
+                            },
+                            Some(_) = running.join_next(), if !running.is_empty() => {}
+                        }
+                    }
+                    let deadline = tokio::time::sleep(shutdown_timeout);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => {
+                                tracing::warn!(sessions = running.len(), "shutdown timeout: closing open sessions");
+                                running.abort_all();
+                                while running.join_next().await.is_some() {}
+                                break;
+                            }
+                            next = running.join_next() => if next.is_none() { break },
+                        }
+                    }
+                })
+            })?;
+        Ok(Worker { sessions, thread })
+    }
+
+    /// Stop handing sessions to it and wait until its last session has ended.
+    fn finish(self) {
+        drop(self.sessions);
+        let _ = self.thread.join();
+    }
+}
+
+async fn serve(args: ProxyArgs, shared: Arc<Shared>, workers: &[Worker]) -> ExitCode {
     let listener = match TcpListener::bind(&args.listen).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -124,47 +211,44 @@ async fn serve(args: ProxyArgs, shared: Arc<Shared>) -> ExitCode {
         }
     };
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    tracing::info!(listen = %local, upstream = %shared.upstream.address, "proxy listening");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let mut sessions = JoinSet::new();
-    let mut stop = stop_rx.clone();
+    tracing::info!(
+        listen = %local,
+        upstream = %shared.upstream.address,
+        threads = workers.len(),
+        "proxy listening"
+    );
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut next_worker = 0;
     loop {
         tokio::select! {
-            _ = stop.changed() => break,
+            _ = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
-                    let shared = shared.clone();
-                    sessions.spawn(async move { client(tcp, peer, shared).await });
+                    match tcp.into_std() {
+                        Ok(tcp) => {
+                            let _ = workers[next_worker].sessions.send((tcp, peer));
+                            next_worker = (next_worker + 1) % workers.len();
+                        }
+                        Err(err) => tracing::warn!(%peer, error = %err, "cannot hand over a connection"),
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(error = %err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
         }
     }
     drop(listener);
-    tracing::info!(
-        sessions = sessions.len(),
-        "shutting down: no new connections; waiting for open sessions"
-    );
-    let deadline = tokio::time::sleep(Duration::from_secs(args.shutdown_timeout));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            _ = &mut deadline => {
-                tracing::warn!(sessions = sessions.len(), "shutdown timeout: closing open sessions");
-                sessions.abort_all();
-                break;
-            }
-            next = sessions.join_next() => if next.is_none() { break },
-        }
+    let open = shared.open_sessions.load(Ordering::Relaxed);
+    if open > 0 {
+        tracing::info!(
+            sessions = open,
+            timeout_s = args.shutdown_timeout,
+            "shutting down: no new connections; waiting for open sessions"
+        );
     }
     ExitCode::SUCCESS
 }
@@ -192,7 +276,9 @@ async fn shutdown_signal() {
 }
 
 /// One client connection, from its first byte to its end. Errors end this session only.
-async fn client(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, shared: Arc<Shared>) {
+async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    shared.open_sessions.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenSession(&shared.open_sessions);
     match frontend::negotiate(tcp, shared.acceptor.as_ref()).await {
         Ok(Hello::Cancel(packet)) => {
             if let Err(err) = shared.upstream.cancel(&packet).await {
@@ -208,5 +294,14 @@ async fn client(tcp: tokio::net::TcpStream, peer: std::net::SocketAddr, shared: 
         }
         Ok(Hello::Closed) => {}
         Err(err) => tracing::warn!(%peer, error = %err, "bad startup packet"),
+    }
+}
+
+/// Counts a session as open until it is dropped (also when its task is aborted).
+struct OpenSession<'a>(&'a AtomicUsize);
+
+impl Drop for OpenSession<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
