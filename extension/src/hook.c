@@ -50,6 +50,13 @@ typedef struct SmVerdict
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
 
+/*
+ * Bumped by every assignment of a safe_migrations.* GUC (SET, RESET, role and database
+ * settings at connection, the restore at transaction end): Rust re-reads the settings
+ * only when it changed since the last statement.
+ */
+uint64		sm_settings_generation = 0;
+
 void		sm_define_settings(void);
 void		sm_install_hook(void);
 bool		sm_guard_active(void);
@@ -114,33 +121,51 @@ sm_check_allow(char **newval, void **extra, GucSource source)
 	return false;
 }
 
+static void
+sm_int_assigned(int newval, void *extra)
+{
+	sm_settings_generation++;
+}
+
+static void
+sm_bool_assigned(bool newval, void *extra)
+{
+	sm_settings_generation++;
+}
+
+static void
+sm_string_assigned(const char *newval, void *extra)
+{
+	sm_settings_generation++;
+}
+
 void
 sm_define_settings(void)
 {
 	DefineCustomEnumVariable("safe_migrations.mode",
 							 "What the guard does with unsafe DDL: off, warn, enforce.",
 							 NULL, &sm_mode, SM_MODE_OFF, sm_mode_options,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
 	DefineCustomIntVariable("safe_migrations.lock_timeout",
 							"Upper bound for lock_timeout while a guarded DDL statement runs (0 disables the cap).",
 							NULL, &sm_lock_timeout_cap_ms, 5000, 0, INT_MAX,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+							PGC_SUSET, GUC_UNIT_MS, NULL, sm_int_assigned, NULL);
 	DefineCustomStringVariable("safe_migrations.allow",
 							   "Comma-separated rule ids not enforced for this role.",
 							   NULL, &sm_allow, "",
-							   PGC_SUSET, GUC_LIST_INPUT, sm_check_allow, NULL, NULL);
+							   PGC_SUSET, GUC_LIST_INPUT, sm_check_allow, sm_string_assigned, NULL);
 	DefineCustomBoolVariable("safe_migrations.acknowledgements",
 							 "Honour inline '-- safe_migrations:allow <rule> -- <reason>' comments.",
 							 NULL, &sm_acknowledgements, true,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, NULL, sm_bool_assigned, NULL);
 	DefineCustomIntVariable("safe_migrations.min_table_rows",
 							"Lock rules do not apply to tables with fewer estimated rows (0 = always apply).",
 							NULL, &sm_min_table_rows, 0, 0, INT_MAX,
-							PGC_SUSET, 0, NULL, NULL, NULL);
+							PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
 	DefineCustomEnumVariable("safe_migrations.unparsable",
 							 "Proxy only: what to do with a statement that does not parse.",
 							 NULL, &sm_unparsable, 0, sm_unparsable_options,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
+							 PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("safe_migrations");
 #else

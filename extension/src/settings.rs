@@ -1,15 +1,43 @@
 //! The session's policy, read back from the `safe_migrations.*` GUCs (defined in
 //! hook.c) and parsed by the same code the proxy and the CLI use.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
+use std::rc::Rc;
 
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 use policy::settings::{parse_rule_list, SettingError, SETTINGS};
 use policy::Settings;
 
-/// The effective settings of this session.
-pub fn current_settings() -> Result<Settings, SettingError> {
+unsafe extern "C" {
+    /// hook.c: bumped by every assignment of a safe_migrations.* GUC.
+    static sm_settings_generation: u64;
+}
+
+thread_local! {
+    /// The settings as of a generation of the GUCs: most statements find them unchanged.
+    static CACHED: RefCell<Option<(u64, Rc<Settings>)>> = const { RefCell::new(None) };
+}
+
+/// The effective settings of this session, parsed again only after a GUC changed.
+pub fn current_settings() -> Result<Rc<Settings>, SettingError> {
+    // A plain integer read on the backend's only thread.
+    let generation = unsafe { sm_settings_generation };
+    if let Some(settings) = CACHED.with_borrow(|cached| {
+        cached
+            .as_ref()
+            .filter(|(seen, _)| *seen == generation)
+            .map(|(_, settings)| settings.clone())
+    }) {
+        return Ok(settings);
+    }
+    let settings = Rc::new(read_settings()?);
+    CACHED.set(Some((generation, settings.clone())));
+    Ok(settings)
+}
+
+fn read_settings() -> Result<Settings, SettingError> {
     let mut settings = Settings::default();
     for spec in SETTINGS {
         let name = CString::new(format!("safe_migrations.{}", spec.name)).expect("setting names have no NUL");

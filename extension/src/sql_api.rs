@@ -8,7 +8,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use policy::model::TransactionKind;
 use policy::settings::SETTINGS;
-use policy::{Context, Mode, Stmt};
+use policy::{Context, Mode, Settings, Stmt};
 
 use crate::catalog::BackendCatalog;
 use crate::nodes;
@@ -30,7 +30,7 @@ fn check(
         name!(hint, String),
     ),
 > {
-    let mut settings = current_settings().unwrap_or_else(|error| error!("{error}"));
+    let mut settings = Settings::clone(&current_settings().unwrap_or_else(|error| error!("{error}")));
     settings.mode = Mode::Enforce;
     let source = CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.check: the SQL contains a NUL byte"));
     // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.

@@ -109,6 +109,20 @@ expect "warn: the statement runs" "$out" "     1"
 out=$(sql app -c "CREATE INDEX a ON orders (c)" -c "DROP INDEX a")
 reject "off: nothing reported" "$out" "SM001"
 
+echo "# settings changed mid-session take effect at the next statement"
+out=$(sql postgres -c "CREATE TABLE st (c int)" -c "SET safe_migrations.mode = enforce" \
+    -c "CREATE INDEX st_0 ON st (c)" \
+    -c "SET safe_migrations.allow = 'create_index_non_concurrently'" -c "CREATE INDEX st_a ON st (c)" \
+    -c "BEGIN" -c "SET LOCAL safe_migrations.allow = ''" -c "CREATE INDEX st_x ON st (c)" -c "ROLLBACK" \
+    -c "CREATE INDEX st_b ON st (c)" \
+    -c "RESET safe_migrations.allow" -c "CREATE INDEX st_c ON st (c)" \
+    -c "SET safe_migrations.mode = off" -c "CREATE INDEX st_d ON st (c)" \
+    -c "SELECT string_agg(indexname, ',' ORDER BY indexname) AS built FROM pg_indexes WHERE tablename = 'st'" \
+    -c "DROP TABLE st")
+expect "SET mode, SET allow, SET LOCAL rolled back, RESET, mode off: each seen by the next statement" "$out" " st_a,st_b,st_d"
+expect "SET LOCAL inside the transaction applied" "$out" "CREATE INDEX st_x on st without CONCURRENTLY"
+expect "RESET applied" "$out" "CREATE INDEX st_c on st without CONCURRENTLY"
+
 echo "# turning the guard off"
 out=$(PGOPTIONS_FOR="-c safe_migrations.mode=off" sql migrator -c "SHOW safe_migrations.mode")
 expect "PGOPTIONS cannot set the mode" "$out" "permission denied to set parameter \"safe_migrations.mode\""

@@ -103,11 +103,8 @@ mod tests {
     #[test]
     fn create_index_concurrently_in_transaction_block_err() {
         let settings = enforce();
-        let scope = Scope {
-            context: &in_transaction(),
-            catalog: &TestCatalog::default(),
-            settings: &settings,
-        };
+        let (context, catalog) = (in_transaction(), TestCatalog::default());
+        let scope = Scope::new(&context, &catalog, &settings);
         let source = "CREATE INDEX CONCURRENTLY orders_status_idx ON orders (status);";
         let finding = only((RULE.check)(&statement(cic(), source), &scope));
         assert_eq!(

@@ -100,11 +100,8 @@ mod tests {
     #[test]
     fn hint_is_the_statement_with_concurrently() {
         let settings = enforce();
-        let scope = Scope {
-            context: &Default::default(),
-            catalog: &TestCatalog::default(),
-            settings: &settings,
-        };
+        let (context, catalog) = (crate::model::Context::default(), TestCatalog::default());
+        let scope = Scope::new(&context, &catalog, &settings);
         let findings = (RULE.check)(&statement(create_index(false), "create index i on orders (c);"), &scope);
         assert!(
             findings[0].hint.ends_with("create index CONCURRENTLY i on orders (c);"),
@@ -130,11 +127,8 @@ mod tests {
             ..enforce()
         };
         let catalog = TestCatalog::default().rows("orders", 10.0);
-        let scope = Scope {
-            context: &Default::default(),
-            catalog: &catalog,
-            settings: &settings,
-        };
+        let context = crate::model::Context::default();
+        let scope = Scope::new(&context, &catalog, &settings);
         assert!((RULE.check)(&statement(create_index(false), ""), &scope).is_empty());
     }
 }

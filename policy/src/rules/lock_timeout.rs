@@ -51,14 +51,7 @@ mod tests {
             ..Context::default()
         };
         let catalog = TestCatalog::default();
-        effective_lock_timeout(
-            &stmt,
-            &Scope {
-                context: &context,
-                catalog: &catalog,
-                settings: &settings,
-            },
-        )
+        effective_lock_timeout(&stmt, &Scope::new(&context, &catalog, &settings))
     }
 
     fn lock(mode: LockLevel) -> Stmt {

@@ -3,6 +3,8 @@
 //! Adding a rule: one file in this folder named after the rule id, and one line in
 //! `RULES`.
 
+use std::cell::RefCell;
+
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
 use crate::finding::{Finding, Severity};
@@ -86,28 +88,59 @@ pub struct Scope<'a> {
     pub context: &'a Context,
     pub catalog: &'a dyn Catalog,
     pub settings: &'a Settings,
+    /// Answers of `is_new_table` and `is_small_table` so far: several rules ask about the
+    /// same table, and each answer costs a catalog lookup in the backend.
+    new_tables: RefCell<Vec<(QualifiedName, bool)>>,
+    small_tables: RefCell<Vec<(QualifiedName, bool)>>,
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
+    pub fn new(context: &'a Context, catalog: &'a dyn Catalog, settings: &'a Settings) -> Scope<'a> {
+        Scope {
+            context,
+            catalog,
+            settings,
+            new_tables: RefCell::default(),
+            small_tables: RefCell::default(),
+        }
+    }
+
     /// Created in this transaction: invisible to other sessions, so its locks harm no one.
     pub fn is_new_table(&self, table: &QualifiedName) -> bool {
-        self.catalog.created_in_transaction(table) == Some(true)
+        remembered(&self.new_tables, table, || {
+            self.catalog.created_in_transaction(table) == Some(true)
+        })
     }
 
     /// Below `min_table_rows` by the planner's estimate (never when the estimate is unknown).
     pub fn is_small_table(&self, table: &QualifiedName) -> bool {
         let min = self.settings.min_table_rows;
         min > 0
-            && self
-                .catalog
-                .estimated_rows(table)
-                .is_some_and(|rows| rows >= 0.0 && rows < min as f64)
+            && remembered(&self.small_tables, table, || {
+                self.catalog
+                    .estimated_rows(table)
+                    .is_some_and(|rows| rows >= 0.0 && rows < min as f64)
+            })
     }
 
     /// Lock rules apply to `table` unless it is new in this transaction or small.
     pub fn lock_rules_apply(&self, table: &QualifiedName) -> bool {
         !self.is_new_table(table) && !self.is_small_table(table)
     }
+}
+
+/// The answer about `table` in `answers`, else `answer()`, remembered.
+fn remembered(
+    answers: &RefCell<Vec<(QualifiedName, bool)>>,
+    table: &QualifiedName,
+    answer: impl FnOnce() -> bool,
+) -> bool {
+    if let Some((_, known)) = answers.borrow().iter().find(|(name, _)| name == table) {
+        return *known;
+    }
+    let known = answer();
+    answers.borrow_mut().push((table.clone(), known));
+    known
 }
 
 /// An acknowledged finding: let through, to be logged with its reason.
@@ -147,11 +180,7 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
     if settings.mode == Mode::Off {
         return Decision::default();
     }
-    let scope = Scope {
-        context,
-        catalog,
-        settings,
-    };
+    let scope = Scope::new(context, catalog, settings);
     let mut findings: Vec<Finding> = RULES
         .iter()
         .filter(|rule| !settings.allow.contains(rule.id))
@@ -301,4 +330,91 @@ pub(crate) struct AddedConstraint<'a> {
     pub inline: Option<&'a ColumnDef>,
     /// Checked against every existing row as it is added (no NOT VALID).
     pub validated: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::testing::{add_column, alter, column, statement, ty, TestCatalog};
+    use super::*;
+    use crate::catalog::Volatility;
+    use crate::model::Stmt;
+    use crate::types::TypeName;
+
+    /// Counts the questions that cost the backend a catalog lookup each.
+    #[derive(Default)]
+    struct CountingCatalog {
+        inner: TestCatalog,
+        created_in_transaction: Cell<usize>,
+        estimated_rows: Cell<usize>,
+    }
+
+    impl Catalog for CountingCatalog {
+        fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+            self.created_in_transaction.set(self.created_in_transaction.get() + 1);
+            self.inner.created_in_transaction(table)
+        }
+        fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
+            self.inner.column_type(table, column)
+        }
+        fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
+            self.inner.function_volatility(name)
+        }
+        fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool> {
+            self.inner.has_validated_not_null_check(table, column)
+        }
+        fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
+            self.estimated_rows.set(self.estimated_rows.get() + 1);
+            self.inner.estimated_rows(table)
+        }
+        fn server_version_num(&self) -> Option<u32> {
+            Catalog::server_version_num(&self.inner)
+        }
+        fn timezone(&self) -> Option<String> {
+            Catalog::timezone(&self.inner)
+        }
+    }
+
+    #[test]
+    fn a_decision_asks_about_each_table_once() {
+        let catalog = CountingCatalog {
+            inner: TestCatalog::default().existing_table("orders").rows("orders", 10.0),
+            ..CountingCatalog::default()
+        };
+        let settings = Settings {
+            mode: Mode::Enforce,
+            min_table_rows: 1000,
+            ..Settings::default()
+        };
+        let stmt = alter(
+            "orders",
+            vec![
+                add_column(column("note", ty(&["text"], &[]))),
+                AlterAction::SetNotNull { column: "id".into() },
+                AlterAction::SetDefault { column: "note".into() },
+            ],
+        );
+        let decision = decide(&statement(stmt, ""), &Context::default(), &settings, &catalog);
+        assert!(decision.findings.is_empty(), "{:#?}", decision.findings);
+        assert_eq!(catalog.created_in_transaction.get(), 1);
+        assert_eq!(catalog.estimated_rows.get(), 1);
+    }
+
+    #[test]
+    fn statements_no_rule_reads_ask_the_catalog_nothing() {
+        let catalog = CountingCatalog::default();
+        let settings = Settings {
+            mode: Mode::Enforce,
+            min_table_rows: 1000,
+            ..Settings::default()
+        };
+        decide(
+            &statement(Stmt::Query, "SELECT 1"),
+            &Context::default(),
+            &settings,
+            &catalog,
+        );
+        assert_eq!(catalog.created_in_transaction.get() + catalog.estimated_rows.get(), 0);
+    }
 }

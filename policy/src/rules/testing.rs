@@ -111,11 +111,7 @@ pub fn findings(rule: &super::Rule, stmt: Stmt, catalog: &TestCatalog) -> Vec<Fi
 
 pub fn findings_in(rule: &super::Rule, stmt: Stmt, catalog: &TestCatalog, context: &Context) -> Vec<Finding> {
     let settings = enforce();
-    let scope = super::Scope {
-        context,
-        catalog,
-        settings: &settings,
-    };
+    let scope = super::Scope::new(context, catalog, &settings);
     (rule.check)(&statement(stmt, ""), &scope)
 }
 

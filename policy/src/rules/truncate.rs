@@ -116,11 +116,8 @@ mod tests {
             ..enforce()
         };
         let catalog = TestCatalog::default().rows("lookup", 3.0);
-        let scope = Scope {
-            context: &Default::default(),
-            catalog: &catalog,
-            settings: &settings,
-        };
+        let context = crate::model::Context::default();
+        let scope = Scope::new(&context, &catalog, &settings);
         assert!((RULE.check)(&statement(truncate(&["lookup"]), ""), &scope).is_empty());
     }
 
