@@ -14,7 +14,7 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -404,6 +404,34 @@ impl Proxy {
     /// Still running?
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Send SIGTERM, as a service manager does to stop the proxy.
+    pub fn terminate(&mut self) {
+        assert!(self.is_alive(), "the proxy exited before SIGTERM:\n{}", self.log());
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) only sends a signal. The pid is our child and still unreaped
+        // (try_wait just saw it running, and only `&mut self` methods reap it), so it
+        // cannot name another process.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "kill -TERM {pid}: {}", std::io::Error::last_os_error());
+    }
+
+    /// The exit status, once the process has exited; panics with the log if it is still
+    /// running after `timeout`.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the proxy") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the proxy still runs after {timeout:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
