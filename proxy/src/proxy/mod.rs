@@ -33,6 +33,7 @@ use tokio::task::JoinSet;
 use backend::Upstream;
 use config::Config;
 use frontend::Hello;
+use messages::MAX_MESSAGE_LEN;
 pub use tls::UpstreamTls;
 
 #[derive(clap::Args, Debug)]
@@ -62,6 +63,10 @@ pub struct ProxyArgs {
     /// On SIGTERM/SIGINT, how long open sessions may still run (seconds).
     #[arg(long, env = "SAFE_MIGRATIONS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
+    /// The longest statement (Query, Parse) of a guarded role the proxy reads to check it;
+    /// longer ones are refused (SQLSTATE 54000). Other large messages pass in pieces.
+    #[arg(long, env = "SAFE_MIGRATIONS_MAX_STATEMENT_BYTES", default_value_t = 64 << 20)]
+    pub max_statement_bytes: usize,
     /// Threads serving sessions (each session stays on one); default: one per core.
     #[arg(long, env = "SAFE_MIGRATIONS_THREADS")]
     pub threads: Option<usize>,
@@ -73,6 +78,7 @@ struct Shared {
     config: Config,
     /// Sessions between their first byte and their end, for the shutdown log line.
     open_sessions: AtomicUsize,
+    max_statement_bytes: usize,
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
@@ -133,6 +139,12 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
     if !args.upstream.contains(':') {
         return Err(format!("--upstream {}: expected host:port", args.upstream));
     }
+    if args.max_statement_bytes < 1024 || args.max_statement_bytes > MAX_MESSAGE_LEN {
+        return Err(format!(
+            "--max-statement-bytes {}: expected between 1024 and {MAX_MESSAGE_LEN} (1 GiB, the server's own limit)",
+            args.max_statement_bytes
+        ));
+    }
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".to_string());
     }
@@ -141,6 +153,7 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
         acceptor,
         config,
         open_sessions: AtomicUsize::new(0),
+        max_statement_bytes: args.max_statement_bytes,
     })
 }
 
@@ -288,7 +301,15 @@ async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared
         Ok(Hello::Startup { stream, startup, tls }) => {
             let user = startup.parameter("user").unwrap_or_default().to_string();
             tracing::debug!(%peer, %user, tls, "session starts");
-            if let Err(err) = session::run(stream, startup, &shared.upstream, &shared.config).await {
+            if let Err(err) = session::run(
+                stream,
+                startup,
+                &shared.upstream,
+                &shared.config,
+                shared.max_statement_bytes,
+            )
+            .await
+            {
                 tracing::warn!(%peer, %user, error = %err, "session ended with an error");
             }
         }

@@ -22,10 +22,19 @@ use super::messages::error_response::{self, encode_report, fatal};
 use super::messages::function_call::{function_oid, SET_CONFIG_OID};
 use super::messages::parse::Parse;
 use super::messages::startup::Startup;
-use super::messages::{bind, close, describe, execute, parse, query, sync, FrameError, Message, MessageReader};
+use super::messages::{
+    bind, close, describe, execute, parse, printable, query, sync, Frame, FrameError, Large, Message, MessageReader,
+    PassError,
+};
 use super::tls::Stream;
 use super::tracker::{Expect, Owner, Tracker};
 use crate::parse::{parse_sql, ParsedStatement};
+
+/// Messages up to this size are read whole. Longer CopyData, DataRow and Bind messages
+/// pass through in pieces and a statement is held whole only up to the session's
+/// `max_statement_bytes`: that, plus a few buffers, bounds a session's memory whatever
+/// its peers send.
+const WHOLE_UP_TO: usize = 1 << 20;
 
 type Reader = MessageReader<ReadHalf<Box<dyn Stream>>>;
 type Writer = WriteHalf<Box<dyn Stream>>;
@@ -84,6 +93,8 @@ pub struct Session {
     extended_batch_open: bool,
     /// Statements that passed unchanged, to skip parsing and deciding them again.
     clean: CleanVerdicts,
+    /// The longest statement (Query, Parse ...) the session reads whole to decide.
+    max_statement_bytes: usize,
 }
 
 /// Startup parameters that would set the policy (`-c safe_migrations.mode=off`).
@@ -166,6 +177,7 @@ pub async fn run(
     startup: Startup,
     upstream: &super::backend::Upstream,
     config: &Config,
+    max_statement_bytes: usize,
 ) -> Result<(), SessionError> {
     let (client_rd, mut client_wr) = tokio::io::split(client);
     let mut client_rd = MessageReader::new(client_rd);
@@ -214,6 +226,7 @@ pub async fn run(
         next_batch: 0,
         extended_batch_open: false,
         clean: CleanVerdicts::default(),
+        max_statement_bytes,
     };
     session.read_policy(config).await?;
     session.to_client.extend_from_slice(&ready.bytes);
@@ -315,31 +328,42 @@ impl Session {
         loop {
             self.flush().await?;
             tokio::select! {
-                message = self.client_rd.next() => {
-                    let mut next = message;
+                frame = self.client_rd.next_frame(WHOLE_UP_TO) => {
+                    let mut next = frame;
                     loop {
-                        let message = match next {
-                            Ok(Some(message)) => message,
+                        match next {
+                            Ok(Some(Frame::Whole(message))) => {
+                                if !self.on_client(message).await? {
+                                    self.flush().await?;
+                                    return Ok(());
+                                }
+                            }
+                            Ok(Some(Frame::Large(large))) => {
+                                if let Err(err) = self.on_client_large(large).await {
+                                    return Err(self.protocol_violation(err).await);
+                                }
+                            }
                             Ok(None) => return Ok(()),
                             Err(err) => return Err(self.protocol_violation(SessionError::Client(err)).await),
-                        };
-                        if !self.on_client(message).await? {
-                            self.flush().await?;
-                            return Ok(());
                         }
-                        next = match self.client_rd.buffered() {
+                        next = match self.client_rd.buffered_frame(WHOLE_UP_TO) {
                             Ok(None) => break,
                             more => more,
                         };
                     }
                 }
-                message = self.server_rd.next() => {
-                    let mut next = message;
+                frame = self.server_rd.next_frame(WHOLE_UP_TO) => {
+                    let mut next = frame;
                     loop {
                         match next {
-                            Ok(Some(message)) => {
+                            Ok(Some(Frame::Whole(message))) => {
                                 if let Err(err) = self.tracker.on_server(message, &mut self.to_client) {
                                     return Err(self.protocol_violation(SessionError::Server(err)).await);
+                                }
+                            }
+                            Ok(Some(Frame::Large(large))) => {
+                                if let Err(err) = self.on_server_large(large).await {
+                                    return Err(self.protocol_violation(err).await);
                                 }
                             }
                             Ok(None) => {
@@ -348,7 +372,7 @@ impl Session {
                             }
                             Err(err) => return Err(self.protocol_violation(SessionError::Server(err)).await),
                         }
-                        next = match self.server_rd.buffered() {
+                        next = match self.server_rd.buffered_frame(WHOLE_UP_TO) {
                             Ok(None) => break,
                             more => more,
                         };
@@ -459,6 +483,116 @@ impl Session {
             _ => self.to_server.extend_from_slice(&message.bytes),
         }
         Ok(true)
+    }
+
+    /// A client message longer than `WHOLE_UP_TO`: CopyData and Bind pass on in pieces
+    /// (a Bind's names are read from its start); a statement is read whole up to
+    /// `max_statement_bytes` and decided as usual, and refused beyond.
+    async fn on_client_large(&mut self, large: Large) -> Result<(), SessionError> {
+        if self.discard_until_sync {
+            return self.pass_client_body(large, false).await;
+        }
+        match large.tag {
+            b'd' => self.pass_client_body(large, true).await,
+            b'B' => {
+                let prefix = self
+                    .client_rd
+                    .peek_body(&large, bind::NAMES_WITHIN)
+                    .await
+                    .map_err(SessionError::Client)?;
+                let (portal, statement) = {
+                    let bind = bind::Bind::decode_body(prefix).map_err(SessionError::Client)?;
+                    (bind.portal.to_string(), bind.statement.to_string())
+                };
+                self.open_extended_batch();
+                let prepared = self.statements.get(&statement).cloned().unwrap_or_default();
+                self.cap_batch_for(&prepared);
+                self.portals.insert(portal, prepared);
+                self.pass_client_body(large, true).await?;
+                self.tracker.push(Owner::Client, Expect::Bind, &mut self.to_client);
+                Ok(())
+            }
+            _ if large.wire_len() <= self.max_statement_bytes => {
+                let message = self.client_rd.read_rest(large).await.map_err(SessionError::Client)?;
+                self.on_client(message).await.map(|_| ())
+            }
+            b'Q' | b'P' => {
+                let (tag, size) = (large.tag, large.wire_len());
+                self.pass_client_body(large, false).await?;
+                let report = too_large_report(size, self.max_statement_bytes);
+                let refusal = ("too_large".to_string(), format!("a statement of {size} bytes"));
+                if tag == b'Q' {
+                    self.forget_tables_of_ended_transaction();
+                    self.refuse_query(vec![report], refusal);
+                } else {
+                    self.open_extended_batch();
+                    self.refuse_extended(vec![report], refusal);
+                }
+                Ok(())
+            }
+            tag => Err(SessionError::Client(FrameError::Malformed(format!(
+                "message type '{}' of {} bytes is larger than the proxy accepts ({} bytes, --max-statement-bytes)",
+                printable(tag),
+                large.wire_len(),
+                self.max_statement_bytes
+            )))),
+        }
+    }
+
+    /// Pass a large client message on to the server after everything before it, or
+    /// drop it.
+    async fn pass_client_body(&mut self, large: Large, forward: bool) -> Result<(), SessionError> {
+        let result = if forward {
+            self.flush().await?;
+            self.server_wr
+                .write_all(&large.header)
+                .await
+                .map_err(|err| SessionError::Server(err.into()))?;
+            self.client_rd.pass_body(large, Some(&mut self.server_wr)).await
+        } else {
+            self.client_rd.pass_body::<Writer>(large, None).await
+        };
+        result.map_err(|err| match err {
+            PassError::Read(err) => SessionError::Client(err),
+            PassError::Write(err) => SessionError::Server(err.into()),
+        })
+    }
+
+    /// A server message longer than `WHOLE_UP_TO`: a DataRow or CopyData for the client
+    /// passes on in pieces; anything else is read whole up to `max_statement_bytes`.
+    async fn on_server_large(&mut self, large: Large) -> Result<(), SessionError> {
+        if matches!(large.tag, b'D' | b'd') {
+            let forward = self
+                .tracker
+                .on_server_streamed(large.tag, &mut self.to_client)
+                .map_err(SessionError::Server)?;
+            let result = if forward {
+                self.flush().await?;
+                self.client_wr
+                    .write_all(&large.header)
+                    .await
+                    .map_err(|err| SessionError::Client(err.into()))?;
+                self.server_rd.pass_body(large, Some(&mut self.client_wr)).await
+            } else {
+                self.server_rd.pass_body::<Writer>(large, None).await
+            };
+            return result.map_err(|err| match err {
+                PassError::Read(err) => SessionError::Server(err),
+                PassError::Write(err) => SessionError::Client(err.into()),
+            });
+        }
+        if large.wire_len() > self.max_statement_bytes {
+            return Err(SessionError::Server(FrameError::Malformed(format!(
+                "message type '{}' of {} bytes is larger than the proxy accepts ({} bytes)",
+                printable(large.tag),
+                large.wire_len(),
+                self.max_statement_bytes
+            ))));
+        }
+        let message = self.server_rd.read_rest(large).await.map_err(SessionError::Server)?;
+        self.tracker
+            .on_server(message, &mut self.to_client)
+            .map_err(SessionError::Server)
     }
 
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
@@ -811,6 +945,19 @@ impl Session {
         );
         self.discard_until_sync = true;
     }
+}
+
+/// A guarded role's statement larger than the proxy reads to decide it.
+fn too_large_report(size: usize, limit: usize) -> Report {
+    error_response::error_report(
+        error_response::PROGRAM_LIMIT_EXCEEDED,
+        format!(
+            "safe_migrations proxy: this statement ({size} bytes) is larger than the proxy reads to check it \
+             ({limit} bytes)"
+        ),
+        Some("The proxy decides a guarded role's statement from its whole text; nothing of it ran.".into()),
+        Some("Split it into smaller statements, or start the proxy with a larger --max-statement-bytes.".into()),
+    )
 }
 
 /// A statement that fails with `sqlstate`, logged by the server as refused by the proxy.

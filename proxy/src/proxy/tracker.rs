@@ -175,6 +175,29 @@ impl Tracker {
         }
     }
 
+    /// Route a server DataRow or CopyData too large to hold, whose body the caller passes
+    /// on without the tracker seeing it: true when it goes to the client, false when it
+    /// answers a hidden statement and is dropped (those answers are a few small rows, so
+    /// a large one is an error). Bytes due to the client before it go to `out`.
+    pub fn on_server_streamed(&mut self, tag: u8, out: &mut BytesMut) -> Result<bool, FrameError> {
+        self.emit_synthetic(out);
+        let Some(Entry::Pending(head)) = self.queue.front() else {
+            return Ok(true);
+        };
+        let swallow = match head.owner {
+            Owner::Client => head.segments.get(head.segment).is_some_and(|segment| segment.swallow),
+            Owner::Hidden { .. } => true,
+        };
+        match (head.expect, tag) {
+            (Expect::Query | Expect::Execute, b'd') | (Expect::Query, b'D') if !swallow => Ok(true),
+            (Expect::Execute, b'D') if head.owner == Owner::Client => Ok(true),
+            (expect, tag) => Err(FrameError::Malformed(format!(
+                "unexpected large message '{}' from the server in answer to {expect:?}",
+                printable(tag)
+            ))),
+        }
+    }
+
     /// Route one server message: bytes for the client go to `out`.
     pub fn on_server(&mut self, message: Message, out: &mut BytesMut) -> Result<(), FrameError> {
         self.emit_synthetic(out);

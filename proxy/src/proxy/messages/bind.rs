@@ -7,9 +7,19 @@ pub struct Bind<'a> {
     pub statement: &'a str,
 }
 
+/// A Bind's names are within this many bytes of its start (the server truncates names
+/// to 63 bytes; a client that sends longer ones still fits).
+pub const NAMES_WITHIN: usize = 8 * 1024;
+
 impl<'a> Bind<'a> {
     pub fn decode(message: &'a Message) -> Result<Bind<'a>, FrameError> {
-        let mut reader = BodyReader::new(message.body());
+        Bind::decode_body(message.body())
+    }
+
+    /// The names from the start of a Bind's body (the parameters after them may be
+    /// missing: a large Bind passes on in pieces).
+    pub fn decode_body(body: &'a [u8]) -> Result<Bind<'a>, FrameError> {
+        let mut reader = BodyReader::new(body);
         let portal = reader.cstring()?;
         let statement = reader.cstring()?;
         Ok(Bind { portal, statement })

@@ -19,11 +19,46 @@ pub mod startup;
 pub mod sync;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The largest typed message accepted from either side (the server's own limit for a
 /// Query or CopyData is 1 GiB). Memory is reserved only as bytes arrive.
 pub const MAX_MESSAGE_LEN: usize = 1 << 30;
+
+/// Bytes moved at a time when a large message's body is passed on.
+const CHUNK: usize = 64 * 1024;
+
+/// What [`MessageReader::next_frame`] read: a whole message, or the head of one too
+/// large to hold, whose body the caller passes on or skips piece by piece.
+#[derive(Debug)]
+pub enum Frame {
+    Whole(Message),
+    Large(Large),
+}
+
+/// A message whose header has been read and whose body has not.
+#[derive(Debug)]
+pub struct Large {
+    pub tag: u8,
+    /// The type byte and the length, as they arrived.
+    pub header: [u8; 5],
+    /// Body bytes still in the stream (or the reader's buffer).
+    remaining: usize,
+}
+
+impl Large {
+    /// The whole message's length on the wire.
+    pub fn wire_len(&self) -> usize {
+        self.remaining + 5
+    }
+}
+
+/// Why passing a large message's body on failed: reading it, or writing it.
+#[derive(Debug)]
+pub enum PassError {
+    Read(FrameError),
+    Write(std::io::Error),
+}
 
 /// One typed message, with its original bytes (type byte, length, body).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,9 +154,99 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
-    /// The next message if all of it has already been read; never waits for the peer.
-    pub fn buffered(&mut self) -> Result<Option<Message>, FrameError> {
-        split_message(&mut self.buf, self.max_len)
+    /// The next message, or only the header of one longer than `whole_up_to` bytes:
+    /// memory stays bounded whatever the peer announces. Cancel-safe like `next`.
+    pub async fn next_frame(&mut self, whole_up_to: usize) -> Result<Option<Frame>, FrameError> {
+        loop {
+            if let Some(frame) = self.buffered_frame(whole_up_to)? {
+                return Ok(Some(frame));
+            }
+            let wanted = wanted_bytes(&self.buf).min(whole_up_to.saturating_add(1));
+            self.buf.reserve(wanted.clamp(1, CHUNK));
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Malformed(
+                        "connection closed in the middle of a message".into(),
+                    ))
+                };
+            }
+        }
+    }
+
+    /// `next_frame` from what has already been read; never waits for the peer.
+    pub fn buffered_frame(&mut self, whole_up_to: usize) -> Result<Option<Frame>, FrameError> {
+        let Some(len) = announced_len(&self.buf, self.max_len)? else {
+            return Ok(None);
+        };
+        if len > whole_up_to {
+            let mut header = [0u8; 5];
+            header.copy_from_slice(&self.buf[..5]);
+            self.buf.advance(5);
+            return Ok(Some(Frame::Large(Large {
+                tag: header[0],
+                header,
+                remaining: len - 4,
+            })));
+        }
+        Ok(split_message(&mut self.buf, self.max_len)?.map(Frame::Whole))
+    }
+
+    /// The rest of `large`, read whole after all (the caller needs its body).
+    pub async fn read_rest(&mut self, large: Large) -> Result<Message, FrameError> {
+        let mut bytes = BytesMut::with_capacity(large.wire_len());
+        bytes.extend_from_slice(&large.header);
+        self.fill(large.remaining).await?;
+        bytes.extend_from_slice(&self.buf.split_to(large.remaining));
+        Ok(Message {
+            tag: large.tag,
+            bytes: bytes.freeze(),
+        })
+    }
+
+    /// The first `n` bytes of `large`'s body (fewer if the body is shorter), read into
+    /// the buffer but not taken: for the names at the start of a Bind or Parse.
+    pub async fn peek_body(&mut self, large: &Large, n: usize) -> Result<&[u8], FrameError> {
+        let n = n.min(large.remaining);
+        self.fill(n).await?;
+        Ok(&self.buf[..n])
+    }
+
+    /// Pass `large`'s body to `writer` a chunk at a time, or drop it (`None`).
+    pub async fn pass_body<W: AsyncWrite + Unpin>(
+        &mut self,
+        large: Large,
+        mut writer: Option<&mut W>,
+    ) -> Result<(), PassError> {
+        let mut remaining = large.remaining;
+        while remaining > 0 {
+            if self.buf.is_empty() {
+                self.fill(1).await.map_err(PassError::Read)?;
+            }
+            let piece = self.buf.split_to(remaining.min(self.buf.len()));
+            remaining -= piece.len();
+            if let Some(writer) = writer.as_deref_mut() {
+                writer.write_all(&piece).await.map_err(PassError::Write)?;
+            }
+        }
+        if let Some(writer) = writer {
+            writer.flush().await.map_err(PassError::Write)?;
+        }
+        Ok(())
+    }
+
+    /// Read until at least `n` bytes are buffered.
+    async fn fill(&mut self, n: usize) -> Result<(), FrameError> {
+        while self.buf.len() < n {
+            self.buf.reserve((n - self.buf.len()).min(CHUNK));
+            if self.inner.read_buf(&mut self.buf).await? == 0 {
+                return Err(FrameError::Malformed(
+                    "connection closed in the middle of a message".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Bytes read past the last message, and the stream: for switching to raw copying.
@@ -139,8 +264,9 @@ fn wanted_bytes(buf: &BytesMut) -> usize {
     (len + 1).saturating_sub(buf.len())
 }
 
-/// Take one complete message off the front of `buf`, if there is one.
-pub fn split_message(buf: &mut BytesMut, max_len: usize) -> Result<Option<Message>, FrameError> {
+/// The length the message at the front of `buf` announces (counting itself), once its
+/// header is there; an error for an impossible or oversized length.
+fn announced_len(buf: &BytesMut, max_len: usize) -> Result<Option<usize>, FrameError> {
     if buf.len() < 5 {
         return Ok(None);
     }
@@ -159,9 +285,18 @@ pub fn split_message(buf: &mut BytesMut, max_len: usize) -> Result<Option<Messag
             printable(tag)
         )));
     }
+    Ok(Some(len))
+}
+
+/// Take one complete message off the front of `buf`, if there is one.
+pub fn split_message(buf: &mut BytesMut, max_len: usize) -> Result<Option<Message>, FrameError> {
+    let Some(len) = announced_len(buf, max_len)? else {
+        return Ok(None);
+    };
     if buf.len() < len + 1 {
         return Ok(None);
     }
+    let tag = buf[0];
     let bytes = buf.split_to(len + 1).freeze();
     Ok(Some(Message { tag, bytes }))
 }
@@ -278,6 +413,67 @@ mod tests {
         let err = read_all(&[b'Q', 0, 0, 0, 9, b'x'], MAX_MESSAGE_LEN).await.unwrap_err();
         assert!(err.to_string().contains("middle of a message"), "{err}");
         assert!(read_all(&[], MAX_MESSAGE_LEN).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_large_message_is_passed_on_in_pieces_and_small_ones_stay_whole() {
+        let big = Message::build(b'd', &vec![7u8; 300_000]);
+        let mut input = Message::build(b'Q', b"SELECT 1\0").bytes.to_vec();
+        input.extend_from_slice(&big.bytes);
+        input.extend_from_slice(&Message::build(b'S', b"").bytes);
+        let mut reader = MessageReader::new(&input[..]);
+        let Some(Frame::Whole(query)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("a small message is whole");
+        };
+        assert_eq!(query.tag, b'Q');
+        let Some(Frame::Large(large)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("a large message is streamed");
+        };
+        assert_eq!((large.tag, large.wire_len()), (b'd', big.bytes.len()));
+        assert_eq!(reader.peek_body(&large, 3).await.unwrap(), &[7, 7, 7]);
+        let mut out = large.header.to_vec();
+        reader.pass_body(large, Some(&mut out)).await.unwrap();
+        assert_eq!(out, big.bytes);
+        let Some(Frame::Whole(sync)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("the next message is read as usual");
+        };
+        assert_eq!(sync.tag, b'S');
+        assert!(reader.next_frame(1024).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_large_message_can_be_read_whole_or_dropped() {
+        let big = Message::build(b'Q', &vec![b'x'; 5000]);
+        let mut input = big.bytes.to_vec();
+        input.extend_from_slice(&big.bytes);
+        input.extend_from_slice(&Message::build(b'S', b"").bytes);
+        let mut reader = MessageReader::new(&input[..]);
+        let Some(Frame::Large(large)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("large");
+        };
+        assert_eq!(reader.read_rest(large).await.unwrap(), big);
+        let Some(Frame::Large(large)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("large");
+        };
+        reader.pass_body::<Vec<u8>>(large, None).await.unwrap();
+        let Some(Frame::Whole(sync)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("whole");
+        };
+        assert_eq!(sync.tag, b'S');
+    }
+
+    #[tokio::test]
+    async fn a_large_message_cut_short_is_an_error() {
+        let big = Message::build(b'd', &vec![1u8; 5000]);
+        let mut reader = MessageReader::new(&big.bytes[..4000]);
+        let Some(Frame::Large(large)) = reader.next_frame(1024).await.unwrap() else {
+            panic!("large");
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            reader.pass_body(large, Some(&mut out)).await,
+            Err(PassError::Read(FrameError::Malformed(_)))
+        ));
     }
 
     #[test]
