@@ -1,16 +1,22 @@
 //! `safe-migrations check`: lint SQL migration files with the rules the extension and the
 //! proxy enforce. The catalog is what the files themselves show (a table created earlier
-//! in the same transaction, for instance); everything else is unknown.
+//! in the same transaction, for instance); everything else is unknown. A `DO` block's own
+//! statements are decided one by one, as the extension decides them when the block runs.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use policy::file_catalog::FileCatalog;
-use policy::model::TransactionKind;
-use policy::{Catalog, Context, Finding, Mode, QualifiedName, Settings, Severity, Stmt, TypeName, Volatility};
+use policy::finding::SQLSTATE_UNPARSABLE;
+use policy::model::{RoutineKind, TransactionKind};
+use policy::settings::Unparsable;
+use policy::{
+    Catalog, Context, Finding, Mode, QualifiedName, Settings, Severity, Statement, Stmt, TypeName, Volatility,
+};
 
-use crate::parse::{parse_sql, ParseError};
+use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -26,6 +32,10 @@ pub struct CheckArgs {
     /// Rules not enforced, comma-separated (e.g. --allow drop_column,rename_column).
     #[arg(long, value_name = "RULE,...")]
     pub allow: Vec<String>,
+    /// SQL that cannot be checked before it runs (a DO block's EXECUTE of a computed string,
+    /// a DO block in another language): reject reports it (SM004), allow skips it.
+    #[arg(long, value_enum, default_value_t = UnparsableChoice::Reject)]
+    pub unparsable: UnparsableChoice,
     /// SQL files, directories (every *.sql below them, in sorted order) or - for standard input.
     #[arg(required = true, value_name = "FILE|DIR|-")]
     pub paths: Vec<PathBuf>,
@@ -44,6 +54,12 @@ pub enum CheckMode {
     Warn,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnparsableChoice {
+    Reject,
+    Allow,
+}
+
 /// Exit status: clean (warnings only), an error-level finding, input we could not check.
 const EXIT_FINDINGS: u8 = 1;
 const EXIT_UNCHECKED: u8 = 2;
@@ -55,6 +71,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
             CheckMode::Warn => Mode::Warn,
         },
         acknowledgements: true,
+        unparsable: match args.unparsable {
+            UnparsableChoice::Reject => Unparsable::Reject,
+            UnparsableChoice::Allow => Unparsable::Allow,
+        },
         ..Settings::default()
     };
     if let Err(err) = settings.apply("allow", &args.allow.join(",")) {
@@ -99,6 +119,9 @@ pub struct Problem {
     pub line: Option<usize>,
     pub column: Option<usize>,
     pub severity: Severity,
+    /// The SQLSTATE the extension or the proxy raises for a finding (None for notes and for
+    /// input that could not be checked).
+    pub sqlstate: Option<&'static str>,
     pub rule: String,
     pub message: String,
     pub detail: String,
@@ -117,6 +140,7 @@ impl Problem {
             line: None,
             column: None,
             severity: Severity::Error,
+            sqlstate: None,
             rule: "unreadable".to_string(),
             message,
             detail: String::new(),
@@ -134,6 +158,7 @@ impl Problem {
             line: Some(line),
             column: Some(column),
             severity: Severity::Error,
+            sqlstate: None,
             rule: "syntax_error".to_string(),
             message: err.message.clone(),
             detail: "The rest of this file was not checked.".to_string(),
@@ -151,6 +176,7 @@ impl Problem {
             line: Some(line),
             column: Some(column),
             severity: finding.severity,
+            sqlstate: Some(finding.sqlstate),
             rule: finding.rule.to_string(),
             message: finding
                 .message
@@ -173,34 +199,91 @@ pub fn check_sql(file: &str, sql: &str, settings: &Settings, server_version_num:
         Ok(statements) => statements,
         Err(err) => return vec![Problem::syntax_error(file, sql, &err)],
     };
-    let lines = Lines::new(sql);
-    let mut catalog = FileCatalog::default();
-    let mut in_transaction_block = false;
-    let mut problems = Vec::new();
-    for parsed in &statements {
+    let mut check = FileCheck::new(file, sql, settings, server_version_num);
+    statements.iter().flat_map(|parsed| check.statement(parsed)).collect()
+}
+
+/// One file's statements, decided in order with what the file showed before each.
+pub struct FileCheck<'a> {
+    file: &'a str,
+    lines: Lines<'a>,
+    settings: &'a Settings,
+    server_version_num: Option<u32>,
+    catalog: FileCatalog,
+    in_transaction_block: bool,
+}
+
+impl<'a> FileCheck<'a> {
+    /// `file` names `sql`, the text the statements are parsed from, in problems.
+    pub fn new(file: &'a str, sql: &'a str, settings: &'a Settings, server_version_num: Option<u32>) -> FileCheck<'a> {
+        FileCheck {
+            file,
+            lines: Lines::new(sql),
+            settings,
+            server_version_num,
+            catalog: FileCatalog::default(),
+            in_transaction_block: false,
+        }
+    }
+
+    /// The problems of the file's next statement: its own, then those of each statement
+    /// its `DO` block runs, at that statement's position inside the block.
+    pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
         let statement = &parsed.statement;
         let context = Context {
-            in_transaction_block,
+            in_transaction_block: self.in_transaction_block,
             multi_statement: false,
             nested: false,
             session_lock_timeout_ms: 0,
         };
+        let mut problems = self.decide(statement, &context, parsed.offset);
+        if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            for inner in do_block_sql(&statement.source).unwrap_or_default() {
+                match inner {
+                    BlockStatement::Parsed(inner) => {
+                        problems.extend(self.decide(&inner.statement, &BLOCK_CONTEXT, parsed.offset + inner.offset))
+                    }
+                    BlockStatement::Unreadable { .. } if self.settings.unparsable == Unparsable::Allow => {}
+                    BlockStatement::Unreadable { offset, reason } => {
+                        problems.push(self.unreadable(parsed.offset + offset, &reason))
+                    }
+                }
+            }
+        }
+        if let Stmt::Transaction(kind) = &statement.stmt {
+            self.in_transaction_block = match kind {
+                TransactionKind::Begin => true,
+                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => false,
+                _ => self.in_transaction_block,
+            };
+        }
+        problems
+    }
+
+    /// Decide `statement`, whose source starts at byte `offset` of the file, then let the
+    /// catalog learn from it.
+    fn decide(&mut self, statement: &Statement, context: &Context, offset: usize) -> Vec<Problem> {
         let decision = policy::decide(
             statement,
-            &context,
-            settings,
+            context,
+            self.settings,
             &VersionedCatalog {
-                catalog: &catalog,
-                server_version_num,
+                catalog: &self.catalog,
+                server_version_num: self.server_version_num,
             },
         );
-        let position = lines.position(parsed.offset + first_keyword(&statement.source));
-        problems.extend(decision.findings.iter().map(|f| Problem::finding(file, position, f)));
+        let position = self.lines.position(offset + first_keyword(&statement.source));
+        let mut problems: Vec<Problem> = decision
+            .findings
+            .iter()
+            .map(|finding| Problem::finding(self.file, position, finding))
+            .collect();
         problems.extend(decision.acknowledged.iter().map(|ack| Problem {
-            file: file.to_string(),
+            file: self.file.to_string(),
             line: Some(position.0),
             column: Some(position.1),
             severity: Severity::Warning,
+            sqlstate: None,
             rule: ack.rule.to_string(),
             message: format!("acknowledged: {}", ack.reason),
             detail: String::new(),
@@ -209,16 +292,52 @@ pub fn check_sql(file: &str, sql: &str, settings: &Settings, server_version_num:
             unchecked: false,
             counts: false,
         }));
-        catalog.observe(&statement.stmt);
-        if let Stmt::Transaction(kind) = &statement.stmt {
-            in_transaction_block = match kind {
-                TransactionKind::Begin => true,
-                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => false,
-                _ => in_transaction_block,
-            };
+        self.catalog.observe(&statement.stmt);
+        problems
+    }
+
+    /// SQL of a `DO` block, at byte `offset` of the file, that cannot be checked: refused
+    /// like the proxy refuses it (fail closed), a warning in warn mode.
+    fn unreadable(&self, offset: usize, reason: &Unreadable) -> Problem {
+        let allow = "or pass --unparsable allow to let SQL that cannot be checked through";
+        let (message, detail, hint) = match reason {
+            Unreadable::Dynamic(expression) => (
+                "this DO block runs dynamic SQL (EXECUTE of a computed string) that cannot be checked before it runs"
+                    .to_string(),
+                format!("EXECUTE {}", policy::sql::one_line(expression)),
+                format!("Write the statements as plain SQL, in the DO block or outside it, {allow}."),
+            ),
+            Unreadable::OtherLanguage(language) => (
+                format!("this DO block is in language {language}, whose SQL cannot be checked"),
+                "Only the SQL of PL/pgSQL DO blocks is read.".to_string(),
+                format!("Run the statements directly, {allow}."),
+            ),
+            Unreadable::Unparsable(error) => (
+                format!("cannot parse SQL this DO block runs: {}", error.message),
+                "What cannot be parsed cannot be checked (fail closed).".to_string(),
+                format!("Fix the statement, {allow}."),
+            ),
+        };
+        let (line, column) = self.lines.position(offset);
+        Problem {
+            file: self.file.to_string(),
+            line: Some(line),
+            column: Some(column),
+            severity: if self.settings.mode == Mode::Enforce {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            sqlstate: Some(SQLSTATE_UNPARSABLE),
+            rule: "unparsable".to_string(),
+            message,
+            detail,
+            hint,
+            lock: None,
+            unchecked: false,
+            counts: true,
         }
     }
-    problems
 }
 
 /// Byte offset of the first keyword of a statement's source (after leading comments).
@@ -393,6 +512,7 @@ fn render_json(problems: &[Problem]) -> String {
                 "line": problem.line,
                 "column": problem.column,
                 "severity": if problem.counts { problem.severity.name() } else { "note" },
+                "sqlstate": problem.sqlstate,
                 "rule": problem.rule,
                 "message": problem.message,
                 "detail": problem.detail,
@@ -476,6 +596,31 @@ mod tests {
             .find(|p| p.rule == "create_index_non_concurrently")
             .unwrap();
         assert_eq!((finding.line, finding.column), (Some(3), Some(12)));
+    }
+
+    #[test]
+    fn a_do_block_runs_its_statements_nested_in_a_transaction() {
+        let problems = check_sql(
+            "m.sql",
+            "DO $$ BEGIN CREATE INDEX CONCURRENTLY i ON t (c); END $$;",
+            &Settings {
+                mode: Mode::Enforce,
+                ..Settings::default()
+            },
+            None,
+        );
+        let found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.column, p.rule.as_str(), p.sqlstate))
+            .collect();
+        assert_eq!(
+            found,
+            [(Some(1), Some(13), "concurrently_in_transaction", Some("25001"))]
+        );
+        assert_eq!(
+            problems[0].message,
+            "CREATE INDEX CONCURRENTLY cannot run inside a function, procedure or DO block"
+        );
     }
 
     #[test]

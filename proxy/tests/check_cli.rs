@@ -261,3 +261,183 @@ fn begin_marks_the_transaction_block() {
         stdout(&output)
     );
 }
+
+/// A migration whose unsafe statements sit inside a DO block, in nested blocks and
+/// branches and in an EXECUTE of a constant.
+const DO_BLOCK: &str = concat!(
+    "-- V2__backfill.sql\n",
+    "DO $$\n",
+    "BEGIN\n",
+    "    CREATE INDEX users_email ON users (email);\n",
+    "    IF NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = 'orders_user_fk') THEN\n",
+    "        BEGIN\n",
+    "            ALTER TABLE orders ADD CONSTRAINT orders_user_fk FOREIGN KEY (user_id) REFERENCES users (id);\n",
+    "        END;\n",
+    "    END IF;\n",
+    "    EXECUTE 'DROP INDEX users_legacy';\n",
+    "END\n",
+    "$$;\n",
+);
+
+#[test]
+fn do_block_statements_are_reported_where_they_are_in_the_block() {
+    let dir = TempDir::new("do-block");
+    let file = dir.file("0002.sql", DO_BLOCK);
+    let output = check(&[], &[&file]);
+    assert_eq!(output.status.code(), Some(1));
+    let located: Vec<String> = stdout(&output)
+        .lines()
+        .filter(|line| !line.starts_with(' '))
+        .map(|line| {
+            line.strip_prefix(&format!("{}:", file.display()))
+                .unwrap_or(line)
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        located,
+        [
+            "4:5: error[create_index_non_concurrently]: CREATE INDEX users_email on users without CONCURRENTLY \
+             blocks writes while the index builds",
+            "7:13: error[add_foreign_key_validated]: ADD CONSTRAINT orders_user_fk FOREIGN KEY on orders without \
+             NOT VALID blocks writes while every row is checked",
+            "10:14: error[drop_index_non_concurrently]: DROP INDEX users_legacy without CONCURRENTLY blocks reads \
+             and writes of its table",
+            "3 error(s), 0 warning(s)",
+        ]
+    );
+}
+
+#[test]
+fn do_block_findings_carry_their_position_and_sqlstate_in_json_and_github() {
+    let dir = TempDir::new("do-block-formats");
+    let file = dir.file("0002.sql", DO_BLOCK);
+    let output = check(&["--format", "json"], &[&file]);
+    assert_eq!(output.status.code(), Some(1));
+    let problems: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let located: Vec<(u64, u64, &str, &str)> = problems
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["line"].as_u64().unwrap(),
+                p["column"].as_u64().unwrap(),
+                p["rule"].as_str().unwrap(),
+                p["sqlstate"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        located,
+        [
+            (4, 5, "create_index_non_concurrently", "SM001"),
+            (7, 13, "add_foreign_key_validated", "SM001"),
+            (10, 14, "drop_index_non_concurrently", "SM001"),
+        ]
+    );
+    let github = stdout(&check(&["--format", "github"], &[&file]));
+    let properties: Vec<&str> = github
+        .lines()
+        .map(|line| line.split("::").nth(1).unwrap().split(",title=").next().unwrap())
+        .collect();
+    let name = file.display();
+    assert_eq!(
+        properties,
+        [
+            format!("error file={name},line=4,col=5"),
+            format!("error file={name},line=7,col=13"),
+            format!("error file={name},line=10,col=14"),
+        ]
+    );
+}
+
+#[test]
+fn do_block_executing_a_computed_string_is_sm004_unless_allowed() {
+    let dir = TempDir::new("do-block-dynamic");
+    let file = dir.file(
+        "0003.sql",
+        "DO $$\nBEGIN\n    EXECUTE format('CREATE INDEX %I ON users (email)', 'users_email');\nEND\n$$;\n",
+    );
+    let output = check(&["--format", "json"], &[&file]);
+    assert_eq!(output.status.code(), Some(1));
+    let problems: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let problems = problems.as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    let problem = &problems[0];
+    assert_eq!(
+        (problem["line"].as_u64(), problem["column"].as_u64()),
+        (Some(3), Some(13))
+    );
+    assert_eq!(problem["rule"], "unparsable");
+    assert_eq!(problem["sqlstate"], "SM004");
+    assert_eq!(problem["severity"], "error");
+    assert_eq!(
+        problem["detail"],
+        "EXECUTE format('CREATE INDEX %I ON users (email)', 'users_email')"
+    );
+    let warn = check(&["--mode", "warn"], &[&file]);
+    assert_eq!(warn.status.code(), Some(0));
+    assert!(
+        stdout(&warn).contains(":3:13: warning[unparsable]"),
+        "{}",
+        stdout(&warn)
+    );
+    let allowed = check(&["--unparsable", "allow"], &[&file]);
+    assert_eq!(allowed.status.code(), Some(0));
+    assert_eq!(stdout(&allowed), "");
+    // Allowing what cannot be read does not let the block's own SQL through.
+    let mixed = dir.file(
+        "0004.sql",
+        "DO $$ BEGIN EXECUTE format('SELECT %s', 1); CREATE INDEX i ON users (email); END $$;\n",
+    );
+    let output = check(&["--unparsable", "allow"], &[&mixed]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains(":1:45: error[create_index_non_concurrently]"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn do_block_in_another_language_is_sm004_unless_allowed() {
+    let dir = TempDir::new("do-block-language");
+    let file = dir.file("0003.sql", "SELECT 1;\nDO LANGUAGE plperl $$ 1; $$;\n");
+    let output = check(&[], &[&file]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains(":2:1: error[unparsable]: this DO block is in language plperl"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(check(&["--unparsable", "allow"], &[&file]).status.code(), Some(0));
+}
+
+#[test]
+fn harmless_do_block_is_clean() {
+    let dir = TempDir::new("do-block-clean");
+    let file = dir.file(
+        "0005.sql",
+        "DO $$\nDECLARE\n    n bigint;\nBEGIN\n    SELECT count(*) INTO n FROM users;\n    \
+         PERFORM set_config('application_name', 'migrate ' || n, true);\n    \
+         IF n > 0 THEN\n        UPDATE users SET name = '' WHERE name IS NULL;\n    END IF;\nEND\n$$;\n",
+    );
+    let output = check(&[], &[&file]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stdout(&output), "");
+}
+
+#[test]
+fn tables_a_do_block_creates_are_new_in_the_block_and_after_it() {
+    let dir = TempDir::new("do-block-created");
+    let file = dir.file(
+        "0006.sql",
+        "DO $$\nBEGIN\n    CREATE TABLE audit_log (id bigint PRIMARY KEY, at timestamptz);\n    \
+         CREATE INDEX audit_log_at ON audit_log (at);\nEND\n$$;\nCREATE INDEX audit_log_id_at ON audit_log (id, at);\n\
+         ALTER TABLE audit_log ADD COLUMN note text NOT NULL;\n",
+    );
+    let output = check(&[], &[&file]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert_eq!(stdout(&output), "");
+}

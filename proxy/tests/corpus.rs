@@ -1,13 +1,13 @@
 //! The policy corpus (`tests/corpus/*.sql`): every statement, parsed with libpg_query and
-//! decided with the file catalog the way `safe-migrations check` does, must be refused
-//! for exactly the rules its `-- expect:` line names. See tests/corpus/README.md.
+//! decided by `safe-migrations check`'s `FileCheck` (with the file catalog, a `DO` block
+//! statement by statement), must be refused for exactly the rules its `-- expect:` line
+//! names. See tests/corpus/README.md.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use policy::file_catalog::FileCatalog;
-use policy::model::TransactionKind;
-use policy::{Context, Mode, Settings, Severity, Stmt};
+use policy::{Mode, Settings, Severity};
+use safe_migrations_cli::check::FileCheck;
 use safe_migrations_cli::parse::parse_sql;
 
 /// The spec asks for at least this many statements.
@@ -54,37 +54,23 @@ fn check_file(path: &Path) -> Vec<Outcome> {
         acknowledgements: true,
         ..Settings::default()
     };
-    let mut catalog = FileCatalog::default();
-    let mut in_transaction_block = false;
+    let mut check = FileCheck::new(&name, &sql, &settings, None);
     let mut outcomes = Vec::new();
     for parsed in &statements {
         let statement = &parsed.statement;
-        let context = Context {
-            in_transaction_block,
-            ..Context::default()
-        };
-        let decision = policy::decide(statement, &context, &settings, &catalog);
+        let problems = check.statement(parsed);
         let keyword =
             parsed.offset + statement.source.len() - policy::sql::strip_leading_comments(&statement.source).len();
         outcomes.push(Outcome {
             location: format!("{name}:{}", sql[..keyword].matches('\n').count() + 1),
             statement: policy::sql::one_line(&statement.source),
             expected: expectation(&statement.source),
-            actual: decision
-                .findings
-                .iter()
-                .filter(|finding| finding.severity == Severity::Error)
-                .map(|finding| finding.rule.to_string())
+            actual: problems
+                .into_iter()
+                .filter(|problem| problem.counts && problem.severity == Severity::Error)
+                .map(|problem| problem.rule)
                 .collect(),
         });
-        catalog.observe(&statement.stmt);
-        if let Stmt::Transaction(kind) = &statement.stmt {
-            in_transaction_block = match kind {
-                TransactionKind::Begin => true,
-                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => false,
-                _ => in_transaction_block,
-            };
-        }
     }
     outcomes
 }

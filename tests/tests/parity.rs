@@ -11,11 +11,12 @@ use std::sync::{Arc, Mutex};
 
 use e2e::{Cluster, ClusterOptions, Proxy, SUPERUSER};
 use policy::file_catalog::FileCatalog;
-use policy::model::TransactionKind;
+use policy::model::{RoutineKind, TransactionKind};
 use policy::report::reports;
-use policy::{Catalog, Context, Mode, QualifiedName, Settings, Stmt, TypeName, Volatility};
+use policy::{Catalog, Context, Mode, QualifiedName, Settings, Statement, Stmt, TypeName, Volatility};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use safe_migrations_cli::parse::parse_sql;
+use safe_migrations_cli::parse::plpgsql::{do_block_sql, BlockStatement, BLOCK_CONTEXT};
 
 /// The parity issue asks for at least this many statements.
 const MIN_STATEMENTS: usize = 200;
@@ -259,14 +260,15 @@ fn in_block_after(stmt: &Stmt, in_block: bool) -> bool {
 }
 
 /// The CLI's decisions for a file, as `safe-migrations check` makes them (the live
-/// schema's setup is not SQL the CLI reads).
+/// schema's setup is not SQL the CLI reads): each statement's reports, then those of the
+/// statements its `DO` block runs.
 fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
     let settings = settings(Mode::Warn);
     let mut catalog = FileCatalog::default();
     let mut in_block = false;
     let mut outcomes = Vec::new();
     for piece in &file.pieces {
-        let statement = policy::Statement {
+        let statement = Statement {
             stmt: piece.stmt.clone(),
             source: piece.source.clone(),
         };
@@ -274,16 +276,32 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             in_transaction_block: in_block,
             ..Context::default()
         };
-        let noting = NotingCatalog {
-            inner: &catalog,
-            unknown: Cell::new(false),
+        let mut outcome = CliOutcome {
+            reports: Vec::new(),
+            unknown: false,
         };
-        let decision = policy::decide(&statement, &context, &settings, &noting);
-        outcomes.push(CliOutcome {
-            reports: reports(&decision).iter().map(Message::from_report).collect(),
-            unknown: noting.unknown.get(),
-        });
-        catalog.observe(&statement.stmt);
+        let mut decide = |statement: &Statement, context: &Context| {
+            let noting = NotingCatalog {
+                inner: &catalog,
+                unknown: Cell::new(false),
+            };
+            let decision = policy::decide(statement, context, &settings, &noting);
+            outcome.unknown |= noting.unknown.get();
+            outcome
+                .reports
+                .extend(reports(&decision).iter().map(Message::from_report));
+            catalog.observe(&statement.stmt);
+        };
+        decide(&statement, &context);
+        if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            for inner in do_block_sql(&statement.source).unwrap_or_default() {
+                // SQL the CLI cannot read is its own report; the extension runs it.
+                if let BlockStatement::Parsed(inner) = inner {
+                    decide(&inner.statement, &BLOCK_CONTEXT);
+                }
+            }
+        }
+        outcomes.push(outcome);
         in_block = in_block_after(&statement.stmt, in_block);
     }
     outcomes

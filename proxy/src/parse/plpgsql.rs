@@ -1,24 +1,108 @@
 //! The SQL a `DO` block runs. libpg_query compiles the PL/pgSQL body to JSON; this module
-//! walks it for every statement the block would send to the SQL engine, so the guard can
-//! decide them like client statements. Translation only: nothing here knows the rules.
+//! walks it for every statement the block would send to the SQL engine, and where each is
+//! in the `DO` statement, so the proxy's guard and `check` decide them alike, as the
+//! extension does when the block runs. Translation only: nothing here knows the rules.
 
 use pg_query::NodeEnum;
+use policy::Context;
 use serde_json::Value;
 
-use super::ParseError;
+use super::{parse_sql, ParseError, ParsedStatement};
+
+/// How the server runs a `DO` block's statements: from inside a function, so nested and
+/// always inside a transaction. The extension builds the same context for them.
+pub const BLOCK_CONTEXT: Context = Context {
+    in_transaction_block: true,
+    multi_statement: false,
+    nested: true,
+    session_lock_timeout_ms: 0,
+};
+
+/// One thing a `DO` block runs, as the guard and `check` decide it. Offsets are bytes
+/// into the `DO` statement's text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BlockStatement {
+    /// A statement whose text is known, parsed (its `offset` is into the `DO` statement).
+    Parsed(ParsedStatement),
+    /// SQL whose text cannot be known before the block runs.
+    Unreadable { offset: usize, reason: Unreadable },
+}
+
+/// Why some of a `DO` block's SQL cannot be checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreadable {
+    /// `EXECUTE` of a computed string: the expression.
+    Dynamic(String),
+    /// The block is in another language (its name, lower case).
+    OtherLanguage(String),
+    /// The body, or a string it executes, does not parse.
+    Unparsable(ParseError),
+}
+
+/// What the `DO` statement `source` runs, statement by statement in the order they appear
+/// in the body; `None` when `source` is not a `DO`.
+pub fn do_block_sql(source: &str) -> Option<Vec<BlockStatement>> {
+    let keyword = source.len() - policy::sql::strip_leading_comments(source).len();
+    let unreadable = |reason| BlockStatement::Unreadable {
+        offset: keyword,
+        reason,
+    };
+    let inner = match do_block_statements(source) {
+        Ok(None) => return None,
+        Ok(Some(DoBlock::Plpgsql(inner))) => inner,
+        Ok(Some(DoBlock::OtherLanguage(language))) => {
+            return Some(vec![unreadable(Unreadable::OtherLanguage(language))])
+        }
+        Err(error) => return Some(vec![unreadable(Unreadable::Unparsable(error))]),
+    };
+    let mut statements = Vec::new();
+    for BodySql { sql, offset } in inner {
+        let text = match sql {
+            InnerSql::Known(text) => text,
+            InnerSql::Dynamic(expression) => {
+                statements.push(BlockStatement::Unreadable {
+                    offset,
+                    reason: Unreadable::Dynamic(expression),
+                });
+                continue;
+            }
+        };
+        match parse_sql(&text) {
+            Ok(parsed) => statements.extend(parsed.into_iter().map(|parsed| {
+                BlockStatement::Parsed(ParsedStatement {
+                    offset: offset + parsed.offset,
+                    ..parsed
+                })
+            })),
+            Err(error) => statements.push(BlockStatement::Unreadable {
+                offset,
+                reason: Unreadable::Unparsable(error),
+            }),
+        }
+    }
+    Some(statements)
+}
 
 /// What a `DO` statement runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DoBlock {
+enum DoBlock {
     /// A PL/pgSQL block: its SQL statements, in the order they appear in the body.
-    Plpgsql(Vec<InnerSql>),
+    Plpgsql(Vec<BodySql>),
     /// A block in another language (its name, lower case): its SQL cannot be seen.
     OtherLanguage(String),
 }
 
+/// One SQL statement of a PL/pgSQL body and where its text starts in the `DO` statement
+/// (for `EXECUTE` of a constant, inside the constant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BodySql {
+    sql: InnerSql,
+    offset: usize,
+}
+
 /// One SQL statement of a PL/pgSQL body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InnerSql {
+enum InnerSql {
     /// Static SQL, or `EXECUTE` of a string constant: the statement text.
     Known(String),
     /// `EXECUTE` (or `FOR ... IN EXECUTE`, `OPEN ... FOR EXECUTE`, `RETURN QUERY EXECUTE`)
@@ -27,8 +111,8 @@ pub enum InnerSql {
 }
 
 /// The statements the `DO` statement `source` runs; `None` when `source` is not a `DO`.
-pub fn do_block_statements(source: &str) -> Result<Option<DoBlock>, ParseError> {
-    let Some(language) = do_language(source)? else {
+fn do_block_statements(source: &str) -> Result<Option<DoBlock>, ParseError> {
+    let Some(DoHeader { language, body }) = do_header(source)? else {
         return Ok(None);
     };
     if language != "plpgsql" {
@@ -38,13 +122,19 @@ pub fn do_block_statements(source: &str) -> Result<Option<DoBlock>, ParseError> 
         message: format!("the DO block's PL/pgSQL body: {err}"),
         position: None,
     })?;
-    let mut statements = Vec::new();
-    collect(&compiled, &mut statements);
-    Ok(Some(DoBlock::Plpgsql(statements)))
+    let mut walk = Walk::new(source, body);
+    walk.collect(&compiled, None);
+    Ok(Some(DoBlock::Plpgsql(walk.statements)))
 }
 
-/// The language of the `DO` statement `source` (PL/pgSQL when it names none).
-fn do_language(source: &str) -> Result<Option<String>, ParseError> {
+/// A `DO` statement's language (PL/pgSQL when it names none) and where its body's text
+/// starts (after the opening quote).
+struct DoHeader {
+    language: String,
+    body: usize,
+}
+
+fn do_header(source: &str) -> Result<Option<DoHeader>, ParseError> {
     let parsed = pg_query::parse(source, 0).map_err(|err| ParseError {
         message: err.to_string(),
         position: None,
@@ -55,17 +145,41 @@ fn do_language(source: &str) -> Result<Option<String>, ParseError> {
     let Some(NodeEnum::DoStmt(do_stmt)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
         return Ok(None);
     };
-    let mut language = "plpgsql".to_string();
+    let mut header = DoHeader {
+        language: "plpgsql".to_string(),
+        body: 0,
+    };
     for arg in &do_stmt.args {
-        if let Some(NodeEnum::DefElem(elem)) = &arg.node {
-            if elem.defname == "language" {
-                if let Some(NodeEnum::String(name)) = elem.arg.as_ref().and_then(|node| node.node.as_ref()) {
-                    language = name.sval.to_ascii_lowercase();
+        let Some(NodeEnum::DefElem(elem)) = &arg.node else {
+            continue;
+        };
+        let Some(NodeEnum::String(value)) = elem.arg.as_ref().and_then(|node| node.node.as_ref()) else {
+            continue;
+        };
+        match elem.defname.as_str() {
+            "language" => header.language = value.sval.to_ascii_lowercase(),
+            // The location of the body's string constant.
+            "as" => {
+                let constant = usize::try_from(elem.location).unwrap_or(0);
+                if let Some(text) = source.get(constant..) {
+                    header.body = constant + literal_content_start(text);
                 }
             }
+            _ => {}
         }
     }
-    Ok(Some(language))
+    Ok(Some(header))
+}
+
+/// The byte offset where a string constant's value starts: after `'`, `E'`, `U&'` or `$tag$`.
+fn literal_content_start(constant: &str) -> usize {
+    let after = |delimiter: char, from: usize| constant[from..].find(delimiter).map(|at| from + at + 1);
+    let start = if constant.starts_with('$') {
+        after('$', 1)
+    } else {
+        after('\'', 0)
+    };
+    start.unwrap_or(0)
 }
 
 /// PL/pgSQL's parse mode for a whole SQL statement (`RAW_PARSE_DEFAULT`); the other modes
@@ -80,46 +194,137 @@ const DYNAMIC_SQL: [(&str, &str); 4] = [
     ("PLpgSQL_stmt_return_query", "dynquery"),
 ];
 
-fn collect(value: &Value, statements: &mut Vec<InnerSql>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|item| collect(item, statements)),
-        Value::Object(fields) => {
-            for (key, node) in fields {
-                if key == "PLpgSQL_expr" {
-                    if node
-                        .get("parseMode")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(RAW_PARSE_DEFAULT)
-                        == RAW_PARSE_DEFAULT
-                    {
-                        if let Some(query) = node.get("query").and_then(Value::as_str) {
-                            statements.push(InnerSql::Known(query.to_string()));
-                        }
-                    }
-                    continue;
-                }
-                if let Some((_, field)) = DYNAMIC_SQL.iter().find(|(kind, _)| kind == key) {
-                    if let Some(query) = node.get(*field).and_then(expression_text) {
-                        statements.push(match string_constant(query) {
-                            Some(text) => InnerSql::Known(text),
-                            None => InnerSql::Dynamic(query.to_string()),
-                        });
-                    }
-                }
-                if key == "PLpgSQL_stmt_if" {
-                    // The branches in source order (the JSON's keys are sorted).
-                    for branch in ["cond", "then_body", "elsif_list", "else_body"] {
-                        if let Some(part) = node.get(branch) {
-                            collect(part, statements);
-                        }
-                    }
-                    continue;
-                }
-                collect(node, statements);
-            }
+/// The walk over the compiled body: its SQL, each located in the `DO` statement's text.
+/// PL/pgSQL keeps only a statement's line number (in the body), so the text is looked for
+/// on that line, after what an earlier statement on the same line took.
+struct Walk<'a> {
+    source: &'a str,
+    /// Where each line of the body starts in `source`.
+    body_lines: Vec<usize>,
+    /// The end of the last text found.
+    cursor: usize,
+    statements: Vec<BodySql>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(source: &'a str, body: usize) -> Walk<'a> {
+        let body_lines = std::iter::once(body)
+            .chain(
+                source[body..]
+                    .match_indices('\n')
+                    .map(|(newline, _)| body + newline + 1),
+            )
+            .collect();
+        Walk {
+            source,
+            body_lines,
+            cursor: body,
+            statements: Vec::new(),
         }
-        _ => {}
     }
+
+    fn collect(&mut self, value: &Value, lineno: Option<usize>) {
+        match value {
+            Value::Array(items) => items.iter().for_each(|item| self.collect(item, lineno)),
+            Value::Object(fields) => {
+                for (key, node) in fields {
+                    let lineno = match node.get("lineno").and_then(Value::as_u64) {
+                        Some(line) if key.starts_with("PLpgSQL_stmt_") => usize::try_from(line).ok(),
+                        _ => lineno,
+                    };
+                    if key == "PLpgSQL_expr" {
+                        if node
+                            .get("parseMode")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(RAW_PARSE_DEFAULT)
+                            == RAW_PARSE_DEFAULT
+                        {
+                            if let Some(query) = node.get("query").and_then(Value::as_str) {
+                                let offset = self.locate(lineno, query, Located::Statement);
+                                self.push(InnerSql::Known(query.to_string()), offset);
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some((_, field)) = DYNAMIC_SQL.iter().find(|(kind, _)| kind == key) {
+                        if let Some(query) = node.get(*field).and_then(expression_text) {
+                            let offset = self.locate(lineno, query, Located::Expression);
+                            match string_constant(query) {
+                                Some(text) => self.push(InnerSql::Known(text), offset + literal_content_start(query)),
+                                None => self.push(InnerSql::Dynamic(query.to_string()), offset),
+                            }
+                        }
+                    }
+                    if key == "PLpgSQL_stmt_if" {
+                        // The branches in source order (the JSON's keys are sorted).
+                        for branch in ["cond", "then_body", "elsif_list", "else_body"] {
+                            if let Some(part) = node.get(branch) {
+                                self.collect(part, lineno);
+                            }
+                        }
+                        continue;
+                    }
+                    self.collect(node, lineno);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn push(&mut self, sql: InnerSql, offset: usize) {
+        self.statements.push(BodySql { sql, offset });
+    }
+
+    /// Where `text` starts: from body line `lineno` on (after an earlier text found on
+    /// that line). A statement starts on its line, verbatim or, where PL/pgSQL rewrote it
+    /// (it drops `INTO` clauses and runs `PERFORM` as `SELECT`), by its first word, else
+    /// at the line's first token; an `EXECUTE` expression is verbatim but may follow on a
+    /// later line.
+    fn locate(&mut self, lineno: Option<usize>, text: &str, kind: Located) -> usize {
+        let body = self.body_lines[0];
+        let line_start = lineno
+            .and_then(|line| self.body_lines.get(line.checked_sub(1)?))
+            .copied()
+            .unwrap_or(body);
+        let line_end = self.source[line_start..]
+            .find('\n')
+            .map_or(self.source.len(), |newline| line_start + newline);
+        let from = if (line_start..=line_end).contains(&self.cursor) {
+            self.cursor
+        } else {
+            line_start
+        };
+        let find = |needle: &str, until: usize| {
+            let at = from + self.source[from..].find(needle)?;
+            (at <= until && !needle.is_empty()).then_some((at, at + needle.len()))
+        };
+        let found = match kind {
+            Located::Expression => find(text, self.source.len()),
+            Located::Statement => {
+                let first_word = text
+                    .split(|c: char| c.is_whitespace() || c == '(')
+                    .next()
+                    .unwrap_or(text);
+                find(text, line_end).or_else(|| find(first_word, line_end))
+            }
+        };
+        let (start, end) = found.unwrap_or_else(|| {
+            let rest = &self.source[from..line_end];
+            let token = from + rest.len() - rest.trim_start_matches(|c: char| c.is_whitespace() || c == ';').len();
+            (token, token)
+        });
+        self.cursor = end;
+        start
+    }
+}
+
+/// What `Walk::locate` looks for.
+#[derive(Clone, Copy)]
+enum Located {
+    /// A SQL statement's text, which starts on its PL/pgSQL statement's line.
+    Statement,
+    /// An `EXECUTE` expression, verbatim, somewhere after its statement's line starts.
+    Expression,
 }
 
 fn expression_text(expr: &Value) -> Option<&str> {
@@ -160,11 +365,28 @@ fn string_constant(expression: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn statements(source: &str) -> Vec<InnerSql> {
+    fn located(source: &str) -> Vec<BodySql> {
         match do_block_statements(source).unwrap() {
             Some(DoBlock::Plpgsql(statements)) => statements,
             other => panic!("not a PL/pgSQL DO block: {other:?}"),
         }
+    }
+
+    fn statements(source: &str) -> Vec<InnerSql> {
+        located(source).into_iter().map(|body| body.sql).collect()
+    }
+
+    /// Each statement's text in `source` from where it was located, up to its own length.
+    fn texts_at_offsets(source: &str) -> Vec<&str> {
+        located(source)
+            .iter()
+            .map(|body| {
+                let len = match &body.sql {
+                    InnerSql::Known(text) | InnerSql::Dynamic(text) => text.len(),
+                };
+                &source[body.offset..(body.offset + len).min(source.len())]
+            })
+            .collect()
     }
 
     fn known(text: &str) -> InnerSql {
@@ -264,5 +486,79 @@ mod tests {
     #[test]
     fn a_body_that_does_not_compile_is_an_error() {
         assert!(do_block_statements("DO $$ BEGIN CREATE INDEX; END $$").is_err());
+    }
+
+    #[test]
+    fn statements_are_located_on_their_line_of_the_do_statement() {
+        let source = "-- a comment before the block\nDO\n$body$\nBEGIN\n  CREATE TABLE n (id int); CREATE INDEX i ON n (id);\n  \
+                      IF true THEN\n    EXECUTE\n      'DROP TABLE n';\n  END IF;\n  \
+                      EXECUTE format('x');\nEND\n$body$";
+        assert_eq!(
+            texts_at_offsets(source),
+            [
+                "CREATE TABLE n (id int)",
+                "CREATE INDEX i ON n (id)",
+                "DROP TABLE n",
+                "format('x')"
+            ]
+        );
+    }
+
+    #[test]
+    fn rewritten_statements_are_located_by_their_line() {
+        // PL/pgSQL drops INTO and runs PERFORM as SELECT: the texts are not verbatim.
+        let source =
+            "DO $$ DECLARE v int; BEGIN\n  PERFORM 1;\n  SELECT 2 INTO v FROM t;\n  PERFORM 3; DROP TABLE t;\nEND $$";
+        let offsets: Vec<usize> = located(source).iter().map(|body| body.offset).collect();
+        let expected = [
+            source.find("PERFORM 1").unwrap(),
+            source.find("SELECT 2").unwrap(),
+            source.find("PERFORM 3").unwrap(),
+            source.find("DROP TABLE").unwrap(),
+        ];
+        assert_eq!(offsets, expected);
+    }
+
+    #[test]
+    fn constants_are_located_inside_their_quotes() {
+        for (source, constant) in [
+            ("DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$", "DROP TABLE t"),
+            ("DO $$ BEGIN EXECUTE $q$DROP TABLE t$q$; END $$", "DROP TABLE t"),
+            ("DO $$ BEGIN EXECUTE E'DROP TABLE t'; END $$", "DROP TABLE t"),
+            ("DO 'BEGIN EXECUTE $q$DROP TABLE t$q$; END'", "DROP TABLE t"),
+        ] {
+            assert_eq!(texts_at_offsets(source), [constant], "{source}");
+        }
+    }
+
+    #[test]
+    fn block_sql_is_parsed_with_offsets_into_the_do_statement() {
+        let source = "DO $$ BEGIN EXECUTE 'CREATE TABLE n (id int); CREATE INDEX i ON n (id)'; \
+                      EXECUTE 'SELEC 1'; EXECUTE format('%s', 1); END $$";
+        let statements = do_block_sql(source).unwrap();
+        let [BlockStatement::Parsed(create), BlockStatement::Parsed(index), BlockStatement::Unreadable {
+            offset: unparsable,
+            reason: Unreadable::Unparsable(_),
+        }, BlockStatement::Unreadable {
+            offset: dynamic,
+            reason: Unreadable::Dynamic(expression),
+        }] = statements.as_slice()
+        else {
+            panic!("{statements:?}");
+        };
+        assert_eq!(create.offset, source.find("CREATE TABLE").unwrap());
+        // A statement's offset is where its source starts, after the previous one's `;`.
+        assert_eq!(index.offset, source.find(" CREATE INDEX").unwrap());
+        assert_eq!(*unparsable, source.find("SELEC 1").unwrap());
+        assert_eq!(*dynamic, source.find("format").unwrap());
+        assert_eq!(expression, "format('%s', 1)");
+        assert_eq!(do_block_sql("SELECT 1"), None);
+        assert_eq!(
+            do_block_sql("/* plperl */ DO LANGUAGE plperl $$ 1; $$"),
+            Some(vec![BlockStatement::Unreadable {
+                offset: 13,
+                reason: Unreadable::OtherLanguage("plperl".to_string())
+            }])
+        );
     }
 }

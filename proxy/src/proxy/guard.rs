@@ -13,8 +13,8 @@ use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
-use crate::parse::plpgsql::{do_block_statements, DoBlock, InnerSql};
-use crate::parse::{parse_sql, ParseError, ParsedStatement};
+use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::{ParseError, ParsedStatement};
 
 /// What the proxy does with one client message's statements.
 #[derive(Debug, Default)]
@@ -137,28 +137,21 @@ impl DoBlockJudgement<'_, '_> {
     /// its error report already added to the verdict.
     fn judge(&mut self, source: &str) -> Result<Option<u64>, String> {
         let allow_unparsable = self.facts.settings.unparsable == Unparsable::Allow;
-        let statements = match do_block_statements(source) {
-            Ok(Some(DoBlock::Plpgsql(statements))) => statements,
-            Ok(None) => return Ok(None),
-            Ok(Some(DoBlock::OtherLanguage(_))) | Err(_) if allow_unparsable => return Ok(None),
-            Ok(Some(DoBlock::OtherLanguage(language))) => return Err(self.refuse(other_language(&language))),
-            Err(error) => return Err(self.refuse(unparsable(&error))),
-        };
         let mut cap = None;
-        for inner in statements {
-            let text = match inner {
-                InnerSql::Known(text) => text,
-                InnerSql::Dynamic(_) if allow_unparsable => continue,
-                InnerSql::Dynamic(expression) => return Err(self.refuse(dynamic_sql(&expression))),
+        for inner in do_block_sql(source).unwrap_or_default() {
+            let reason = match inner {
+                BlockStatement::Parsed(parsed) => {
+                    cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
+                    continue;
+                }
+                BlockStatement::Unreadable { .. } if allow_unparsable => continue,
+                BlockStatement::Unreadable { reason, .. } => reason,
             };
-            let parsed = match parse_sql(&text) {
-                Ok(parsed) => parsed,
-                Err(_) if allow_unparsable => continue,
-                Err(error) => return Err(self.refuse(unparsable(&error))),
-            };
-            for parsed in parsed {
-                cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
-            }
+            return Err(self.refuse(match &reason {
+                Unreadable::Dynamic(expression) => dynamic_sql(expression),
+                Unreadable::OtherLanguage(language) => other_language(language),
+                Unreadable::Unparsable(error) => unparsable(error),
+            }));
         }
         Ok(cap)
     }
@@ -168,12 +161,6 @@ impl DoBlockJudgement<'_, '_> {
             self.verdict.reports.push(report);
             return Err("policy_change".to_string());
         }
-        let context = Context {
-            in_transaction_block: true,
-            multi_statement: false,
-            nested: true,
-            session_lock_timeout_ms: 0,
-        };
         let catalog = SessionCatalog {
             created: self.created,
             pending: self.pending,
@@ -182,7 +169,7 @@ impl DoBlockJudgement<'_, '_> {
             server_version_num: self.facts.server_version_num,
             missing: RefCell::new(Vec::new()),
         };
-        let decision = decide(statement, &context, self.facts.settings, &catalog);
+        let decision = decide(statement, &BLOCK_CONTEXT, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
         self.missing.extend(catalog.missing.into_inner());
         self.verdict.reports.extend(reports(&decision));
