@@ -683,3 +683,42 @@ fn a_do_block_is_checked_statement_by_statement() {
         "1"
     );
 }
+
+#[test]
+fn the_functions_a_statement_calls_are_checked_like_do_blocks() {
+    let cluster = cluster();
+    cluster.execute(&cluster.url("migrator", "postgres"), "CREATE TABLE t (c int)");
+    let proxy = Proxy::start(&cluster, &[]);
+    let mut client = connect(&proxy.url("migrator", "postgres"));
+    // Defining them is harmless; calling them runs their SQL.
+    client
+        .batch_execute(
+            "CREATE FUNCTION make_index() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX i ON t (c); END $$;
+             CREATE PROCEDURE make_index_later() LANGUAGE sql AS $$ SELECT make_index() $$;
+             CREATE FUNCTION computed() RETURNS void LANGUAGE plpgsql
+                 AS $$ BEGIN EXECUTE format('CREATE INDEX %I ON t (c)', 'j'); END $$;
+             CREATE FUNCTION harmless() RETURNS bigint LANGUAGE sql AS $$ SELECT count(*) FROM t $$;",
+        )
+        .unwrap();
+    for sql in ["SELECT make_index()", "CALL make_index_later()"] {
+        let err = client.batch_execute(sql).unwrap_err();
+        assert_eq!(sqlstate(&err), "SM001", "{sql}: {err}");
+        // Extended protocol: the Parse is refused.
+        let err = client.execute(sql, &[]).unwrap_err();
+        assert_eq!(sqlstate(&err), "SM001", "{sql}: {err}");
+    }
+    let err = client.batch_execute("SELECT computed()").unwrap_err();
+    assert_eq!(sqlstate(&err), "SM004");
+    assert!(
+        err.as_db_error()
+            .unwrap()
+            .message()
+            .contains("function public.computed (called by this statement) runs dynamic SQL"),
+        "{err}"
+    );
+    assert_eq!(
+        first_value(&mut client, "SELECT count(*) FROM pg_indexes WHERE tablename = 't'"),
+        "0"
+    );
+    assert_eq!(first_value(&mut client, "SELECT harmless()"), "0");
+}

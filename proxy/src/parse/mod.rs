@@ -3,6 +3,7 @@
 //! `types`, `expr` and `columns` hold the pieces they share.
 
 mod alter_table;
+pub mod calls;
 mod columns;
 mod create_table;
 mod drop;

@@ -42,12 +42,29 @@ pub enum Unreadable {
 /// What the `DO` statement `source` runs, statement by statement in the order they appear
 /// in the body; `None` when `source` is not a `DO`.
 pub fn do_block_sql(source: &str) -> Option<Vec<BlockStatement>> {
+    routine_sql(source, RoutineKind::Do)
+}
+
+/// What a function or procedure runs when called, from its `CREATE FUNCTION` or `CREATE
+/// PROCEDURE` statement (as `pg_get_functiondef` writes it): PL/pgSQL as for a `DO` block,
+/// a SQL function's statements; `None` when `definition` is not one.
+pub fn function_sql(definition: &str) -> Option<Vec<BlockStatement>> {
+    routine_sql(definition, RoutineKind::Function)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RoutineKind {
+    Do,
+    Function,
+}
+
+fn routine_sql(source: &str, kind: RoutineKind) -> Option<Vec<BlockStatement>> {
     let keyword = source.len() - policy::sql::strip_leading_comments(source).len();
     let unreadable = |reason| BlockStatement::Unreadable {
         offset: keyword,
         reason,
     };
-    let inner = match do_block_statements(source) {
+    let inner = match routine_statements(source, kind) {
         Ok(None) => return None,
         Ok(Some(DoBlock::Plpgsql(inner))) => inner,
         Ok(Some(DoBlock::OtherLanguage(language))) => {
@@ -110,16 +127,34 @@ enum InnerSql {
     Dynamic(String),
 }
 
-/// The statements the `DO` statement `source` runs; `None` when `source` is not a `DO`.
-fn do_block_statements(source: &str) -> Result<Option<DoBlock>, ParseError> {
-    let Some(DoHeader { language, body }) = do_header(source)? else {
+/// The statements the routine `source` runs; `None` when it is not a routine of `kind`.
+fn routine_statements(source: &str, kind: RoutineKind) -> Result<Option<DoBlock>, ParseError> {
+    let Some(Header {
+        language,
+        body,
+        sql_body,
+    }) = routine_header(source, kind)?
+    else {
         return Ok(None);
     };
-    if language != "plpgsql" {
-        return Ok(Some(DoBlock::OtherLanguage(language)));
+    match language.as_str() {
+        "plpgsql" => {}
+        // A SQL function's body is its statements, one string.
+        "sql" if kind == RoutineKind::Function => {
+            return Ok(Some(DoBlock::Plpgsql(
+                sql_body
+                    .map(|text| BodySql {
+                        sql: InnerSql::Known(text),
+                        offset: body,
+                    })
+                    .into_iter()
+                    .collect(),
+            )))
+        }
+        _ => return Ok(Some(DoBlock::OtherLanguage(language))),
     }
     let compiled = pg_query::parse_plpgsql(source).map_err(|err| ParseError {
-        message: format!("the DO block's PL/pgSQL body: {err}"),
+        message: format!("the PL/pgSQL body: {err}"),
         position: None,
     })?;
     let mut walk = Walk::new(source, body);
@@ -127,14 +162,15 @@ fn do_block_statements(source: &str) -> Result<Option<DoBlock>, ParseError> {
     Ok(Some(DoBlock::Plpgsql(walk.statements)))
 }
 
-/// A `DO` statement's language (PL/pgSQL when it names none) and where its body's text
-/// starts (after the opening quote).
-struct DoHeader {
+/// A routine's language (PL/pgSQL when a `DO` names none), where its body's text starts
+/// (after the opening quote), and the body itself.
+struct Header {
     language: String,
     body: usize,
+    sql_body: Option<String>,
 }
 
-fn do_header(source: &str) -> Result<Option<DoHeader>, ParseError> {
+fn routine_header(source: &str, kind: RoutineKind) -> Result<Option<Header>, ParseError> {
     let parsed = pg_query::parse(source, 0).map_err(|err| ParseError {
         message: err.to_string(),
         position: None,
@@ -142,25 +178,41 @@ fn do_header(source: &str) -> Result<Option<DoHeader>, ParseError> {
     let [raw] = parsed.protobuf.stmts.as_slice() else {
         return Ok(None);
     };
-    let Some(NodeEnum::DoStmt(do_stmt)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
-        return Ok(None);
+    let options = match (raw.stmt.as_ref().and_then(|node| node.node.as_ref()), kind) {
+        (Some(NodeEnum::DoStmt(do_stmt)), RoutineKind::Do) => &do_stmt.args,
+        (Some(NodeEnum::CreateFunctionStmt(create)), RoutineKind::Function) => &create.options,
+        _ => return Ok(None),
     };
-    let mut header = DoHeader {
+    let mut header = Header {
         language: "plpgsql".to_string(),
         body: 0,
+        sql_body: None,
     };
-    for arg in &do_stmt.args {
-        let Some(NodeEnum::DefElem(elem)) = &arg.node else {
+    for option in options {
+        let Some(NodeEnum::DefElem(elem)) = &option.node else {
             continue;
         };
-        let Some(NodeEnum::String(value)) = elem.arg.as_ref().and_then(|node| node.node.as_ref()) else {
-            continue;
+        // DO 'body' holds a string; CREATE FUNCTION ... AS 'body' a list of them.
+        let value = match elem.arg.as_ref().and_then(|node| node.node.as_ref()) {
+            Some(NodeEnum::String(value)) => value,
+            Some(NodeEnum::List(list)) => match list.items.first().and_then(|item| item.node.as_ref()) {
+                Some(NodeEnum::String(value)) => value,
+                _ => continue,
+            },
+            _ => continue,
         };
         match elem.defname.as_str() {
             "language" => header.language = value.sval.to_ascii_lowercase(),
-            // The location of the body's string constant.
+            // The location of the body's string constant (of `AS` before it in CREATE
+            // FUNCTION).
             "as" => {
-                let constant = usize::try_from(elem.location).unwrap_or(0);
+                header.sql_body = Some(value.sval.clone());
+                let mut constant = usize::try_from(elem.location).unwrap_or(0);
+                if kind == RoutineKind::Function {
+                    let rest = source.get(constant..).unwrap_or_default();
+                    let after_as = rest.get(2..).unwrap_or_default();
+                    constant += rest.len() - after_as.trim_start().len();
+                }
                 if let Some(text) = source.get(constant..) {
                     header.body = constant + literal_content_start(text);
                 }
@@ -366,10 +418,48 @@ mod tests {
     use super::*;
 
     fn located(source: &str) -> Vec<BodySql> {
-        match do_block_statements(source).unwrap() {
+        match routine_statements(source, RoutineKind::Do).unwrap() {
             Some(DoBlock::Plpgsql(statements)) => statements,
             other => panic!("not a PL/pgSQL DO block: {other:?}"),
         }
+    }
+
+    /// The statements a function runs, as text (Unreadable as its reason).
+    fn function_statements(definition: &str) -> Vec<String> {
+        function_sql(definition)
+            .expect("a function definition")
+            .into_iter()
+            .map(|statement| match statement {
+                BlockStatement::Parsed(parsed) => parsed.statement.source.trim().to_string(),
+                BlockStatement::Unreadable { reason, .. } => format!("{reason:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_functions_sql_is_read_from_its_definition() {
+        // As pg_get_functiondef writes them.
+        let plpgsql = "CREATE OR REPLACE FUNCTION public.migrate(n integer)\n RETURNS integer\n \
+                       LANGUAGE plpgsql\nAS $function$\nBEGIN\n  CREATE INDEX i ON t (c);\n  \
+                       EXECUTE format('DROP TABLE %I', 'x');\n  RETURN n + 1;\nEND\n$function$\n";
+        assert_eq!(
+            function_statements(plpgsql),
+            vec![
+                "CREATE INDEX i ON t (c)".to_string(),
+                "Dynamic(\"format('DROP TABLE %I', 'x')\")".to_string()
+            ]
+        );
+        let sql = "CREATE OR REPLACE PROCEDURE public.p()\n LANGUAGE sql\nAS $procedure$ \
+                   ALTER TABLE t ADD COLUMN c int; CREATE INDEX i ON t (c) $procedure$\n";
+        assert_eq!(
+            function_statements(sql),
+            vec!["ALTER TABLE t ADD COLUMN c int", "CREATE INDEX i ON t (c)"]
+        );
+        let python = "CREATE OR REPLACE FUNCTION public.f()\n RETURNS void\n LANGUAGE plpython3u\n\
+                      AS $function$ pass $function$\n";
+        assert_eq!(function_statements(python), vec!["OtherLanguage(\"plpython3u\")"]);
+        assert_eq!(function_sql("DO $$ BEGIN NULL; END $$"), None);
+        assert_eq!(do_block_sql(plpgsql), None);
     }
 
     fn statements(source: &str) -> Vec<InnerSql> {
@@ -473,19 +563,19 @@ mod tests {
     #[test]
     fn other_languages_and_other_statements() {
         assert_eq!(
-            do_block_statements("DO LANGUAGE plperl $$ 1; $$").unwrap(),
+            routine_statements("DO LANGUAGE plperl $$ 1; $$", RoutineKind::Do).unwrap(),
             Some(DoBlock::OtherLanguage("plperl".to_string()))
         );
         assert_eq!(
-            do_block_statements("DO LANGUAGE PLPGSQL $$ BEGIN NULL; END $$").unwrap(),
+            routine_statements("DO LANGUAGE PLPGSQL $$ BEGIN NULL; END $$", RoutineKind::Do).unwrap(),
             Some(DoBlock::Plpgsql(Vec::new()))
         );
-        assert_eq!(do_block_statements("SELECT 1").unwrap(), None);
+        assert_eq!(routine_statements("SELECT 1", RoutineKind::Do).unwrap(), None);
     }
 
     #[test]
     fn a_body_that_does_not_compile_is_an_error() {
-        assert!(do_block_statements("DO $$ BEGIN CREATE INDEX; END $$").is_err());
+        assert!(routine_statements("DO $$ BEGIN CREATE INDEX; END $$", RoutineKind::Do).is_err());
     }
 
     #[test]

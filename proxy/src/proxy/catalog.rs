@@ -19,6 +19,19 @@ pub enum Question {
     EstimatedRows(QualifiedName),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
+    /// The language and source of every function or procedure a call of this name may
+    /// reach (each visible overload outside pg_catalog).
+    FunctionBodies(QualifiedName),
+}
+
+/// What a user-defined function runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionBody {
+    pub name: QualifiedName,
+    pub language: String,
+    /// Its `CREATE FUNCTION` statement (pg_get_functiondef); empty for C and internal
+    /// functions and aggregates.
+    pub definition: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +42,8 @@ pub enum Answer {
     Rows(Option<f64>),
     /// The relation's oid; `None` when the name resolves to nothing (or the query failed).
     Oid(Option<u32>),
+    /// `None`: the query failed.
+    Bodies(Option<Vec<FunctionBody>>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -70,6 +85,19 @@ impl Question {
                 regclass(table)
             ),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
+            Question::FunctionBodies(function) => format!(
+                "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
+                 WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END \
+                 FROM pg_catalog.pg_proc p \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+                 WHERE p.proname = {} AND n.nspname <> 'pg_catalog' AND {}",
+                literal(&function.name),
+                match &function.schema {
+                    Some(schema) => format!("n.nspname = {}", literal(schema)),
+                    None => "pg_catalog.pg_function_is_visible(p.oid)".to_string(),
+                }
+            ),
         }
     }
 
@@ -97,6 +125,18 @@ impl Question {
             })),
             Question::EstimatedRows(_) => Answer::Rows(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
+            Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
+                rows.into_iter()
+                    .filter_map(|row| match row.as_slice() {
+                        [schema, Some(language), Some(definition)] => Some(FunctionBody {
+                            name: QualifiedName::new(schema.as_deref(), &function.name),
+                            language: language.clone(),
+                            definition: definition.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })),
         }
     }
 }
@@ -134,6 +174,15 @@ impl SessionCatalog<'_> {
 }
 
 impl SessionCatalog<'_> {
+    /// What a call of `name` may run: `None` until the server answered, `Some(None)`
+    /// when its query failed.
+    pub fn function_bodies(&self, name: &QualifiedName) -> Option<Option<Vec<FunctionBody>>> {
+        match self.ask(Question::FunctionBodies(name.clone()))? {
+            Answer::Bodies(bodies) => Some(bodies.clone()),
+            _ => None,
+        }
+    }
+
     fn relation_oid(&self, relation: &QualifiedName) -> Option<Option<u32>> {
         match self.ask(Question::RelationOid(relation.clone()))? {
             Answer::Oid(oid) => Some(*oid),

@@ -13,7 +13,8 @@ use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
-use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::calls::called_functions;
+use crate::parse::plpgsql::{do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
 use crate::parse::{ParseError, ParsedStatement};
 
 /// What the proxy does with one client message's statements.
@@ -79,21 +80,26 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             return (verdict, missing);
         }
         let mut cap = decision.lock_timeout_ms;
-        if statement.stmt == Stmt::Routine(RoutineKind::Do) {
-            let mut block = DoBlockJudgement {
-                facts,
-                created: &created,
-                pending: &mut pending,
-                verdict: &mut verdict,
-                missing: &mut missing,
-            };
-            match block.judge(&statement.source) {
-                Ok(inner_cap) => cap = smallest_cap(cap, inner_cap),
-                Err(rule) => {
-                    verdict.caps.push(cap);
-                    verdict.refusal = Some((rule, first_line(&statement.source)));
-                    return (verdict, missing);
-                }
+        let mut nested = NestedJudgement {
+            facts,
+            created: &created,
+            pending: &mut pending,
+            verdict: &mut verdict,
+            missing: &mut missing,
+            depth: 0,
+            visited: Vec::new(),
+        };
+        let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            nested.judge_do_block(&statement.source)
+        } else {
+            nested.judge_calls(statement)
+        };
+        match inner {
+            Ok(inner_cap) => cap = smallest_cap(cap, inner_cap),
+            Err(rule) => {
+                verdict.caps.push(cap);
+                verdict.refusal = Some((rule, first_line(&statement.source)));
+                return (verdict, missing);
             }
         }
         verdict.caps.push(cap);
@@ -119,37 +125,67 @@ fn smallest_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     }
 }
 
-/// A `DO` block's own SQL, decided like client statements run from inside a function:
-/// in a transaction, nested. The extension sees each of them in its ProcessUtility hook;
-/// the proxy sees only the `DO`, so it reads the block's body.
-struct DoBlockJudgement<'a, 'f> {
+/// SQL the client's statement runs without sending it: a `DO` block's body, the bodies of
+/// the functions and procedures it calls (and those they call). Decided like statements
+/// run from inside a function: in a transaction, nested. The extension sees each of them
+/// in its ProcessUtility hook; the proxy sees only the client's statement, so it reads
+/// the block's body, and asks the server for the definitions of the functions called.
+struct NestedJudgement<'a, 'f> {
     facts: &'a Facts<'f>,
     /// Tables created before this message's current transaction statements.
     created: &'a [QualifiedName],
-    /// Relations created earlier in this message (the block's own creations join them).
+    /// Relations created earlier in this message (the routine's own creations join them).
     pending: &'a mut Vec<QualifiedName>,
     verdict: &'a mut Verdict,
     missing: &'a mut Vec<Question>,
+    /// How many function bodies deep the statement being decided is.
+    depth: usize,
+    /// Functions whose bodies were read for this statement (a recursive one only once).
+    visited: Vec<QualifiedName>,
 }
 
-impl DoBlockJudgement<'_, '_> {
+/// Calls nested deeper than this are not followed: the statement is refused (fail
+/// closed) unless the role lets unparsable statements through. The session asks the
+/// server one level of definitions per round, and allows enough rounds for this depth.
+pub const MAX_CALL_DEPTH: usize = 4;
+
+/// Whose SQL a nested statement is, for the reports.
+enum Routine<'a> {
+    DoBlock,
+    Function(&'a QualifiedName),
+}
+
+impl Routine<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Routine::DoBlock => "this DO block".to_string(),
+            Routine::Function(name) => format!("function {name} (called by this statement)"),
+        }
+    }
+}
+
+impl NestedJudgement<'_, '_> {
     /// The smallest lock_timeout cap of the block's statements; on refusal, the rule id,
     /// its error report already added to the verdict.
-    fn judge(&mut self, source: &str) -> Result<Option<u64>, String> {
-        let allow_unparsable = self.facts.settings.unparsable == Unparsable::Allow;
+    fn judge_do_block(&mut self, source: &str) -> Result<Option<u64>, String> {
+        let statements = do_block_sql(source).unwrap_or_default();
+        self.judge_routine(statements, &Routine::DoBlock)
+    }
+
+    fn judge_routine(&mut self, statements: Vec<BlockStatement>, routine: &Routine) -> Result<Option<u64>, String> {
         let mut cap = None;
-        for inner in do_block_sql(source).unwrap_or_default() {
+        for inner in statements {
             let reason = match inner {
                 BlockStatement::Parsed(parsed) => {
                     cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
                     continue;
                 }
-                BlockStatement::Unreadable { .. } if allow_unparsable => continue,
+                BlockStatement::Unreadable { .. } if self.allow_unparsable() => continue,
                 BlockStatement::Unreadable { reason, .. } => reason,
             };
             return Err(self.refuse(match &reason {
-                Unreadable::Dynamic(expression) => dynamic_sql(expression),
-                Unreadable::OtherLanguage(language) => other_language(language),
+                Unreadable::Dynamic(expression) => dynamic_sql(routine, expression),
+                Unreadable::OtherLanguage(language) => other_language(routine, language),
                 Unreadable::Unparsable(error) => unparsable(error),
             }));
         }
@@ -161,14 +197,7 @@ impl DoBlockJudgement<'_, '_> {
             self.verdict.reports.push(report);
             return Err("policy_change".to_string());
         }
-        let catalog = SessionCatalog {
-            created: self.created,
-            pending: self.pending,
-            answers: self.facts.answers,
-            timezone: self.facts.timezone.clone(),
-            server_version_num: self.facts.server_version_num,
-            missing: RefCell::new(Vec::new()),
-        };
+        let catalog = self.catalog();
         let decision = decide(statement, &BLOCK_CONTEXT, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
         self.missing.extend(catalog.missing.into_inner());
@@ -178,7 +207,65 @@ impl DoBlockJudgement<'_, '_> {
         }
         self.pending.extend(creates.iter().cloned());
         self.verdict.created.extend(creates);
-        Ok(decision.lock_timeout_ms)
+        let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            self.judge_do_block(&statement.source)?
+        } else {
+            self.judge_calls(statement)?
+        };
+        Ok(smallest_cap(decision.lock_timeout_ms, inner))
+    }
+
+    /// The statements of the user-defined functions `statement` may call, decided; their
+    /// smallest cap. Definitions not yet known are asked for (`missing`).
+    fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+        if statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
+            return Ok(None);
+        }
+        let mut cap = None;
+        for name in called_functions(&statement.source) {
+            if self.visited.contains(&name) {
+                continue;
+            }
+            self.visited.push(name.clone());
+            let catalog = self.catalog();
+            let bodies = catalog.function_bodies(&name);
+            self.missing.extend(catalog.missing.into_inner());
+            let bodies = match bodies {
+                None => continue,
+                Some(Some(bodies)) => bodies,
+                Some(None) if self.allow_unparsable() => continue,
+                Some(None) => return Err(self.refuse(unreadable_function(&name))),
+            };
+            for body in bodies.iter().filter(|body| !body.definition.is_empty()) {
+                if self.depth >= MAX_CALL_DEPTH {
+                    if self.allow_unparsable() {
+                        continue;
+                    }
+                    return Err(self.refuse(calls_too_deep(&body.name)));
+                }
+                let statements = function_sql(&body.definition).unwrap_or_default();
+                self.depth += 1;
+                let inner = self.judge_routine(statements, &Routine::Function(&body.name));
+                self.depth -= 1;
+                cap = smallest_cap(cap, inner?);
+            }
+        }
+        Ok(cap)
+    }
+
+    fn catalog(&self) -> SessionCatalog<'_> {
+        SessionCatalog {
+            created: self.created,
+            pending: self.pending,
+            answers: self.facts.answers,
+            timezone: self.facts.timezone.clone(),
+            server_version_num: self.facts.server_version_num,
+            missing: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn allow_unparsable(&self) -> bool {
+        self.facts.settings.unparsable == Unparsable::Allow
     }
 
     fn refuse(&mut self, report: Report) -> String {
@@ -187,29 +274,57 @@ impl DoBlockJudgement<'_, '_> {
     }
 }
 
-/// A `DO` block that runs SQL text computed at run time (fail closed).
-fn dynamic_sql(expression: &str) -> Report {
+/// A routine that runs SQL text computed at run time (fail closed).
+fn dynamic_sql(routine: &Routine, expression: &str) -> Report {
     error_report(
         SQLSTATE_UNPARSABLE,
-        "safe_migrations proxy: this DO block runs dynamic SQL (EXECUTE of a computed string) that the \
-         proxy cannot check; run the statements directly, or set safe_migrations.unparsable = 'allow' for \
-         this role"
-            .to_string(),
+        format!(
+            "safe_migrations proxy: {} runs dynamic SQL (EXECUTE of a computed string) that the proxy \
+             cannot check; run the statements directly, or set safe_migrations.unparsable = 'allow' for \
+             this role",
+            routine.describe()
+        ),
         Some(format!("EXECUTE {}", first_line(expression))),
         Some("Write the statements as plain SQL, in the DO block or outside it.".to_string()),
     )
 }
 
-/// A `DO` block in a language other than PL/pgSQL (fail closed).
-fn other_language(language: &str) -> Report {
+/// A routine in a language other than PL/pgSQL (or SQL, for functions): fail closed.
+fn other_language(routine: &Routine, language: &str) -> Report {
     error_report(
         SQLSTATE_UNPARSABLE,
         format!(
-            "safe_migrations proxy: this DO block is in language {language}, whose SQL the proxy cannot \
-             check; run the statements directly, or set safe_migrations.unparsable = 'allow' for this role"
+            "safe_migrations proxy: {} is in language {language}, whose SQL the proxy cannot check; run \
+             the statements directly, or set safe_migrations.unparsable = 'allow' for this role",
+            routine.describe()
         ),
-        Some("The proxy reads the SQL of PL/pgSQL DO blocks only.".to_string()),
+        Some("The proxy reads the SQL of PL/pgSQL DO blocks and of PL/pgSQL and SQL functions only.".to_string()),
         None,
+    )
+}
+
+/// A called function whose definition the server would not give (fail closed).
+fn unreadable_function(name: &QualifiedName) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!("safe_migrations proxy: cannot read the definition of function {name}, which this statement calls"),
+        Some("The proxy checks the SQL of the functions a guarded role calls, and could not read it.".to_string()),
+        Some("Set safe_migrations.unparsable = 'allow' for this role to let such calls through.".to_string()),
+    )
+}
+
+/// Calls nested deeper than the proxy follows (fail closed).
+fn calls_too_deep(name: &QualifiedName) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations proxy: function {name} is called more than {MAX_CALL_DEPTH} functions deep; \
+             the proxy does not follow calls that deep"
+        ),
+        Some("The proxy checks the SQL of the functions a guarded role calls, level by level.".to_string()),
+        Some(
+            "Call the inner function directly, or set safe_migrations.unparsable = 'allow' for this role.".to_string(),
+        ),
     )
 }
 
@@ -302,6 +417,7 @@ pub fn first_line(source: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::catalog::FunctionBody;
     use super::*;
     use crate::parse::parse_sql;
     use policy::Mode;
@@ -467,5 +583,157 @@ mod tests {
             &enforce(),
         );
         assert_eq!(refusal(&verdict), Some(("policy_change", "42501")));
+    }
+
+    /// A plpgsql function's definition as pg_get_functiondef writes it.
+    fn plpgsql(name: &str, body: &str) -> String {
+        format!(
+            "CREATE OR REPLACE FUNCTION public.{name}()\n RETURNS void\n LANGUAGE plpgsql\n\
+             AS $function$\nBEGIN\n{body}\nEND\n$function$\n"
+        )
+    }
+
+    /// `judge` as the session runs it, the server knowing `functions` (name, language,
+    /// definition) and nothing else; also how many rounds of questions it took.
+    fn judge_with_functions(sql: &str, settings: &Settings, functions: &[(&str, &str, String)]) -> (Verdict, usize) {
+        let statements = parse_sql(sql).unwrap();
+        let mut answers = HashMap::new();
+        for round in 1.. {
+            let facts = Facts {
+                settings,
+                in_transaction_block: false,
+                created: &[],
+                answers: &answers,
+                timezone: None,
+                server_version_num: Some(150_000),
+            };
+            let (verdict, missing) = judge(&statements, &facts);
+            if missing.is_empty() || round > MAX_CALL_DEPTH + 2 {
+                return (verdict, round);
+            }
+            for question in missing {
+                let answer = match &question {
+                    Question::FunctionBodies(name) => Answer::Bodies(Some(
+                        functions
+                            .iter()
+                            .filter(|(function, ..)| *function == name.name)
+                            .map(|(function, language, definition)| FunctionBody {
+                                name: QualifiedName::new(Some("public"), function),
+                                language: language.to_string(),
+                                definition: definition.clone(),
+                            })
+                            .collect(),
+                    )),
+                    other => other.answer(None),
+                };
+                answers.insert(question, answer);
+            }
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_called_function_is_refused_for_the_unsafe_sql_it_runs() {
+        let make_index = plpgsql("make_index", "CREATE INDEX i ON t (c);");
+        for sql in [
+            "SELECT make_index()",
+            "CALL make_index()",
+            "INSERT INTO log VALUES (make_index())",
+            "DO $$ BEGIN PERFORM make_index(); END $$",
+        ] {
+            let (verdict, _) = judge_with_functions(sql, &enforce(), &[("make_index", "plpgsql", make_index.clone())]);
+            assert_eq!(
+                refusal(&verdict),
+                Some(("create_index_non_concurrently", "SM001")),
+                "{sql}: {:?}",
+                verdict.reports
+            );
+        }
+        // Through a chain of calls, each level asked for in its own round.
+        let functions = [
+            ("outer_fn", "plpgsql", plpgsql("outer_fn", "PERFORM middle_fn();")),
+            ("middle_fn", "sql", "CREATE OR REPLACE FUNCTION public.middle_fn()\n RETURNS void\n LANGUAGE sql\nAS $function$ SELECT make_index() $function$\n".to_string()),
+            ("make_index", "plpgsql", make_index.clone()),
+        ];
+        let (verdict, rounds) = judge_with_functions("SELECT outer_fn()", &enforce(), &functions);
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+        assert_eq!(rounds, 4);
+    }
+
+    #[test]
+    fn harmless_and_builtin_calls_pass_and_ddl_in_a_function_gets_the_cap() {
+        let (verdict, _) = judge_with_functions(
+            "SELECT count(*), touch() FROM t",
+            &enforce(),
+            &[("touch", "plpgsql", plpgsql("touch", "UPDATE t SET c = 1;"))],
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        assert_eq!(verdict.caps, [None]);
+        let (verdict, _) = judge_with_functions(
+            "SELECT add_column()",
+            &enforce(),
+            &[(
+                "add_column",
+                "plpgsql",
+                plpgsql("add_column", "ALTER TABLE t ADD COLUMN x int;"),
+            )],
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+        assert_eq!(verdict.caps, [Some(enforce().lock_timeout_cap_ms)]);
+        // C functions and aggregates come without a definition.
+        let (verdict, _) = judge_with_functions("SELECT c_fn()", &enforce(), &[("c_fn", "c", String::new())]);
+        assert!(verdict.refusal.is_none());
+    }
+
+    #[test]
+    fn a_recursive_function_is_read_once() {
+        let (verdict, _) = judge_with_functions(
+            "SELECT countdown()",
+            &enforce(),
+            &[("countdown", "plpgsql", plpgsql("countdown", "PERFORM countdown();"))],
+        );
+        assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+    }
+
+    #[test]
+    fn what_a_called_function_runs_unseen_fails_closed_unless_allowed() {
+        let dynamic = plpgsql("dynamic", "EXECUTE format('CREATE INDEX %I ON t (c)', 'i');");
+        let python = "CREATE OR REPLACE FUNCTION public.py()\n RETURNS void\n LANGUAGE plpython3u\nAS $function$ pass $function$\n".to_string();
+        let deep: Vec<(String, String)> = (0..=MAX_CALL_DEPTH)
+            .map(|level| {
+                (
+                    format!("level{level}"),
+                    plpgsql(&format!("level{level}"), &format!("PERFORM level{}();", level + 1)),
+                )
+            })
+            .collect();
+        let deep: Vec<(&str, &str, String)> = deep
+            .iter()
+            .map(|(name, definition)| (name.as_str(), "plpgsql", definition.clone()))
+            .collect();
+        let allow = Settings {
+            unparsable: Unparsable::Allow,
+            ..enforce()
+        };
+        for (sql, functions) in [
+            ("SELECT dynamic()", vec![("dynamic", "plpgsql", dynamic)]),
+            ("SELECT py()", vec![("py", "plpython3u", python)]),
+            ("SELECT level0()", deep),
+        ] {
+            let (verdict, _) = judge_with_functions(sql, &enforce(), &functions);
+            assert_eq!(
+                refusal(&verdict),
+                Some(("unparsable", "SM004")),
+                "{sql}: {:?}",
+                verdict.reports
+            );
+            let (verdict, _) = judge_with_functions(sql, &allow, &functions);
+            assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
+        }
+        let (verdict, _) = judge_with_functions("SELECT py()", &enforce(), &[]);
+        assert!(
+            verdict.refusal.is_none(),
+            "an unknown name calls nothing the proxy could read"
+        );
     }
 }

@@ -887,7 +887,8 @@ impl Session {
             };
             let (verdict, missing) = guard::judge(parsed, &self.facts(&created, &answers));
             rounds += 1;
-            if missing.is_empty() || rounds > 3 {
+            // One round per level of function calls, and one for the questions of the last.
+            if missing.is_empty() || rounds > guard::MAX_CALL_DEPTH + 2 {
                 return Ok((verdict, rounds > 1));
             }
             let sqls: Vec<String> = missing.iter().map(Question::sql).collect();

@@ -38,6 +38,18 @@ CREATE FUNCTION random_code() RETURNS text LANGUAGE sql VOLATILE AS $$ SELECT md
 CREATE FUNCTION other.random_code() RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT 'z' $$;
 CREATE FUNCTION pick(a int) RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT a $$;
 CREATE FUNCTION pick(a text) RETURNS int LANGUAGE sql VOLATILE AS $$ SELECT 1 $$;
+CREATE FUNCTION build_payload_index() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    CREATE INDEX big_payload_fn ON big (payload);
+END
+$$;
+CREATE PROCEDURE require_payload() LANGUAGE sql AS $$ ALTER TABLE big ALTER COLUMN payload SET NOT NULL $$;
+CREATE FUNCTION count_big() RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN (SELECT count(*) FROM big);
+END
+$$;
+CREATE FUNCTION via_other() RETURNS void LANGUAGE sql AS $$ SELECT build_payload_index() $$;
 ANALYZE;
 -- end setup
 
@@ -337,3 +349,17 @@ ALTER TABLE accounts RENAME COLUMN c2 TO c2_renamed;
 
 -- expect: drop_table
 DROP TABLE big_archive;
+
+-- What a called function runs is decided where it runs: the extension in its hook, the
+-- proxy from the function's definition (and those it calls), read from the server.
+-- expect: create_index_non_concurrently
+SELECT build_payload_index();
+
+-- expect: create_index_non_concurrently
+SELECT via_other();
+
+-- expect: set_not_null
+CALL require_payload();
+
+-- expect: ok
+SELECT count_big();

@@ -1,0 +1,163 @@
+//! The functions a statement may call, found by the Postgres lexer (libpg_query's
+//! scanner): every name followed by `(`, except where the name is being defined or is a
+//! relation with a column list (`INSERT INTO t (a)`, `CREATE FUNCTION f(int)`).
+//!
+//! Over-approximate on purpose: the proxy looks each name up on the server and reads the
+//! bodies of the user-defined functions it finds, so a name that is not a function costs
+//! a lookup, while a call missed here would be SQL run unchecked.
+
+use pg_query::protobuf::{KeywordKind, ScanToken, Token};
+use policy::QualifiedName;
+
+/// Keywords after which `name (` defines or names something rather than calling it.
+const NOT_A_CALL_AFTER: &[Token] = &[
+    Token::Into,
+    Token::Table,
+    Token::References,
+    Token::Index,
+    Token::View,
+    Token::TypeP,
+    Token::Function,
+    Token::Procedure,
+    Token::Routine,
+    Token::Aggregate,
+    Token::Trigger,
+    Token::Operator,
+    Token::Copy,
+    Token::Analyze,
+    Token::Analyse,
+    Token::Vacuum,
+    Token::Prepare,
+    Token::Execute,
+    Token::Cursor,
+    Token::Sequence,
+    Token::Statistics,
+    Token::Policy,
+    Token::Handler,
+    Token::Validator,
+    Token::Language,
+    Token::Cast,
+    Token::Transform,
+    Token::Method,
+];
+
+/// Functions `sql` may call, each once, in order; names in pg_catalog are left out
+/// (built-in functions run no SQL of the caller's).
+pub fn called_functions(sql: &str) -> Vec<QualifiedName> {
+    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+        return Vec::new();
+    };
+    let mut calls: Vec<QualifiedName> = Vec::new();
+    for (at, token) in tokens.iter().enumerate() {
+        if token.token != Token::Ascii40 as i32 || at == 0 || !is_name(&tokens[at - 1]) {
+            continue;
+        }
+        // The dotted name before `(`: a.b.c(...) is schema b, function c.
+        let mut start = at - 1;
+        while start >= 2 && tokens[start - 1].token == Token::Ascii46 as i32 && is_name(&tokens[start - 2]) {
+            start -= 2;
+        }
+        if start > 0
+            && NOT_A_CALL_AFTER
+                .iter()
+                .any(|keyword| tokens[start - 1].token == *keyword as i32)
+        {
+            continue;
+        }
+        let parts: Vec<String> = tokens[start..at]
+            .iter()
+            .step_by(2)
+            .map(|part| identifier(token_text(sql, part)))
+            .collect();
+        let name = match parts.as_slice() {
+            [name] => QualifiedName::bare(name),
+            [.., schema, name] => QualifiedName::new(Some(schema), name),
+            [] => continue,
+        };
+        if name.schema.as_deref() != Some("pg_catalog") && !calls.contains(&name) {
+            calls.push(name);
+        }
+    }
+    calls
+}
+
+/// A token that can name a function: an identifier or a keyword allowed as one.
+fn is_name(token: &ScanToken) -> bool {
+    let keyword = token.keyword_kind;
+    (token.token == Token::Ident as i32 || token.token == Token::Uident as i32)
+        || keyword == KeywordKind::UnreservedKeyword as i32
+        || keyword == KeywordKind::TypeFuncNameKeyword as i32
+}
+
+fn token_text<'a>(sql: &'a str, token: &ScanToken) -> &'a str {
+    let start = usize::try_from(token.start).unwrap_or(0);
+    let end = usize::try_from(token.end).unwrap_or(0);
+    sql.get(start..end).unwrap_or_default()
+}
+
+/// An identifier as the catalog stores it: quoted ones as written, others lower-cased.
+fn identifier(text: &str) -> String {
+    match text.strip_prefix('"').and_then(|inner| inner.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => text.to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sql: &str) -> Vec<String> {
+        called_functions(sql).iter().map(QualifiedName::to_string).collect()
+    }
+
+    #[test]
+    fn calls_are_found_wherever_they_are() {
+        for (sql, expected) in [
+            ("SELECT f()", vec!["f"]),
+            ("CALL app.migrate(1)", vec!["app.migrate"]),
+            ("INSERT INTO t VALUES (s.f(1))", vec!["s.f"]),
+            ("SELECT ARRAY[f()]", vec!["f"]),
+            ("VALUES (f())", vec!["f"]),
+            ("PREPARE s AS SELECT f()", vec!["f"]),
+            ("DECLARE c CURSOR FOR SELECT f()", vec!["f"]),
+            (
+                "MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN UPDATE SET b = f()",
+                vec!["f"],
+            ),
+            // An unreserved keyword before `(` may be a function's name: looked up, found
+            // to be none.
+            (
+                "INSERT INTO t SELECT 1 ON CONFLICT (a) DO UPDATE SET b = g()",
+                vec!["conflict", "g"],
+            ),
+            ("SELECT 1 FROM t LIMIT f()", vec!["f"]),
+            ("SELECT * FROM t TABLESAMPLE bernoulli(f())", vec!["bernoulli", "f"]),
+            (
+                "SELECT \"Mixed\"(1), UPPERCASE(2), a.b.c()",
+                vec!["\"Mixed\"", "uppercase", "b.c"],
+            ),
+            ("SELECT f(g(h())), f()", vec!["f", "g", "h"]),
+            ("SELECT pg_catalog.now(), count(*)", vec!["count"]),
+        ] {
+            assert_eq!(names(sql), expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn names_that_are_defined_or_relations_are_not_calls() {
+        for sql in [
+            "INSERT INTO t (a, b) VALUES (1, 2)",
+            "CREATE TABLE t (a int)",
+            "CREATE FUNCTION f(a int) RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "CREATE TABLE t (a int REFERENCES u (id))",
+            "COPY t (a) FROM STDIN",
+            "EXECUTE s (1)",
+            "SELECT 'f(1)', $$g()$$ -- h()\n",
+            "SELECT CAST(1 AS numeric(10, 2)), coalesce(1, 2), x::varchar(3)",
+            "ANALYZE t (a)",
+        ] {
+            assert_eq!(names(sql), Vec::<String>::new(), "{sql}");
+        }
+    }
+}
