@@ -75,6 +75,16 @@ CAUSES = {
         "does not need for statements no rule looks at (SET, RESET, COMMENT, transaction "
         "control) before mapping them.",
     ),
+    "hook_enforce_cpu": (
+        "For a guarded role each utility statement goes through `sm_judge_utility` "
+        "(extension/src/verdict.rs): the parse node mapped to the policy model, the decision "
+        "(each table's catalog questions asked once per statement, the settings parsed again "
+        "only after a safe_migrations GUC was assigned), the verdict copied into C memory; DDL "
+        "runs with the LockTimeout global capped.",
+        "Decide in hook.c, before calling into Rust, that statements no rule reads (transaction "
+        "control, SET and RESET of settings the policy does not name) pass; allocate the "
+        "verdict once per backend.",
+    ),
     "classification": (
         "Most of the time is libpg_query's parse and the protobuf decoding of its tree; the "
         "figure moves with the machine's load (76,000/s in a quieter moment of the same day).",
@@ -250,6 +260,17 @@ def evaluate(summary, classify):
                 0.98,
             )
         )
+    if base and enforce and base.get("cpu_us_per_txn") and enforce.get("cpu_us_per_txn"):
+        checks.append(
+            check(
+                "hook_enforce_cpu",
+                "hook mode enforce / not loaded, utility script: backend CPU per transaction "
+                f"({enforce['cpu_us_per_txn']:.0f} vs {base['cpu_us_per_txn']:.0f} µs)",
+                enforce["cpu_us_per_txn"] / base["cpu_us_per_txn"],
+                "<=",
+                1.02,
+            )
+        )
     per_statement = classify.get("10,000 separate strings (proxy)")
     checks.append(
         check("classification", "classification, statements/s, one thread", per_statement, ">=", CLASSIFY_TARGET)
@@ -392,15 +413,16 @@ def markdown(meta, summary, checks, classify):
         "",
         "## Hook cost: bench/hook.sql at -c 1, direct connection",
         "",
-        "| variant | median TPS | min–max TPS | median latency (ms) | TPS / not loaded |",
-        "|---|---|---|---|---|",
+        "| variant | median TPS | min–max TPS | median latency (ms) | TPS / not loaded | backend CPU µs/txn |",
+        "|---|---|---|---|---|---|",
     ]
     base = (summary.get(("hook", "utility", 1, "not_loaded")) or {}).get("tps")
     for variant in HOOK_VARIANTS:
         entry = summary.get(("hook", "utility", 1, variant)) or {}
         lines.append(
             f"| {variant} | {num(entry.get('tps'))} | {num(entry.get('tps_min'))}–{num(entry.get('tps_max'))} | "
-            f"{num(entry.get('latency_ms'), 3)} | {num(ratio(entry.get('tps'), base), 3)} |"
+            f"{num(entry.get('latency_ms'), 3)} | {num(ratio(entry.get('tps'), base), 3)} | "
+            f"{num(entry.get('cpu_us_per_txn'), 1)} |"
         )
     lines += ["", "## Classification (classify_bench, release, one thread)", ""]
     for what, rate in classify.items():

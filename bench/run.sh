@@ -29,7 +29,8 @@
 #      per transaction (from /proc), which other load on the machine disturbs far less;
 #   5. the hook: a pgbench script of safe utility statements (bench/hook.sql) at -c 1,
 #      directly, with the extension not loaded (restart without shared_preload_libraries),
-#      loaded with mode off, and loaded with mode enforce; interleaved the same way;
+#      loaded with mode off, and loaded with mode enforce; interleaved the same way; TPS
+#      and the backend's CPU time per transaction;
 #   6. classification: statements/s of libpg_query parse + policy decision, one thread;
 #   7. medians, ratios and the issue's targets: bench/report.py.
 set -euo pipefail
@@ -145,6 +146,9 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
+# No background workers that come and go: the hook section charges the backends by the
+# CPU time of the postmaster's ended children.
+autovacuum = off
 include_if_exists = 'bench_preload.conf'
 EOF
 
@@ -244,14 +248,26 @@ printf 'section\tworkload\tclients\ttarget\trep\ttps\tlatency_ms\tcpu_us_per_txn
     > "$samples"
 ticks_per_s=$(getconf CLK_TCK)
 
-# CPU time (user + system, clock ticks) and context switches of a process, all threads.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-ctx_switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }'; }
+# CPU time (user + system, clock ticks) and context switches of a process, all threads;
+# for children:PID, the CPU time of PID's children that have ended (the postmaster's
+# backends, once pgbench disconnects), and no context switches.
+cpu_ticks() {
+    case $1 in
+        children:*) awk '{ print $16 + $17 }' "/proc/${1#children:}/stat" ;;
+        *) awk '{ print $14 + $15 }' "/proc/$1/stat" ;;
+    esac
+}
+ctx_switches() {
+    case $1 in
+        children:*) echo 0 ;;
+        *) cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ { n += $2 } END { print n }' ;;
+    esac
+}
 
 # bench SECTION WORKLOAD CLIENTS TARGET REP PORT ROLE MIDDLE_PID [pgbench options...]: one
-# run, one row. MIDDLE_PID (PgBouncer, the proxy; - for none) is charged its CPU time and
-# context switches per transaction: a figure the machine's other load disturbs far less
-# than TPS.
+# run, one row. MIDDLE_PID (PgBouncer, the proxy; children:<postmaster> for the backends;
+# - for none) is charged its CPU time and context switches per transaction: a figure the
+# machine's other load disturbs far less than TPS.
 bench() {
     local section=$1 workload=$2 clients=$3 name=$4 rep=$5 port=$6 role=$7 pid=$8
     shift 8
@@ -261,6 +277,8 @@ bench() {
     if [ "$pid" != - ]; then cpu0=$(cpu_ticks "$pid"); ctx0=$(ctx_switches "$pid"); fi
     if "$pg_bin/pgbench" -n -h 127.0.0.1 -p "$port" -U "$role" -c "$clients" -j "$jobs" -T "$duration" \
         "$@" bench > "$out" 2>&1; then
+        # A backend's time reaches its parent's children total once it has exited and been reaped.
+        case $pid in children:*) sleep 0.5 ;; esac
         if [ "$pid" != - ]; then cpu1=$(cpu_ticks "$pid"); ctx1=$(ctx_switches "$pid"); fi
         local tps latency txns cpu=nan ctx=nan
         tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
@@ -321,7 +339,9 @@ install -m 0644 -o postgres "$root/bench/hook.sql" "$work/hook.sql"
 hook_run() { # VARIANT REP ROLE
     "$pg_bin/pgbench" -n -f "$work/hook.sql" -T 1 -h 127.0.0.1 -p "$pg_port" -U "$3" bench > /dev/null 2>&1 \
         || true # warm-up after the restart: catalog caches, the library's first use
-    bench hook utility 1 "$1" "$2" "$pg_port" "$3" - -f "$work/hook.sql" -M simple
+    sleep 0.5 # its backend's CPU time is reaped before the measured run starts
+    bench hook utility 1 "$1" "$2" "$pg_port" "$3" "children:$(head -1 "$work/data/postmaster.pid")" \
+        -f "$work/hook.sql" -M simple
 }
 log "hook cost: 3 variants x $reps reps x ${duration}s, a restart per variant change"
 for rep in $(seq "$reps"); do
