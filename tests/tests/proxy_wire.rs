@@ -132,6 +132,11 @@ fn inside_begin_a_refusal_aborts_the_transaction_and_rollback_works() {
         "SM001"
     );
     assert_eq!(sqlstate(&client.batch_execute("SELECT 1").unwrap_err()), "25P02");
+    // Calls too: the proxy does not ask a failed transaction about functions.
+    assert_eq!(
+        sqlstate(&client.batch_execute("SELECT count(*) FROM t").unwrap_err()),
+        "25P02"
+    );
     client.batch_execute("ROLLBACK").unwrap();
     assert_eq!(first_value(&mut client, "SELECT count(*) FROM t"), "0");
     // Extended protocol.
@@ -142,6 +147,10 @@ fn inside_begin_a_refusal_aborts_the_transaction_and_rollback_works() {
         "SM001"
     );
     assert_eq!(sqlstate(&tx.execute("SELECT 1", &[]).unwrap_err()), "25P02");
+    assert_eq!(
+        sqlstate(&tx.execute("SELECT count(*) FROM t", &[]).unwrap_err()),
+        "25P02"
+    );
     tx.rollback().unwrap();
     assert_eq!(first_value(&mut client, "SELECT count(*) FROM t"), "0");
     // psql, the way migration scripts run.

@@ -4,7 +4,7 @@
 //! extension does when the block runs. Translation only: nothing here knows the rules.
 
 use pg_query::NodeEnum;
-use policy::Context;
+use policy::{Context, QualifiedName};
 use serde_json::Value;
 
 use super::{parse_sql, ParseError, ParsedStatement};
@@ -50,6 +50,30 @@ pub fn do_block_sql(source: &str) -> Option<Vec<BlockStatement>> {
 /// a SQL function's statements; `None` when `definition` is not one.
 pub fn function_sql(definition: &str) -> Option<Vec<BlockStatement>> {
     routine_sql(definition, RoutineKind::Function)
+}
+
+/// The name a `CREATE FUNCTION` or `CREATE PROCEDURE` statement defines.
+pub fn defined_function(source: &str) -> Option<QualifiedName> {
+    let parsed = pg_query::parse(source, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::CreateFunctionStmt(create)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+        return None;
+    };
+    let parts: Vec<&str> = create
+        .funcname
+        .iter()
+        .filter_map(|part| match &part.node {
+            Some(NodeEnum::String(value)) => Some(value.sval.as_str()),
+            _ => None,
+        })
+        .collect();
+    match parts.as_slice() {
+        [name] => Some(QualifiedName::bare(name)),
+        [.., schema, name] => Some(QualifiedName::new(Some(schema), name)),
+        [] => None,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -459,6 +483,15 @@ mod tests {
                       AS $function$ pass $function$\n";
         assert_eq!(function_statements(python), vec!["OtherLanguage(\"plpython3u\")"]);
         assert_eq!(function_sql("DO $$ BEGIN NULL; END $$"), None);
+        assert_eq!(
+            defined_function(plpgsql),
+            Some(QualifiedName::new(Some("public"), "migrate"))
+        );
+        assert_eq!(
+            defined_function("CREATE PROCEDURE \"P\"() LANGUAGE sql AS 'SELECT 1'"),
+            Some(QualifiedName::bare("P"))
+        );
+        assert_eq!(defined_function("SELECT 1"), None);
         assert_eq!(do_block_sql(plpgsql), None);
     }
 

@@ -116,6 +116,7 @@ mod tests {
         let facts = Facts {
             settings: &settings,
             in_transaction_block: false,
+            transaction_failed: false,
             created: &[],
             answers: &answers,
             timezone: None,

@@ -11,10 +11,10 @@ use policy::report::{reports, Report};
 use policy::settings::Unparsable;
 use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
 
-use super::catalog::{Answer, Question, SessionCatalog};
+use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
 use crate::parse::calls::called_functions;
-use crate::parse::plpgsql::{do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
 use crate::parse::{ParseError, ParsedStatement};
 
 /// What the proxy does with one client message's statements.
@@ -35,6 +35,9 @@ pub struct Facts<'a> {
     pub settings: &'a Settings,
     /// Last ReadyForQuery status was 'T' or 'E'.
     pub in_transaction_block: bool,
+    /// It was 'E': the server refuses every statement but ROLLBACK, and the proxy's own
+    /// questions too.
+    pub transaction_failed: bool,
     pub created: &'a [QualifiedName],
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
@@ -49,6 +52,8 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     let multi_statement = statements.len() > 1;
     let mut in_block = facts.in_transaction_block;
     let mut missing = Vec::new();
+    // Functions created by earlier statements of the message: not on the server yet.
+    let mut defined: Vec<FunctionBody> = Vec::new();
     for parsed in statements {
         let statement = &parsed.statement;
         if let Some(report) = policy_change(statement) {
@@ -84,6 +89,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             facts,
             created: &created,
             pending: &mut pending,
+            defined: &defined,
             verdict: &mut verdict,
             missing: &mut missing,
             depth: 0,
@@ -105,6 +111,15 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         verdict.caps.push(cap);
         pending.extend(creates.iter().cloned());
         verdict.created.extend(creates);
+        if statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
+            if let Some(name) = defined_function(&statement.source) {
+                defined.push(FunctionBody {
+                    name,
+                    language: String::new(),
+                    definition: statement.source.clone(),
+                });
+            }
+        }
         match &statement.stmt {
             Stmt::Transaction(TransactionKind::Begin) => in_block = true,
             Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback) => {
@@ -136,6 +151,8 @@ struct NestedJudgement<'a, 'f> {
     created: &'a [QualifiedName],
     /// Relations created earlier in this message (the routine's own creations join them).
     pending: &'a mut Vec<QualifiedName>,
+    /// Functions created earlier in this message, read from their own statements.
+    defined: &'a [FunctionBody],
     verdict: &'a mut Verdict,
     missing: &'a mut Vec<Question>,
     /// How many function bodies deep the statement being decided is.
@@ -218,7 +235,9 @@ impl NestedJudgement<'_, '_> {
     /// The statements of the user-defined functions `statement` may call, decided; their
     /// smallest cap. Definitions not yet known are asked for (`missing`).
     fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
-        if statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
+        // In a failed transaction the statement fails without running (the server could
+        // not answer either); a function defined, not called, runs nothing.
+        if self.facts.transaction_failed || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
             return Ok(None);
         }
         let mut cap = None;
@@ -227,14 +246,24 @@ impl NestedJudgement<'_, '_> {
                 continue;
             }
             self.visited.push(name.clone());
-            let catalog = self.catalog();
-            let bodies = catalog.function_bodies(&name);
-            self.missing.extend(catalog.missing.into_inner());
-            let bodies = match bodies {
-                None => continue,
-                Some(Some(bodies)) => bodies,
-                Some(None) if self.allow_unparsable() => continue,
-                Some(None) => return Err(self.refuse(unreadable_function(&name))),
+            let defined: Vec<FunctionBody> = self
+                .defined
+                .iter()
+                .filter(|body| same_table(&body.name, &name))
+                .cloned()
+                .collect();
+            let bodies = if defined.is_empty() {
+                let catalog = self.catalog();
+                let bodies = catalog.function_bodies(&name);
+                self.missing.extend(catalog.missing.into_inner());
+                match bodies {
+                    None => continue,
+                    Some(Some(bodies)) => bodies,
+                    Some(None) if self.allow_unparsable() => continue,
+                    Some(None) => return Err(self.refuse(unreadable_function(&name))),
+                }
+            } else {
+                defined
             };
             for body in bodies.iter().filter(|body| !body.definition.is_empty()) {
                 if self.depth >= MAX_CALL_DEPTH {
@@ -437,6 +466,7 @@ mod tests {
             &Facts {
                 settings,
                 in_transaction_block: false,
+                transaction_failed: false,
                 created: &[],
                 answers: &answers,
                 timezone: None,
@@ -602,6 +632,7 @@ mod tests {
             let facts = Facts {
                 settings,
                 in_transaction_block: false,
+                transaction_failed: false,
                 created: &[],
                 answers: &answers,
                 timezone: None,
@@ -683,6 +714,15 @@ mod tests {
         // C functions and aggregates come without a definition.
         let (verdict, _) = judge_with_functions("SELECT c_fn()", &enforce(), &[("c_fn", "c", String::new())]);
         assert!(verdict.refusal.is_none());
+    }
+
+    #[test]
+    fn a_function_created_earlier_in_the_message_is_read_from_its_statement() {
+        let sql = "CREATE FUNCTION make_index() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX i ON t (c); \
+                   END $$; SELECT make_index()";
+        let (verdict, rounds) = judge_with_functions(sql, &enforce(), &[]);
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+        assert_eq!(rounds, 1, "nothing to ask the server");
     }
 
     #[test]

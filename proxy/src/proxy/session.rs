@@ -833,7 +833,8 @@ impl Session {
         parsed: &[ParsedStatement],
     ) -> Result<Verdict, SessionError> {
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
-        let rememberable = !self.created_tables_count() || self.created.is_empty();
+        // In a failed transaction nothing is decided in full (function bodies are not read).
+        let rememberable = self.tracker.status != b'E' && (!self.created_tables_count() || self.created.is_empty());
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;
         if rememberable && !asked_server && passes_unchanged(&verdict) {
@@ -867,6 +868,7 @@ impl Session {
         Facts {
             settings: &self.settings,
             in_transaction_block: matches!(self.tracker.status, b'T' | b'E'),
+            transaction_failed: self.tracker.status == b'E',
             created,
             answers,
             timezone: self.tracker.timezone.clone(),
