@@ -2,7 +2,9 @@
 //! NOT VALID skips the scan; VALIDATE CONSTRAINT later scans under SHARE UPDATE EXCLUSIVE,
 //! which blocks neither reads nor writes.
 
-use super::{added_constraints, alter_table_sql, default_constraint_name, unparenthesized, Category, Rule, Scope};
+use super::{
+    added_constraints, alter_table_sql, default_constraint_name, unless_exempt, unparenthesized, Category, Rule, Scope,
+};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -18,13 +20,11 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
-    added_constraints(alter)
+    let findings = added_constraints(alter)
         .filter(|added| added.validated)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 /// The finding for one CHECK; `inline` is the column it was declared on, if any.

@@ -1,7 +1,7 @@
 //! ADD COLUMN ... NOT NULL without a DEFAULT fails on a table that has rows, and once it
 //! is there, every INSERT from code that does not know the column fails.
 
-use super::{alter_table_sql, Category, Rule, Scope};
+use super::{alter_table_sql, unless_new, Category, Rule, Scope};
 use crate::finding::{Finding, SQLSTATE_COMPATIBILITY};
 use crate::model::{AlterAction, ColumnDef, ConstraintKind, Statement, Stmt};
 use crate::sql;
@@ -18,11 +18,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    if scope.is_new_table(table) {
-        return vec![];
-    }
     let prefix = alter_table_sql(alter);
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -51,7 +48,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 ),
             )
         })
-        .collect()
+        .collect();
+    unless_new(findings, table, scope)
 }
 
 /// NOT NULL (or PRIMARY KEY) with nothing that fills existing rows or INSERTs that omit it.

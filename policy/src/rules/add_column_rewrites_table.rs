@@ -2,7 +2,7 @@
 //! every existing row: the table is rewritten under ACCESS EXCLUSIVE. A plain column with
 //! a sequence default, backfilled in batches, gets the same result without the long lock.
 
-use super::{alter_table_sql, backfill_sql, not_null_steps, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, ColumnDef, LockLevel, QualifiedName, Statement, Stmt};
 use crate::sql;
@@ -19,17 +19,15 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
             AlterAction::AddColumn { column, .. } => finding(alter, column),
             _ => None,
         })
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 fn finding(alter: &AlterTable, column: &ColumnDef) -> Option<Finding> {

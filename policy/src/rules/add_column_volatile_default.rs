@@ -2,7 +2,7 @@
 //! volatile one (gen_random_uuid(), clock_timestamp(), random()) is computed for every
 //! existing row: the table is rewritten under ACCESS EXCLUSIVE.
 
-use super::{alter_table_sql, backfill_sql, not_null_steps, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
 use crate::catalog::{builtin_volatility, Volatility};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, ColumnDef, DefaultExpr, LockLevel, Statement, Stmt};
@@ -19,10 +19,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -34,7 +31,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             _ => None,
         })
         .filter_map(|(column, default)| finding(alter, column, default, scope))
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 fn finding(alter: &AlterTable, column: &ColumnDef, default: &DefaultExpr, scope: &Scope) -> Option<Finding> {

@@ -1,7 +1,7 @@
 //! ADD CONSTRAINT ... EXCLUDE builds its index and checks every row under ACCESS EXCLUSIVE,
 //! and unlike UNIQUE or CHECK it has no NOT VALID or USING INDEX form to do that online.
 
-use super::{Category, Rule, Scope};
+use super::{unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -18,10 +18,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    if !scope.lock_rules_apply(table) {
-        return vec![];
-    }
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -57,7 +54,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 ),
             )
         })
-        .collect()
+        .collect();
+    unless_exempt(findings, table, scope)
 }
 
 #[cfg(test)]

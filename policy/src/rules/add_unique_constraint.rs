@@ -2,7 +2,7 @@
 //! the index CONCURRENTLY first and attaching it with USING INDEX takes the strong lock
 //! only for a catalog update.
 
-use super::{added_constraints, alter_table_sql, default_constraint_name, Category, Rule, Scope};
+use super::{added_constraints, alter_table_sql, default_constraint_name, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -18,12 +18,10 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
-    added_constraints(alter)
+    let findings = added_constraints(alter)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 /// The finding for one UNIQUE / PRIMARY KEY; `inline` is the column it was declared on, if any.

@@ -2,7 +2,7 @@
 //! except for the few changes Postgres makes in the catalog only (varchar widening, varchar
 //! to text, numeric precision up ...). When the current type is unknown, say so.
 
-use super::{alter_table_sql, backfill_sql, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, LockLevel, Statement, Stmt, Using};
 use crate::sql;
@@ -19,10 +19,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -33,7 +30,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             } => finding(alter, column, new_type, *using, scope),
             _ => None,
         })
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 fn finding(alter: &AlterTable, column: &str, new_type: &TypeName, using: Using, scope: &Scope) -> Option<Finding> {

@@ -1,7 +1,7 @@
 //! DETACH PARTITION without CONCURRENTLY takes ACCESS EXCLUSIVE on the partitioned table:
 //! every query on every partition waits. Postgres 14+ can detach with SHARE UPDATE EXCLUSIVE.
 
-use super::{alter_table_sql, Category, Rule, Scope};
+use super::{alter_table_sql, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, LockLevel, Statement, Stmt};
 
@@ -16,11 +16,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    if !scope.lock_rules_apply(&alter.table) {
-        return vec![];
-    }
     let prefix = alter_table_sql(alter);
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -58,7 +55,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 ),
             )
         })
-        .collect()
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! DROP COLUMN destroys data that cannot be brought back, and breaks running code that
 //! still reads or writes the column. It goes through only when someone says it is meant.
 
-use super::{alter_table_sql, Category, Rule, Scope};
+use super::{alter_table_sql, unless_new, Category, Rule, Scope};
 use crate::finding::{Finding, SQLSTATE_DESTRUCTIVE};
 use crate::model::{AlterAction, Statement, Stmt};
 use crate::sql;
@@ -18,10 +18,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    if scope.is_new_table(table) {
-        return vec![];
-    }
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -51,7 +48,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 ),
             )
         })
-        .collect()
+        .collect();
+    unless_new(findings, table, scope)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! VACUUM FULL, CLUSTER, SET TABLESPACE and SET LOGGED/UNLOGGED/ACCESS METHOD copy the whole
 //! relation under ACCESS EXCLUSIVE: nothing reads or writes it until the copy is done.
 
-use super::{Category, Rule, Scope};
+use super::{unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, LockLevel, QualifiedName, RelationKind, Statement, Stmt};
 use crate::sql;
@@ -41,11 +41,15 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 "Reorder the table online with pg_repack instead:\n    pg_repack --table={table} --order-by=<columns>"
             ),
         )],
-        Stmt::AlterTable(alter) if scope.lock_rules_apply(&alter.table) => alter
-            .actions
-            .iter()
-            .filter_map(|action| alter_finding(alter, action))
-            .collect(),
+        Stmt::AlterTable(alter) => unless_exempt(
+            alter
+                .actions
+                .iter()
+                .filter_map(|action| alter_finding(alter, action))
+                .collect(),
+            &alter.table,
+            scope,
+        ),
         _ => vec![],
     }
 }

@@ -2,7 +2,7 @@
 //! a validated `CHECK (col IS NOT NULL)` already proves it (Postgres 12+), and that check
 //! can be added NOT VALID and validated without blocking anyone.
 
-use super::{alter_table_sql, not_null_steps, Category, Rule, Scope};
+use super::{alter_table_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -19,11 +19,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    if !scope.lock_rules_apply(table) {
-        return vec![];
-    }
     let prefix = alter_table_sql(alter);
-    alter
+    let findings = alter
         .actions
         .iter()
         .filter_map(|action| match action {
@@ -60,7 +57,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 ),
             )
         })
-        .collect()
+        .collect();
+    unless_exempt(findings, table, scope)
 }
 
 #[cfg(test)]
