@@ -58,6 +58,7 @@ extern bool sm_rule_list_is_valid(const char *value, char **why);
 uint64		sm_settings_generation = 0;
 
 void		sm_define_settings(void);
+bool		sm_is_inert_utility(Node *node);
 void		sm_install_hook(void);
 bool		sm_guard_active(void);
 List	   *sm_raw_function_calls(Node *expr, bool *has_sublink);
@@ -246,15 +247,54 @@ sm_run_with_lock_timeout(int lock_timeout_ms, SM_UTILITY_PARAMS)
 }
 
 /*
- * The hook. Roles whose mode is off, binary upgrade, and the sub-commands Postgres
- * generates itself (the index of CREATE TABLE ... PRIMARY KEY) cost one comparison.
+ * Utility statements that policy::is_inert says no rule reads and no lock_timeout cap
+ * applies to: transaction control, SET / RESET / SHOW, DISCARD, and the statements that
+ * only wrap queries. The hook lets them through without asking Rust (a migration's
+ * BEGIN, COMMIT and SETs are most of its utility statements). The pgrx test
+ * `the_hooks_inert_statements_are_inert_to_the_policy` holds this list to the policy.
+ */
+bool
+sm_is_inert_utility(Node *node)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node))
+	{
+		case T_TransactionStmt:
+		case T_VariableSetStmt:
+		case T_VariableShowStmt:
+		case T_DiscardStmt:
+		case T_ExplainStmt:
+		case T_CopyStmt:
+		case T_DeclareCursorStmt:
+		case T_FetchStmt:
+		case T_ClosePortalStmt:
+		case T_PrepareStmt:
+		case T_ExecuteStmt:
+		case T_DeallocateStmt:
+		case T_NotifyStmt:
+		case T_ListenStmt:
+		case T_UnlistenStmt:
+		case T_ConstraintsSetStmt:
+		case T_CheckPointStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The hook. Roles whose mode is off, binary upgrade, the sub-commands Postgres
+ * generates itself (the index of CREATE TABLE ... PRIMARY KEY) and inert statements
+ * cost a comparison or a switch.
  */
 static void
 sm_process_utility(SM_UTILITY_PARAMS)
 {
 	SmVerdict  *verdict;
 
-	if (sm_mode == SM_MODE_OFF || IsBinaryUpgrade || context == PROCESS_UTILITY_SUBCOMMAND)
+	if (sm_mode == SM_MODE_OFF || IsBinaryUpgrade || context == PROCESS_UTILITY_SUBCOMMAND ||
+		sm_is_inert_utility(pstmt->utilityStmt))
 	{
 		sm_run_next(SM_UTILITY_ARGS);
 		return;

@@ -18,6 +18,6 @@ pub mod types;
 pub use catalog::{Catalog, NoCatalog, Volatility};
 pub use finding::{Finding, Lock, Severity};
 pub use model::{Context, LockLevel, QualifiedName, Statement, Stmt};
-pub use rules::{decide, Decision, Rule, Scope, RULES};
+pub use rules::{decide, is_inert, Decision, Rule, Scope, RULES};
 pub use settings::{Mode, Settings};
 pub use types::TypeName;

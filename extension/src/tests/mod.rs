@@ -6,5 +6,6 @@
 mod bypass;
 mod errors;
 mod harness;
+mod inert;
 mod rules;
 mod settings;

@@ -18,7 +18,6 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    let prefix = alter_table_sql(alter);
     let findings = alter
         .actions
         .iter()
@@ -27,6 +26,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             _ => None,
         })
         .map(|column| {
+            let prefix = alter_table_sql(alter);
             let name = sql::ident(&column.name);
             Finding::new(
                 RULE.id,

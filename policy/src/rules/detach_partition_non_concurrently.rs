@@ -16,7 +16,6 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::AlterTable(alter) = &statement.stmt else {
         return vec![];
     };
-    let prefix = alter_table_sql(alter);
     let findings = alter
         .actions
         .iter()
@@ -29,6 +28,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             _ => None,
         })
         .map(|partition| {
+            let prefix = alter_table_sql(alter);
             let lock = Lock {
                 level: LockLevel::AccessExclusive,
                 relation: alter.table.clone(),

@@ -35,7 +35,8 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
             })
             .collect(),
         Stmt::AlterTable(alter) => {
-            let prefix = alter_table_sql(alter);
+            // Built only for the actions that have a finding.
+            let prefix = || alter_table_sql(alter);
             alter
                 .actions
                 .iter()
@@ -45,7 +46,8 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
                         &alter.table,
                         column,
                         format!(
-                            "Add it as jsonb:\n    {prefix} ADD COLUMN {} {};",
+                            "Add it as jsonb:\n    {} ADD COLUMN {} {};",
+                            prefix(),
                             sql::ident(&column.name),
                             as_jsonb(&column.type_name)
                         ),
@@ -61,7 +63,10 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
                                 type_name: new_type.clone(),
                                 ..ColumnDef::default()
                             },
-                            format!("Change it to jsonb:\n    {prefix} ALTER COLUMN {name} TYPE {jsonb} USING {name}::{jsonb};"),
+                            format!(
+                                "Change it to jsonb:\n    {} ALTER COLUMN {name} TYPE {jsonb} USING {name}::{jsonb};",
+                                prefix()
+                            ),
                         ))
                     }
                     _ => None,

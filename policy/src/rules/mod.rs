@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
 use crate::finding::{Finding, Severity};
-use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement};
+use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement, Stmt};
 use crate::settings::{Mode, Settings};
 
 mod add_check_constraint_validated;
@@ -194,6 +194,18 @@ impl Decision {
             .iter()
             .filter(move |f| Some(*f as *const Finding) != rejection)
     }
+}
+
+/// Whether `decide` has nothing to say about `stmt` whatever the settings and the catalog:
+/// no rule reads it and it takes no lock the lock_timeout cap applies to (transaction
+/// control, SET / RESET, DISCARD, queries and the utility statements that wrap them). An
+/// adapter may let such a statement through without mapping or deciding it;
+/// `inert_statements_get_empty_decisions` holds every rule to this.
+pub fn is_inert(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::Transaction(_) | Stmt::Set(_) | Stmt::Discard { .. } | Stmt::Query
+    )
 }
 
 /// Apply every rule to `statement` under `settings`.
@@ -440,5 +452,71 @@ mod tests {
         let set_default = alter("orders", vec![AlterAction::SetDefault { column: "note".into() }]);
         decide(&statement(set_default, ""), &Context::default(), &settings, &catalog);
         assert_eq!(catalog.created_in_transaction.get() + catalog.estimated_rows.get(), 0);
+    }
+
+    #[test]
+    fn inert_statements_get_empty_decisions() {
+        use crate::model::{SetSetting, TransactionKind::*};
+        let set = |name: Option<&str>, value: Option<&str>, local| {
+            Stmt::Set(SetSetting {
+                name: name.map(str::to_owned),
+                value: value.map(str::to_owned),
+                local,
+            })
+        };
+        let mut inert: Vec<Stmt> = [
+            Begin,
+            Commit,
+            Rollback,
+            Savepoint,
+            Release,
+            RollbackToSavepoint,
+            Prepare,
+            CommitPrepared,
+            RollbackPrepared,
+        ]
+        .into_iter()
+        .map(Stmt::Transaction)
+        .collect();
+        inert.extend([
+            set(Some("lock_timeout"), Some("0"), false),
+            set(Some("lock_timeout"), None, true),
+            set(Some("safe_migrations.mode"), Some("off"), false),
+            set(None, None, false),
+            Stmt::Discard { all: true },
+            Stmt::Discard { all: false },
+            Stmt::Query,
+        ]);
+        let strictest = [Mode::Enforce, Mode::Warn].map(|mode| Settings {
+            mode,
+            min_table_rows: 0,
+            ..Settings::default()
+        });
+        let contexts = [(false, false, false), (true, true, false), (true, false, true)].map(
+            |(in_transaction_block, multi_statement, nested)| Context {
+                in_transaction_block,
+                multi_statement,
+                nested,
+                session_lock_timeout_ms: 0,
+            },
+        );
+        let catalog = CountingCatalog::default();
+        for stmt in inert {
+            assert!(is_inert(&stmt), "{stmt:?}");
+            let source = "-- safe_migrations:allow lock_timeout -- a reason\nCOMMIT";
+            for settings in &strictest {
+                for context in &contexts {
+                    let decision = decide(&statement(stmt.clone(), source), context, settings, &catalog);
+                    assert_eq!(decision, Decision::default(), "{stmt:?} {context:?}");
+                }
+            }
+        }
+        assert_eq!(catalog.created_in_transaction.get() + catalog.estimated_rows.get(), 0);
+        let ddl = Stmt::Other {
+            tag: "CREATE TRIGGER".into(),
+            ddl: true,
+        };
+        assert!(!is_inert(&ddl));
+        assert!(!is_inert(&Stmt::Routine(crate::model::RoutineKind::Do)));
     }
 }

@@ -19,7 +19,6 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    let prefix = alter_table_sql(alter);
     let findings = alter
         .actions
         .iter()
@@ -33,6 +32,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         })
         .filter(|column| scope.catalog.has_validated_not_null_check(table, column) != Some(true))
         .map(|column| {
+            let prefix = alter_table_sql(alter);
             let lock = Lock {
                 level: LockLevel::AccessExclusive,
                 relation: table.clone(),
