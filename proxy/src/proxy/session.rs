@@ -26,6 +26,7 @@ use super::messages::{
     bind, close, describe, execute, parse, printable, query, sync, Frame, FrameError, Large, Message, MessageReader,
     PassError,
 };
+use super::passthrough::{self, BusyPoll};
 use super::tls::Stream;
 use super::tracker::{Expect, Owner, Tracker};
 use crate::parse::{parse_sql, ParsedStatement};
@@ -178,6 +179,7 @@ pub async fn run(
     upstream: &super::backend::Upstream,
     config: &Config,
     max_statement_bytes: usize,
+    busy_poll: BusyPoll,
 ) -> Result<(), SessionError> {
     let (client_rd, mut client_wr) = tokio::io::split(client);
     let mut client_rd = MessageReader::new(client_rd);
@@ -232,7 +234,7 @@ pub async fn run(
     session.to_client.extend_from_slice(&ready.bytes);
     session.flush().await?;
     if session.settings.mode == Mode::Off {
-        return session.passthrough().await;
+        return session.passthrough(busy_poll).await;
     }
     tracing::debug!(role = %session.role, mode = session.settings.mode.name(), "guarded session");
     session.serve().await
@@ -299,10 +301,24 @@ impl Session {
     }
 
     /// Mode off: no parsing at all, bytes copied both ways.
-    async fn passthrough(self) -> Result<(), SessionError> {
-        let (client_rest, mut client_rd) = self.client_rd.into_parts();
-        let (server_rest, mut server_rd) = self.server_rd.into_parts();
-        let (mut client_wr, mut server_wr) = (self.client_wr, self.server_wr);
+    async fn passthrough(self, busy_poll: BusyPoll) -> Result<(), SessionError> {
+        let (client_rest, client_rd) = self.client_rd.into_parts();
+        let (server_rest, server_rd) = self.server_rd.into_parts();
+        let (client, server) = (client_rd.unsplit(self.client_wr), server_rd.unsplit(self.server_wr));
+        let (client, server) = match (client.into_tcp(), server.into_tcp()) {
+            (Ok(client), Ok(server)) => {
+                return passthrough::tcp(&client, &server, client_rest, server_rest, busy_poll)
+                    .await
+                    .map_err(|failed| match failed {
+                        passthrough::Failed::Client(err) => SessionError::Client(err.into()),
+                        passthrough::Failed::Server(err) => SessionError::Server(err.into()),
+                    });
+            }
+            (client, server) => (boxed(client), boxed(server)),
+        };
+        // TLS on a leg: the streams' own copy, one task per direction.
+        let (mut client_rd, mut client_wr) = tokio::io::split(client);
+        let (mut server_rd, mut server_wr) = tokio::io::split(server);
         let upstream = async {
             server_wr.write_all(&client_rest).await?;
             tokio::io::copy(&mut client_rd, &mut server_wr).await?;
@@ -971,4 +987,12 @@ fn abort_sql(sqlstate: &str) -> String {
         "DO $safe_migrations$BEGIN RAISE EXCEPTION 'safe_migrations: statement refused by the proxy' \
          USING ERRCODE = '{code}'; END$safe_migrations$"
     )
+}
+
+/// A leg as a stream again, after `Stream::into_tcp`.
+fn boxed(stream: Result<tokio::net::TcpStream, Box<dyn Stream>>) -> Box<dyn Stream> {
+    match stream {
+        Ok(tcp) => Box::new(tcp),
+        Err(other) => other,
+    }
 }

@@ -13,8 +13,21 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName,
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
 /// A byte stream, plain or TLS, on either leg.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// The plain TCP stream this is, or the stream back if it is something else (TLS).
+    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, Box<dyn Stream>>;
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {
+    fn into_tcp(self: Box<Self>) -> Result<tokio::net::TcpStream, Box<dyn Stream>> {
+        use std::any::{Any, TypeId};
+        if TypeId::of::<T>() != TypeId::of::<tokio::net::TcpStream>() {
+            return Err(self);
+        }
+        let any: Box<dyn Any> = self;
+        Ok(*any.downcast().expect("T is TcpStream: checked above"))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum UpstreamTls {
