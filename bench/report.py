@@ -23,9 +23,9 @@ CAUSES = {
     "unguarded_vs_pgbouncer": (
         "Sessions are served by one single-threaded runtime per core (proxy/src/proxy/mod.rs, "
         "`Worker`, connections handed round-robin, so a session's wake-ups stay on its thread), "
-        "and an unguarded session is copied by `Session::passthrough` (proxy/src/proxy/session.rs): "
-        "`tokio::io::copy` each way, one read and one write per chunk, as PgBouncer does; PgBouncer "
-        "serves every ready socket of one epoll_wait on one thread. Where the ratio's "
+        "and an unguarded session over plain TCP is copied on its two sockets "
+        "(proxy/src/proxy/passthrough.rs): one read and one write per chunk, as PgBouncer does; "
+        "PgBouncer serves every ready socket of one epoll_wait on one thread. Where the ratio's "
         "per-repetition range spans 1.0, this run cannot tell the two apart.",
         "More repetitions first (the ranges span 1.0); if a gap remains, splice(2) between the two "
         "sockets of a plain-TCP session, so no byte crosses user space.",
@@ -35,10 +35,19 @@ CAUSES = {
         "wake-ups, four more syscalls, two more loopback transfers). That hop costs the proxy "
         "and PgBouncer alike (their ratios to direct are close), and a pgbench -S transaction "
         "on a direct connection is only 25-60 µs here, so the hop alone is about as long as "
-        "the transaction; on a loaded 2-core machine each wake-up also waits for a core.",
-        "Only a cheaper hop closes it: busy-polling the sockets instead of sleeping between "
-        "messages (costs a core), or a machine with idle cores, where wake-ups are immediate. "
-        "No code change in the copy path (already one read and one write per chunk) can.",
+        "the transaction; on this 2-core VM each wake-up also waits for a core. A blocking "
+        "thread-per-direction copy measured no better: the wake-ups, not the syscalls, cost.",
+        "Busy-polling instead of sleeping removes the proxy's own wake-ups: --busy-poll-us, "
+        "opt-in because it keeps a core busy while a session is; measured in the next target "
+        "rows. The default configuration cannot close it: no copy path avoids the wake-up.",
+    ),
+    "unguarded_busy_poll_vs_direct_c1": (
+        "With --busy-poll-us a session that has its thread to itself keeps reading its sockets "
+        "for that long after traffic instead of sleeping (proxy/src/proxy/passthrough.rs), so "
+        "the proxy's own wake-up leaves the round trip; the client's and the server's remain, "
+        "and polling takes one of the 2 cores from them.",
+        "A longer window (BUSY_POLL_US) or a machine with more cores; nothing else in the hop is left "
+        "to remove short of the client connecting directly.",
     ),
     "guarded_vs_unguarded_select": (
         "A guarded session decides each statement text once: -M simple statements are "
@@ -57,26 +66,25 @@ CAUSES = {
         "Re-run on a quiet machine with more repetitions (--reps 9 --duration 8).",
     ),
     "hook_enforce": (
-        "For a guarded role each of the script's utility statements goes through "
-        "`sm_judge_utility` (extension/src/verdict.rs): the parse node mapped to the policy "
-        "model, the decision (the catalog asked only when a rule has something to report, once "
-        "per table; the settings parsed again only after a safe_migrations GUC was assigned), "
-        "the verdict copied into C memory; DDL runs with the LockTimeout global capped. The TPS "
-        "of a 1.3 ms transaction of catalog writes varies by more than the 2% budget between "
-        "repetitions here (min–max columns), so the CPU row below is the sharper figure.",
-        "Decide in hook.c, before calling into Rust, that statements no rule reads (transaction "
-        "control, SET and RESET of settings the policy does not name) pass; allocate the "
-        "verdict once per backend.",
+        "Transaction control, SET/RESET/SHOW and the other statements the policy cannot object "
+        "to pass in hook.c without calling Rust (`sm_is_inert_utility`). The script's DDL goes "
+        "through `sm_judge_utility` (extension/src/verdict.rs): the parse node mapped to the "
+        "policy model, the decision (the catalog asked only when a rule has something to report; "
+        "DROP TABLE asks whether the table is new), the verdict copied into C memory: about 2% "
+        "of the backend's samples under perf. The TPS of a 1.3 ms transaction of catalog writes "
+        "varies by more than the 2% budget between repetitions here (min–max columns), so the "
+        "CPU row below is the sharper figure.",
+        "Profile on a quiet machine and trim the mapping's allocations (statement text copied, "
+        "names as Strings); the remaining catalog question is one the rule needs.",
     ),
     "hook_enforce_cpu": (
-        "For a guarded role each utility statement goes through `sm_judge_utility` "
-        "(extension/src/verdict.rs): the parse node mapped to the policy model, the decision "
-        "(each table's catalog questions asked once per statement, the settings parsed again "
-        "only after a safe_migrations GUC was assigned), the verdict copied into C memory; DDL "
-        "runs with the LockTimeout global capped.",
-        "Decide in hook.c, before calling into Rust, that statements no rule reads (transaction "
-        "control, SET and RESET of settings the policy does not name) pass; allocate the "
-        "verdict once per backend.",
+        "The script's DDL goes through `sm_judge_utility` (extension/src/verdict.rs; statements "
+        "the policy cannot object to no longer do): about 2% of the backend's samples under "
+        "perf, most of it mapping the node and the rules' checks, and DROP TABLE's question "
+        "whether the table is new. Backend CPU per transaction also moves by several percent "
+        "between repetitions with the machine's load.",
+        "Profile on a quiet machine and trim the mapping's allocations (statement text copied, "
+        "names as Strings); the remaining catalog question is one the rule needs.",
     ),
     "classification": (
         "Most of the time is libpg_query's parse and the protobuf decoding of its tree; the "
@@ -178,7 +186,7 @@ def paired(summary, a_key, b_key):
     return median(ratios), min(ratios), max(ratios)
 
 
-def evaluate(summary, classify):
+def evaluate(summary, classify, busy_poll_us):
     def ratio_check(target_id, label, a_key, b_key, threshold):
         value, low, high = paired(summary, a_key, b_key)
         detail = ""
@@ -213,6 +221,17 @@ def evaluate(summary, classify):
                 0.8,
             )
         )
+    for workload in WORKLOADS:
+        if summary.get(key(workload, 1, "proxy_busy_poll")):
+            checks.append(
+                ratio_check(
+                    "unguarded_busy_poll_vs_direct_c1",
+                    f"unguarded proxy with --busy-poll-us {busy_poll_us} / direct, {workload} -c 1",
+                    key(workload, 1, "proxy_busy_poll"),
+                    key(workload, 1, "direct"),
+                    0.8,
+                )
+            )
     for workload in WORKLOADS[:3]:
         for clients in (1, 16):
             checks.append(
@@ -402,6 +421,30 @@ def markdown(meta, summary, checks, classify):
                 + " | ".join(num(entry.get("ctx_switches_per_txn"), 2) for entry in entries)
                 + " |"
             )
+    if any(summary.get(("proxy", workload, 1, "proxy_busy_poll")) for workload in WORKLOADS):
+        lines += [
+            "",
+            f"## Busy-polling at -c 1: the unguarded proxy with --busy-poll-us {meta.get('busy_poll_us', '?')}",
+            "",
+            "Opt-in (the proxy's default is not to poll): a second proxy process, the same unguarded role.",
+            "",
+            "| workload | direct TPS | unguarded TPS | busy-poll TPS | unguarded/direct | busy-poll/direct | "
+            "unguarded proxy CPU µs/txn | busy-poll proxy CPU µs/txn |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for workload in WORKLOADS:
+            entries = {
+                target: summary.get(("proxy", workload, 1, target)) or {}
+                for target in ("direct", "proxy_unguarded", "proxy_busy_poll")
+            }
+            tps = {target: entry.get("tps") for target, entry in entries.items()}
+            lines.append(
+                f"| {workload} | {num(tps['direct'], 0)} | {num(tps['proxy_unguarded'], 0)} | "
+                f"{num(tps['proxy_busy_poll'], 0)} | {num(ratio(tps['proxy_unguarded'], tps['direct']), 3)} | "
+                f"{num(ratio(tps['proxy_busy_poll'], tps['direct']), 3)} | "
+                f"{num(entries['proxy_unguarded'].get('cpu_us_per_txn'), 1)} | "
+                f"{num(entries['proxy_busy_poll'].get('cpu_us_per_txn'), 1)} |"
+            )
     lines += [
         "",
         "## Hook cost: bench/hook.sql at -c 1, direct connection",
@@ -447,7 +490,7 @@ def main():
         for column in ("cpu_us_per_txn", "ctx_switches_per_txn"):
             row.setdefault(column, math.nan)
     summary = summarize(rows)
-    checks = evaluate(summary, classify)
+    checks = evaluate(summary, classify, meta.get("busy_poll_us", "?"))
     out = Path(args.out_dir)
     results = {
         "meta": meta,

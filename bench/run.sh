@@ -10,7 +10,8 @@
 #
 # Run as root on Debian bookworm with PostgreSQL 15 (what scripts/run.sh sets up). Not
 # part of scripts/test.sh. Environment: CARGO_TARGET_DIR (default ./target), PG_BIN
-# (default /usr/lib/postgresql/15/bin), SCALE (pgbench scale, default 10).
+# (default /usr/lib/postgresql/15/bin), SCALE (pgbench scale, default 10), BUSY_POLL_US (the
+# --busy-poll-us of the fifth target, an unguarded proxy measured at -c 1 only; default 200).
 #
 # What it does, in this order:
 #   1. installs PgBouncer from Debian if it is missing (its system service is not started);
@@ -23,8 +24,9 @@
 #   4. pgbench -S in -M simple/extended/prepared and the TPC-B-like default script, at -c 1
 #      (-j 1) and -c 16 (-j 2), through: direct, pgbouncer, proxy with an unguarded role,
 #      proxy with a guarded role (safe_migrations.mode = enforce as a placeholder role
-#      setting: the extension is NOT loaded for these runs). Interleaved: every
-#      repetition runs every workload through the four targets one after the other.
+#      setting: the extension is NOT loaded for these runs); at -c 1 also through a second
+#      proxy started with --busy-poll-us (unguarded role). Interleaved: every repetition
+#      runs every workload through the targets one after the other.
 #      Besides TPS and latency, PgBouncer's or the proxy's CPU time and context switches
 #      per transaction (from /proc), which other load on the machine disturbs far less;
 #   5. the hook: a pgbench script of safe utility statements (bench/hook.sql) at -c 1,
@@ -41,6 +43,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 target=$CARGO_TARGET_DIR
 pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 scale=${SCALE:-10}
+busy_poll_us=${BUSY_POLL_US:-200}
 reps=5
 duration=4
 quick=false
@@ -97,11 +100,13 @@ done
 
 # --- 3. Cluster, PgBouncer, proxy -------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/safe-migrations-bench.XXXXXX")
-proxy_pid=""
+proxy_pid="" poll_pid=""
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2> /dev/null && wait "$proxy_pid" 2> /dev/null
+    for pid in $proxy_pid $poll_pid; do
+        kill "$pid" 2> /dev/null && wait "$pid" 2> /dev/null
+    done
     [ -f "$work/pgbouncer.pid" ] && kill "$(cat "$work/pgbouncer.pid")" 2> /dev/null
     [ -f "$work/data/postmaster.pid" ] \
         && runuser -u postgres -- "$pg_bin/pg_ctl" -D "$work/data" stop -m immediate > /dev/null 2>&1
@@ -126,9 +131,9 @@ chown -R postgres:postgres "$work"
 chmod 755 "$work"
 
 as_postgres() { runuser -u postgres -- env -u RUST_BACKTRACE "$@"; }
-read -r pg_port bouncer_port proxy_port < <(python3 -c '
+read -r pg_port bouncer_port proxy_port poll_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 
@@ -218,11 +223,17 @@ log "starting the proxy on 127.0.0.1:$proxy_port"
 SAFE_MIGRATIONS_LOG=warn "$proxy_bin" proxy --listen "127.0.0.1:$proxy_port" \
     --upstream "127.0.0.1:$pg_port" --upstream-tls disable 2> "$work/logs/proxy.log" &
 proxy_pid=$!
+log "starting the proxy with --busy-poll-us $busy_poll_us on 127.0.0.1:$poll_port (unguarded role, -c 1 only)"
+SAFE_MIGRATIONS_LOG=warn "$proxy_bin" proxy --listen "127.0.0.1:$poll_port" --busy-poll-us "$busy_poll_us" \
+    --upstream "127.0.0.1:$pg_port" --upstream-tls disable 2> "$work/logs/proxy-busy-poll.log" &
+poll_pid=$!
 
 export PGSSLMODE=disable PGDATABASE=bench
-declare -A port_of=([direct]=$pg_port [pgbouncer]=$bouncer_port [proxy_unguarded]=$proxy_port [proxy_guarded]=$proxy_port)
-declare -A role_of=([direct]=bench_plain [pgbouncer]=bench_plain [proxy_unguarded]=bench_plain [proxy_guarded]=bench_guarded)
-targets=(direct pgbouncer proxy_unguarded proxy_guarded)
+declare -A port_of=([direct]=$pg_port [pgbouncer]=$bouncer_port [proxy_unguarded]=$proxy_port [proxy_guarded]=$proxy_port
+    [proxy_busy_poll]=$poll_port)
+declare -A role_of=([direct]=bench_plain [pgbouncer]=bench_plain [proxy_unguarded]=bench_plain [proxy_guarded]=bench_guarded
+    [proxy_busy_poll]=bench_plain)
+targets=(direct pgbouncer proxy_unguarded proxy_guarded proxy_busy_poll)
 
 for t in "${targets[@]}"; do
     for _ in $(seq 50); do
@@ -234,7 +245,7 @@ for t in "${targets[@]}"; do
 done
 # Whose CPU time a run is charged with (PgBouncer's pidfile exists once it accepts).
 declare -A pid_of=([direct]=- [pgbouncer]=$(cat "$work/pgbouncer.pid") [proxy_unguarded]=$proxy_pid
-    [proxy_guarded]=$proxy_pid)
+    [proxy_guarded]=$proxy_pid [proxy_busy_poll]=$poll_pid)
 # The guarded role is guarded through the proxy, and only there.
 refusal=$("$pg_bin/psql" -X -Atq -h 127.0.0.1 -p "$proxy_port" -U bench_guarded \
     -c 'CREATE INDEX ON hook_tiny (v)' 2>&1 || true)
@@ -321,6 +332,8 @@ for rep in $(seq "$reps"); do
                 psql_admin -d bench -c 'VACUUM pgbench_branches, pgbench_tellers' -c 'TRUNCATE pgbench_history'
             fi
             for t in "${targets[@]}"; do
+                # Busy-polling is for few clients (at 16 no session has its thread to itself).
+                [ "$t" = proxy_busy_poll ] && [ "$clients" != 1 ] && continue
                 # shellcheck disable=SC2086 # the options are words
                 bench proxy "$workload" "$clients" "$t" "$rep" "${port_of[$t]}" "${role_of[$t]}" "${pid_of[$t]}" \
                     ${workload_args[$workload]}
@@ -329,8 +342,8 @@ for rep in $(seq "$reps"); do
     done
 done
 
-kill "$proxy_pid" 2> /dev/null && wait "$proxy_pid" 2> /dev/null || true
-proxy_pid=""
+kill "$proxy_pid" "$poll_pid" 2> /dev/null && wait "$proxy_pid" "$poll_pid" 2> /dev/null || true
+proxy_pid="" poll_pid=""
 kill "$(cat "$work/pgbouncer.pid")" 2> /dev/null || true
 rm -f "$work/pgbouncer.pid"
 
@@ -395,6 +408,7 @@ python3 "$root/bench/report.py" \
     --meta pgbouncer_version="$(pgbouncer --version | head -1 | cut -d' ' -f2)" \
     --meta commit="$commit" \
     --meta scale="$scale" \
+    --meta busy_poll_us="$busy_poll_us" \
     --meta reps="$reps" \
     --meta duration_s="$duration" \
     --meta quick="$quick" \

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Bytes read at once from either side (the size of `tokio::io::copy`'s buffer).
@@ -174,6 +175,12 @@ impl Direction {
                     self.start = 0;
                     self.end = n;
                     moved = true;
+                    if n < CHUNK && !poll {
+                        // A short read drained the socket (epoll): forget its readiness now
+                        // rather than learn it from one more read that would block, as
+                        // tokio's own reads do. Bytes that arrived meanwhile raise a new event.
+                        let _ = from.try_io(Interest::READABLE, || Err::<(), _>(ErrorKind::WouldBlock.into()));
+                    }
                 }
                 Err(err) if err.kind() == ErrorKind::WouldBlock => return Ok(moved),
                 Err(err) => return Err((true, err)),
