@@ -13,6 +13,7 @@
 use std::cell::Cell;
 use std::io::{self, ErrorKind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -192,15 +193,23 @@ impl Direction {
         self.done && !self.pending()
     }
 
-    /// Wait until this direction can move again (never returns if it is finished).
-    async fn ready(&self, from: &TcpStream, to: &TcpStream) -> Result<(), (bool, io::Error)> {
+    /// Ready when this direction can move again; never for a finished one. Uses the
+    /// sockets' single read and write waker slots (as tokio's own copy does), not the
+    /// waiter lists of `readable()`/`writable()`: nothing to register and unregister per
+    /// wake-up. Each slot has one user: up reads the client and writes the server, down
+    /// the other way round.
+    fn poll_ready(
+        &self,
+        from: &TcpStream,
+        to: &TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), (bool, io::Error)>> {
         if self.finished() {
-            std::future::pending::<()>().await;
-        }
-        if self.pending() {
-            to.writable().await.map_err(|err| (false, err))
+            Poll::Pending
+        } else if self.pending() {
+            to.poll_write_ready(cx).map_err(|err| (false, err))
         } else {
-            from.readable().await.map_err(|err| (true, err))
+            from.poll_read_ready(cx).map_err(|err| (true, err))
         }
     }
 }
@@ -267,10 +276,13 @@ pub async fn tcp(
         } else {
             spinning.release();
             rounds = 0;
-            tokio::select! {
-                ready = up.ready(client, server) => ready.map_err(failed(true))?,
-                ready = down.ready(server, client) => ready.map_err(failed(false))?,
-            }
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(ready) = up.poll_ready(client, server, cx) {
+                    return Poll::Ready(ready.map_err(failed(true)));
+                }
+                down.poll_ready(server, client, cx).map_err(failed(false))
+            })
+            .await?;
             continue;
         }
         rounds += 1;
