@@ -67,24 +67,26 @@ CAUSES = {
     ),
     "hook_enforce": (
         "Transaction control, SET/RESET/SHOW and the other statements the policy cannot object "
-        "to pass in hook.c without calling Rust (`sm_is_inert_utility`). The script's DDL goes "
-        "through `sm_judge_utility` (extension/src/verdict.rs): the parse node mapped to the "
-        "policy model, the decision (the catalog asked only when a rule has something to report; "
-        "DROP TABLE asks whether the table is new), the verdict copied into C memory: about 2% "
-        "of the backend's samples under perf. The TPS of a 1.3 ms transaction of catalog writes "
-        "varies by more than the 2% budget between repetitions here (min–max columns), so the "
-        "CPU row below is the sharper figure.",
-        "Profile on a quiet machine and trim the mapping's allocations (statement text copied, "
-        "names as Strings); the remaining catalog question is one the rule needs.",
+        "to pass in hook.c without calling Rust (`sm_is_inert_utility`). The script's five DDL "
+        "statements go through `sm_judge_utility` (extension/src/verdict.rs): the parse node "
+        "mapped to the policy model, the decision (the catalog asked only when a rule has "
+        "something to report; DROP TABLE asks whether the table is new), the verdict copied "
+        "into C memory: about 2% of the backend's samples under perf (`perf record -a "
+        "--call-graph dwarf` during the enforce run). A 1.3 ms transaction of catalog writes "
+        "varies by ±10% between runs here: mode off against not loaded, which differ by one "
+        "comparison, spreads as wide (hook table), so this run cannot resolve a 2% budget.",
+        "A sharper measurement first: the guarded and an unguarded role on the same loaded "
+        "server at the same time, each backend's CPU from /proc, so the machine's drift hits "
+        "both alike. In code: trim the mapping's allocations (statement text copied, names as "
+        "Strings); the one catalog question left is one the rule needs.",
     ),
     "hook_enforce_cpu": (
-        "The script's DDL goes through `sm_judge_utility` (extension/src/verdict.rs; statements "
-        "the policy cannot object to no longer do): about 2% of the backend's samples under "
-        "perf, most of it mapping the node and the rules' checks, and DROP TABLE's question "
-        "whether the table is new. Backend CPU per transaction also moves by several percent "
-        "between repetitions with the machine's load.",
-        "Profile on a quiet machine and trim the mapping's allocations (statement text copied, "
-        "names as Strings); the remaining catalog question is one the rule needs.",
+        "As for the TPS row: the Rust decision for the five DDL statements is about 2% of the "
+        "backend's perf samples, while backend CPU per transaction moves by ±10% between runs "
+        "of the same configuration (the per-repetition ratios of mode off to not loaded span "
+        "about 0.94–1.11), more than the budget.",
+        "Measure the guarded and an unguarded role concurrently on one server (each backend's "
+        "own CPU), then trim the mapping's allocations if the figure stays above 2%.",
     ),
     "classification": (
         "Most of the time is libpg_query's parse and the protobuf decoding of its tree; the "
