@@ -88,6 +88,14 @@ CAUSES = {
         "Measure the guarded and an unguarded role concurrently on one server (each backend's "
         "own CPU), then trim the mapping's allocations if the figure stays above 2%.",
     ),
+    "hook_enforce_cpu_paired": (
+        "Both roles ran the script at the same time on the loaded server, so the machine's "
+        "drift hits both; what remains is the guarded backend's own work: the DDL statements' "
+        "`sm_judge_utility` (node mapping, rules, DROP TABLE's question whether the table is "
+        "new, the verdict copied to C) and the capped LockTimeout around each.",
+        "Trim the mapping's allocations (the statement text copied, names as Strings) and "
+        "allocate the verdict once per backend.",
+    ),
     "classification": (
         "Most of the time is libpg_query's parse and the protobuf decoding of its tree; the "
         "figure moves with the machine's load (76,000/s in a quieter moment of the same day).",
@@ -128,6 +136,7 @@ def summarize(rows):
         summary[key] = {
             "tps": median(tps),
             "by_rep": {r["rep"]: r["tps"] for r in group if not math.isnan(r["tps"])},
+            "cpu_by_rep": {r["rep"]: r["cpu_us_per_txn"] for r in group if not math.isnan(r["cpu_us_per_txn"])},
             "latency_ms": median(latency),
             "cpu_us_per_txn": median(cpu),
             "ctx_switches_per_txn": median(ctx),
@@ -176,13 +185,14 @@ def check(target_id, label, value, op, threshold, detail=""):
     }
 
 
-def paired(summary, a_key, b_key):
-    """The median over repetitions of a/b, each pair from the same repetition (run one
-    after the other, so drift of the machine hits both), and the pairs' min and max."""
+def paired(summary, a_key, b_key, field="by_rep"):
+    """The median over repetitions of a/b (TPS, or `cpu_by_rep`), each pair from the same
+    repetition (run one after the other, or at once, so drift of the machine hits both),
+    and the pairs' min and max."""
     a, b = summary.get(a_key), summary.get(b_key)
-    if not a or not b:
+    if not a or not b or field not in a or field not in b:
         return None, None, None
-    ratios = [a["by_rep"][rep] / b["by_rep"][rep] for rep in a["by_rep"] if b["by_rep"].get(rep)]
+    ratios = [a[field][rep] / b[field][rep] for rep in a[field] if b[field].get(rep)]
     if not ratios:
         return None, None, None
     return median(ratios), min(ratios), max(ratios)
@@ -276,6 +286,23 @@ def evaluate(summary, classify, busy_poll_us):
                 "hook mode enforce / not loaded, utility script: backend CPU per transaction "
                 f"({enforce['cpu_us_per_txn']:.0f} vs {base['cpu_us_per_txn']:.0f} µs)",
                 enforce["cpu_us_per_txn"] / base["cpu_us_per_txn"],
+                "<=",
+                1.02,
+            )
+        )
+    value, low, high = paired(
+        summary,
+        ("hook_paired", "utility", 1, "loaded_enforce"),
+        ("hook_paired", "utility", 1, "loaded_off"),
+        "cpu_by_rep",
+    )
+    if value is not None:
+        checks.append(
+            check(
+                "hook_enforce_cpu_paired",
+                "hook mode enforce / mode off, both roles at the same time, each backend's CPU per "
+                f"transaction (per-repetition ratios {low:.2f}–{high:.2f})",
+                value,
                 "<=",
                 1.02,
             )
@@ -457,6 +484,19 @@ def markdown(meta, summary, checks, classify):
             f"{num(entry.get('latency_ms'), 3)} | {num(ratio(entry.get('tps'), base), 3)} | "
             f"{num(entry.get('cpu_us_per_txn'), 1)} |"
         )
+    paired_rows = [
+        (variant, summary.get(("hook_paired", "utility", 1, variant)) or {}) for variant in ("loaded_off", "loaded_enforce")
+    ]
+    if any(entry for _, entry in paired_rows):
+        lines += [
+            "",
+            "Both roles at the same time (extension loaded; each backend charged its own CPU from /proc):",
+            "",
+            "| variant | median TPS | backend CPU µs/txn |",
+            "|---|---|---|",
+        ]
+        for variant, entry in paired_rows:
+            lines.append(f"| {variant} | {num(entry.get('tps'))} | {num(entry.get('cpu_us_per_txn'), 1)} |")
     lines += ["", "## Classification (classify_bench, release, one thread)", ""]
     for what, rate in classify.items():
         lines.append(f"- parse + decide, {what}: {rate:,} statements/s")

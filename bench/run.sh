@@ -32,7 +32,9 @@
 #   5. the hook: a pgbench script of safe utility statements (bench/hook.sql) at -c 1,
 #      directly, with the extension not loaded (restart without shared_preload_libraries),
 #      loaded with mode off, and loaded with mode enforce; interleaved the same way; TPS
-#      and the backend's CPU time per transaction;
+#      and the backend's CPU time per transaction; then mode off and enforce at the same
+#      time on the loaded server, each backend charged its own CPU (the drift between runs
+#      hits both alike);
 #   6. classification: statements/s of libpg_query parse + policy decision, one thread;
 #   7. medians, ratios and the issue's targets: bench/report.py.
 set -euo pipefail
@@ -380,6 +382,56 @@ for rep in $(seq "$reps"); do
         hook_run loaded_enforce "$rep" bench_guarded
         hook_run loaded_off "$rep" bench_plain
     fi
+done
+# The same two roles at the same time on the loaded server: the machine's drift between
+# runs (±10% here) hits both alike, and each backend is charged its own CPU, read from /proc
+# until it exits. Ratios per repetition: enforce / off.
+backend_ticks() { # PID: the backend's user + system ticks, last read before it exits
+    python3 -c '
+import sys, time
+path, last = f"/proc/{sys.argv[1]}/stat", "nan"
+while True:
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        break
+    last = int(fields[11]) + int(fields[12])
+    time.sleep(0.002)
+print(last)' "$1"
+}
+log "hook cost, both roles at once: $reps reps x ${duration}s"
+for rep in $(seq "$reps"); do
+    declare -A bench_pid=() ticks_file=()
+    for role in bench_plain bench_guarded; do
+        "$pg_bin/pgbench" -n -f "$work/hook.sql" -M simple -c 1 -T "$duration" -h 127.0.0.1 -p "$pg_port" \
+            -U "$role" bench > "$work/logs/hook-paired-$role-$rep.log" 2>&1 &
+        bench_pid[$role]=$!
+    done
+    sleep 0.3
+    watchers=()
+    for role in bench_plain bench_guarded; do
+        pid=$(psql_admin -d postgres -Atc "SELECT pid FROM pg_stat_activity
+            WHERE usename = '$role' AND backend_type = 'client backend'")
+        ticks_file[$role]=$work/hook-paired-$role.ticks
+        backend_ticks "$pid" > "${ticks_file[$role]}" &
+        watchers+=($!)
+    done
+    wait "${bench_pid[bench_plain]}" "${bench_pid[bench_guarded]}" "${watchers[@]}" || true
+    for role in bench_plain bench_guarded; do
+        variant=loaded_off
+        [ "$role" = bench_guarded ] && variant=loaded_enforce
+        out=$work/logs/hook-paired-$role-$rep.log
+        tps=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out")
+        latency=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$out")
+        txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out")
+        cpu=$(awk -v t="$(cat "${ticks_file[$role]}")" -v n="${txns:-0}" -v hz="$ticks_per_s" \
+            'BEGIN { if (n > 0 && t != "nan") printf "%.2f", t * 1e6 / hz / n; else print "nan" }')
+        printf 'hook_paired\tutility\t1\t%s\t%s\t%s\t%s\t%s\tnan\n' "$variant" "$rep" "${tps:-nan}" \
+            "${latency:-nan}" "$cpu" >> "$samples"
+        printf '  %-8s %-16s c%-2s %-16s tps %10.1f  latency %7.3f ms  cpu %s us/txn\n' hook_pair utility 1 \
+            "$variant" "${tps:-0}" "${latency:-0}" "$cpu" >&2
+    done
 done
 pg_version=$("$pg_bin/psql" -X -Atq -h "$work/sock" -p "$pg_port" -U postgres -d postgres -c 'SHOW server_version')
 
