@@ -445,3 +445,13 @@ impl Drop for Proxy {
         let _ = fs::remove_file(&self.log_path);
     }
 }
+
+/// Null-terminated strings back to back, as the wire protocol writes them (raw-socket tests).
+pub fn cstrings(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(part.as_bytes());
+        out.push(0);
+    }
+    out
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{Auth, Cluster, ClusterOptions, Proxy};
+use e2e::{cstrings, Auth, Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
 fn cluster_with(auth: Auth, conf: &[(&str, &str)]) -> Cluster {
@@ -215,15 +215,6 @@ fn startup_3_2(user: &str) -> Vec<u8> {
     let mut packet = ((body.len() + 4) as i32).to_be_bytes().to_vec();
     packet.extend_from_slice(&body);
     packet
-}
-
-fn cstrings(parts: &[&str]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in parts {
-        out.extend_from_slice(part.as_bytes());
-        out.push(0);
-    }
-    out
 }
 
 fn query(sql: &str) -> Vec<u8> {

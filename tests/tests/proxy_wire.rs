@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
+use e2e::{cstrings, Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
 fn cluster() -> Cluster {
@@ -470,15 +470,6 @@ fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
     out.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
     out.extend_from_slice(body);
-    out
-}
-
-fn cstrings(parts: &[&str]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in parts {
-        out.extend_from_slice(part.as_bytes());
-        out.push(0);
-    }
     out
 }
 

@@ -140,16 +140,8 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             if let Some(message) = split_message(&mut self.buf, self.max_len)? {
                 return Ok(Some(message));
             }
-            let wanted = wanted_bytes(&self.buf);
-            self.buf.reserve(wanted.clamp(1, 64 * 1024));
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Malformed(
-                        "connection closed in the middle of a message".into(),
-                    ))
-                };
+            if !self.read_more(wanted_bytes(&self.buf).clamp(1, 64 * 1024)).await? {
+                return Ok(None);
             }
         }
     }
@@ -162,16 +154,24 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
                 return Ok(Some(frame));
             }
             let wanted = wanted_bytes(&self.buf).min(whole_up_to.saturating_add(1));
-            self.buf.reserve(wanted.clamp(1, CHUNK));
-            if self.inner.read_buf(&mut self.buf).await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(FrameError::Malformed(
-                        "connection closed in the middle of a message".into(),
-                    ))
-                };
+            if !self.read_more(wanted.clamp(1, CHUNK)).await? {
+                return Ok(None);
             }
+        }
+    }
+
+    /// Read more into the buffer (room for at least `reserve` bytes); false when the peer
+    /// closed between messages, an error when it closed in the middle of one.
+    async fn read_more(&mut self, reserve: usize) -> Result<bool, FrameError> {
+        self.buf.reserve(reserve);
+        if self.inner.read_buf(&mut self.buf).await? > 0 {
+            Ok(true)
+        } else if self.buf.is_empty() {
+            Ok(false)
+        } else {
+            Err(FrameError::Malformed(
+                "connection closed in the middle of a message".into(),
+            ))
         }
     }
 
