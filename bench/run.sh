@@ -14,7 +14,8 @@
 # --busy-poll-us of the fifth target, an unguarded proxy measured at -c 1 only; default 200).
 #
 # What it does, in this order:
-#   1. installs PgBouncer from Debian if it is missing (its system service is not started);
+#   1. installs PgBouncer and valgrind from Debian if they are missing (PgBouncer's system
+#      service is not started);
 #   2. builds the proxy and classify_bench in the release profile (what users run; fat LTO,
 #      about 10 min from scratch on 2 quiet cores, 30 under load) and packages the extension;
 #   3. starts a throwaway PG15 cluster in a temp directory (fsync, synchronous_commit and
@@ -35,6 +36,9 @@
 #      and the backend's CPU time per transaction; then mode off and enforce at the same
 #      time on the loaded server, each backend charged its own CPU (the drift between runs
 #      hits both alike);
+#      then the same script's instructions per transaction, counted by callgrind in one
+#      backend per variant (bench/hook_instructions.py: a figure the machine's load does
+#      not move, for the 2% budget that wall-clock figures here cannot resolve);
 #   6. classification: statements/s of libpg_query parse + policy decision, one thread;
 #   7. medians, ratios and the issue's targets: bench/report.py.
 set -euo pipefail
@@ -71,9 +75,12 @@ die() { log "error: $*"; exit 1; }
 started=$(date +%s)
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- 1. PgBouncer -----------------------------------------------------------------
-if ! command -v pgbouncer > /dev/null; then
-    log "installing pgbouncer from Debian"
+# --- 1. PgBouncer, valgrind -------------------------------------------------------
+missing=()
+command -v pgbouncer > /dev/null || missing+=(pgbouncer)
+command -v callgrind_annotate > /dev/null || missing+=(valgrind)
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} from Debian"
     # Debian starts a package's service on install unless policy-rc.d says no (101).
     own_policy=false
     if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -81,8 +88,8 @@ if ! command -v pgbouncer > /dev/null; then
         chmod 755 /usr/sbin/policy-rc.d
         own_policy=true
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q pgbouncer >&2 \
-        || { $own_policy && rm -f /usr/sbin/policy-rc.d; die "apt-get install pgbouncer failed"; }
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q "${missing[@]}" >&2 \
+        || { $own_policy && rm -f /usr/sbin/policy-rc.d; die "apt-get install ${missing[*]} failed"; }
     if $own_policy; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
@@ -434,6 +441,16 @@ for rep in $(seq "$reps"); do
     done
 done
 pg_version=$("$pg_bin/psql" -X -Atq -h "$work/sock" -p "$pg_port" -U postgres -d postgres -c 'SHOW server_version')
+as_postgres "$pg_bin/pg_ctl" -D "$work/data" -w -t 60 -m fast stop > /dev/null
+
+# --- 5b. Hook cost in instructions ------------------------------------------------
+# The budget is 2% and the wall-clock figures above move by ±10% between runs here:
+# callgrind counts the backend's instructions, which the machine's load does not change.
+instr_reps=3 instr_txns=40
+$quick && instr_reps=1 instr_txns=10
+log "hook cost in instructions: callgrind, $instr_reps reps x $instr_txns transactions"
+python3 "$root/bench/hook_instructions.py" --pg-bin "$pg_bin" --lib "$work/lib/safe_migrations.so" \
+    --reps "$instr_reps" --txns "$instr_txns" > "$work/logs/hook_instructions.json"
 
 # --- 6. Classification ------------------------------------------------------------
 log "classification (classify_bench)"
@@ -452,6 +469,7 @@ git diff --quiet HEAD 2> /dev/null || commit="$commit (with uncommitted changes)
 python3 "$root/bench/report.py" \
     --samples "$samples" \
     --classify "$work/logs/classify.log" \
+    --hook-instructions "$work/logs/hook_instructions.json" \
     --out-dir "$out_dir" \
     --meta date="$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
     --meta cores="$(nproc)" \
