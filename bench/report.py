@@ -98,9 +98,15 @@ CAUSES = {
         "them into Strings, build the verdict without an intermediate Vec.",
     ),
     "classification": (
-        "Most of the time is libpg_query's parse and the protobuf decoding of its tree; the "
-        "figure moves with the machine's load (76,000/s in a quieter moment of the same day).",
-        "Re-run on a quiet machine; the proxy parses a repeated text once per session.",
+        "perf on classify_bench: about 30% of the samples are libpg_query encoding its parse "
+        "tree as protobuf (upb's `encode_message` walks every field of the 270-way Node oneof "
+        "for each node), 10% its parser and lexer, and much of the rest malloc/free and prost "
+        "decoding that tree again in Rust; the policy's own decision is a few percent. The "
+        "figure moves with the host's load: 88,917/s in the quieter 22:33 run of 2026-11-21 with "
+        "the same classifier, 45,851–48,010/s in two loaded runs.",
+        "Re-run on a quiet machine. In code, only a parse without the protobuf round trip "
+        "(libpg_query's C tree walked directly, as the extension walks Postgres' own) would "
+        "change the figure by much; the proxy already parses a repeated text once per session.",
     ),
 }
 
