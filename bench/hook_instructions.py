@@ -136,11 +136,14 @@ def main():
         raise SystemExit("run as root (the cluster runs as the postgres user via runuser)")
     if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    for name, path in (("--lib", args.lib), ("--hook-sql", args.hook_sql), ("--pg-bin", Path(args.pg_bin) / "postgres")):
+        if not Path(path).is_file():
+            raise SystemExit(f"{name}: {path} is not a file")
     for name, value in (("--reps", args.reps), ("--txns", args.txns)):
         if value < 1:
             raise SystemExit(f"{name} must be at least 1, not {value}")
 
-    work = Path(tempfile.mkdtemp(prefix="safe-migrations-callgrind."))
+    work, done = Path(tempfile.mkdtemp(prefix="safe-migrations-callgrind.")), False
     cluster = Cluster(args.pg_bin, args.lib, work)
     try:
         cluster.start(preload=False, callgrind=False)
@@ -197,6 +200,8 @@ def main():
                         if dump.exists():
                             break
                         time.sleep(0.1)
+                    else:
+                        raise SystemExit(f"callgrind wrote no {dump} for backend {pid} (see {work}/postgres.log)")
                     if args.keep:
                         Path(args.keep).mkdir(parents=True, exist_ok=True)
                         shutil.copy(dump, Path(args.keep) / f"{variant}.{rep}.callgrind")
@@ -213,9 +218,13 @@ def main():
             cluster.stop()
         version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
         print(json.dumps({"tool": version, "txns": args.txns, "warmup": args.warmup, "samples": samples}, indent=2))
+        done = True
     finally:
         cluster.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if done:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"failed; the cluster's files are kept in {work}")
 
 
 if __name__ == "__main__":
