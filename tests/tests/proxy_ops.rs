@@ -571,3 +571,69 @@ fn requiring_tls_of_a_server_without_it_says_the_server_does_not_support_tls() {
         "f"
     );
 }
+
+/// How long after `start` the proxy closed `stream` (its reads return 0 or an error);
+/// panics if it is still open after `limit`.
+fn closed_after(stream: &mut TcpStream, start: Instant, limit: Duration) -> Duration {
+    let mut buf = [0u8; 64];
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        assert!(!left.is_zero(), "still open after {limit:?}");
+        stream.set_read_timeout(Some(left)).unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => return start.elapsed(),
+        }
+    }
+}
+
+#[test]
+fn a_client_without_a_startup_packet_is_closed_after_the_login_timeout() {
+    let cluster = cluster_with(Auth::ScramSha256, &[]);
+    let mut proxy = Proxy::start(&cluster, &["--login-timeout", "1"]);
+    let mut logged_in = connect(&proxy.url("migrator", "postgres"));
+    let start = Instant::now();
+    // Silent; half a startup packet; an SSLRequest answered 'N' and then nothing.
+    let mut silent = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    let mut partial = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    partial.write_all(&[0, 0, 0, 40, 0, 3]).unwrap();
+    let mut after_ssl = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    after_ssl.write_all(&[0, 0, 0, 8, 4, 210, 22, 47]).unwrap();
+    let mut answer = [0u8; 1];
+    after_ssl.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"N");
+    for stream in [&mut silent, &mut partial, &mut after_ssl] {
+        let after = closed_after(stream, start, Duration::from_secs(10));
+        assert!(
+            after >= Duration::from_millis(900),
+            "closed after {after:?}, before the timeout"
+        );
+    }
+    // A session that logged in is not bound by it, idle or not.
+    assert!(start.elapsed() > Duration::from_secs(1));
+    assert_eq!(first_value(&mut logged_in, "SELECT 7"), "7");
+    assert_eq!(
+        first_value(&mut connect(&proxy.url("app", "postgres")), "SELECT 8"),
+        "8"
+    );
+    assert!(proxy.is_alive());
+    assert!(proxy.log().contains("no startup packet in time"), "{}", proxy.log());
+}
+
+#[test]
+fn a_login_timeout_outside_1_to_600_seconds_is_refused_at_start() {
+    for value in ["0", "601"] {
+        let output = Command::new(e2e::safe_migrations_bin())
+            .args(["proxy", "--upstream", "127.0.0.1:1", "--login-timeout", value])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("--login-timeout {value}: expected 1 to 600 seconds")),
+            "{stderr}"
+        );
+    }
+}

@@ -62,6 +62,10 @@ pub struct ProxyArgs {
     /// CA certificates (PEM) for --upstream-tls verify-full; default: the system roots.
     #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM_CA")]
     pub upstream_ca: Option<PathBuf>,
+    /// How long a new client has to send its startup packet, TLS handshake included
+    /// (seconds, 1 to 600, as the server's authentication_timeout); then it is closed.
+    #[arg(long, env = "SAFE_MIGRATIONS_LOGIN_TIMEOUT", default_value_t = 60)]
+    pub login_timeout: u64,
     /// On SIGTERM/SIGINT, how long open sessions may still run (seconds).
     #[arg(long, env = "SAFE_MIGRATIONS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
     pub shutdown_timeout: u64,
@@ -87,6 +91,7 @@ struct Shared {
     open_sessions: AtomicUsize,
     max_statement_bytes: usize,
     busy_poll: BusyPoll,
+    login_timeout: Duration,
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
@@ -159,6 +164,12 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
             args.busy_poll_us
         ));
     }
+    if !(1..=600).contains(&args.login_timeout) {
+        return Err(format!(
+            "--login-timeout {}: expected 1 to 600 seconds (the range of the server's authentication_timeout)",
+            args.login_timeout
+        ));
+    }
     if args.threads == Some(0) {
         return Err("--threads must be at least 1".to_string());
     }
@@ -172,6 +183,7 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
             0 => BusyPoll::off(),
             us => BusyPoll::new(Duration::from_micros(us)),
         },
+        login_timeout: Duration::from_secs(args.login_timeout),
     })
 }
 
@@ -311,7 +323,15 @@ async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared
     shared.open_sessions.fetch_add(1, Ordering::Relaxed);
     let _open = OpenSession(&shared.open_sessions);
     let _on_this_thread = passthrough::OnThisThread::enter();
-    match frontend::negotiate(tcp, shared.acceptor.as_ref()).await {
+    // A client that connects and sends no startup packet would hold its socket forever;
+    // after the startup packet the server's authentication_timeout bounds the login.
+    let Ok(hello) =
+        tokio::time::timeout(shared.login_timeout, frontend::negotiate(tcp, shared.acceptor.as_ref())).await
+    else {
+        tracing::warn!(%peer, timeout_s = shared.login_timeout.as_secs(), "no startup packet in time: closing");
+        return;
+    };
+    match hello {
         Ok(Hello::Cancel(packet)) => {
             if let Err(err) = shared.upstream.cancel(&packet).await {
                 tracing::warn!(%peer, error = %err, "cannot forward cancel request");
