@@ -11,28 +11,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::{cstrings, Cluster, ClusterOptions, Proxy};
+use e2e::{cstrings, env_number, Cluster, ClusterOptions, Proxy, Rng};
 use postgres::{Client, NoTls, SimpleQueryMessage};
-
-/// xorshift64*: small, seedable, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 fn message(tag: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![tag];
@@ -120,7 +100,7 @@ fn case(rng: &mut Rng) -> Vec<u8> {
             1 => bytes.truncate(at),
             2 => {
                 // A length field's worth of garbage: lengths are where framing breaks.
-                let word = (rng.next() as u32).to_be_bytes();
+                let word = (rng.next_u64() as u32).to_be_bytes();
                 for (k, b) in word.iter().enumerate() {
                     if let Some(slot) = bytes.get_mut(at + k) {
                         *slot = *b;
@@ -128,14 +108,14 @@ fn case(rng: &mut Rng) -> Vec<u8> {
                 }
             }
             3 => {
-                let junk: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+                let junk: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next_u64() as u8).collect();
                 bytes.splice(at..at, junk);
             }
             4 => {
                 let big = *rng.pick(&[0x7fff_ffffu32, 0xffff_ffff, 0x0100_0000, 3, 0]);
                 bytes.splice(at..at, [&[*rng.pick(b"QPBd")][..], &big.to_be_bytes()].concat());
             }
-            _ => bytes.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+            _ => bytes.extend((0..rng.below(64)).map(|_| rng.next_u64() as u8)),
         }
     }
     bytes
@@ -173,15 +153,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
-        Err(_) => default,
-    }
-}
-
 fn client_sessions(cluster: &Cluster) -> usize {
     cluster
         .execute(
@@ -211,7 +182,7 @@ fn mutated_client_streams_never_kill_or_hang_the_proxy() {
     let threads: Vec<_> = (0..4u64)
         .map(|thread| {
             std::thread::spawn(move || {
-                let mut rng = Rng(seed.wrapping_add(thread.wrapping_mul(0x9e37_79b9_7f4a_7c15)) | 1);
+                let mut rng = Rng::new(seed.wrapping_mul(4).wrapping_add(thread));
                 let (mut failures, mut logged_in) = (Vec::new(), 0);
                 for i in 0..cases {
                     let bytes = case(&mut rng);
