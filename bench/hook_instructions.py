@@ -205,7 +205,7 @@ def main():
                     if args.keep:
                         Path(args.keep).mkdir(parents=True, exist_ok=True)
                         shutil.copy(dump, Path(args.keep) / f"{variant}.{rep}.callgrind")
-                    total, inclusive = callgrind_costs(dump, ["sm_judge_utility", "sm_process_utility"])
+                    total, inclusive = callgrind_costs(dump, ["sm_judge_utility"])
                     sample = {
                         "variant": variant,
                         "rep": rep,

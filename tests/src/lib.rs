@@ -10,7 +10,7 @@
 pub mod tools;
 
 use std::fs;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -492,5 +492,26 @@ pub fn env_number(name: &str, default: u64) -> u64 {
             .parse()
             .unwrap_or_else(|_| panic!("{name}={value:?} is not a number")),
         Err(_) => default,
+    }
+}
+
+/// Read `stream` until the peer closes it (or resets it), at most `limit` from now:
+/// Ok(what was read), or Err(how many bytes were read) if it was still open then.
+pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, usize> {
+    let deadline = Instant::now() + limit;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(received.len());
+        }
+        stream.set_read_timeout(Some(left)).expect("a read timeout");
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(received),
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => return Ok(received),
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! The cases come from a seeded generator: `SAFE_MIGRATIONS_FUZZ_SEED=<n>` replays or
 //! varies them, `SAFE_MIGRATIONS_FUZZ_CASES=<n>` sets how many per thread.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -128,25 +128,8 @@ fn send_and_wait_for_close(port: u16, bytes: &[u8], timeout: Duration) -> Result
     // The proxy may close before it has read everything: write errors are fine.
     let _ = stream.write_all(bytes);
     let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + timeout;
-    let mut buf = [0u8; 8192];
-    let mut received = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "still open after {timeout:?} ({} bytes received)",
-                received.len()
-            ));
-        }
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buf) {
-            Ok(0) => return Ok(received),
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(_) => return Ok(received), // reset
-        }
-    }
+    e2e::read_until_closed(&mut stream, timeout)
+        .map_err(|received| format!("still open after {timeout:?} ({received} bytes received)"))
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -572,21 +572,12 @@ fn requiring_tls_of_a_server_without_it_says_the_server_does_not_support_tls() {
     );
 }
 
-/// How long after `start` the proxy closed `stream` (its reads return 0 or an error);
-/// panics if it is still open after `limit`.
+/// How long after `start` the proxy closed `stream`; panics if it is still open after `limit`.
 fn closed_after(stream: &mut TcpStream, start: Instant, limit: Duration) -> Duration {
-    let mut buf = [0u8; 64];
-    loop {
-        let left = limit.saturating_sub(start.elapsed());
-        assert!(!left.is_zero(), "still open after {limit:?}");
-        stream.set_read_timeout(Some(left)).unwrap();
-        match stream.read(&mut buf) {
-            Ok(0) => return start.elapsed(),
-            Ok(_) => continue,
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
-            Err(_) => return start.elapsed(),
-        }
+    if let Err(received) = e2e::read_until_closed(stream, limit.saturating_sub(start.elapsed())) {
+        panic!("still open after {limit:?} ({received} bytes received)");
     }
+    start.elapsed()
 }
 
 #[test]
