@@ -48,6 +48,18 @@ impl std::fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Does `sql` parse to the same tree when '...' literals take backslash escapes
+/// (standard_conforming_strings off) as when they do not? Where it does, the literals
+/// end at the same places and hold the same text either way.
+pub fn reads_the_same_with_nonstandard_strings(sql: &str) -> bool {
+    let standard = pg_query::parse(sql, 0);
+    let nonstandard = pg_query::parse(sql, pg_query::ParserOptions::DISABLE_STANDARD_CONFORMING_STRINGS);
+    match (standard, nonstandard) {
+        (Ok(standard), Ok(nonstandard)) => standard.protobuf == nonstandard.protobuf,
+        _ => false,
+    }
+}
+
 /// Parse `sql` (one or many statements) and describe each statement in the model.
 ///
 /// Each statement's source runs from the end of the previous statement (after its `;`)
@@ -274,5 +286,15 @@ mod tests {
     fn nul_byte_is_an_error_not_a_panic() {
         let err = parse_sql("SELECT 1;\0").unwrap_err();
         assert_eq!(err.position, Some(9));
+    }
+
+    #[test]
+    fn backslashes_that_move_a_literals_end_read_differently_without_standard_strings() {
+        // Standard strings: one literal. Backslash escapes: three statements.
+        assert!(!reads_the_same_with_nonstandard_strings(
+            r"SELECT 'a\''; CREATE INDEX i ON t (c); SELECT '''"
+        ));
+        assert!(!reads_the_same_with_nonstandard_strings(r"SELECT 'a\nb'"));
+        assert!(reads_the_same_with_nonstandard_strings(r"SELECT E'a\nb', $$\$$ -- \"));
     }
 }

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use policy::finding::SQLSTATE_UNPARSABLE;
 use policy::model::{ObjectKind, Rename, RoutineKind, Stmt, TransactionKind};
-use policy::report::{reports, Report};
+use policy::report::{reports, Level, Report};
 use policy::settings::Unparsable;
-use policy::{decide, Catalog, Context, QualifiedName, Settings, Statement};
+use policy::{decide, Catalog, Context, Mode, QualifiedName, Settings, Statement};
 
 use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
@@ -197,14 +197,13 @@ impl NestedJudgement<'_, '_> {
                     cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
                     continue;
                 }
-                BlockStatement::Unreadable { .. } if self.allow_unparsable() => continue,
                 BlockStatement::Unreadable { reason, .. } => reason,
             };
-            return Err(self.refuse(match &reason {
+            self.cannot_check(match &reason {
                 Unreadable::Dynamic(expression) => dynamic_sql(routine, expression),
                 Unreadable::OtherLanguage(language) => other_language(routine, language),
                 Unreadable::Unparsable(error) => unparsable(error),
-            }));
+            })?;
         }
         Ok(cap)
     }
@@ -259,18 +258,18 @@ impl NestedJudgement<'_, '_> {
                 match bodies {
                     None => continue,
                     Some(Some(bodies)) => bodies,
-                    Some(None) if self.allow_unparsable() => continue,
-                    Some(None) => return Err(self.refuse(unreadable_function(&name))),
+                    Some(None) => {
+                        self.cannot_check(unreadable_function(&name))?;
+                        continue;
+                    }
                 }
             } else {
                 defined
             };
             for body in bodies.iter().filter(|body| !body.definition.is_empty()) {
                 if self.depth >= MAX_CALL_DEPTH {
-                    if self.allow_unparsable() {
-                        continue;
-                    }
-                    return Err(self.refuse(calls_too_deep(&body.name)));
+                    self.cannot_check(calls_too_deep(&body.name))?;
+                    continue;
                 }
                 let statements = function_sql(&body.definition).unwrap_or_default();
                 self.depth += 1;
@@ -293,14 +292,61 @@ impl NestedJudgement<'_, '_> {
         }
     }
 
-    fn allow_unparsable(&self) -> bool {
-        self.facts.settings.unparsable == Unparsable::Allow
+    /// SQL the proxy cannot check: let through where the settings say so (a warning in
+    /// warn mode, where nothing is refused), refused otherwise (fail closed).
+    fn cannot_check(&mut self, report: Report) -> Result<(), String> {
+        match unchecked_report(report, self.facts.settings) {
+            Unchecked::Pass(report) => {
+                self.verdict.reports.extend(report);
+                Ok(())
+            }
+            Unchecked::Refuse(report) => {
+                self.verdict.reports.push(report);
+                Err("unparsable".to_string())
+            }
+        }
     }
+}
 
-    fn refuse(&mut self, report: Report) -> String {
-        self.verdict.reports.push(report);
-        "unparsable".to_string()
+/// What becomes of SQL the proxy cannot check.
+pub enum Unchecked {
+    /// It goes to the server, with this warning to the client, if any.
+    Pass(Option<Report>),
+    /// It is refused with this error.
+    Refuse(Report),
+}
+
+/// `unparsable = allow` lets it through silently; warn mode lets it through with the
+/// report as a warning (warn refuses nothing; the server decides, and its own errors,
+/// such as a syntax error with its position, reach the client); enforce refuses it.
+pub fn unchecked_report(report: Report, settings: &Settings) -> Unchecked {
+    if settings.unparsable == Unparsable::Allow {
+        Unchecked::Pass(None)
+    } else if settings.mode == Mode::Warn {
+        Unchecked::Pass(Some(Report {
+            level: Level::Warning,
+            ..report
+        }))
+    } else {
+        Unchecked::Refuse(report)
     }
+}
+
+/// A statement whose string literals the server reads differently from the proxy
+/// (standard_conforming_strings off and a backslash that changes the tree).
+pub fn nonstandard_strings() -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        "safe_migrations proxy: with standard_conforming_strings off, the server reads the backslashes in \
+         this statement's string literals differently from the proxy, which cannot check it"
+            .to_string(),
+        Some(
+            "With standard_conforming_strings off, a backslash escapes the next character in a '...' literal, \
+             so a literal can end elsewhere and hold other statements."
+                .to_string(),
+        ),
+        Some("SET standard_conforming_strings = on, or write such literals as E'...'.".to_string()),
+    )
 }
 
 /// A routine that runs SQL text computed at run time (fail closed).

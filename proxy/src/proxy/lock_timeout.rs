@@ -46,6 +46,29 @@ pub fn set_cap_sql(cap_ms: u64, local: bool) -> String {
     )
 }
 
+/// The hidden statement that sets the cap session-wide outside a transaction block; its
+/// one row holds where the client's value came from (pg_settings.source).
+pub fn set_session_cap_sql(cap_ms: u64) -> String {
+    format!(
+        "SELECT s.source, pg_catalog.set_config('{SAVED}', pg_catalog.current_setting('lock_timeout'), false), \
+         pg_catalog.set_config('lock_timeout', CASE WHEN s.setting::bigint = 0 OR s.setting::bigint > {cap_ms} \
+         THEN '{cap_ms}' ELSE s.setting END, false) FROM pg_catalog.pg_settings s WHERE s.name = 'lock_timeout'"
+    )
+}
+
+/// The hidden statement that puts the client's lock_timeout back after
+/// `set_session_cap_sql` answered `rows`: a value the client SET goes back with its
+/// source `session`; any other (default, configuration file, role, database, startup
+/// options) is the session's reset value, and RESET brings back its source too.
+pub fn session_restore_sql(rows: &[Vec<Option<String>>]) -> String {
+    let source = rows.first().and_then(|row| row.first()).cloned().flatten();
+    if source.as_deref() == Some("session") {
+        restore_sql(false)
+    } else {
+        "RESET lock_timeout".to_string()
+    }
+}
+
 /// The hidden statement that puts the client's lock_timeout back.
 pub fn restore_sql(local: bool) -> String {
     format!("SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('{SAVED}'), {local})")

@@ -4,17 +4,19 @@
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use policy::report::Report;
-use policy::settings::{Unparsable, SETTINGS};
-use policy::{Mode, QualifiedName, Settings, Stmt};
+use policy::settings::{parse_duration_ms, SETTINGS};
+use policy::{Mode, QualifiedName, Settings};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::catalog::{Answer, Question};
 use super::clean_verdicts::{passes_unchanged, rememberable_shape, CleanVerdicts};
 use super::config::Config;
-use super::guard::{self, Facts, Verdict};
-use super::lock_timeout::{cannot_run_in_transaction_block, restore_sql, rewrite, set_cap_sql};
+use super::guard::{self, unchecked_report, Facts, Unchecked, Verdict};
+use super::lock_timeout::{
+    cannot_run_in_transaction_block, restore_sql, rewrite, session_restore_sql, set_cap_sql, set_session_cap_sql,
+};
 use super::messages::authentication::{
     auth_code, expects_client_answer, sasl_initial_response, strip_channel_binding, AUTH_SASL,
 };
@@ -23,13 +25,13 @@ use super::messages::function_call::{function_oid, SET_CONFIG_OID};
 use super::messages::parse::Parse;
 use super::messages::startup::Startup;
 use super::messages::{
-    bind, close, describe, execute, parse, printable, query, sync, Frame, FrameError, Large, Message, MessageReader,
-    PassError,
+    bind, close, describe, execute, parse, printable, query, ready_for_query, sync, Frame, FrameError, Large, Message,
+    MessageReader, PassError,
 };
 use super::passthrough::{self, BusyPoll};
 use super::tls::Stream;
-use super::tracker::{Expect, Owner, Tracker};
-use crate::parse::{parse_sql, ParsedStatement};
+use super::tracker::{Expect, HiddenResult, OnError, Owner, Tracker};
+use crate::parse::{parse_sql, reads_the_same_with_nonstandard_strings, ParsedStatement};
 
 /// Messages up to this size are read whole. Longer CopyData, DataRow and Bind messages
 /// pass through in pieces and a statement is held whole only up to the session's
@@ -249,6 +251,7 @@ impl Session {
             .chain([
                 "pg_catalog.current_setting('server_version_num')".to_string(),
                 "pg_catalog.current_setting('TimeZone')".to_string(),
+                "pg_catalog.current_setting('standard_conforming_strings')".to_string(),
             ])
             .collect();
         let sql = format!("SELECT {}", columns.join(", "));
@@ -268,6 +271,9 @@ impl Session {
         self.server_version_num = row.get(SETTINGS.len()).cloned().flatten().and_then(|v| v.parse().ok());
         if self.tracker.timezone.is_none() {
             self.tracker.timezone = row.get(SETTINGS.len() + 1).cloned().flatten();
+        }
+        if let Some(Some(value)) = row.get(SETTINGS.len() + 2) {
+            self.tracker.standard_conforming_strings = value == "on";
         }
         if let Err(err) = config.apply(&self.role, &mut settings) {
             return Err(self.refuse_session(&err));
@@ -415,12 +421,12 @@ impl Session {
         self.tracker.push(owner, expect, &mut self.to_client);
     }
 
-    fn hidden(&mut self, batch: u64, index: usize, forward_ready: bool) -> Owner {
-        let _ = self;
+    fn hidden(batch: u64, index: usize, forward_ready: bool, on_error: OnError) -> Owner {
         Owner::Hidden {
             batch,
             index,
             forward_ready,
+            on_error,
         }
     }
 
@@ -448,8 +454,9 @@ impl Session {
             b'B' => {
                 let bind = bind::Bind::decode(&message).map_err(SessionError::Client)?;
                 let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
-                self.cap_batch_for(&prepared);
-                self.portals.insert(bind.portal.to_string(), prepared);
+                let portal = bind.portal.to_string();
+                self.cap_batch_for(&prepared).await?;
+                self.portals.insert(portal, prepared);
                 self.send(&message, client, Expect::Bind);
             }
             b'E' => self.execute(message)?,
@@ -474,8 +481,8 @@ impl Session {
                 self.extended_batch_open = false;
                 if std::mem::take(&mut self.restore_after_sync) {
                     let batch = self.new_batch();
-                    self.send_hidden_statement(batch, 0, &restore_sql(false));
-                    let owner = self.hidden(batch, 1, false);
+                    self.send_hidden_statement(batch, 0, &restore_sql(false), OnError::Keep);
+                    let owner = Self::hidden(batch, 1, false, OnError::Keep);
                     self.send(&sync::build(), owner, Expect::Sync);
                 }
             }
@@ -522,7 +529,7 @@ impl Session {
                 };
                 self.open_extended_batch();
                 let prepared = self.statements.get(&statement).cloned().unwrap_or_default();
-                self.cap_batch_for(&prepared);
+                self.cap_batch_for(&prepared).await?;
                 self.portals.insert(portal, prepared);
                 self.pass_client_body(large, true).await?;
                 self.tracker.push(Owner::Client, Expect::Bind, &mut self.to_client);
@@ -620,17 +627,20 @@ impl Session {
             return Ok(());
         }
         let sql = text.to_string();
-        let parsed = match parse_sql(&sql) {
+        let parsed = match self.parse_as_the_server_would(&sql) {
             Ok(parsed) => parsed,
-            Err(_) if self.settings.unparsable == Unparsable::Allow => {
-                self.send(&message, Owner::Client, Expect::Query);
-                return Ok(());
-            }
-            Err(err) => {
-                let refusal = ("unparsable".to_string(), guard::first_line(&sql));
-                self.refuse_query(vec![guard::unparsable(&err)], refusal);
-                return Ok(());
-            }
+            Err(report) => match unchecked_report(report, &self.settings) {
+                Unchecked::Pass(warning) => {
+                    self.send_reports(warning.as_slice());
+                    self.send(&message, Owner::Client, Expect::Query);
+                    return Ok(());
+                }
+                Unchecked::Refuse(report) => {
+                    let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                    self.refuse_query(vec![report], refusal);
+                    return Ok(());
+                }
+            },
         };
         let verdict = self
             .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
@@ -642,28 +652,88 @@ impl Session {
         self.send_reports(&verdict.reports);
         self.created.extend(verdict.created.iter().cloned());
         let caps = &verdict.caps;
-        if caps.iter().all(Option::is_none) {
-            self.send(&message, Owner::Client, Expect::Query);
-        } else if let ([statement], [Some(cap)]) = (&parsed[..], &caps[..]) {
-            // LOCK TABLE too: in the rewritten string's implicit block it would run, where
-            // on its own the server refuses it (as it does with the extension).
-            let alone_outside_block = cannot_run_in_transaction_block(&statement.statement.stmt)
-                || matches!(statement.statement.stmt, Stmt::Lock { .. });
-            if alone_outside_block && self.tracker.status == b'I' {
-                // Alone, outside a transaction: the cap goes in separate hidden queries.
-                let batch = self.new_batch();
-                let before = self.hidden(batch, 0, false);
-                let after = self.hidden(batch, 1, false);
-                self.send(&query::build(&set_cap_sql(*cap, false)), before, Expect::Query);
-                self.send(&message, Owner::Client, Expect::Query);
-                self.send(&query::build(&restore_sql(false)), after, Expect::Query);
-            } else {
-                self.send_rewritten(&sql, &parsed, caps);
-            }
-        } else {
-            self.send_rewritten(&sql, &parsed, caps);
+        match &caps[..] {
+            caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
+            [Some(cap)] if self.tracker.quiet() => self.send_capped_alone(message, *cap).await?,
+            _ => self.send_rewritten(&sql, &parsed, caps),
         }
         Ok(())
+    }
+
+    /// A Query of one capped statement goes to the server exactly as the client sent it:
+    /// in a string of its own it keeps its transaction structure (a statement that refuses
+    /// transaction blocks still runs) and its text (positions, current_query()). The cap
+    /// is set by hidden statements in round trips of their own first, and put back by one
+    /// right after it.
+    /// - Outside a transaction block: session-wide, computed by the server in one round
+    ///   trip; no transaction of the client's is open for it to touch.
+    /// - Inside one: `SHOW`, then `SET LOCAL` (neither takes a snapshot, so a repeatable
+    ///   read transaction's snapshot is still taken by the client's own statement), only
+    ///   when the client's lock_timeout is above the cap; undone by the transaction's end.
+    /// - In a failed transaction nothing runs: the statement goes alone and gets the
+    ///   server's 25P02.
+    ///
+    /// If setting the cap fails (a cancel, a terminated backend), the client's statement
+    /// is not sent: the server's error and ReadyForQuery are the client's answer.
+    async fn send_capped_alone(&mut self, message: Message, cap: u64) -> Result<(), SessionError> {
+        let restore = match self.tracker.status {
+            b'I' => match self.set_cap_hidden(&set_session_cap_sql(cap)).await? {
+                Some(rows) => session_restore_sql(&rows),
+                None => return Ok(()),
+            },
+            b'T' => {
+                let shown = match self.hidden_statement("SHOW lock_timeout").await? {
+                    Ok(rows) => rows.into_iter().next().and_then(|row| row.into_iter().next().flatten()),
+                    Err(error) => {
+                        self.answer_with_server_error(error);
+                        return Ok(());
+                    }
+                };
+                let shown = shown.unwrap_or_default();
+                let shown_ms = parse_duration_ms(&shown).unwrap_or(0);
+                if shown_ms != 0 && shown_ms <= cap {
+                    self.send(&message, Owner::Client, Expect::Query);
+                    return Ok(());
+                }
+                if self
+                    .set_cap_hidden(&format!("SET LOCAL lock_timeout = {cap}"))
+                    .await?
+                    .is_none()
+                {
+                    return Ok(());
+                }
+                format!("SET LOCAL lock_timeout = '{}'", shown.replace('\'', "''"))
+            }
+            _ => {
+                self.send(&message, Owner::Client, Expect::Query);
+                return Ok(());
+            }
+        };
+        self.send(&message, Owner::Client, Expect::Query);
+        let batch = self.new_batch();
+        let owner = Self::hidden(batch, 0, false, OnError::ClientUnlessAborted);
+        self.send(&query::build(&restore), owner, Expect::Query);
+        Ok(())
+    }
+
+    /// Run the hidden statement that sets the cap: its rows, or None when it failed, after
+    /// giving the client the server's error in place of its statement's answer.
+    async fn set_cap_hidden(&mut self, sql: &str) -> Result<Option<Rows>, SessionError> {
+        match self.hidden_statement(sql).await? {
+            Ok(rows) => Ok(Some(rows)),
+            Err(error) => {
+                self.answer_with_server_error(error);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The client's Query is answered by an ErrorResponse the server gave a hidden
+    /// statement in its place, and a ReadyForQuery with the server's present status.
+    fn answer_with_server_error(&mut self, error: Bytes) {
+        let mut bytes = BytesMut::from(&error[..]);
+        bytes.extend_from_slice(&ready_for_query::build(self.tracker.status).bytes);
+        self.tracker.push_synthetic(bytes.freeze(), &mut self.to_client);
     }
 
     fn send_rewritten(&mut self, sql: &str, parsed: &[ParsedStatement], caps: &[Option<u64>]) {
@@ -685,18 +755,21 @@ impl Session {
             }
             (parse.name.to_string(), parse.query.to_string())
         };
-        let parsed = match parse_sql(&sql) {
+        let parsed = match self.parse_as_the_server_would(&sql) {
             Ok(parsed) => parsed,
-            Err(_) if self.settings.unparsable == Unparsable::Allow => {
-                self.statements.insert(name, Prepared::default());
-                self.send(&message, Owner::Client, Expect::Parse);
-                return Ok(());
-            }
-            Err(err) => {
-                let refusal = ("unparsable".to_string(), guard::first_line(&sql));
-                self.refuse_extended(vec![guard::unparsable(&err)], refusal);
-                return Ok(());
-            }
+            Err(report) => match unchecked_report(report, &self.settings) {
+                Unchecked::Pass(warning) => {
+                    self.send_reports(warning.as_slice());
+                    self.statements.insert(name, Prepared::default());
+                    self.send(&message, Owner::Client, Expect::Parse);
+                    return Ok(());
+                }
+                Unchecked::Refuse(report) => {
+                    let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                    self.refuse_extended(vec![report], refusal);
+                    return Ok(());
+                }
+            },
         };
         let verdict = self.judge_remembered(&sql, None, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
@@ -711,7 +784,7 @@ impl Session {
                 .any(|statement| cannot_run_in_transaction_block(&statement.statement.stmt)),
             created: verdict.created,
         };
-        self.cap_batch_for(&prepared);
+        self.cap_batch_for(&prepared).await?;
         self.statements.insert(name, prepared);
         self.send(&message, Owner::Client, Expect::Parse);
         Ok(())
@@ -727,12 +800,13 @@ impl Session {
                 self.send(&message, Owner::Client, Expect::Execute)
             }
             // Otherwise a hidden Execute goes first: such a statement then fails ("cannot
-            // be executed within a pipeline") rather than run without the cap.
+            // be executed within a pipeline") rather than run without the cap. If the cap
+            // fails, the server skips the client's Execute: the error is the client's.
             Some(cap) if self.tracker.server_listening() => {
                 let batch = self.new_batch();
-                self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true));
+                self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true), OnError::Client);
                 self.send(&message, Owner::Client, Expect::Execute);
-                self.send_hidden_statement(batch, 1, &restore_sql(true));
+                self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
             }
             _ => self.send(&message, Owner::Client, Expect::Execute),
         }
@@ -742,46 +816,71 @@ impl Session {
     /// A statement that cannot run in a transaction block must be the first Execute of
     /// its batch, so its cap cannot be a hidden Execute in front of it. When its Parse or
     /// Bind starts a batch, the cap is set session-wide in a hidden batch of its own just
-    /// before, and restored after the client's Sync.
-    fn cap_batch_for(&mut self, prepared: &Prepared) {
-        let Some(cap) = prepared.cap else { return };
+    /// before (waited for: if it fails, the Execute gets the hidden cap in front of it and
+    /// fails rather than run uncapped), and restored after the client's Sync.
+    async fn cap_batch_for(&mut self, prepared: &Prepared) -> Result<(), SessionError> {
+        let Some(cap) = prepared.cap else { return Ok(()) };
         if !prepared.outside_transaction
             || self.restore_after_sync
             || !self.tracker.quiet()
             || self.tracker.status != b'I'
         {
-            return;
+            return Ok(());
         }
-        let batch = self.new_batch();
-        self.send_hidden_statement(batch, 0, &set_cap_sql(cap, false));
-        let owner = self.hidden(batch, 1, false);
-        self.send(&sync::build(), owner, Expect::Sync);
-        self.restore_after_sync = true;
+        self.restore_after_sync = self.hidden_statement(&set_session_cap_sql(cap)).await?.is_ok();
+        Ok(())
     }
 
-    /// Parse/Bind/Execute/Close of one hidden statement under a proxy-owned name.
-    fn send_hidden_statement(&mut self, batch: u64, index: usize, sql: &str) {
+    /// Parse/Bind/Execute and Close of one hidden statement under a proxy-owned name. The
+    /// portal is closed too: an open one would be seen in pg_cursors and would stop a
+    /// later COPY FREEZE ("prior transaction activity").
+    fn send_hidden_statement(&mut self, batch: u64, index: usize, sql: &str, on_error: OnError) {
         let name = format!("__safe_migrations_{batch}_{index}");
-        let owner = self.hidden(batch, index, false);
+        let owner = Self::hidden(batch, index, false, on_error);
         self.send(&parse::build(&name, sql), owner, Expect::Parse);
         self.send(&bind::build(&name, &name), owner, Expect::Bind);
         self.send(&execute::build(&name), owner, Expect::Execute);
+        self.send(&close::build_portal(&name), owner, Expect::Close);
         self.send(&close::build_statement(&name), owner, Expect::Close);
+    }
+
+    /// Run one hidden statement and wait for it: its rows, or the server's ErrorResponse.
+    async fn hidden_statement(&mut self, sql: &str) -> Result<Result<Rows, Bytes>, SessionError> {
+        let result = self.hidden_results(&[sql.to_string()]).await?.pop().flatten();
+        Ok(match result {
+            Some(HiddenResult { error: Some(error), .. }) => Err(error),
+            Some(result) if !result.failed => Ok(result.rows),
+            _ => Err(error_response::error_bytes(
+                error_response::PROTOCOL_VIOLATION,
+                "safe_migrations proxy: the server did not run the proxy's lock_timeout statement",
+            )),
+        })
     }
 
     /// Run hidden queries on the session; each answer is None when its query failed or
     /// the server could not run it now (aborted transaction, COPY, discarding to Sync).
     async fn hidden_queries(&mut self, sqls: &[String]) -> Result<Vec<Option<Rows>>, SessionError> {
+        Ok(self
+            .hidden_results(sqls)
+            .await?
+            .into_iter()
+            .map(|result| result.filter(|result| !result.failed).map(|result| result.rows))
+            .collect())
+    }
+
+    /// Run hidden statements on the session and wait for their results (None where the
+    /// server could not run them now: aborted transaction, COPY, discarding to Sync).
+    async fn hidden_results(&mut self, sqls: &[String]) -> Result<Vec<Option<HiddenResult>>, SessionError> {
         if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == b'E' {
-            return Ok(vec![None; sqls.len()]);
+            return Ok((0..sqls.len()).map(|_| None).collect());
         }
         let batch = self.new_batch();
         let quiet = self.tracker.quiet();
         for (index, sql) in sqls.iter().enumerate() {
-            self.send_hidden_statement(batch, index, sql);
+            self.send_hidden_statement(batch, index, sql, OnError::Keep);
         }
         if quiet {
-            let owner = self.hidden(batch, sqls.len(), false);
+            let owner = Self::hidden(batch, sqls.len(), false, OnError::Keep);
             self.send(&sync::build(), owner, Expect::Sync);
         } else {
             self.to_server.extend_from_slice(&sync::build_flush().bytes);
@@ -802,12 +901,7 @@ impl Session {
         }
         let _ = self.tracker.take_result(batch, sqls.len());
         Ok((0..sqls.len())
-            .map(|index| {
-                self.tracker
-                    .take_result(batch, index)
-                    .filter(|result| !result.failed)
-                    .map(|result| result.rows)
-            })
+            .map(|index| self.tracker.take_result(batch, index))
             .collect())
     }
 
@@ -832,8 +926,31 @@ impl Session {
         matches!(self.tracker.status, b'T' | b'E') || self.extended_batch_open
     }
 
+    /// `sql` split and parsed as the server will read it, or why the proxy cannot.
+    ///
+    /// The grammar is libpg_query's; the session's `standard_conforming_strings` (which
+    /// the server reports in ParameterStatus) decides what a backslash in a '...' literal
+    /// does. With it off, a literal can end where the proxy's reading of it does not and
+    /// hide a statement inside it. The rules, and the lexer that finds function calls,
+    /// read literals as standard strings, so such a statement is judged only when both
+    /// readings give the same tree; otherwise the proxy cannot check it.
+    fn parse_as_the_server_would(&self, sql: &str) -> Result<Vec<ParsedStatement>, Report> {
+        if self.nonstandard_backslashes(sql) && !reads_the_same_with_nonstandard_strings(sql) {
+            return Err(guard::nonstandard_strings());
+        }
+        parse_sql(sql).map_err(|err| guard::unparsable(&err))
+    }
+
+    /// Could a backslash in `sql` mean something else to the server than to the proxy?
+    fn nonstandard_backslashes(&self, sql: &str) -> bool {
+        !self.tracker.standard_conforming_strings && sql.contains('\\')
+    }
+
     /// Did `sql` pass unchanged before, under the session's present facts?
     fn passed_before(&self, sql: &str) -> bool {
+        if self.nonstandard_backslashes(sql) {
+            return false;
+        }
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
         // Tables created in the open transaction are a fact too: only none is remembered.
         (!self.created_tables_count() || self.created.is_empty())
@@ -942,7 +1059,7 @@ impl Session {
         let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
         self.send_reports(&reports);
         let batch = self.new_batch();
-        let owner = self.hidden(batch, 0, true);
+        let owner = Self::hidden(batch, 0, true, OnError::Keep);
         self.send(&query::build(&abort_sql(sqlstate)), owner, Expect::Query);
     }
 
@@ -953,7 +1070,7 @@ impl Session {
         self.log_refusal(&refusal);
         self.send_reports(&reports);
         let batch = self.new_batch();
-        let owner = self.hidden(batch, 0, false);
+        let owner = Self::hidden(batch, 0, false, OnError::Keep);
         self.send(
             &parse::build(
                 "__safe_migrations_refused",

@@ -33,13 +33,42 @@ pub enum Expect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
     Client,
-    /// A proxy message: responses are swallowed, rows kept under (batch, index).
+    /// A proxy message: responses are swallowed, rows and error kept under (batch, index).
     Hidden {
         batch: u64,
         index: usize,
         /// Forward its ReadyForQuery (it stands in for a client Query).
         forward_ready: bool,
+        on_error: OnError,
     },
+}
+
+/// Who an ErrorResponse to a hidden message is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnError {
+    /// A question the proxy asked: the error is its answer, kept from the client.
+    Keep,
+    /// The cap set in front of a client statement: the server will not run the client's
+    /// statement after it, so the error is the client's (a failed statement must never
+    /// look like a success).
+    Client,
+    /// The cap restored after a client statement: the client's, unless the transaction
+    /// was already aborted (25P02), which only the client's own failed statement did, and
+    /// the client has seen that error.
+    ClientUnlessAborted,
+}
+
+/// SQLSTATE in_failed_sql_transaction.
+const IN_FAILED_TRANSACTION: &str = "25P02";
+
+impl OnError {
+    fn shows(self, error: &Message) -> bool {
+        match self {
+            OnError::Keep => false,
+            OnError::Client => true,
+            OnError::ClientUnlessAborted => error_response::sqlstate(error).as_deref() != Some(IN_FAILED_TRANSACTION),
+        }
+    }
 }
 
 /// One statement's share of a client Query the proxy rewrote.
@@ -70,6 +99,8 @@ enum Entry {
 pub struct HiddenResult {
     pub rows: Vec<Vec<Option<String>>>,
     pub failed: bool,
+    /// The server's ErrorResponse, when it answered with one (not when it skipped the message).
+    pub error: Option<Bytes>,
 }
 
 #[derive(Debug)]
@@ -84,6 +115,8 @@ pub struct Tracker {
     /// The last ReadyForQuery status.
     pub status: u8,
     pub timezone: Option<String>,
+    /// The session's standard_conforming_strings, as the server last reported it.
+    pub standard_conforming_strings: bool,
     results: HashMap<(u64, usize), HiddenResult>,
 }
 
@@ -96,6 +129,7 @@ impl Tracker {
             in_batch: false,
             status,
             timezone: None,
+            standard_conforming_strings: true,
             results: HashMap::new(),
         }
     }
@@ -162,6 +196,22 @@ impl Tracker {
         self.results.remove(&(batch, index))
     }
 
+    /// A hidden message's ErrorResponse: kept as its answer, and shown to the client
+    /// where it stands for the client's statement.
+    fn hidden_error(&mut self, owner: Owner, error: &Message, out: &mut BytesMut) {
+        if let Owner::Hidden {
+            batch, index, on_error, ..
+        } = owner
+        {
+            let result = self.results.entry((batch, index)).or_default();
+            result.failed = true;
+            result.error = Some(error.bytes.clone());
+            if on_error.shows(error) {
+                out.extend_from_slice(&error.bytes);
+            }
+        }
+    }
+
     fn discarded(&mut self, owner: Owner) {
         if let Owner::Hidden { batch, index, .. } = owner {
             self.results.entry((batch, index)).or_default().failed = true;
@@ -204,8 +254,10 @@ impl Tracker {
         match message.tag {
             b'S' => {
                 let mut reader = BodyReader::new(message.body());
-                if let (Ok("TimeZone"), Ok(value)) = (reader.cstring(), reader.cstring()) {
-                    self.timezone = Some(value.to_string());
+                match (reader.cstring(), reader.cstring()) {
+                    (Ok("TimeZone"), Ok(value)) => self.timezone = Some(value.to_string()),
+                    (Ok("standard_conforming_strings"), Ok(value)) => self.standard_conforming_strings = value == "on",
+                    _ => {}
                 }
                 out.extend_from_slice(&message.bytes);
                 return Ok(());
@@ -230,7 +282,8 @@ impl Tracker {
         };
         if tag == b'N' {
             if !swallow {
-                out.extend_from_slice(&message.bytes);
+                let shift = head.segments.get(head.segment).map_or(0, |segment| segment.shift);
+                out.extend_from_slice(&error_response::shift_position(&message, shift).bytes);
             }
             return Ok(());
         }
@@ -251,16 +304,15 @@ impl Tracker {
                 }
             }
             (Expect::Query, b'E') | (Expect::Sync, b'E') => {
-                if let Owner::Hidden { batch, index, .. } = head.owner {
-                    self.results.entry((batch, index)).or_default().failed = true;
-                } else if !swallow {
+                if let Owner::Hidden { .. } = head.owner {
+                    let owner = head.owner;
+                    self.hidden_error(owner, &message, out);
+                } else {
+                    // A statement the proxy put into the client's string fails only where
+                    // the client's next statement would have (an aborted transaction, a
+                    // cancel): the server skips the rest, so the error is the client's.
                     let shift = head.segments.get(head.segment).map_or(0, |segment| segment.shift);
-                    let message = if shift > 0 {
-                        error_response::shift_position(&message, shift)
-                    } else {
-                        message
-                    };
-                    out.extend_from_slice(&message.bytes);
+                    out.extend_from_slice(&error_response::shift_position(&message, shift).bytes);
                 }
             }
             (Expect::Query, _) => {
@@ -306,9 +358,9 @@ impl Tracker {
                 // An extended-protocol message failed: the server discards until Sync.
                 let owner = head.owner;
                 self.queue.pop_front();
-                self.discarded(owner);
-                if owner == Owner::Client {
-                    out.extend_from_slice(&message.bytes);
+                match owner {
+                    Owner::Client => out.extend_from_slice(&message.bytes),
+                    Owner::Hidden { .. } => self.hidden_error(owner, &message, out),
                 }
                 self.copy_in = false;
                 while let Some(entry) = self.queue.front() {
@@ -376,6 +428,7 @@ mod tests {
             batch,
             index,
             forward_ready: false,
+            on_error: OnError::Keep,
         }
     }
 
@@ -453,6 +506,127 @@ mod tests {
             .contains(&(b'P', "5".to_string())));
         tracker.on_server(msg(b'Z', b"I"), &mut out).unwrap();
         assert_eq!(out[0], b'Z');
+    }
+
+    fn error(sqlstate: &str) -> Message {
+        msg(b'E', format!("SERROR\0C{sqlstate}\0Mm\0\0").as_bytes())
+    }
+
+    fn cap(batch: u64, on_error: OnError) -> Owner {
+        Owner::Hidden {
+            batch,
+            index: 0,
+            forward_ready: false,
+            on_error,
+        }
+    }
+
+    #[test]
+    fn a_failed_cap_in_front_of_an_execute_gives_the_client_its_error() {
+        let mut tracker = Tracker::new(b'T');
+        let mut out = BytesMut::new();
+        tracker.push(cap(1, OnError::Client), Expect::Execute, &mut out);
+        tracker.push(Owner::Client, Expect::Execute, &mut out);
+        tracker.push(Owner::Client, Expect::Sync, &mut out);
+        tracker.on_server(error("57014"), &mut out).unwrap();
+        assert_eq!(
+            error_response::sqlstate(&Message {
+                tag: b'E',
+                bytes: out.split().freeze()
+            })
+            .as_deref(),
+            Some("57014")
+        );
+        assert!(tracker.take_result(1, 0).unwrap().error.is_some());
+        tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
+        assert_eq!(&out[..], b"Z\0\0\0\x05E");
+    }
+
+    #[test]
+    fn a_restore_failing_in_an_aborted_transaction_is_kept_other_failures_are_shown() {
+        let mut tracker = Tracker::new(b'T');
+        let mut out = BytesMut::new();
+        tracker.push(cap(1, OnError::ClientUnlessAborted), Expect::Query, &mut out);
+        tracker.on_server(error("25P02"), &mut out).unwrap();
+        tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
+        assert!(out.is_empty());
+        tracker.push(cap(2, OnError::ClientUnlessAborted), Expect::Query, &mut out);
+        tracker.on_server(error("57014"), &mut out).unwrap();
+        assert_eq!(out[0], b'E');
+        out.clear();
+        tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_inserted_statement_that_fails_gives_the_client_its_error() {
+        let mut tracker = Tracker::new(b'E');
+        let mut out = BytesMut::new();
+        let segments = vec![
+            Segment {
+                swallow: true,
+                shift: 0,
+            },
+            Segment {
+                swallow: false,
+                shift: 10,
+            },
+            Segment {
+                swallow: true,
+                shift: 10,
+            },
+        ];
+        tracker.push_segments(Owner::Client, Expect::Query, segments, &mut out);
+        tracker.on_server(error("25P02"), &mut out).unwrap();
+        tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
+        let error = Message {
+            tag: b'E',
+            bytes: out.split_to(out.len() - 6).freeze(),
+        };
+        assert_eq!(error_response::sqlstate(&error).as_deref(), Some("25P02"));
+        assert_eq!(&out[..], b"Z\0\0\0\x05E");
+    }
+
+    #[test]
+    fn notices_of_the_client_statement_are_shifted_and_inserted_ones_kept() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        let segments = vec![
+            Segment {
+                swallow: true,
+                shift: 0,
+            },
+            Segment {
+                swallow: false,
+                shift: 10,
+            },
+        ];
+        tracker.push_segments(Owner::Client, Expect::Query, segments, &mut out);
+        tracker.on_server(msg(b'N', b"SDEBUG\0P3\0\0"), &mut out).unwrap();
+        tracker.on_server(msg(b'C', b"SELECT 1\0"), &mut out).unwrap();
+        assert!(out.is_empty());
+        tracker.on_server(msg(b'N', b"SNOTICE\0P15\0\0"), &mut out).unwrap();
+        let notice = Message {
+            tag: b'N',
+            bytes: out.split().freeze(),
+        };
+        assert!(error_response::fields(&notice)
+            .unwrap()
+            .contains(&(b'P', "5".to_string())));
+    }
+
+    #[test]
+    fn standard_conforming_strings_follows_the_server() {
+        let mut tracker = Tracker::new(b'I');
+        let mut out = BytesMut::new();
+        tracker
+            .on_server(msg(b'S', b"standard_conforming_strings\0off\0"), &mut out)
+            .unwrap();
+        assert!(!tracker.standard_conforming_strings);
+        tracker
+            .on_server(msg(b'S', b"standard_conforming_strings\0on\0"), &mut out)
+            .unwrap();
+        assert!(tracker.standard_conforming_strings);
     }
 
     #[test]

@@ -17,7 +17,15 @@ impl<'a> Close<'a> {
 }
 
 pub fn build_statement(name: &str) -> Message {
-    let mut body = vec![b'S'];
+    build(b'S', name)
+}
+
+pub fn build_portal(name: &str) -> Message {
+    build(b'P', name)
+}
+
+fn build(kind: u8, name: &str) -> Message {
+    let mut body = vec![kind];
     super::put_cstring(&mut body, name);
     Message::build(b'C', &body)
 }

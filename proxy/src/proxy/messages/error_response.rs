@@ -59,6 +59,19 @@ pub fn fatal(sqlstate: &str, message: &str) -> BytesMut {
     out
 }
 
+/// The bytes of an ERROR from the proxy itself.
+pub fn error_bytes(sqlstate: &str, message: &str) -> bytes::Bytes {
+    let mut out = BytesMut::new();
+    let fields = vec![
+        (b'S', "ERROR".to_string()),
+        (b'V', "ERROR".to_string()),
+        (b'C', sqlstate.to_string()),
+        (b'M', message.to_string()),
+    ];
+    let _ = ErrorResponse::new(fields).encode(&mut out);
+    out.freeze()
+}
+
 /// An ERROR report from the proxy (not about a rule).
 pub fn error_report(sqlstate: &'static str, message: String, detail: Option<String>, hint: Option<String>) -> Report {
     Report {
@@ -83,9 +96,21 @@ pub fn fields(message: &Message) -> Result<Vec<(u8, String)>, FrameError> {
     }
 }
 
-/// The same error with its statement position ('P', 1-based characters) moved back by
-/// `shift` characters: the proxy inserted that much text before the statement.
+/// The SQLSTATE ('C') of an ErrorResponse or NoticeResponse.
+pub fn sqlstate(message: &Message) -> Option<String> {
+    fields(message)
+        .ok()?
+        .into_iter()
+        .find_map(|(code, value)| (code == b'C').then_some(value))
+}
+
+/// The same error or notice with its statement position ('P', 1-based characters) moved
+/// back by `shift` characters: the proxy inserted that much text before the statement.
+/// Everything else, field order included, stays as the server sent it.
 pub fn shift_position(message: &Message, shift: usize) -> Message {
+    if shift == 0 {
+        return message.clone();
+    }
     let Ok(mut fields) = fields(message) else {
         return message.clone();
     };
@@ -102,9 +127,13 @@ pub fn shift_position(message: &Message, shift: usize) -> Message {
         return message.clone();
     }
     let mut out = BytesMut::new();
-    let _ = ErrorResponse::new(fields).encode(&mut out);
+    let _ = if message.tag == b'N' {
+        NoticeResponse::new(fields).encode(&mut out)
+    } else {
+        ErrorResponse::new(fields).encode(&mut out)
+    };
     Message {
-        tag: b'E',
+        tag: message.tag,
         bytes: out.freeze(),
     }
 }
@@ -166,7 +195,11 @@ mod tests {
             super::super::put_cstring(&mut body, value);
         }
         body.push(0);
-        let shifted = shift_position(&Message::build(b'E', &body), 100);
-        assert!(fields(&shifted).unwrap().contains(&(b'P', "20".to_string())));
+        for tag in [b'E', b'N'] {
+            let shifted = shift_position(&Message::build(tag, &body), 100);
+            assert_eq!(shifted.tag, tag);
+            assert_eq!(shifted.bytes[0], tag);
+            assert!(fields(&shifted).unwrap().contains(&(b'P', "20".to_string())));
+        }
     }
 }

@@ -12,3 +12,8 @@ pub fn status(message: &Message) -> Result<u8, FrameError> {
         ))),
     }
 }
+
+/// A ReadyForQuery with `status`.
+pub fn build(status: u8) -> Message {
+    Message::build(b'Z', &[status])
+}
