@@ -268,3 +268,29 @@ fn a_statement_hidden_in_a_literal_by_nonstandard_strings_is_refused() {
     assert!(client.simple_query(hidden).is_err());
     assert_eq!(index_count(&mut client), "0");
 }
+
+/// Valid PostgreSQL 15 that the guard has nothing against runs as it does directly:
+/// VARIADIC calls in PL/pgSQL, event trigger functions, DROP FUNCTION of several.
+const VALID_CODE: &str = r#"
+CREATE FUNCTION f(int) RETURNS int LANGUAGE sql AS 'SELECT $1';
+CREATE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT 1';
+DROP FUNCTION f(int), g();
+CREATE FUNCTION v(VARIADIC a int[]) RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN array_length(a, 1); END $$;
+DO $$ DECLARE n int; BEGIN n := v(VARIADIC ARRAY[1, 2]); PERFORM v(VARIADIC ARRAY[1]); RAISE NOTICE 'n = %', n; END $$;
+SELECT v(VARIADIC ARRAY[1, 2, 3]), v(1, 2);
+CREATE FUNCTION w() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN v(VARIADIC ARRAY[4, 5]); END $$;
+SELECT w();
+CREATE FUNCTION et() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'event: %', tg_tag; END $$;
+DROP FUNCTION et();
+CREATE TABLE n (id int);
+CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.id := NEW.id + 1; RETURN NEW; END $$;
+CREATE TRIGGER n_trg BEFORE INSERT ON n FOR EACH ROW EXECUTE FUNCTION trg();
+INSERT INTO n VALUES (1) RETURNING id;
+"#;
+
+#[test]
+fn valid_code_the_guard_has_nothing_against_runs_as_directly() {
+    let cluster = cluster();
+    let proxy = Proxy::start(&cluster, &[]);
+    assert_transparent(&cluster, &proxy, "migrator", "valid", VALID_CODE);
+}

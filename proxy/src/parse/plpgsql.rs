@@ -3,6 +3,7 @@
 //! in the `DO` statement, so the proxy's guard and `check` decide them alike, as the
 //! extension does when the block runs. Translation only: nothing here knows the rules.
 
+use pg_query::protobuf::Token;
 use pg_query::NodeEnum;
 use policy::{Context, QualifiedName};
 use serde_json::Value;
@@ -177,13 +178,34 @@ fn routine_statements(source: &str, kind: RoutineKind) -> Result<Option<DoBlock>
         }
         _ => return Ok(Some(DoBlock::OtherLanguage(language))),
     }
-    let compiled = pg_query::parse_plpgsql(source).map_err(|err| ParseError {
+    let compiled = pg_query::parse_plpgsql(&without_variadic_modes(source, body)).map_err(|err| ParseError {
         message: format!("the PL/pgSQL body: {err}"),
         position: None,
     })?;
     let mut walk = Walk::new(source, body);
     walk.collect(&compiled, None);
     Ok(Some(DoBlock::Plpgsql(walk.statements)))
+}
+
+/// `source` with the VARIADIC parameter modes before the body blanked out, offsets kept.
+///
+/// libpg_query compiles a function without a catalog, so it cannot see that a VARIADIC
+/// parameter's type is an array and refuses the function ("VARIADIC parameter must be an
+/// array"). The mode changes how the function is called, not which SQL its body runs.
+fn without_variadic_modes(source: &str, body: usize) -> String {
+    let Ok(tokens) = pg_query::scan_tokens(source) else {
+        return source.to_string();
+    };
+    let mut text = source.to_string();
+    for token in tokens.iter().filter(|token| token.token == Token::Variadic as i32) {
+        let (Ok(start), Ok(end)) = (usize::try_from(token.start), usize::try_from(token.end)) else {
+            continue;
+        };
+        if end <= body && text.is_char_boundary(start) && text.is_char_boundary(end) {
+            text.replace_range(start..end, &" ".repeat(end - start));
+        }
+    }
+    text
 }
 
 /// A routine's language (PL/pgSQL when a `DO` names none), where its body's text starts
@@ -682,6 +704,17 @@ mod tests {
                 offset: 13,
                 reason: Unreadable::OtherLanguage("plperl".to_string())
             }])
+        );
+    }
+
+    #[test]
+    fn a_function_with_a_variadic_parameter_is_read() {
+        let source = "CREATE FUNCTION v(VARIADIC a int[]) RETURNS int LANGUAGE plpgsql AS $$ \
+                      BEGIN CREATE INDEX ON t (c); RETURN array_length(a, 1); END $$";
+        let statements = function_sql(source).unwrap();
+        assert!(
+            matches!(statements.as_slice(), [BlockStatement::Parsed(parsed)] if parsed.statement.source.contains("CREATE INDEX")),
+            "{statements:?}"
         );
     }
 }
