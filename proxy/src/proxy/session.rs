@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use bytes::{Bytes, BytesMut};
 use policy::report::Report;
 use policy::settings::{parse_duration_ms, SETTINGS};
-use policy::{Mode, QualifiedName, Settings};
+use policy::{Mode, QualifiedName, Settings, Stmt};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::catalog::{Answer, Question};
@@ -549,7 +549,7 @@ impl Session {
                     self.refuse_query(vec![report], refusal);
                 } else {
                     self.open_extended_batch();
-                    self.refuse_extended(vec![report], refusal);
+                    self.refuse_extended(vec![report], refusal, None);
                 }
                 Ok(())
             }
@@ -636,6 +636,10 @@ impl Session {
                     return Ok(());
                 }
                 Unchecked::Refuse(report) => {
+                    if let Some(error) = self.server_syntax_error(&sql, None).await? {
+                        self.answer_with_server_error(error);
+                        return Ok(());
+                    }
                     let refusal = ("unparsable".to_string(), guard::first_line(&sql));
                     self.refuse_query(vec![report], refusal);
                     return Ok(());
@@ -646,6 +650,10 @@ impl Session {
             .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
             .await?;
         if let Some(refusal) = verdict.refusal.clone() {
+            if let Some(error) = self.server_syntax_error(&sql, Some(&parsed)).await? {
+                self.answer_with_server_error(error);
+                return Ok(());
+            }
             self.refuse_query(verdict.reports, refusal);
             return Ok(());
         }
@@ -766,14 +774,16 @@ impl Session {
                 }
                 Unchecked::Refuse(report) => {
                     let refusal = ("unparsable".to_string(), guard::first_line(&sql));
-                    self.refuse_extended(vec![report], refusal);
+                    let server_error = self.server_syntax_error(&sql, None).await?;
+                    self.refuse_extended(vec![report], refusal, server_error);
                     return Ok(());
                 }
             },
         };
         let verdict = self.judge_remembered(&sql, None, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
-            self.refuse_extended(verdict.reports, refusal);
+            let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
+            self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }
         self.send_reports(&verdict.reports);
@@ -885,6 +895,15 @@ impl Session {
         } else {
             self.to_server.extend_from_slice(&sync::build_flush().bytes);
         }
+        self.wait_for_batch(batch).await?;
+        let _ = self.tracker.take_result(batch, sqls.len());
+        Ok((0..sqls.len())
+            .map(|index| self.tracker.take_result(batch, index))
+            .collect())
+    }
+
+    /// Relay the server's messages until every message of hidden batch `batch` is answered.
+    async fn wait_for_batch(&mut self, batch: u64) -> Result<(), SessionError> {
         while self.tracker.batch_pending(batch) {
             self.flush().await?;
             let message = self
@@ -899,10 +918,7 @@ impl Session {
                 .on_server(message, &mut self.to_client)
                 .map_err(SessionError::Server)?;
         }
-        let _ = self.tracker.take_result(batch, sqls.len());
-        Ok((0..sqls.len())
-            .map(|index| self.tracker.take_result(batch, index))
-            .collect())
+        Ok(())
     }
 
     /// Outside a transaction block, the tables created in the last one are old tables
@@ -1066,9 +1082,14 @@ impl Session {
     /// A refused Parse: the reports, then a hidden Parse that fails on the server (so it
     /// discards up to Sync and aborts the transaction as the client expects), and the
     /// client's own messages dropped until its Sync, whose ReadyForQuery is forwarded.
-    fn refuse_extended(&mut self, reports: Vec<Report>, refusal: (String, String)) {
-        self.log_refusal(&refusal);
-        self.send_reports(&reports);
+    fn refuse_extended(&mut self, reports: Vec<Report>, refusal: (String, String), server_error: Option<Bytes>) {
+        match server_error {
+            Some(error) => self.tracker.push_synthetic(error, &mut self.to_client),
+            None => {
+                self.log_refusal(&refusal);
+                self.send_reports(&reports);
+            }
+        }
         let batch = self.new_batch();
         let owner = Self::hidden(batch, 0, false, OnError::Keep);
         self.send(
@@ -1081,6 +1102,83 @@ impl Session {
         );
         self.discard_until_sync = true;
     }
+
+    /// The server's syntax error for `sql`, when the server cannot parse it: then nothing
+    /// of it would run, and the client is owed that error (position and all), not a
+    /// refusal. The proxy's grammar is a newer major's, which accepts syntax an older
+    /// server does not.
+    ///
+    /// Asked with hidden Parse messages (the server's raw parser reads a Parse as it reads
+    /// a Query), only when no batch of the client's is open. The first has `\n;SELECT 1`
+    /// appended: always two statements, so a text the server can parse fails with "cannot
+    /// insert multiple commands" (no position) before any parse analysis, which would
+    /// lock the tables a statement names. Only a syntax error (with a position) asks for
+    /// the exact text's error. In a transaction block a failed Parse aborts the
+    /// transaction, as the client's statement would have.
+    ///
+    /// In a transaction block the probe would abort the transaction where the server can
+    /// parse the text, so there only the exact text is parsed, and only when Parse will not
+    /// analyse it: the proxy read it as statements the server does not analyse at Parse
+    /// (`parsed`), or could not read it at all (None: the grammars of PostgreSQL 15 to 18
+    /// differ by additions, so the server will almost always fail to read it too).
+    async fn server_syntax_error(
+        &mut self,
+        sql: &str,
+        parsed: Option<&[ParsedStatement]>,
+    ) -> Result<Option<Bytes>, SessionError> {
+        if !self.tracker.quiet() {
+            return Ok(None);
+        }
+        match self.tracker.status {
+            b'I' => {
+                if self.hidden_parse_error(&format!("{sql}\n;SELECT 1")).await?.is_none() {
+                    return Ok(None);
+                }
+                self.hidden_parse_error(sql).await
+            }
+            b'T' if parsed.is_none_or(|parsed| {
+                parsed
+                    .iter()
+                    .all(|statement| !analysed_at_parse(&statement.statement.stmt))
+            }) =>
+            {
+                self.hidden_parse_error(sql).await
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Parse `sql` under a hidden name (closed again): the server's ErrorResponse when it
+    /// is a syntax error with a position.
+    async fn hidden_parse_error(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
+        let batch = self.new_batch();
+        let name = format!("__safe_migrations_{batch}_syntax");
+        let owner = Self::hidden(batch, 0, false, OnError::Keep);
+        self.send(&parse::build(&name, sql), owner, Expect::Parse);
+        self.send(&close::build_statement(&name), owner, Expect::Close);
+        let sync = Self::hidden(batch, 1, false, OnError::Keep);
+        self.send(&sync::build(), sync, Expect::Sync);
+        self.wait_for_batch(batch).await?;
+        let _ = self.tracker.take_result(batch, 1);
+        let error = self.tracker.take_result(batch, 0).and_then(|result| result.error);
+        Ok(error.filter(|error| {
+            let message = Message {
+                tag: b'E',
+                bytes: error.clone(),
+            };
+            error_response::sqlstate(&message).as_deref() == Some(error_response::SYNTAX_ERROR)
+                && error_response::fields(&message).is_ok_and(|fields| fields.iter().any(|(code, _)| *code == b'P'))
+        }))
+    }
+}
+
+/// Does the server analyse `stmt` when it is parsed (opening, and locking, the relations
+/// it reads)? Plannable statements and the utility statements that hold a query do.
+fn analysed_at_parse(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::Query | Stmt::CreateTableAs { .. } | Stmt::Routine(_) | Stmt::Other { .. }
+    )
 }
 
 /// A guarded role's statement larger than the proxy reads to decide it.

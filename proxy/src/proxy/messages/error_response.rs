@@ -17,6 +17,8 @@ pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
 /// SQLSTATE for a refused authentication exchange.
 pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+/// SQLSTATE syntax_error.
+pub const SYNTAX_ERROR: &str = "42601";
 
 /// The fields of a report: S and V (level), C, M, D, H.
 fn report_fields(report: &Report) -> Vec<(u8, String)> {
