@@ -336,3 +336,56 @@ fn valid_code_the_guard_has_nothing_against_runs_as_directly() {
     let proxy = Proxy::start(&cluster, &[]);
     assert_transparent(&cluster, &proxy, "migrator", "valid", VALID_CODE);
 }
+
+fn value(client: &mut Client, sql: &str) -> String {
+    client
+        .simple_query(sql)
+        .unwrap()
+        .into_iter()
+        .find_map(|message| match message {
+            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// Through the extended protocol (rust-postgres prepares, then binds and executes in a
+/// batch of its own), statements that refuse transaction blocks run as they do directly,
+/// capped, and the client's lock_timeout and its source are as before.
+#[test]
+fn extended_protocol_statements_that_refuse_transaction_blocks_run() {
+    let cluster = cluster();
+    let setup = "CREATE TABLE p (id int, c int) PARTITION BY RANGE (id); \
+                 CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10); \
+                 CREATE TABLE s (c int); CREATE INDEX p1_c ON p1 (c)";
+    cluster.execute(&cluster.url("migrator", "postgres"), setup);
+    let proxy = Proxy::start(&cluster, &[]);
+    let mut client = Client::connect(&proxy.url("migrator", "postgres"), NoTls).unwrap();
+    for sql in [
+        "CREATE INDEX CONCURRENTLY s_c ON s (c)",
+        "REINDEX TABLE CONCURRENTLY s",
+        "REINDEX /* safe_migrations:allow reindex_non_concurrently -- test */ TABLE p",
+        "CLUSTER /* safe_migrations:allow rewrite_table -- test */ p1 USING p1_c",
+        "VACUUM /* safe_migrations:allow rewrite_table -- test */ FULL p1",
+        "VACUUM s",
+        "DROP INDEX CONCURRENTLY s_c",
+    ] {
+        client.execute(sql, &[]).unwrap_or_else(|err| panic!("{sql}: {err:?}"));
+    }
+    assert_eq!(
+        value(
+            &mut client,
+            "SELECT setting || ' ' || source FROM pg_settings WHERE name = 'lock_timeout'"
+        ),
+        "0 default"
+    );
+    client.batch_execute("SET lock_timeout = '250ms'").unwrap();
+    client.execute("CREATE INDEX CONCURRENTLY s_c ON s (c)", &[]).unwrap();
+    assert_eq!(
+        value(
+            &mut client,
+            "SELECT setting || ' ' || source FROM pg_settings WHERE name = 'lock_timeout'"
+        ),
+        "250 session"
+    );
+}

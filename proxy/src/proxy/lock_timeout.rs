@@ -2,36 +2,27 @@
 //!
 //! The client can change lock_timeout in many ways (SET, SET LOCAL, RESET ALL, DISCARD
 //! ALL, set_config, startup options, earlier in the same query string), so the proxy
-//! never trusts what it last saw. Right before each capped statement it runs, on the
-//! same session, a hidden
+//! never trusts what it last saw: right before each capped statement it sets
+//! min(current, cap) (0 = forever counts as above the cap), computed by the server or
+//! read from it at that moment, so a lower value the client chose is kept; right after,
+//! it puts the client's value back. The client's statements reach the server as it sent
+//! them wherever that is possible, so their transaction structure, text and positions
+//! are the client's own (see `session`):
 //!
-//! ```sql
-//! SELECT set_config('safe_migrations_proxy.saved_lock_timeout', current_setting('lock_timeout'), L),
-//!        set_config('lock_timeout', <min(current, cap) computed from pg_settings>, L)
-//! ```
+//! - A Query of one capped statement: hidden round trips first (outside a transaction
+//!   block `set_session_cap_sql`, restored by `session_restore_sql`; inside one `SHOW`
+//!   and `SET LOCAL`, which take no snapshot), the Query unchanged, a hidden restore.
+//! - A Query of several statements is one implicit transaction already: the hidden
+//!   statements are put into the string around each capped statement (`L` = true, local
+//!   to that transaction), so a client SET between two statements cannot undo the cap.
+//!   Positions in errors and notices are moved back by the inserted length.
+//! - Extended protocol: when a capped statement's Parse or Bind starts a batch outside a
+//!   transaction block, the cap is set session-wide just before the batch and serves its
+//!   first Execute; any other capped Execute gets hidden Parse/Bind/Execute right before
+//!   and after it (`L` = true: the batch up to Sync is one implicit transaction).
 //!
-//! and right after it a hidden restore from the saved value. The minimum is computed by
-//! the server at that moment (0 = forever counts as above the cap), so a `SET
-//! lock_timeout = 0` earlier in the same string is seen and overruled, and a lower
-//! value the client chose is kept. Their responses are swallowed (see `tracker`).
-//!
-//! - Simple protocol: the hidden statements are put into the client's string around
-//!   each capped statement (`L` = true: local to the string's implicit transaction or
-//!   the open transaction block), so a multi-statement string keeps its single
-//!   implicit transaction and a client SET between two statements cannot undo the
-//!   cap. Error positions are moved back by the inserted length.
-//! - A lone statement that cannot run in a transaction block (VACUUM FULL, REINDEX
-//!   SCHEMA, CLUSTER without a table ...) would fail if its string grew a second
-//!   statement: the hidden statements are then separate Query messages before and after
-//!   it, with `L` = false.
-//! - Extended protocol: hidden Parse/Bind/Execute with proxy-owned statement names
-//!   right before and after the client's Execute of a capped statement (`L` = true:
-//!   the batch up to Sync is one implicit transaction).
-//!
-//! If the statement fails, its transaction (implicit or explicit) rolls back and takes
-//! the local setting with it; the restore then fails unseen, or is not run at all.
-
-use policy::model::{ReindexTarget, Stmt};
+//! If a statement fails, its transaction (implicit or explicit) rolls back and takes a
+//! local setting with it; the restore then fails unseen, or is not run at all.
 
 /// Name of the placeholder setting that holds the client's lock_timeout while a capped
 /// statement runs.
@@ -72,34 +63,6 @@ pub fn session_restore_sql(rows: &[Vec<Option<String>>]) -> String {
 /// The hidden statement that puts the client's lock_timeout back.
 pub fn restore_sql(local: bool) -> String {
     format!("SELECT pg_catalog.set_config('lock_timeout', pg_catalog.current_setting('{SAVED}'), {local})")
-}
-
-/// Statements Postgres refuses inside a transaction block or a multi-statement string.
-pub fn cannot_run_in_transaction_block(stmt: &Stmt) -> bool {
-    match stmt {
-        Stmt::Vacuum { .. } => true,
-        Stmt::Cluster { table } => table.is_none(),
-        Stmt::CreateIndex(index) => index.concurrently,
-        Stmt::DropIndex(drop) => drop.concurrently,
-        Stmt::Reindex(reindex) => {
-            reindex.concurrently
-                || matches!(
-                    reindex.target,
-                    ReindexTarget::Schema | ReindexTarget::Database | ReindexTarget::System
-                )
-        }
-        Stmt::Other { tag, .. } => matches!(
-            tag.as_str(),
-            "CREATE DATABASE"
-                | "DROP DATABASE"
-                | "ALTER SYSTEM"
-                | "CREATE TABLESPACE"
-                | "DROP TABLESPACE"
-                | "CREATE SUBSCRIPTION"
-                | "DROP SUBSCRIPTION"
-        ),
-        _ => false,
-    }
 }
 
 /// A client query string with the cap put around the statements that need it.

@@ -14,9 +14,7 @@ use super::catalog::{Answer, Question};
 use super::clean_verdicts::{passes_unchanged, rememberable_shape, CleanVerdicts};
 use super::config::Config;
 use super::guard::{self, unchecked_report, Facts, Unchecked, Verdict};
-use super::lock_timeout::{
-    cannot_run_in_transaction_block, restore_sql, rewrite, session_restore_sql, set_cap_sql, set_session_cap_sql,
-};
+use super::lock_timeout::{restore_sql, rewrite, session_restore_sql, set_cap_sql, set_session_cap_sql};
 use super::messages::authentication::{
     auth_code, expects_client_answer, sasl_initial_response, strip_channel_binding, AUTH_SASL,
 };
@@ -66,8 +64,6 @@ impl std::fmt::Display for SessionError {
 #[derive(Debug, Clone, Default)]
 struct Prepared {
     cap: Option<u64>,
-    /// VACUUM FULL, REINDEX SCHEMA ...: no hidden Execute may precede it in its batch.
-    outside_transaction: bool,
     created: Vec<QualifiedName>,
 }
 
@@ -87,8 +83,15 @@ pub struct Session {
     portals: HashMap<String, Prepared>,
     /// A Parse was refused: the client's messages are dropped until its Sync.
     discard_until_sync: bool,
-    /// The cap was set for the whole batch (session-level): restore after its Sync.
-    restore_after_sync: bool,
+    /// The cap was set session-wide before the batch: how to restore it after its Sync.
+    restore_after_sync: Option<String>,
+    /// A client Execute was sent since the last Sync.
+    batch_executed: bool,
+    /// A restore sent after a Sync (its hidden batch), until it is known to have run: one
+    /// that met a failed transaction (a BEGIN and an error in the batch) is sent again
+    /// once the server can run it.
+    restore_in_flight: Option<(u64, String)>,
+    restore_due: Option<String>,
     server_version_num: Option<u32>,
     next_batch: u64,
     /// Extended-protocol messages were sent since the last Sync: until it, they run in
@@ -225,7 +228,10 @@ pub async fn run(
         statements: HashMap::new(),
         portals: HashMap::new(),
         discard_until_sync: false,
-        restore_after_sync: false,
+        restore_after_sync: None,
+        batch_executed: false,
+        restore_in_flight: None,
+        restore_due: None,
         server_version_num: None,
         next_batch: 0,
         extended_batch_open: false,
@@ -445,6 +451,9 @@ impl Session {
             }
         }
         let client = Owner::Client;
+        if matches!(message.tag, b'Q' | b'P' | b'B' | b'F') {
+            self.retry_failed_restore();
+        }
         if matches!(message.tag, b'P' | b'B' | b'E' | b'D' | b'C') {
             self.open_extended_batch();
         }
@@ -479,11 +488,9 @@ impl Session {
             b'S' => {
                 self.send(&message, client, Expect::Sync);
                 self.extended_batch_open = false;
-                if std::mem::take(&mut self.restore_after_sync) {
-                    let batch = self.new_batch();
-                    self.send_hidden_statement(batch, 0, &restore_sql(false), OnError::Keep);
-                    let owner = Self::hidden(batch, 1, false, OnError::Keep);
-                    self.send(&sync::build(), owner, Expect::Sync);
+                self.batch_executed = false;
+                if let Some(restore) = self.restore_after_sync.take() {
+                    self.send_restore(restore);
                 }
             }
             b'F' => {
@@ -789,9 +796,6 @@ impl Session {
         self.send_reports(&verdict.reports);
         let prepared = Prepared {
             cap: verdict.caps.iter().flatten().copied().min(),
-            outside_transaction: parsed
-                .iter()
-                .any(|statement| cannot_run_in_transaction_block(&statement.statement.stmt)),
             created: verdict.created,
         };
         self.cap_batch_for(&prepared).await?;
@@ -804,9 +808,11 @@ impl Session {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
         self.created.extend(prepared.created.iter().cloned());
+        let first_of_batch = !std::mem::replace(&mut self.batch_executed, true);
         match prepared.cap {
-            // Capped for the whole batch already (see `cap_batch_for`).
-            Some(_) if prepared.outside_transaction && self.restore_after_sync => {
+            // Capped for the whole batch already, and nothing of the client's has run since
+            // (see `cap_batch_for`).
+            Some(_) if first_of_batch && self.restore_after_sync.is_some() => {
                 self.send(&message, Owner::Client, Expect::Execute)
             }
             // Otherwise a hidden Execute goes first: such a statement then fails ("cannot
@@ -823,22 +829,54 @@ impl Session {
         Ok(())
     }
 
-    /// A statement that cannot run in a transaction block must be the first Execute of
-    /// its batch, so its cap cannot be a hidden Execute in front of it. When its Parse or
-    /// Bind starts a batch, the cap is set session-wide in a hidden batch of its own just
-    /// before (waited for: if it fails, the Execute gets the hidden cap in front of it and
-    /// fails rather than run uncapped), and restored after the client's Sync.
+    /// A statement that cannot run in a transaction block (CONCURRENTLY forms, VACUUM,
+    /// REINDEX or CLUSTER of a partitioned table, ALTER SUBSCRIPTION ... REFRESH ...) must
+    /// be the first Execute of its batch: a hidden Execute in front of it would make the
+    /// batch a pipeline, where the server refuses it. So when a capped statement's Parse or
+    /// Bind starts a batch outside a transaction block, the cap is set session-wide in a
+    /// hidden batch of its own just before (waited for: if it fails, the Execute gets the
+    /// hidden cap in front of it and fails rather than run uncapped), serves the batch's
+    /// first Execute, and is restored after the client's Sync.
     async fn cap_batch_for(&mut self, prepared: &Prepared) -> Result<(), SessionError> {
         let Some(cap) = prepared.cap else { return Ok(()) };
-        if !prepared.outside_transaction
-            || self.restore_after_sync
-            || !self.tracker.quiet()
-            || self.tracker.status != b'I'
-        {
+        if self.restore_after_sync.is_some() || !self.tracker.quiet() || self.tracker.status != b'I' {
             return Ok(());
         }
-        self.restore_after_sync = self.hidden_statement(&set_session_cap_sql(cap)).await?.is_ok();
+        if let Ok(rows) = self.hidden_statement(&set_session_cap_sql(cap)).await? {
+            self.restore_after_sync = Some(session_restore_sql(&rows));
+        }
         Ok(())
+    }
+
+    /// Put the client's lock_timeout back in a hidden batch of its own.
+    fn send_restore(&mut self, restore: String) {
+        let batch = self.new_batch();
+        self.send_hidden_statement(batch, 0, &restore, OnError::Keep);
+        let owner = Self::hidden(batch, 1, false, OnError::Keep);
+        self.send(&sync::build(), owner, Expect::Sync);
+        self.restore_in_flight = Some((batch, restore));
+    }
+
+    /// A restore that failed (the client's batch left its transaction failed) is sent
+    /// again before the client's next statement, once the transaction has ended.
+    fn retry_failed_restore(&mut self) {
+        if let Some((batch, _)) = &self.restore_in_flight {
+            let batch = *batch;
+            if self.tracker.batch_pending(batch) {
+                return;
+            }
+            let failed = self.tracker.take_result(batch, 0).is_none_or(|result| result.failed);
+            let _ = self.tracker.take_result(batch, 1);
+            let restore = self.restore_in_flight.take().map(|(_, restore)| restore);
+            if failed {
+                self.restore_due = restore;
+            }
+        }
+        if self.tracker.status != b'E' && self.tracker.quiet() {
+            if let Some(restore) = self.restore_due.take() {
+                self.send_restore(restore);
+            }
+        }
     }
 
     /// Parse/Bind/Execute and Close of one hidden statement under a proxy-owned name. The
