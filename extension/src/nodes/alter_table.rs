@@ -85,7 +85,9 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
         },
         #[cfg(not(any(feature = "pg13", feature = "pg14")))]
         AT_SetAccessMethod => AlterAction::Rewrite {
-            what: "SET ACCESS METHOD".into(),
+            what: format!("SET ACCESS METHOD {}", policy::sql::ident(&name))
+                .trim_end()
+                .to_string(),
         },
         AT_AttachPartition if is(cmd.def, pg_sys::NodeTag::T_PartitionCmd) => AlterAction::AttachPartition {
             // Checked: a PartitionCmd.

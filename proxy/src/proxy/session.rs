@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use bytes::{Bytes, BytesMut};
+use policy::model::TransactionKind;
+use policy::report::Level;
 use policy::report::Report;
 use policy::settings::{parse_duration_ms, SETTINGS};
 use policy::{Mode, QualifiedName, Settings, Stmt};
@@ -638,7 +640,7 @@ impl Session {
             Ok(parsed) => parsed,
             Err(report) => match unchecked_report(report, &self.settings) {
                 Unchecked::Pass(warning) => {
-                    self.send_reports(warning.as_slice());
+                    self.send_notices(warning.into_iter().collect()).await?;
                     self.send(&message, Owner::Client, Expect::Query);
                     return Ok(());
                 }
@@ -653,6 +655,10 @@ impl Session {
                 }
             },
         };
+        if self.nothing_will_run(&parsed) {
+            self.send(&message, Owner::Client, Expect::Query);
+            return Ok(());
+        }
         let verdict = self
             .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
             .await?;
@@ -664,7 +670,7 @@ impl Session {
             self.refuse_query(verdict.reports, refusal);
             return Ok(());
         }
-        self.send_reports(&verdict.reports);
+        self.send_notices(verdict.reports).await?;
         self.created.extend(verdict.created.iter().cloned());
         let caps = &verdict.caps;
         match &caps[..] {
@@ -774,7 +780,7 @@ impl Session {
             Ok(parsed) => parsed,
             Err(report) => match unchecked_report(report, &self.settings) {
                 Unchecked::Pass(warning) => {
-                    self.send_reports(warning.as_slice());
+                    self.send_notices(warning.into_iter().collect()).await?;
                     self.statements.insert(name, Prepared::default());
                     self.send(&message, Owner::Client, Expect::Parse);
                     return Ok(());
@@ -787,13 +793,18 @@ impl Session {
                 }
             },
         };
+        if self.nothing_will_run(&parsed) {
+            self.statements.insert(name, Prepared::default());
+            self.send(&message, Owner::Client, Expect::Parse);
+            return Ok(());
+        }
         let verdict = self.judge_remembered(&sql, None, &parsed).await?;
         if let Some(refusal) = verdict.refusal.clone() {
             let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
             self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }
-        self.send_reports(&verdict.reports);
+        self.send_notices(verdict.reports).await?;
         let prepared = Prepared {
             cap: verdict.caps.iter().flatten().copied().min(),
             created: verdict.created,
@@ -1089,6 +1100,53 @@ impl Session {
         }
     }
 
+    /// In a failed transaction the server rejects every statement but one that ends it
+    /// (COMMIT, ROLLBACK [TO SAVEPOINT], PREPARE TRANSACTION) before it runs, and with it
+    /// the rest of its string: a message that starts with another statement runs
+    /// nothing, and gets the server's 25P02 unjudged, as with the extension (whose hook
+    /// is never called then). Only when every answer is in: a status still to come could
+    /// be the end of that transaction.
+    fn nothing_will_run(&self, parsed: &[ParsedStatement]) -> bool {
+        self.tracker.idle()
+            && self.tracker.status == b'E'
+            && !parsed.first().is_some_and(|statement| {
+                matches!(
+                    statement.statement.stmt,
+                    Stmt::Transaction(
+                        TransactionKind::Commit
+                            | TransactionKind::Rollback
+                            | TransactionKind::RollbackToSavepoint
+                            | TransactionKind::Prepare
+                    )
+                )
+            })
+    }
+
+    /// Warnings and notices go out as the server sends its own: not below the session's
+    /// client_min_messages (asked of the server, which does not report it, whenever
+    /// there is something to send; a client sets it with SET, set_config or a function).
+    async fn send_notices(&mut self, reports: Vec<Report>) -> Result<(), SessionError> {
+        if reports.is_empty() {
+            return Ok(());
+        }
+        let mut threshold = None;
+        if self.tracker.quiet() && self.tracker.status != b'E' {
+            if let Ok(rows) = self.hidden_statement("SHOW client_min_messages").await? {
+                threshold = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten());
+            }
+        }
+        let shown: Vec<Report> = reports
+            .into_iter()
+            .filter(|report| {
+                threshold
+                    .as_deref()
+                    .is_none_or(|threshold| reaches_client(report.level, threshold))
+            })
+            .collect();
+        self.send_reports(&shown);
+        Ok(())
+    }
+
     fn send_reports(&mut self, reports: &[Report]) {
         if reports.is_empty() {
             return;
@@ -1210,6 +1268,23 @@ impl Session {
     }
 }
 
+/// Does a message of `level` reach a client whose client_min_messages is `threshold`?
+/// (The server's order for clients: debug5 .. debug1, log, notice, warning, error.)
+fn reaches_client(level: Level, threshold: &str) -> bool {
+    let rank = |name: &str| match name.to_ascii_lowercase().as_str() {
+        "notice" => 1,
+        "warning" => 2,
+        "error" => 3,
+        _ => 0,
+    };
+    let level_rank = match level {
+        Level::Notice => 1,
+        Level::Warning => 2,
+        Level::Error => 3,
+    };
+    level_rank >= rank(threshold)
+}
+
 /// Does the server analyse `stmt` when it is parsed (opening, and locking, the relations
 /// it reads)? Plannable statements and the utility statements that hold a query do.
 fn analysed_at_parse(stmt: &Stmt) -> bool {
@@ -1247,5 +1322,25 @@ fn boxed(stream: Result<tokio::net::TcpStream, Box<dyn Stream>>) -> Box<dyn Stre
     match stream {
         Ok(tcp) => Box::new(tcp),
         Err(other) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notices_and_warnings_reach_the_client_as_client_min_messages_says() {
+        for (threshold, notice, warning) in [
+            ("debug1", true, true),
+            ("log", true, true),
+            ("NOTICE", true, true),
+            ("warning", false, true),
+            ("error", false, false),
+        ] {
+            assert_eq!(reaches_client(Level::Notice, threshold), notice, "{threshold}");
+            assert_eq!(reaches_client(Level::Warning, threshold), warning, "{threshold}");
+            assert!(reaches_client(Level::Error, threshold));
+        }
     }
 }

@@ -140,6 +140,11 @@ impl Tracker {
         !self.in_batch && !self.skipping && !self.copy_in
     }
 
+    /// Everything sent has been answered: the last ReadyForQuery's status is the present one.
+    pub fn idle(&self) -> bool {
+        self.queue.is_empty() && self.quiet()
+    }
+
     /// Would the server run a message sent now (not discarding until Sync, not in COPY)?
     pub fn server_listening(&self) -> bool {
         !self.skipping && !self.copy_in
