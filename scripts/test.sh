@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check and test: format, clippy, policy/proxy/CLI unit tests, pgrx tests in
-# a real PostgreSQL 15, and end-to-end tests against throwaway clusters with the
-# extension preloaded and the proxy in front. Bootstraps the machine first if needed.
+# a real PostgreSQL 15, end-to-end tests against throwaway clusters with the extension
+# preloaded and the proxy in front, and PostgreSQL 15's own regression suite four ways.
+# Bootstraps the machine first if needed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,5 +38,8 @@ bash tests/tools/install-all.sh
 
 log "unit, integration and end-to-end tests"
 cargo test --workspace --exclude safe_migrations
+
+log "PostgreSQL 15's regression suite: direct, through the proxy (off, warn), with the extension (warn)"
+bash tests/regress/run.sh direct proxy-off proxy-warn extension-warn
 
 log "all tests passed"
