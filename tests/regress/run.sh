@@ -38,7 +38,7 @@ PG_CONFIG=$PGBIN/pg_config
 PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
 # Debian ships the PGXS copy of pg_regress next to the PGXS makefiles.
 PG_REGRESS=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
-PROXY_BIN=${SAFE_MIGRATIONS_BIN:-$REPO/target/debug/safe-migrations}
+PROXY_BIN=${SAFE_MIGRATIONS_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/debug/safe-migrations}
 EXTENSION_SO=$PKGLIBDIR/safe_migrations.so
 CACHE=${SAFE_MIGRATIONS_CACHE:-$HOME/.cache/safe_migrations}/pg-regress-$PG_MAJOR
 RUNS=$CACHE/runs

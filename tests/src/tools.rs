@@ -31,7 +31,9 @@ pub fn report(line: &str) {
 }
 
 /// Is `tool` installed (`marker` exists and install-all.sh left no `<tool>.skip`)?
-/// If not, prints `tool <name>: skip (<reason>)` and returns false: never a silent skip.
+/// If not, a tool listed in tests/tools/expected (the tools this machine kind runs)
+/// fails the test; any other prints `tool <name>: skip (<reason>)` and returns false:
+/// never a silent skip.
 pub fn installed(tool: &str, marker: &Path) -> bool {
     let skip_file = tools_dir().join(format!("{tool}.skip"));
     let reason = match fs::read_to_string(&skip_file) {
@@ -39,8 +41,24 @@ pub fn installed(tool: &str, marker: &Path) -> bool {
         Err(_) if !marker.exists() => format!("{} not found: run tests/tools/install-all.sh", marker.display()),
         Err(_) => return true,
     };
+    assert!(
+        !expected_tools().iter().any(|expected| expected == tool),
+        "tool {tool} is expected to run on this machine (tests/tools/expected) but is not installed: {reason}"
+    );
     report(&format!("tool {tool}: skip ({reason})"));
     false
+}
+
+/// The tools listed in tests/tools/expected.
+fn expected_tools() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools").join("expected");
+    fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every column, index and constraint of `tables`, one per line, sorted: what a

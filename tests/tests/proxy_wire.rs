@@ -376,18 +376,6 @@ fn startup_packet(user: &str) -> Vec<u8> {
 }
 
 /// Read until the peer closes (or 10s pass); returns what was read.
-fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
 #[test]
 fn malformed_bytes_close_only_that_session() {
     let cluster = Cluster::start_with(ClusterOptions {
@@ -406,7 +394,9 @@ fn malformed_bytes_close_only_that_session() {
             stream.write_all(&startup_packet("migrator")).unwrap();
         }
         stream.write_all(bytes).unwrap();
-        let answer = read_to_close(&mut stream);
+        // The proxy must close the session: a timeout means it hung on the bytes.
+        let answer = e2e::read_until_closed(&mut stream, Duration::from_secs(10))
+            .unwrap_or_else(|received| panic!("case {i}: not closed within 10 s ({received} bytes received)"));
         if i > 0 {
             let text = String::from_utf8_lossy(&answer);
             assert!(text.contains("08P01"), "{text}");

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install every migration tool the end-to-end tool tests drive. Each tool's own
 # tests/tools/<tool>/install.sh is idempotent; when one fails, its one-line reason is
-# written to $TOOLS_DIR/<tool>.skip so that tool's test prints "skip (<reason>)"
-# instead of failing or passing silently. Never fails itself.
+# written to $TOOLS_DIR/<tool>.skip so that tool's test prints "skip (<reason>)", or
+# fails when tests/tools/expected lists the tool for this machine kind. Never fails
+# itself.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -102,12 +102,14 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
                 finalize: false,
             }
         }
+        // FINALIZE completes an interrupted DETACH ... CONCURRENTLY under its lock (SHARE
+        // UPDATE EXCLUSIVE on the parent, AlterTableGetLockLevel), not a plain DETACH's.
         #[cfg(not(feature = "pg13"))]
         AT_DetachPartitionFinalize if is(cmd.def, pg_sys::NodeTag::T_PartitionCmd) => {
             AlterAction::DetachPartition {
                 // Checked: a PartitionCmd.
                 partition: range_var(unsafe { (*(cmd.def as *const pg_sys::PartitionCmd)).name }),
-                concurrently: false,
+                concurrently: true,
                 finalize: true,
             }
         }
