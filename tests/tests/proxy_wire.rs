@@ -719,3 +719,126 @@ fn the_functions_a_statement_calls_are_checked_like_do_blocks() {
     );
     assert_eq!(first_value(&mut client, "SELECT harmless()"), "0");
 }
+
+fn query(sql: &str) -> Vec<u8> {
+    message(b'Q', &cstrings(&[sql]))
+}
+
+fn parse_named(name: &str, sql: &str) -> Vec<u8> {
+    let mut body = cstrings(&[name, sql]);
+    body.extend_from_slice(&[0, 0]);
+    message(b'P', &body)
+}
+
+fn bind_execute_named(statement: &str) -> Vec<u8> {
+    let mut body = cstrings(&["", statement]);
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let mut out = message(b'B', &body);
+    out.extend(message(b'E', &[0, 0, 0, 0, 0]));
+    out
+}
+
+/// The SQLSTATEs of the ErrorResponses among `messages`.
+fn error_codes(messages: &[(u8, Vec<u8>)]) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|(tag, _)| *tag == b'E')
+        .filter_map(|(_, body)| {
+            body.split(|byte| *byte == 0)
+                .find(|field| field.first() == Some(&b'C'))
+                .map(|field| String::from_utf8_lossy(&field[1..]).into_owned())
+        })
+        .collect()
+}
+
+/// Messages a client sends before the answers to earlier ones arrive cannot take a
+/// guarded statement past the lock_timeout cap: the proxy decides each with the
+/// transaction status and settings the server will run it with.
+#[test]
+fn pipelined_messages_cannot_take_guarded_ddl_past_the_cap() {
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension: false,
+        auth: e2e::Auth::Trust,
+        ..ClusterOptions::default()
+    });
+    cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
+    cluster.execute(
+        &cluster.url("migrator", "postgres"),
+        "CREATE TABLE t (id int); CREATE TABLE f (id int); \
+         CREATE FUNCTION touch() RETURNS int LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX ON f (id); RETURN 1; END $$",
+    );
+    let oid: i32 = cluster
+        .execute(&cluster.superuser_url(), "SELECT 'touch'::regproc::oid")
+        .trim()
+        .parse()
+        .unwrap();
+    let proxy = Proxy::start(&cluster, &[]);
+    // An ALTER TABLE of t waits for this lock: capped, it fails with 55P03 after 1 s.
+    let (_locker, _observer) = hold_lock(&cluster, "t", 120);
+    let alter = "ALTER TABLE t ADD COLUMN a int";
+    let mut stream = TcpStream::connect(("127.0.0.1", proxy.port())).unwrap();
+    stream.write_all(&startup_packet("migrator")).unwrap();
+    read_until_ready(&mut stream, 1);
+    let mut exchange = |bytes: Vec<u8>, readies: usize| {
+        stream.write_all(&bytes).unwrap();
+        read_until_ready(&mut stream, readies)
+    };
+
+    // A failed transaction, then ROLLBACK and the DDL in one write.
+    exchange([query("BEGIN"), query("SELECT 1/0")].concat(), 2);
+    let answer = exchange([query("ROLLBACK"), query(alter)].concat(), 2);
+    assert_eq!(error_codes(&answer), ["55P03"], "{}", tags(&answer));
+
+    // A transaction block, then COMMIT and the DDL in one write.
+    exchange(query("BEGIN"), 1);
+    let answer = exchange([query("COMMIT"), query(alter)].concat(), 2);
+    assert_eq!(error_codes(&answer), ["55P03"], "{}", tags(&answer));
+
+    // A Query inside an extended-protocol batch sets lock_timeout = 0 before its Execute
+    // (a named statement: a Query drops the unnamed one).
+    let answer = exchange(
+        [
+            parse_named("s0", alter),
+            query("SET lock_timeout = 0"),
+            bind_execute_named("s0"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+        2,
+    );
+    assert_eq!(error_codes(&answer), ["55P03"], "{}", tags(&answer));
+    exchange(query("RESET lock_timeout"), 1);
+
+    // A Parse the server refuses (in a failed transaction) does not replace the capped
+    // statement the server still holds under that name.
+    exchange([parse_named("s1", alter), message(b'S', &[])].concat(), 1);
+    exchange([query("BEGIN"), query("SELECT 1/0")].concat(), 2);
+    let answer = exchange([parse_named("s1", "SELECT 1"), message(b'S', &[])].concat(), 1);
+    assert_eq!(error_codes(&answer), ["25P02"], "{}", tags(&answer));
+    exchange(query("ROLLBACK"), 1);
+    let answer = exchange([bind_execute_named("s1"), message(b'S', &[])].concat(), 1);
+    assert_eq!(error_codes(&answer), ["55P03"], "{}", tags(&answer));
+
+    // standard_conforming_strings turned off in the same write as a statement whose
+    // literal hides a CREATE INDEX under backslash escapes.
+    let answer = exchange(
+        [
+            query("SET standard_conforming_strings = off"),
+            query(r"SELECT 'a\''; CREATE INDEX ON f (id); -- '"),
+        ]
+        .concat(),
+        2,
+    );
+    assert_eq!(error_codes(&answer), ["SM004"], "{}", tags(&answer));
+    exchange(query("SET standard_conforming_strings = on"), 1);
+
+    // A FunctionCall (fast-path) of a user-defined function whose body runs DDL.
+    let mut body = oid.to_be_bytes().to_vec();
+    body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    let answer = exchange(message(b'F', &body), 1);
+    assert_eq!(error_codes(&answer), ["SM004"], "{}", tags(&answer));
+    let answer = exchange(query("SELECT count(*) FROM pg_indexes WHERE tablename = 'f'"), 1);
+    let row = answer.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+    assert_eq!(row.1[6..], *b"0");
+    stream.write_all(&message(b'X', &[])).unwrap();
+}

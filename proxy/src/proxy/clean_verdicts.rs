@@ -117,6 +117,7 @@ mod tests {
             settings: &settings,
             in_transaction_block: false,
             transaction_failed: false,
+            standard_strings: true,
             created: &[],
             answers: &answers,
             timezone: None,

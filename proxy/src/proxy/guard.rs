@@ -38,6 +38,10 @@ pub struct Facts<'a> {
     /// It was 'E': the server refuses every statement but ROLLBACK, and the proxy's own
     /// questions too.
     pub transaction_failed: bool,
+    /// The session's standard_conforming_strings is surely on: the server reported it
+    /// and nothing sent since could have changed it. Otherwise a routine body with a
+    /// backslash may read differently for the server (fail closed).
+    pub standard_strings: bool,
     pub created: &'a [QualifiedName],
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
@@ -51,6 +55,9 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     let mut pending: Vec<QualifiedName> = Vec::new();
     let multi_statement = statements.len() > 1;
     let mut in_block = facts.in_transaction_block;
+    // Until a statement ends it, a failed transaction runs nothing (and the server answers
+    // no question); after a ROLLBACK the rest of the message runs, and is judged in full.
+    let mut transaction_failed = facts.transaction_failed;
     let mut missing = Vec::new();
     // Functions created by earlier statements of the message: not on the server yet.
     let mut defined: Vec<FunctionBody> = Vec::new();
@@ -94,6 +101,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             missing: &mut missing,
             depth: 0,
             visited: Vec::new(),
+            transaction_failed,
         };
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             nested.judge_do_block(&statement.source)
@@ -122,11 +130,13 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         }
         match &statement.stmt {
             Stmt::Transaction(TransactionKind::Begin) => in_block = true,
-            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback) => {
+            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare) => {
                 in_block = false;
+                transaction_failed = false;
                 created.clear();
                 pending.clear();
             }
+            Stmt::Transaction(TransactionKind::RollbackToSavepoint) => transaction_failed = false,
             _ => {}
         }
     }
@@ -159,6 +169,8 @@ struct NestedJudgement<'a, 'f> {
     depth: usize,
     /// Functions whose bodies were read for this statement (a recursive one only once).
     visited: Vec<QualifiedName>,
+    /// The statement runs in a failed transaction: it runs nothing.
+    transaction_failed: bool,
 }
 
 /// Calls nested deeper than this are not followed: the statement is refused (fail
@@ -185,6 +197,9 @@ impl NestedJudgement<'_, '_> {
     /// The smallest lock_timeout cap of the block's statements; on refusal, the rule id,
     /// its error report already added to the verdict.
     fn judge_do_block(&mut self, source: &str) -> Result<Option<u64>, String> {
+        if !self.facts.standard_strings && source.contains('\\') {
+            self.cannot_read_as_the_server(&Routine::DoBlock)?;
+        }
         let statements = do_block_sql(source).unwrap_or_default();
         self.judge_routine(statements, &Routine::DoBlock)
     }
@@ -236,7 +251,7 @@ impl NestedJudgement<'_, '_> {
     fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
         // In a failed transaction the statement fails without running (the server could
         // not answer either); a function defined, not called, runs nothing.
-        if self.facts.transaction_failed || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
+        if self.transaction_failed || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
             return Ok(None);
         }
         let mut cap = None;
@@ -267,6 +282,13 @@ impl NestedJudgement<'_, '_> {
                 defined
             };
             for body in bodies.iter().filter(|body| !body.definition.is_empty()) {
+                // PL/pgSQL reads a body's literals under the session's setting, or the
+                // function's own SET standard_conforming_strings.
+                if body.definition.contains('\\')
+                    && (!self.facts.standard_strings || body.definition.contains("standard_conforming_strings"))
+                {
+                    self.cannot_read_as_the_server(&Routine::Function(&body.name))?;
+                }
                 if self.depth >= MAX_CALL_DEPTH {
                     self.cannot_check(calls_too_deep(&body.name))?;
                     continue;
@@ -289,6 +311,23 @@ impl NestedJudgement<'_, '_> {
             timezone: self.facts.timezone.clone(),
             server_version_num: self.facts.server_version_num,
             missing: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A routine body whose literals the server may read differently (backslashes without
+    /// standard strings): a warning in warn mode, else refused, whatever
+    /// `unparsable = allow` says (this is no syntax the proxy lacks, but a second reading).
+    fn cannot_read_as_the_server(&mut self, routine: &Routine) -> Result<(), String> {
+        let report = nonstandard_body(routine);
+        if self.facts.settings.mode == Mode::Warn {
+            self.verdict.reports.push(Report {
+                level: Level::Warning,
+                ..report
+            });
+            Ok(())
+        } else {
+            self.verdict.reports.push(report);
+            Err("unparsable".to_string())
         }
     }
 
@@ -320,7 +359,13 @@ pub enum Unchecked {
 /// report as a warning (warn refuses nothing; the server decides, and its own errors,
 /// such as a syntax error with its position, reach the client); enforce refuses it.
 pub fn unchecked_report(report: Report, settings: &Settings) -> Unchecked {
-    if settings.unparsable == Unparsable::Allow {
+    unchecked(report, settings, true)
+}
+
+/// As `unchecked_report`, where `unparsable = allow` counts only when `allowable`: it
+/// lets through syntax the proxy lacks, not a text the server reads another way.
+pub fn unchecked(report: Report, settings: &Settings, allowable: bool) -> Unchecked {
+    if allowable && settings.unparsable == Unparsable::Allow {
         Unchecked::Pass(None)
     } else if settings.mode == Mode::Warn {
         Unchecked::Pass(Some(Report {
@@ -346,6 +391,38 @@ pub fn nonstandard_strings() -> Report {
                 .to_string(),
         ),
         Some("SET standard_conforming_strings = on, or write such literals as E'...'.".to_string()),
+    )
+}
+
+/// A FunctionCall message of a user-defined function: its body is not read (fail closed).
+pub fn function_call_unchecked(oid: i32) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations proxy: a FunctionCall (fast-path) message calls the user-defined function with oid \
+             {}, whose SQL the proxy does not check on this path",
+            oid as u32
+        ),
+        Some("The proxy checks the SQL of the functions a guarded role calls in statements.".to_string()),
+        Some("Call the function in a statement (SELECT f(...)) instead.".to_string()),
+    )
+}
+
+/// A routine body with backslashes where standard_conforming_strings may be off.
+fn nonstandard_body(routine: &Routine) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations proxy: {} has backslashes in its body and may run with standard_conforming_strings \
+             off, where its string literals can read differently from the proxy's reading",
+            routine.describe()
+        ),
+        Some(
+            "PL/pgSQL reads the body's literals under the session's standard_conforming_strings, or the \
+             function's own SET clause."
+                .to_string(),
+        ),
+        Some("Keep standard_conforming_strings on, or write such literals as E'...'.".to_string()),
     )
 }
 
@@ -513,6 +590,7 @@ mod tests {
                 settings,
                 in_transaction_block: false,
                 transaction_failed: false,
+                standard_strings: true,
                 created: &[],
                 answers: &answers,
                 timezone: None,
@@ -679,6 +757,7 @@ mod tests {
                 settings,
                 in_transaction_block: false,
                 transaction_failed: false,
+                standard_strings: true,
                 created: &[],
                 answers: &answers,
                 timezone: None,

@@ -15,13 +15,13 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use super::catalog::{Answer, Question};
 use super::clean_verdicts::{passes_unchanged, rememberable_shape, CleanVerdicts};
 use super::config::Config;
-use super::guard::{self, unchecked_report, Facts, Unchecked, Verdict};
+use super::guard::{self, unchecked, unchecked_report, Facts, Unchecked, Verdict};
 use super::lock_timeout::{restore_sql, rewrite, session_restore_sql, set_cap_sql, set_session_cap_sql};
 use super::messages::authentication::{
     auth_code, expects_client_answer, sasl_initial_response, strip_channel_binding, AUTH_SASL,
 };
 use super::messages::error_response::{self, encode_report, fatal};
-use super::messages::function_call::{function_oid, SET_CONFIG_OID};
+use super::messages::function_call::{function_oid, is_user_defined, SET_CONFIG_OID};
 use super::messages::parse::Parse;
 use super::messages::startup::Startup;
 use super::messages::{
@@ -456,6 +456,11 @@ impl Session {
         if matches!(message.tag, b'Q' | b'P' | b'B' | b'F') {
             self.retry_failed_restore();
         }
+        if matches!(message.tag, b'Q' | b'F') {
+            // It runs SQL of the client's (SET lock_timeout = 0 ...): a batch's session
+            // cap no longer stands for the next Execute.
+            self.batch_executed = true;
+        }
         if matches!(message.tag, b'P' | b'B' | b'E' | b'D' | b'C') {
             self.open_extended_batch();
         }
@@ -496,9 +501,24 @@ impl Session {
                 }
             }
             b'F' => {
-                if function_oid(&message).map_err(SessionError::Client)? == SET_CONFIG_OID {
+                let oid = function_oid(&message).map_err(SessionError::Client)?;
+                if oid == SET_CONFIG_OID {
                     let report = guard::policy_change_report("A FunctionCall of set_config");
                     self.refuse_query(vec![report], ("policy_change".into(), "FunctionCall set_config".into()));
+                } else if is_user_defined(oid) {
+                    // Built-in functions (the large-object calls libpq makes this way) run no
+                    // SQL of the caller's; a user-defined one is a routine whose body the
+                    // proxy does not read on this path: fail closed.
+                    match unchecked_report(guard::function_call_unchecked(oid), &self.settings) {
+                        Unchecked::Pass(warning) => {
+                            self.send_notices(warning.into_iter().collect()).await?;
+                            self.send(&message, client, Expect::Query);
+                        }
+                        Unchecked::Refuse(report) => self.refuse_query(
+                            vec![report],
+                            ("unparsable".into(), format!("FunctionCall of oid {oid}")),
+                        ),
+                    }
                 } else {
                     self.send(&message, client, Expect::Query);
                 }
@@ -628,6 +648,7 @@ impl Session {
     }
 
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
+        self.catch_up_with_the_server().await?;
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
         let shape = rememberable_shape(text);
@@ -638,7 +659,7 @@ impl Session {
         let sql = text.to_string();
         let parsed = match self.parse_as_the_server_would(&sql) {
             Ok(parsed) => parsed,
-            Err(report) => match unchecked_report(report, &self.settings) {
+            Err((report, allowable)) => match unchecked(report, &self.settings, allowable) {
                 Unchecked::Pass(warning) => {
                     self.send_notices(warning.into_iter().collect()).await?;
                     self.send(&message, Owner::Client, Expect::Query);
@@ -675,7 +696,7 @@ impl Session {
         let caps = &verdict.caps;
         match &caps[..] {
             caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
-            [Some(cap)] if self.tracker.quiet() => self.send_capped_alone(message, *cap).await?,
+            [Some(cap)] if self.tracker.idle() => self.send_capped_alone(message, *cap).await?,
             _ => self.send_rewritten(&sql, &parsed, caps),
         }
         Ok(())
@@ -766,11 +787,12 @@ impl Session {
     }
 
     async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
+        self.catch_up_with_the_server().await?;
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
             if self.passed_before(parse.query) {
-                self.statements.insert(parse.name.to_string(), Prepared::default());
+                self.remember_statement(parse.name.to_string(), Prepared::default());
                 self.send(&message, Owner::Client, Expect::Parse);
                 return Ok(());
             }
@@ -778,10 +800,10 @@ impl Session {
         };
         let parsed = match self.parse_as_the_server_would(&sql) {
             Ok(parsed) => parsed,
-            Err(report) => match unchecked_report(report, &self.settings) {
+            Err((report, allowable)) => match unchecked(report, &self.settings, allowable) {
                 Unchecked::Pass(warning) => {
                     self.send_notices(warning.into_iter().collect()).await?;
-                    self.statements.insert(name, Prepared::default());
+                    self.remember_statement(name, Prepared::default());
                     self.send(&message, Owner::Client, Expect::Parse);
                     return Ok(());
                 }
@@ -794,7 +816,7 @@ impl Session {
             },
         };
         if self.nothing_will_run(&parsed) {
-            self.statements.insert(name, Prepared::default());
+            self.remember_statement(name, Prepared::default());
             self.send(&message, Owner::Client, Expect::Parse);
             return Ok(());
         }
@@ -810,7 +832,7 @@ impl Session {
             created: verdict.created,
         };
         self.cap_batch_for(&prepared).await?;
-        self.statements.insert(name, prepared);
+        self.remember_statement(name, prepared);
         self.send(&message, Owner::Client, Expect::Parse);
         Ok(())
     }
@@ -838,6 +860,35 @@ impl Session {
             _ => self.send(&message, Owner::Client, Expect::Execute),
         }
         Ok(())
+    }
+
+    /// What a Parse prepares under `name`. The server refuses a Parse of a name in use
+    /// (or any Parse in a failed transaction) and keeps the statement it has: a named
+    /// statement already known keeps the stricter of both (the smaller cap, every table
+    /// created), so a refused Parse cannot uncap the statement the server still holds. The
+    /// unnamed statement is replaced by every Parse, failed or not.
+    fn remember_statement(&mut self, name: String, prepared: Prepared) {
+        let merged = match self.statements.get(&name) {
+            Some(known) if !name.is_empty() => {
+                let mut created = known.created.clone();
+                created.extend(
+                    prepared
+                        .created
+                        .iter()
+                        .filter(|table| !known.created.contains(table))
+                        .cloned(),
+                );
+                Prepared {
+                    cap: match (known.cap, prepared.cap) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                    created,
+                }
+            }
+            _ => prepared,
+        };
+        self.statements.insert(name, merged);
     }
 
     /// A statement that cannot run in a transaction block (CONCURRENTLY forms, VACUUM,
@@ -953,19 +1004,44 @@ impl Session {
 
     /// Relay the server's messages until every message of hidden batch `batch` is answered.
     async fn wait_for_batch(&mut self, batch: u64) -> Result<(), SessionError> {
-        while self.tracker.batch_pending(batch) {
+        self.relay_server_until(|tracker| !tracker.batch_pending(batch)).await
+    }
+
+    /// When the client pipelined messages whose answers are still to come, relay them
+    /// first, so that the transaction status (and standard_conforming_strings) the next
+    /// decision reads is the present one, not the one before those messages. Only
+    /// outside a batch: inside one the server answers nothing before its Sync; and not
+    /// into COPY, which waits for the client.
+    async fn catch_up_with_the_server(&mut self) -> Result<(), SessionError> {
+        if !self.tracker.quiet() {
+            return Ok(());
+        }
+        self.relay_server_until(|tracker| tracker.idle() || !tracker.quiet())
+            .await
+    }
+
+    /// Relay the server's messages (to the client, or to the hidden statements they
+    /// answer) until `done`; large rows and COPY data pass through in pieces as in `serve`.
+    async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
+        while !done(&self.tracker) {
             self.flush().await?;
-            let message = self
+            match self
                 .server_rd
-                .next()
+                .next_frame(WHOLE_UP_TO)
                 .await
                 .map_err(SessionError::Server)?
-                .ok_or_else(|| {
-                    SessionError::Server(FrameError::Malformed("the server closed the connection".into()))
-                })?;
-            self.tracker
-                .on_server(message, &mut self.to_client)
-                .map_err(SessionError::Server)?;
+            {
+                Some(Frame::Whole(message)) => self
+                    .tracker
+                    .on_server(message, &mut self.to_client)
+                    .map_err(SessionError::Server)?,
+                Some(Frame::Large(large)) => self.on_server_large(large).await?,
+                None => {
+                    return Err(SessionError::Server(FrameError::Malformed(
+                        "the server closed the connection".into(),
+                    )))
+                }
+            }
         }
         Ok(())
     }
@@ -981,6 +1057,9 @@ impl Session {
     /// The first extended-protocol message after a Sync starts a new implicit transaction.
     fn open_extended_batch(&mut self) {
         self.forget_tables_of_ended_transaction();
+        if !self.extended_batch_open {
+            self.batch_executed = false;
+        }
         self.extended_batch_open = true;
     }
 
@@ -999,16 +1078,24 @@ impl Session {
     /// hide a statement inside it. The rules, and the lexer that finds function calls,
     /// read literals as standard strings, so such a statement is judged only when both
     /// readings give the same tree; otherwise the proxy cannot check it.
-    fn parse_as_the_server_would(&self, sql: &str) -> Result<Vec<ParsedStatement>, Report> {
+    /// The error says whether `unparsable = allow` may let the text through (syntax the
+    /// proxy lacks) or not (a text the server may read another way).
+    fn parse_as_the_server_would(&self, sql: &str) -> Result<Vec<ParsedStatement>, (Report, bool)> {
         if self.nonstandard_backslashes(sql) && !reads_the_same_with_nonstandard_strings(sql) {
-            return Err(guard::nonstandard_strings());
+            return Err((guard::nonstandard_strings(), false));
         }
-        parse_sql(sql).map_err(|err| guard::unparsable(&err))
+        parse_sql(sql).map_err(|err| (guard::unparsable(&err), true))
     }
 
     /// Could a backslash in `sql` mean something else to the server than to the proxy?
     fn nonstandard_backslashes(&self, sql: &str) -> bool {
-        !self.tracker.standard_conforming_strings && sql.contains('\\')
+        !self.standard_strings() && sql.contains('\\')
+    }
+
+    /// Is standard_conforming_strings surely on? The server reports a change only at
+    /// the end of a batch or query, so with answers still to come it may already be off.
+    fn standard_strings(&self) -> bool {
+        self.tracker.standard_conforming_strings && self.tracker.idle()
     }
 
     /// Did `sql` pass unchanged before, under the session's present facts?
@@ -1067,6 +1154,7 @@ impl Session {
             settings: &self.settings,
             in_transaction_block: matches!(self.tracker.status, b'T' | b'E'),
             transaction_failed: self.tracker.status == b'E',
+            standard_strings: self.standard_strings(),
             created,
             answers,
             timezone: self.tracker.timezone.clone(),
