@@ -10,8 +10,9 @@
 //! are the client's own (see `session`):
 //!
 //! - A Query of one capped statement: hidden round trips first (outside a transaction
-//!   block `set_session_cap_sql`, restored by `session_restore_sql`; inside one `SHOW`
-//!   and `SET LOCAL`, which take no snapshot), the Query unchanged, a hidden restore.
+//!   block `set_session_cap_sql`, restored by `session_restore_sql` from what it
+//!   answered; inside one `SHOW` and `SET LOCAL`, which take no snapshot), the Query
+//!   unchanged, a hidden restore.
 //! - A Query of several statements is one implicit transaction already: the hidden
 //!   statements are put into the string around each capped statement (`L` = true, local
 //!   to that transaction), so a client SET between two statements cannot undo the cap.
@@ -38,10 +39,11 @@ pub fn set_cap_sql(cap_ms: u64, local: bool) -> String {
 }
 
 /// The hidden statement that sets the cap session-wide outside a transaction block; its
-/// one row holds where the client's value came from (pg_settings.source).
+/// one row holds where the client's value came from (pg_settings.source) and the value
+/// (in ms), which the proxy keeps to put back: nothing of it is left in the session.
 pub fn set_session_cap_sql(cap_ms: u64) -> String {
     format!(
-        "SELECT s.source, pg_catalog.set_config('{SAVED}', pg_catalog.current_setting('lock_timeout'), false), \
+        "SELECT s.source, s.setting, \
          pg_catalog.set_config('lock_timeout', CASE WHEN s.setting::bigint = 0 OR s.setting::bigint > {cap_ms} \
          THEN '{cap_ms}' ELSE s.setting END, false) FROM pg_catalog.pg_settings s WHERE s.name = 'lock_timeout'"
     )
@@ -52,11 +54,14 @@ pub fn set_session_cap_sql(cap_ms: u64) -> String {
 /// source `session`; any other (default, configuration file, role, database, startup
 /// options) is the session's reset value, and RESET brings back its source too.
 pub fn session_restore_sql(rows: &[Vec<Option<String>>]) -> String {
-    let source = rows.first().and_then(|row| row.first()).cloned().flatten();
-    if source.as_deref() == Some("session") {
-        restore_sql(false)
-    } else {
-        "RESET lock_timeout".to_string()
+    let row = rows.first();
+    let source = row.and_then(|row| row.first()).cloned().flatten();
+    let setting = row.and_then(|row| row.get(1)).cloned().flatten();
+    match (source.as_deref(), setting) {
+        (Some("session"), Some(ms)) if ms.chars().all(|c| c.is_ascii_digit()) => {
+            format!("SET lock_timeout = {ms}")
+        }
+        _ => "RESET lock_timeout".to_string(),
     }
 }
 

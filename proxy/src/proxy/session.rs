@@ -1310,7 +1310,7 @@ impl Session {
         sql: &str,
         parsed: Option<&[ParsedStatement]>,
     ) -> Result<Option<Bytes>, SessionError> {
-        if !self.tracker.quiet() {
+        if !self.tracker.idle() {
             return Ok(None);
         }
         match self.tracker.status {
@@ -1320,6 +1320,9 @@ impl Session {
                 }
                 self.hidden_parse_error(sql).await
             }
+            // A failed transaction stays failed, and the server parses a Parse before it
+            // looks at the transaction (so nothing is analysed): its syntax error first.
+            b'E' => self.hidden_parse_error(sql).await,
             b'T' if parsed.is_none_or(|parsed| {
                 parsed
                     .iter()
