@@ -840,5 +840,27 @@ fn pipelined_messages_cannot_take_guarded_ddl_past_the_cap() {
     let answer = exchange(query("SELECT count(*) FROM pg_indexes WHERE tablename = 'f'"), 1);
     let row = answer.iter().find(|(tag, _)| *tag == b'D').expect("a row");
     assert_eq!(row.1[6..], *b"0");
+
+    // A batch that opens a transaction block after a capped statement (capped for the
+    // whole batch), then a ROLLBACK: lock_timeout is the client's again, source and all.
+    let answer = exchange(
+        [
+            parse_named("s2", "ALTER TABLE f ADD COLUMN b int"),
+            bind_execute_named("s2"),
+            parse_named("s3", "BEGIN"),
+            bind_execute_named("s3"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+        1,
+    );
+    assert_eq!(answer.last().unwrap().1, b"T", "{}", tags(&answer));
+    exchange(query("ROLLBACK"), 1);
+    let answer = exchange(
+        query("SELECT setting || ' ' || source FROM pg_settings WHERE name = 'lock_timeout'"),
+        1,
+    );
+    let row = answer.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+    assert_eq!(String::from_utf8_lossy(&row.1[6..]), "0 default");
     stream.write_all(&message(b'X', &[])).unwrap();
 }

@@ -86,14 +86,17 @@ pub struct Session {
     /// A Parse was refused: the client's messages are dropped until its Sync.
     discard_until_sync: bool,
     /// The cap was set session-wide before the batch: how to restore it after its Sync.
-    restore_after_sync: Option<String>,
+    restore_after_sync: Option<Restore>,
     /// A client Execute was sent since the last Sync.
     batch_executed: bool,
     /// A restore sent after a Sync (its hidden batch), until it is known to have run: one
     /// that met a failed transaction (a BEGIN and an error in the batch) is sent again
     /// once the server can run it.
-    restore_in_flight: Option<(u64, String)>,
-    restore_due: Option<String>,
+    restore_in_flight: Option<(u64, Restore)>,
+    /// A restore that did not stick (it met a failed transaction, or ran inside a block
+    /// the client's batch opened, which a ROLLBACK undoes): checked again once the
+    /// session is outside a transaction block.
+    restore_due: Option<Restore>,
     server_version_num: Option<u32>,
     next_batch: u64,
     /// Extended-protocol messages were sent since the last Sync: until it, they run in
@@ -103,6 +106,38 @@ pub struct Session {
     clean: CleanVerdicts,
     /// The longest statement (Query, Parse ...) the session reads whole to decide.
     max_statement_bytes: usize,
+}
+
+/// How a capped Query's cap is taken off again.
+enum CapRestore {
+    /// Set session-wide (outside a transaction block).
+    Session(Restore),
+    /// Set with SET LOCAL: this statement puts the client's value back.
+    Local(String),
+}
+
+/// How to put the client's lock_timeout back after a session-wide cap.
+#[derive(Debug, Clone)]
+struct Restore {
+    sql: String,
+    /// lock_timeout as the cap left it (as SHOW writes it): a value still equal to it
+    /// later is still the cap, not something the client set since.
+    capped: String,
+}
+
+impl Restore {
+    /// From the answer of `set_session_cap_sql`.
+    fn after(rows: &[Vec<Option<String>>]) -> Restore {
+        Restore {
+            sql: session_restore_sql(rows),
+            capped: rows
+                .first()
+                .and_then(|row| row.get(2))
+                .cloned()
+                .flatten()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Startup parameters that would set the policy (`-c safe_migrations.mode=off`).
@@ -454,7 +489,7 @@ impl Session {
         }
         let client = Owner::Client;
         if matches!(message.tag, b'Q' | b'P' | b'B' | b'F') {
-            self.retry_failed_restore();
+            self.settle_restore().await?;
         }
         if matches!(message.tag, b'Q' | b'F') {
             // It runs SQL of the client's (SET lock_timeout = 0 ...): a batch's session
@@ -649,6 +684,7 @@ impl Session {
 
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
         self.catch_up_with_the_server().await?;
+        self.settle_restore().await?;
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
         let shape = rememberable_shape(text);
@@ -720,7 +756,7 @@ impl Session {
     async fn send_capped_alone(&mut self, message: Message, cap: u64) -> Result<(), SessionError> {
         let restore = match self.tracker.status {
             b'I' => match self.set_cap_hidden(&set_session_cap_sql(cap)).await? {
-                Some(rows) => session_restore_sql(&rows),
+                Some(rows) => CapRestore::Session(Restore::after(&rows)),
                 None => return Ok(()),
             },
             b'T' => {
@@ -744,17 +780,32 @@ impl Session {
                 {
                     return Ok(());
                 }
-                format!("SET LOCAL lock_timeout = '{}'", shown.replace('\'', "''"))
+                CapRestore::Local(format!("SET LOCAL lock_timeout = '{}'", shown.replace('\'', "''")))
             }
             _ => {
                 self.send(&message, Owner::Client, Expect::Query);
                 return Ok(());
             }
         };
-        self.send(&message, Owner::Client, Expect::Query);
+        // The restore's ReadyForQuery ends the client's exchange, so nothing of it can
+        // come after.
+        self.to_server.extend_from_slice(&message.bytes);
+        self.tracker.push_query_holding_ready(&mut self.to_client);
         let batch = self.new_batch();
-        let owner = Self::hidden(batch, 0, false, OnError::ClientUnlessAborted);
-        self.send(&query::build(&restore), owner, Expect::Query);
+        match restore {
+            // Outside a block its failure (a late cancel) is not the client's statement's:
+            // kept from the client, and the restore made again (`settle_restore`).
+            CapRestore::Session(restore) => {
+                let owner = Self::hidden(batch, 0, true, OnError::Keep);
+                self.send(&query::build(&restore.sql), owner, Expect::Query);
+                self.restore_in_flight = Some((batch, restore));
+            }
+            // Inside one it aborts the client's transaction: the client sees why.
+            CapRestore::Local(sql) => {
+                let owner = Self::hidden(batch, 0, true, OnError::ClientUnlessAborted);
+                self.send(&query::build(&sql), owner, Expect::Query);
+            }
+        }
         Ok(())
     }
 
@@ -788,6 +839,7 @@ impl Session {
 
     async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
         self.catch_up_with_the_server().await?;
+        self.settle_restore().await?;
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
@@ -905,40 +957,54 @@ impl Session {
             return Ok(());
         }
         if let Ok(rows) = self.hidden_statement(&set_session_cap_sql(cap)).await? {
-            self.restore_after_sync = Some(session_restore_sql(&rows));
+            self.restore_after_sync = Some(Restore::after(&rows));
         }
         Ok(())
     }
 
     /// Put the client's lock_timeout back in a hidden batch of its own.
-    fn send_restore(&mut self, restore: String) {
+    fn send_restore(&mut self, restore: Restore) {
         let batch = self.new_batch();
-        self.send_hidden_statement(batch, 0, &restore, OnError::Keep);
+        self.send_hidden_statement(batch, 0, &restore.sql, OnError::Keep);
         let owner = Self::hidden(batch, 1, false, OnError::Keep);
         self.send(&sync::build(), owner, Expect::Sync);
         self.restore_in_flight = Some((batch, restore));
     }
 
-    /// A restore that failed (the client's batch left its transaction failed) is sent
-    /// again before the client's next statement, once the transaction has ended.
-    fn retry_failed_restore(&mut self) {
+    /// Before the client's next statement: a restore that did not stick is made again
+    /// once the session is outside a transaction block, if lock_timeout is still the cap.
+    async fn settle_restore(&mut self) -> Result<(), SessionError> {
         if let Some((batch, _)) = &self.restore_in_flight {
             let batch = *batch;
             if self.tracker.batch_pending(batch) {
-                return;
+                return Ok(());
             }
-            let failed = self.tracker.take_result(batch, 0).is_none_or(|result| result.failed);
-            let _ = self.tracker.take_result(batch, 1);
-            let restore = self.restore_in_flight.take().map(|(_, restore)| restore);
-            if failed {
-                self.restore_due = restore;
+            // A hidden batch (Parse ... Sync) or a hidden Query.
+            let first = self.tracker.take_result(batch, 0);
+            let sync = self.tracker.take_result(batch, 1);
+            let ran = first.as_ref().is_some_and(|result| !result.failed);
+            let status_after = sync
+                .and_then(|result| result.status)
+                .or(first.and_then(|result| result.status));
+            if let Some((_, restore)) = self.restore_in_flight.take() {
+                if !ran || status_after != Some(b'I') {
+                    self.restore_due = Some(restore);
+                }
             }
         }
-        if self.tracker.status != b'E' && self.tracker.quiet() {
-            if let Some(restore) = self.restore_due.take() {
+        if !self.tracker.idle() || self.tracker.status != b'I' {
+            return Ok(());
+        }
+        let Some(restore) = self.restore_due.take() else {
+            return Ok(());
+        };
+        if let Ok(rows) = self.hidden_statement("SHOW lock_timeout").await? {
+            let now = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten());
+            if now.as_deref() == Some(restore.capped.as_str()) {
                 self.send_restore(restore);
             }
         }
+        Ok(())
     }
 
     /// Parse/Bind/Execute and Close of one hidden statement under a proxy-owned name. The

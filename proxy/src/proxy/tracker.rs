@@ -86,6 +86,9 @@ struct Pending {
     expect: Expect,
     segments: Vec<Segment>,
     segment: usize,
+    /// A client Query whose ReadyForQuery is kept back: a hidden Query sent right after
+    /// it answers for it (see `push_query_holding_ready`).
+    hold_ready: bool,
 }
 
 #[derive(Debug)]
@@ -101,6 +104,8 @@ pub struct HiddenResult {
     pub failed: bool,
     /// The server's ErrorResponse, when it answered with one (not when it skipped the message).
     pub error: Option<Bytes>,
+    /// For a hidden Sync or Query: the transaction status its ReadyForQuery reported.
+    pub status: Option<u8>,
 }
 
 #[derive(Debug)]
@@ -177,8 +182,19 @@ impl Tracker {
             expect,
             segments,
             segment: 0,
+            hold_ready: false,
         }));
         self.emit_synthetic(out);
+    }
+
+    /// Record a client Query whose ReadyForQuery the client gets from the hidden Query
+    /// the caller sends right after it (pushed with `forward_ready`): whatever that one
+    /// says, an error included, comes before the client's exchange ends, never after.
+    pub fn push_query_holding_ready(&mut self, out: &mut BytesMut) {
+        self.push(Owner::Client, Expect::Query, out);
+        if let Some(Entry::Pending(pending)) = self.queue.back_mut() {
+            pending.hold_ready = true;
+        }
     }
 
     /// Queue the proxy's own bytes for the client, after everything sent before.
@@ -296,15 +312,15 @@ impl Tracker {
         match (head.expect, tag) {
             (Expect::Query, b'Z') | (Expect::Sync, b'Z') => {
                 self.status = ready_for_query::status(&message)?;
+                if let Owner::Hidden { batch, index, .. } = head.owner {
+                    self.results.entry((batch, index)).or_default().status = Some(self.status);
+                }
                 complete = true;
-                if matches!(
-                    head.owner,
-                    Owner::Client
-                        | Owner::Hidden {
-                            forward_ready: true,
-                            ..
-                        }
-                ) {
+                let forward = match head.owner {
+                    Owner::Client => !head.hold_ready,
+                    Owner::Hidden { forward_ready, .. } => forward_ready,
+                };
+                if forward {
                     out.extend_from_slice(&message.bytes);
                 }
             }
@@ -632,6 +648,30 @@ mod tests {
             .on_server(msg(b'S', b"standard_conforming_strings\0on\0"), &mut out)
             .unwrap();
         assert!(tracker.standard_conforming_strings);
+    }
+
+    #[test]
+    fn a_held_ready_for_query_comes_from_the_query_after_it_with_its_error() {
+        let mut tracker = Tracker::new(b'T');
+        let mut out = BytesMut::new();
+        tracker.push_query_holding_ready(&mut out);
+        let restore = Owner::Hidden {
+            batch: 3,
+            index: 0,
+            forward_ready: true,
+            on_error: OnError::ClientUnlessAborted,
+        };
+        tracker.push(restore, Expect::Query, &mut out);
+        tracker.on_server(msg(b'C', b"ALTER TABLE\0"), &mut out).unwrap();
+        tracker.on_server(msg(b'Z', b"T"), &mut out).unwrap();
+        assert_eq!(out[0], b'C');
+        assert_eq!(out.len(), 17, "no ReadyForQuery yet");
+        out.clear();
+        tracker.on_server(error("57014"), &mut out).unwrap();
+        tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
+        assert_eq!(out[0], b'E');
+        assert_eq!(&out[out.len() - 6..], b"Z\0\0\0\x05E");
+        assert_eq!(tracker.status, b'E');
     }
 
     #[test]
