@@ -97,6 +97,8 @@ pub struct Session {
     /// the client's batch opened, which a ROLLBACK undoes): checked again once the
     /// session is outside a transaction block.
     restore_due: Option<Restore>,
+    /// See `take_abort_by_hidden_work`.
+    aborted_by_hidden_work: Option<Bytes>,
     server_version_num: Option<u32>,
     next_batch: u64,
     /// Extended-protocol messages were sent since the last Sync: until it, they run in
@@ -269,6 +271,7 @@ pub async fn run(
         batch_executed: false,
         restore_in_flight: None,
         restore_due: None,
+        aborted_by_hidden_work: None,
         server_version_num: None,
         next_batch: 0,
         extended_batch_open: false,
@@ -685,6 +688,7 @@ impl Session {
     async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
         self.catch_up_with_the_server().await?;
         self.settle_restore().await?;
+        self.aborted_by_hidden_work = None;
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
         let shape = rememberable_shape(text);
@@ -719,6 +723,10 @@ impl Session {
         let verdict = self
             .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
             .await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.answer_with_server_error(error);
+            return Ok(());
+        }
         if let Some(refusal) = verdict.refusal.clone() {
             if let Some(error) = self.server_syntax_error(&sql, Some(&parsed)).await? {
                 self.answer_with_server_error(error);
@@ -728,6 +736,10 @@ impl Session {
             return Ok(());
         }
         self.send_notices(verdict.reports).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.answer_with_server_error(error);
+            return Ok(());
+        }
         self.created.extend(verdict.created.iter().cloned());
         let caps = &verdict.caps;
         match &caps[..] {
@@ -840,6 +852,7 @@ impl Session {
     async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
         self.catch_up_with_the_server().await?;
         self.settle_restore().await?;
+        self.aborted_by_hidden_work = None;
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
@@ -873,12 +886,20 @@ impl Session {
             return Ok(());
         }
         let verdict = self.judge_remembered(&sql, None, &parsed).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.refuse_extended(Vec::new(), ("aborted".into(), guard::first_line(&sql)), Some(error));
+            return Ok(());
+        }
         if let Some(refusal) = verdict.refusal.clone() {
             let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
             self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }
         self.send_notices(verdict.reports).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.refuse_extended(Vec::new(), ("aborted".into(), guard::first_line(&sql)), Some(error));
+            return Ok(());
+        }
         let prepared = Prepared {
             cap: verdict.caps.iter().flatten().copied().min(),
             created: verdict.created,
@@ -1061,11 +1082,25 @@ impl Session {
         } else {
             self.to_server.extend_from_slice(&sync::build_flush().bytes);
         }
+        let status_before = self.tracker.status;
         self.wait_for_batch(batch).await?;
         let _ = self.tracker.take_result(batch, sqls.len());
-        Ok((0..sqls.len())
+        let results: Vec<Option<HiddenResult>> = (0..sqls.len())
             .map(|index| self.tracker.take_result(batch, index))
-            .collect())
+            .collect();
+        if status_before == b'T' && self.tracker.status == b'E' {
+            // A hidden statement failed in the client's transaction block (a cancel meant
+            // for the client's statement, say) and aborted it.
+            self.aborted_by_hidden_work = results.iter().flatten().find_map(|result| result.error.clone());
+        }
+        Ok(results)
+    }
+
+    /// The error that aborted the client's transaction block while the proxy worked on
+    /// the client's message: the client's message is answered with it (it would not run
+    /// now), so the client learns why, as it would have without the proxy.
+    fn take_abort_by_hidden_work(&mut self) -> Option<Bytes> {
+        self.aborted_by_hidden_work.take()
     }
 
     /// Relay the server's messages until every message of hidden batch `batch` is answered.
