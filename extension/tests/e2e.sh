@@ -143,6 +143,10 @@ out=$(sql migrator -c "SELECT 1; CREATE INDEX CONCURRENTLY i ON orders (c)")
 expect "multi-statement string: CONCURRENTLY is refused before it runs" "$out" "ERROR:  25001: concurrently_in_transaction"
 out=$(sql migrator -c "SELECT 1; CREATE INDEX i ON orders (c)")
 expect "multi-statement string: each statement is judged" "$out" "SM001: create_index_non_concurrently"
+out=$(sql migrator -c "/* up; down */ CREATE INDEX CONCURRENTLY semi ON orders (c); -- down: DROP INDEX semi; then VACUUM" \
+    -c "SELECT count(*) AS semi_built FROM pg_indexes WHERE indexname = 'semi'" -c "DROP INDEX semi")
+expect "semicolons in comments are not other statements" "$out" "     1"
+reject "semicolons in comments are not other statements (no refusal)" "$out" "concurrently_in_transaction"
 out=$(sql migrator <<'EOF'
 CREATE PROCEDURE migrate() LANGUAGE plpgsql AS $$ BEGIN COMMIT; CREATE INDEX i ON orders (c); END $$;
 CALL migrate();
