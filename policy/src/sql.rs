@@ -305,7 +305,7 @@ pub fn expression_at(source: &str, start: usize) -> String {
     let Some(text) = source.get(start..) else {
         return String::new();
     };
-    let end = scan_expression_end(text);
+    let end = scan_expression_end(text, true);
     text[..end].trim().to_string()
 }
 
@@ -340,24 +340,31 @@ pub fn parenthesized_at(source: &str, start: usize) -> String {
         return String::new();
     };
     let inner = &text[open + 1..];
-    let end = scan_expression_end(inner);
+    // Bounded by its parenthesis: `CHECK (a IS NOT NULL)` goes on past NOT.
+    let end = scan_expression_end(inner, false);
     inner[..end].trim().to_string()
 }
 
-/// Byte length of the expression at the start of `text` (see `expression_at`).
-fn scan_expression_end(text: &str) -> usize {
+/// Byte length of the expression at the start of `text` (see `expression_at`), up to
+/// its last token: comments inside it are part of it (`CHECK (a > 0 -- why` then
+/// `AND b > 0)` is one expression), comments after it are not.
+/// A column constraint keyword at the top level (`NOT NULL`, `REFERENCES` ...) ends it
+/// where `constraint_keywords_end_it`.
+fn scan_expression_end(text: &str, constraint_keywords_end_it: bool) -> usize {
     let bytes = text.as_bytes();
     let mut depth = 0usize;
     // CASE ... END nests like parentheses: `CASE WHEN x IS NULL THEN 0 END` goes on past NULL.
     let mut case_depth = 0usize;
+    // Just after the expression's last token so far.
+    let mut last_end = 0;
     let mut i = 0;
     while i < bytes.len() {
         let c = bytes[i];
         match c {
             b'(' | b'[' => depth += 1,
-            b')' | b']' if depth == 0 => return i,
+            b')' | b']' if depth == 0 => return last_end,
             b')' | b']' => depth -= 1,
-            b',' | b';' if depth == 0 => return i,
+            b',' | b';' if depth == 0 => return last_end,
             b'\'' | b'"' => {
                 let quote = c;
                 i += 1;
@@ -369,10 +376,22 @@ fn scan_expression_end(text: &str) -> usize {
                 if let Some(tag) = dollar_tag(&text[i..]) {
                     let body = i + tag.len();
                     i = text[body..].find(tag).map_or(text.len(), |n| body + n + tag.len());
+                    last_end = i;
                     continue;
                 }
             }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => return i,
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+                continue;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = block_comment_end(text, i);
+                continue;
+            }
+            _ if c.is_ascii_whitespace() => {
+                i += 1;
+                continue;
+            }
             _ if depth == 0 && c.is_ascii_alphabetic() && (i == 0 || !is_word_byte(bytes[i - 1])) => {
                 let word_end = text[i..]
                     .find(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
@@ -381,15 +400,47 @@ fn scan_expression_end(text: &str) -> usize {
                 match word.as_str() {
                     "case" => case_depth += 1,
                     "end" => case_depth = case_depth.saturating_sub(1),
-                    _ if case_depth == 0 && i > 0 && COLUMN_CONSTRAINT_KEYWORDS.contains(&word.as_str()) => return i,
+                    _ if constraint_keywords_end_it
+                        && case_depth == 0
+                        && i > 0
+                        && COLUMN_CONSTRAINT_KEYWORDS.contains(&word.as_str()) =>
+                    {
+                        return last_end
+                    }
                     _ => {}
                 }
                 i = word_end;
+                last_end = i;
                 continue;
             }
             _ => {}
         }
         i += 1;
+        last_end = i.min(text.len());
+    }
+    last_end
+}
+
+/// Just after the block comment that opens at byte `start` of `text` (they nest).
+fn block_comment_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = start;
+    while i + 1 < bytes.len() {
+        match (bytes[i], bytes[i + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                i += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                i += 2;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => i += 1,
+        }
     }
     text.len()
 }
@@ -472,6 +523,24 @@ mod tests {
             parenthesized_at(sql, sql.find("CHECK").unwrap()),
             "(price > 0) AND (qty > 0)"
         );
+    }
+
+    #[test]
+    fn comments_inside_an_expression_are_part_of_it_and_after_it_are_not() {
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a > 0 -- why\n AND b > 0) NOT VALID";
+        assert_eq!(
+            parenthesized_at(sql, sql.find("CHECK").unwrap()),
+            "a > 0 -- why\n AND b > 0"
+        );
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a /* ) */ > 0 /* done */)";
+        assert_eq!(parenthesized_at(sql, sql.find("CHECK").unwrap()), "a /* ) */ > 0");
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a IS NOT NULL AND b IS NOT NULL) NOT VALID";
+        assert_eq!(
+            parenthesized_at(sql, sql.find("CHECK").unwrap()),
+            "a IS NOT NULL AND b IS NOT NULL"
+        );
+        let sql = "ALTER TABLE t ADD COLUMN c int DEFAULT 0 -- zero, for now\n NOT NULL";
+        assert_eq!(expression_at(sql, sql.find('0').unwrap()), "0");
     }
 
     #[test]

@@ -9,10 +9,6 @@ use policy::QualifiedName;
 
 use super::{names, Input};
 
-/// ASCII tokens the scanner reports by their character code.
-const OPEN_PAREN: i32 = b'(' as i32;
-const CLOSE_PAREN: i32 = b')' as i32;
-
 /// A DEFAULT clause: `location` is where its constraint node starts (the DEFAULT
 /// keyword, or CONSTRAINT when named). The text comes from
 /// `policy::sql::default_expression_at`, the function the extension calls, so hints
@@ -141,26 +137,11 @@ fn sql_value_function_name(op: protobuf::SqlValueFunctionOp) -> &'static str {
     }
 }
 
-/// The text between the first `(` at or after `location` and its matching `)`.
+/// The text between the first `(` at or after `location` and its matching `)`, as the
+/// extension takes it (`policy::sql::parenthesized_at`), so hints match.
 fn parenthesized_text(input: &Input, location: i32) -> Option<String> {
-    let text = input.text_from(location)?;
-    let tokens = pg_query::scan(text).ok()?.tokens;
-    let open = tokens.iter().position(|token| token.token == OPEN_PAREN)?;
-    let mut depth = 0;
-    for token in &tokens[open..] {
-        match token.token {
-            OPEN_PAREN => depth += 1,
-            CLOSE_PAREN => {
-                depth -= 1;
-                if depth == 0 {
-                    let inner = &text[usize::try_from(tokens[open].end).ok()?..usize::try_from(token.start).ok()?];
-                    return Some(inner.trim().to_string());
-                }
-            }
-            _ => {}
-        }
-    }
-    None
+    let inner = policy::sql::parenthesized_at(input.text_from(location)?, 0);
+    (!inner.is_empty()).then_some(inner)
 }
 
 /// The expression as libpg_query prints it, by deparsing `SELECT <expr>`.
