@@ -130,3 +130,45 @@ pub fn assert_rejected(outcome: &str, sqlstate: &str, rule: &str) {
     let expected = format!("{sqlstate}: {rule}: ");
     assert!(outcome.starts_with(&expected), "expected {expected}..., got {outcome}");
 }
+
+/// The WARNING messages raised while `sql` runs (its effects rolled back, as `outcome`),
+/// seen by an emit_log_hook installed for the call: what a client would be sent.
+pub fn warnings_of(sql: &str) -> (String, Vec<String>) {
+    WARNINGS.with(|warnings| warnings.borrow_mut().clear());
+    // SAFETY: the test runs in one backend on one thread; the hook is installed and put
+    // back around this call, with the previous hook chained.
+    unsafe {
+        PREVIOUS_EMIT_LOG_HOOK = pg_sys::emit_log_hook;
+        pg_sys::emit_log_hook = Some(capture_warning);
+    }
+    let result = std::panic::catch_unwind(|| outcome(sql));
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::emit_log_hook = PREVIOUS_EMIT_LOG_HOOK;
+    }
+    let result = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    (result, WARNINGS.with(|warnings| warnings.borrow().clone()))
+}
+
+thread_local! {
+    static WARNINGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+static mut PREVIOUS_EMIT_LOG_HOOK: pg_sys::emit_log_hook_type = None;
+
+#[pg_guard]
+unsafe extern "C-unwind" fn capture_warning(edata: *mut pg_sys::ErrorData) {
+    // SAFETY: Postgres passes the ErrorData being reported, valid for the call.
+    let data = unsafe { &*edata };
+    if data.elevel == pg_sys::WARNING as i32 && !data.message.is_null() {
+        // SAFETY: message is a NUL-terminated string owned by the ErrorData.
+        let message = unsafe { std::ffi::CStr::from_ptr(data.message) }
+            .to_string_lossy()
+            .into_owned();
+        WARNINGS.with(|warnings| warnings.borrow_mut().push(message));
+    }
+    // SAFETY: the hook that was installed before ours, called as Postgres would.
+    if let Some(previous) = unsafe { PREVIOUS_EMIT_LOG_HOOK } {
+        unsafe { previous(edata) };
+    }
+}
