@@ -147,6 +147,15 @@ impl Catalog for BackendCatalog {
         (rows >= 0.0).then_some(f64::from(rows))
     }
 
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        let relid = relation_oid(table)?;
+        // rd_rel is always set for an open relcache entry.
+        with_relation(
+            relid,
+            |relation| unsafe { (*relation.rd_rel).relkind } as u8 == pg_sys::RELKIND_PARTITIONED_TABLE,
+        )
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         Some(pg_sys::PG_VERSION_NUM)
     }

@@ -34,6 +34,8 @@ pub trait Catalog {
     fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool>;
     /// pg_class.reltuples, when the table has been analyzed.
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64>;
+    /// Is `table` a partitioned table (pg_class.relkind 'p')?
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
@@ -58,6 +60,9 @@ impl Catalog for NoCatalog {
         None
     }
     fn estimated_rows(&self, _: &QualifiedName) -> Option<f64> {
+        None
+    }
+    fn is_partitioned(&self, _: &QualifiedName) -> Option<bool> {
         None
     }
     fn server_version_num(&self) -> Option<u32> {

@@ -315,6 +315,12 @@ impl Catalog for FileCatalog {
         None
     }
 
+    // What the files do not show (a table created elsewhere, or PARTITION BY, which the
+    // model does not keep): unknown.
+    fn is_partitioned(&self, _: &QualifiedName) -> Option<bool> {
+        None
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         None
     }

@@ -393,6 +393,9 @@ impl Catalog for VersionedCatalog<'_> {
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         self.catalog.estimated_rows(table)
     }
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        self.catalog.is_partitioned(table)
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.server_version_num.or_else(|| self.catalog.server_version_num())
     }

@@ -236,6 +236,9 @@ impl Catalog for NotingCatalog<'_> {
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         self.note(self.inner.estimated_rows(table))
     }
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        self.note(self.inner.is_partitioned(table))
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.note(self.inner.server_version_num())
     }

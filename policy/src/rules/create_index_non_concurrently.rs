@@ -16,8 +16,12 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::CreateIndex(index) = &statement.stmt else {
         return vec![];
     };
-    // ON ONLY builds nothing: it creates an invalid shell on the partitioned parent.
-    if index.concurrently || index.only || !scope.lock_rules_apply(&index.table) {
+    // ON ONLY builds nothing on a partitioned table: it creates an invalid shell on the
+    // parent. On any other table ONLY changes nothing, and the index is built as usual
+    // (where the catalog cannot say, as in a file that does not create the table, the
+    // ONLY is taken as meant for a partitioned table).
+    let shell_only = index.only && scope.catalog.is_partitioned(&index.table) != Some(false);
+    if index.concurrently || shell_only || !scope.lock_rules_apply(&index.table) {
         return vec![];
     }
     let lock = Lock {
@@ -118,6 +122,37 @@ mod tests {
     #[test]
     fn table_created_in_same_transaction_ok() {
         assert!(findings(&RULE, create_index(false), &TestCatalog::default().new_table("orders")).is_empty());
+    }
+
+    fn create_index_on_only() -> Stmt {
+        Stmt::CreateIndex(CreateIndex {
+            name: Some("i".into()),
+            table: q("orders"),
+            only: true,
+            ..CreateIndex::default()
+        })
+    }
+
+    #[test]
+    fn create_index_on_only_partitioned_table_ok() {
+        let catalog = TestCatalog::default()
+            .existing_table("orders")
+            .partitioned("orders", true);
+        assert!(findings(&RULE, create_index_on_only(), &catalog).is_empty());
+    }
+
+    #[test]
+    fn create_index_on_only_plain_table_err() {
+        let catalog = TestCatalog::default()
+            .existing_table("orders")
+            .partitioned("orders", false);
+        assert_eq!(findings(&RULE, create_index_on_only(), &catalog).len(), 1);
+    }
+
+    #[test]
+    fn create_index_on_only_of_a_table_the_catalog_does_not_know_ok() {
+        let catalog = TestCatalog::default().existing_table("orders");
+        assert!(findings(&RULE, create_index_on_only(), &catalog).is_empty());
     }
 
     #[test]

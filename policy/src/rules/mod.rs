@@ -401,6 +401,9 @@ mod tests {
             self.estimated_rows.set(self.estimated_rows.get() + 1);
             self.inner.estimated_rows(table)
         }
+        fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+            self.inner.is_partitioned(table)
+        }
         fn server_version_num(&self) -> Option<u32> {
             Catalog::server_version_num(&self.inner)
         }

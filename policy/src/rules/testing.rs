@@ -17,6 +17,7 @@ pub struct TestCatalog {
     pub volatility: HashMap<String, Volatility>,
     pub not_null_checks: HashSet<(String, String)>,
     pub rows: HashMap<String, f64>,
+    pub partitioned: HashMap<String, bool>,
     pub timezone: Option<String>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
@@ -42,6 +43,10 @@ impl TestCatalog {
     }
     pub fn not_null_check(mut self, table: &str, column: &str) -> Self {
         self.not_null_checks.insert((table.to_string(), column.to_string()));
+        self
+    }
+    pub fn partitioned(mut self, table: &str, partitioned: bool) -> Self {
+        self.partitioned.insert(table.to_string(), partitioned);
         self
     }
     pub fn rows(mut self, table: &str, rows: f64) -> Self {
@@ -81,6 +86,9 @@ impl Catalog for TestCatalog {
     }
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         self.rows.get(&table.name).copied()
+    }
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        self.partitioned.get(&table.name).copied()
     }
     fn server_version_num(&self) -> Option<u32> {
         Some(self.version.unwrap_or(150000))

@@ -17,6 +17,8 @@ pub enum Question {
     Volatility(QualifiedName),
     NotNullCheck(QualifiedName, String),
     EstimatedRows(QualifiedName),
+    /// Is the relation a partitioned table?
+    Partitioned(QualifiedName),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -84,6 +86,10 @@ impl Question {
                 "SELECT c.reltuples FROM pg_catalog.pg_class c WHERE c.oid = {}",
                 regclass(table)
             ),
+            Question::Partitioned(table) => format!(
+                "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = {}",
+                regclass(table)
+            ),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::FunctionBodies(function) => format!(
                 "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
@@ -124,6 +130,11 @@ impl Question {
                     .any(|definition| is_not_null_check(&definition, column))
             })),
             Question::EstimatedRows(_) => Answer::Rows(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
+            Question::Partitioned(_) => Answer::Bool(rows.and_then(|rows| match first(&rows, 0)?.as_str() {
+                "t" => Some(true),
+                "f" => Some(false),
+                _ => None,
+            })),
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
@@ -247,6 +258,13 @@ impl Catalog for SessionCatalog<'_> {
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         match self.ask(Question::EstimatedRows(table.clone())) {
             Some(Answer::Rows(answer)) => *answer,
+            _ => None,
+        }
+    }
+
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        match self.ask(Question::Partitioned(table.clone())) {
+            Some(Answer::Bool(answer)) => *answer,
             _ => None,
         }
     }

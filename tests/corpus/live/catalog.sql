@@ -268,6 +268,13 @@ CREATE INDEX events_kind ON events (kind);
 -- expect: ok
 CREATE INDEX events_id ON ONLY events (id);
 
+-- ONLY exempts nothing on a table that is not partitioned: the index is built.
+-- expect: create_index_non_concurrently
+CREATE INDEX big_payload ON ONLY big (payload);
+
+-- expect: create_index_non_concurrently
+DO $$ BEGIN CREATE INDEX big_payload ON ONLY big (payload); END $$;
+
 -- expect: ok
 CREATE INDEX CONCURRENTLY events_2023_id ON events_2023 (id);
 
