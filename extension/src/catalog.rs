@@ -156,6 +156,19 @@ impl Catalog for BackendCatalog {
         )
     }
 
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        let text = std::ffi::CString::new(type_name.lookup_name()).ok()?;
+        // typeStringToTypeName parses a name the model wrote itself (quoted, so it cannot
+        // fail); LookupTypeNameOid with missing_ok returns InvalidOid for a type or schema
+        // that does not exist; DomainHasConstraints reads the type cache (false for a type
+        // that is not a domain).
+        unsafe {
+            let parsed = pg_sys::typeStringToTypeName(text.as_ptr());
+            let oid = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), parsed, true);
+            (oid != pg_sys::InvalidOid).then(|| pg_sys::DomainHasConstraints(oid))
+        }
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         Some(pg_sys::PG_VERSION_NUM)
     }

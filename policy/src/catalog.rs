@@ -36,6 +36,9 @@ pub trait Catalog {
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64>;
     /// Is `table` a partitioned table (pg_class.relkind 'p')?
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool>;
+    /// Is `type_name` a domain with constraints (CHECK or NOT NULL, its own or a base
+    /// domain's), which Postgres checks for every row a new column of it gets?
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
@@ -63,6 +66,9 @@ impl Catalog for NoCatalog {
         None
     }
     fn is_partitioned(&self, _: &QualifiedName) -> Option<bool> {
+        None
+    }
+    fn domain_has_constraints(&self, _: &TypeName) -> Option<bool> {
         None
     }
     fn server_version_num(&self) -> Option<u32> {

@@ -321,6 +321,11 @@ impl Catalog for FileCatalog {
         None
     }
 
+    // CREATE DOMAIN is not in the model: unknown.
+    fn domain_has_constraints(&self, _: &TypeName) -> Option<bool> {
+        None
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         None
     }

@@ -396,6 +396,9 @@ impl Catalog for VersionedCatalog<'_> {
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
         self.catalog.is_partitioned(table)
     }
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        self.catalog.domain_has_constraints(type_name)
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.server_version_num.or_else(|| self.catalog.server_version_num())
     }

@@ -239,6 +239,9 @@ impl Catalog for NotingCatalog<'_> {
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
         self.note(self.inner.is_partitioned(table))
     }
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        self.note(self.inner.domain_has_constraints(type_name))
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.note(self.inner.server_version_num())
     }

@@ -1,6 +1,8 @@
 //! ADD COLUMN of a serial, identity or GENERATED ... STORED column computes a value for
-//! every existing row: the table is rewritten under ACCESS EXCLUSIVE. A plain column with
-//! a sequence default, backfilled in batches, gets the same result without the long lock.
+//! every existing row, and one of a domain with constraints checks them for every
+//! existing row: the table is rewritten under ACCESS EXCLUSIVE. A plain column,
+//! backfilled in batches (or checked by a NOT VALID constraint validated later), gets the
+//! same result without the long lock.
 
 use super::{alter_table_sql, backfill_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
@@ -23,14 +25,14 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         .actions
         .iter()
         .filter_map(|action| match action {
-            AlterAction::AddColumn { column, .. } => finding(alter, column),
+            AlterAction::AddColumn { column, .. } => finding(alter, column, scope),
             _ => None,
         })
         .collect();
     unless_exempt(findings, &alter.table, scope)
 }
 
-fn finding(alter: &AlterTable, column: &ColumnDef) -> Option<Finding> {
+fn finding(alter: &AlterTable, column: &ColumnDef, scope: &Scope) -> Option<Finding> {
     let table = &alter.table;
     let name = sql::ident(&column.name);
     let prefix = alter_table_sql(alter);
@@ -53,6 +55,15 @@ fn finding(alter: &AlterTable, column: &ColumnDef) -> Option<Finding> {
             "a serial column is filled from its sequence for every existing row"
         };
         (why.to_string(), sequence_steps(alter, column))
+    } else if may_be_domain(&column.type_name) && scope.catalog.domain_has_constraints(&column.type_name) == Some(true)
+    {
+        (
+            format!(
+                "its type {} is a domain with constraints, which Postgres checks for every existing row",
+                column.type_name
+            ),
+            domain_steps(alter, column),
+        )
     } else {
         return None;
     };
@@ -105,6 +116,60 @@ fn sequence_steps(alter: &AlterTable, column: &ColumnDef) -> String {
     )
 }
 
+/// Could `type_name` be a domain? Arrays are not (a new array column of a domain checks
+/// nothing), nor the built-in types columns mostly have: no need to ask the catalog.
+fn may_be_domain(type_name: &TypeName) -> bool {
+    const BUILT_IN: &[&str] = &[
+        "bool",
+        "int2",
+        "int4",
+        "int8",
+        "numeric",
+        "float4",
+        "float8",
+        "text",
+        "varchar",
+        "bpchar",
+        "bytea",
+        "date",
+        "time",
+        "timetz",
+        "timestamp",
+        "timestamptz",
+        "interval",
+        "uuid",
+        "json",
+        "jsonb",
+        "inet",
+        "cidr",
+        "macaddr",
+        "money",
+        "xml",
+        "tsvector",
+        "serial",
+        "bigserial",
+        "smallserial",
+    ];
+    !type_name.array
+        && type_name.schema.as_deref() != Some("pg_catalog")
+        && !(type_name.schema.is_none() && BUILT_IN.contains(&type_name.name.as_str()))
+}
+
+/// The column with the domain's base type, its constraints as a NOT VALID CHECK.
+fn domain_steps(alter: &AlterTable, column: &ColumnDef) -> String {
+    let prefix = alter_table_sql(alter);
+    let name = sql::ident(&column.name);
+    let constraint = sql::ident(&format!("{}_{}_check", alter.table.name, column.name));
+    format!(
+        "Add the column with the domain's base type, check the domain's constraints with a NOT VALID constraint, \
+         and validate it in a separate transaction (a SHARE UPDATE EXCLUSIVE scan):\n    \
+         {prefix} ADD COLUMN {name} <base type of {}>;\n    \
+         {prefix} ADD CONSTRAINT {constraint} CHECK (<the domain's checks on {name}>) NOT VALID;\n    \
+         {prefix} VALIDATE CONSTRAINT {constraint};",
+        column.type_name
+    )
+}
+
 /// The integer type behind a serial spelling (`bigserial` -> `bigint`).
 fn integer_type(type_name: &TypeName) -> String {
     let name = match type_name.name.as_str() {
@@ -118,6 +183,56 @@ fn integer_type(type_name: &TypeName) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::model::{AlterAction, AlterTable, ColumnDef};
+
+    fn add_domain_column(type_name: TypeName) -> Stmt {
+        Stmt::AlterTable(AlterTable {
+            table: q("orders"),
+            actions: vec![AlterAction::AddColumn {
+                column: ColumnDef {
+                    name: "qty".into(),
+                    type_name,
+                    ..ColumnDef::default()
+                },
+                if_not_exists: false,
+            }],
+            ..AlterTable::default()
+        })
+    }
+
+    #[test]
+    fn add_column_of_a_domain_with_constraints_err() {
+        let catalog = TestCatalog::default()
+            .existing_table("orders")
+            .constrained_domain("positive");
+        let findings = findings(
+            &RULE,
+            add_domain_column(TypeName::from_parts(&["positive"], vec![], false)),
+            &catalog,
+        );
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        assert!(
+            findings[0].message.contains("domain with constraints"),
+            "{}",
+            findings[0].message
+        );
+        assert!(findings[0].hint.contains("NOT VALID"), "{}", findings[0].hint);
+    }
+
+    #[test]
+    fn add_column_of_a_domain_without_constraints_or_an_array_of_it_ok() {
+        let catalog = TestCatalog::default()
+            .existing_table("orders")
+            .constrained_domain("positive");
+        for type_name in [
+            TypeName::from_parts(&["plain_domain"], vec![], false),
+            TypeName::from_parts(&["positive"], vec![], true),
+            TypeName::from_parts(&["int4"], vec![], false),
+        ] {
+            assert!(findings(&RULE, add_domain_column(type_name), &catalog).is_empty());
+        }
+    }
+
     use super::*;
     use crate::model::DefaultExpr;
     use crate::rules::testing::*;

@@ -404,6 +404,9 @@ mod tests {
         fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
             self.inner.is_partitioned(table)
         }
+        fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+            self.inner.domain_has_constraints(type_name)
+        }
         fn server_version_num(&self) -> Option<u32> {
             Catalog::server_version_num(&self.inner)
         }

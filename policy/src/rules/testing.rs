@@ -18,6 +18,7 @@ pub struct TestCatalog {
     pub not_null_checks: HashSet<(String, String)>,
     pub rows: HashMap<String, f64>,
     pub partitioned: HashMap<String, bool>,
+    pub constrained_domains: HashSet<String>,
     pub timezone: Option<String>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
@@ -43,6 +44,10 @@ impl TestCatalog {
     }
     pub fn not_null_check(mut self, table: &str, column: &str) -> Self {
         self.not_null_checks.insert((table.to_string(), column.to_string()));
+        self
+    }
+    pub fn constrained_domain(mut self, name: &str) -> Self {
+        self.constrained_domains.insert(name.to_string());
         self
     }
     pub fn partitioned(mut self, table: &str, partitioned: bool) -> Self {
@@ -89,6 +94,9 @@ impl Catalog for TestCatalog {
     }
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
         self.partitioned.get(&table.name).copied()
+    }
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        Some(self.constrained_domains.contains(&type_name.name))
     }
     fn server_version_num(&self) -> Option<u32> {
         Some(self.version.unwrap_or(150000))

@@ -19,6 +19,8 @@ pub enum Question {
     EstimatedRows(QualifiedName),
     /// Is the relation a partitioned table?
     Partitioned(QualifiedName),
+    /// Is the type a domain with constraints (its own or a base domain's)?
+    DomainConstraints(TypeName),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -90,6 +92,16 @@ impl Question {
                 "SELECT c.relkind = 'p' FROM pg_catalog.pg_class c WHERE c.oid = {}",
                 regclass(table)
             ),
+            Question::DomainConstraints(type_name) => format!(
+                "WITH RECURSIVE chain AS (\
+                   SELECT t.oid, t.typtype, t.typbasetype, t.typnotnull FROM pg_catalog.pg_type t \
+                   WHERE t.oid = pg_catalog.to_regtype({}) \
+                   UNION ALL SELECT b.oid, b.typtype, b.typbasetype, b.typnotnull FROM pg_catalog.pg_type b \
+                   JOIN chain ON b.oid = chain.typbasetype WHERE chain.typtype = 'd') \
+                 SELECT pg_catalog.bool_or(chain.typtype = 'd' AND (chain.typnotnull OR EXISTS \
+                   (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = chain.oid))) FROM chain",
+                literal(&type_name.lookup_name())
+            ),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::FunctionBodies(function) => format!(
                 "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
@@ -130,11 +142,13 @@ impl Question {
                     .any(|definition| is_not_null_check(&definition, column))
             })),
             Question::EstimatedRows(_) => Answer::Rows(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
-            Question::Partitioned(_) => Answer::Bool(rows.and_then(|rows| match first(&rows, 0)?.as_str() {
-                "t" => Some(true),
-                "f" => Some(false),
-                _ => None,
-            })),
+            Question::Partitioned(_) | Question::DomainConstraints(_) => {
+                Answer::Bool(rows.and_then(|rows| match first(&rows, 0)?.as_str() {
+                    "t" => Some(true),
+                    "f" => Some(false),
+                    _ => None,
+                }))
+            }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
@@ -258,6 +272,13 @@ impl Catalog for SessionCatalog<'_> {
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         match self.ask(Question::EstimatedRows(table.clone())) {
             Some(Answer::Rows(answer)) => *answer,
+            _ => None,
+        }
+    }
+
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        match self.ask(Question::DomainConstraints(type_name.clone())) {
+            Some(Answer::Bool(answer)) => *answer,
             _ => None,
         }
     }

@@ -51,6 +51,10 @@ END
 $$;
 CREATE FUNCTION via_other() RETURNS void LANGUAGE sql AS $$ SELECT build_payload_index() $$;
 ANALYZE;
+CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+CREATE DOMAIN positive_too AS positive;
+CREATE DOMAIN required_int AS int NOT NULL DEFAULT 1;
+CREATE DOMAIN plain_int AS int;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -370,3 +374,22 @@ CALL require_payload();
 
 -- expect: ok
 SELECT count_big();
+
+-- A new column of a domain with constraints is checked on every row: a rewrite.
+-- expect: add_column_rewrites_table
+ALTER TABLE big ADD COLUMN qty positive;
+
+-- expect: add_column_rewrites_table
+ALTER TABLE big ADD COLUMN qty positive_too;
+
+-- expect: add_column_rewrites_table
+ALTER TABLE big ADD COLUMN qty required_int;
+
+-- expect: add_column_rewrites_table
+DO $$ BEGIN ALTER TABLE big ADD COLUMN qty public.positive; END $$;
+
+-- expect: ok
+ALTER TABLE big ADD COLUMN qty_plain plain_int;
+
+-- expect: ok
+ALTER TABLE big ADD COLUMN qty_list positive[];
