@@ -169,6 +169,51 @@ impl Catalog for BackendCatalog {
         }
     }
 
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        let relid = relation_oid(table)?;
+        // An index lives in its table's schema: looked up there by name, as Postgres does
+        // for USING INDEX (a syscache lookup; InvalidOid when there is none).
+        let index_oid = unsafe { pg_sys::get_relname_relid(palloc_cstring(index), pg_sys::get_rel_namespace(relid)) };
+        if index_oid == pg_sys::InvalidOid {
+            return None;
+        }
+        // rd_index is set for an index's relcache entry (NULL for other relations); indkey
+        // holds indnatts attribute numbers, the first indnkeyatts of them the key columns.
+        let key_columns: Vec<i16> = with_relation(index_oid, |relation| unsafe {
+            match relation.rd_index.as_ref() {
+                Some(form) if form.indrelid == relid => {
+                    let keys = usize::try_from(form.indnkeyatts).unwrap_or(0);
+                    form.indkey.values.as_slice(keys).to_vec()
+                }
+                _ => Vec::new(),
+            }
+        })?;
+        if key_columns.is_empty() {
+            return None;
+        }
+        let mut nullable = Vec::new();
+        for attnum in key_columns.into_iter().filter(|attnum| *attnum > 0) {
+            // A pinned pg_attribute tuple, released after reading two fields.
+            let (name, not_null) = unsafe {
+                let tuple = pg_sys::SearchSysCacheAttNum(relid, attnum);
+                if tuple.is_null() {
+                    return None;
+                }
+                let attribute = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_attribute>(tuple);
+                let found = (
+                    pg_sys::name_data_to_str(&attribute.attname).to_string(),
+                    attribute.attnotnull,
+                );
+                pg_sys::ReleaseSysCache(tuple);
+                found
+            };
+            if !not_null {
+                nullable.push(name);
+            }
+        }
+        Some(nullable)
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         Some(pg_sys::PG_VERSION_NUM)
     }

@@ -39,6 +39,9 @@ pub trait Catalog {
     /// Is `type_name` a domain with constraints (CHECK or NOT NULL, its own or a base
     /// domain's), which Postgres checks for every row a new column of it gets?
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool>;
+    /// The key columns of `table`'s index `index` (in the table's schema) that are not
+    /// NOT NULL; None when there is no such index.
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
@@ -69,6 +72,9 @@ impl Catalog for NoCatalog {
         None
     }
     fn domain_has_constraints(&self, _: &TypeName) -> Option<bool> {
+        None
+    }
+    fn nullable_index_columns(&self, _: &QualifiedName, _: &str) -> Option<Vec<String>> {
         None
     }
     fn server_version_num(&self) -> Option<u32> {

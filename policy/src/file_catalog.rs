@@ -326,6 +326,11 @@ impl Catalog for FileCatalog {
         None
     }
 
+    // Index columns are not kept: unknown.
+    fn nullable_index_columns(&self, _: &QualifiedName, _: &str) -> Option<Vec<String>> {
+        None
+    }
+
     fn server_version_num(&self) -> Option<u32> {
         None
     }

@@ -399,6 +399,9 @@ impl Catalog for VersionedCatalog<'_> {
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         self.catalog.domain_has_constraints(type_name)
     }
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        self.catalog.nullable_index_columns(table, index)
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.server_version_num.or_else(|| self.catalog.server_version_num())
     }

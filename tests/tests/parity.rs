@@ -242,6 +242,9 @@ impl Catalog for NotingCatalog<'_> {
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         self.note(self.inner.domain_has_constraints(type_name))
     }
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        self.note(self.inner.nullable_index_columns(table, index))
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.note(self.inner.server_version_num())
     }

@@ -407,6 +407,9 @@ mod tests {
         fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
             self.inner.domain_has_constraints(type_name)
         }
+        fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+            self.inner.nullable_index_columns(table, index)
+        }
         fn server_version_num(&self) -> Option<u32> {
             Catalog::server_version_num(&self.inner)
         }

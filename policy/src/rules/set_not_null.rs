@@ -1,6 +1,7 @@
 //! SET NOT NULL scans every row under ACCESS EXCLUSIVE to prove there is no NULL, unless
 //! a validated `CHECK (col IS NOT NULL)` already proves it (Postgres 12+), and that check
-//! can be added NOT VALID and validated without blocking anyone.
+//! can be added NOT VALID and validated without blocking anyone. ADD PRIMARY KEY USING
+//! INDEX sets NOT NULL on each key column that lacks it, with the same scan.
 
 use super::{alter_table_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
@@ -19,19 +20,42 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         return vec![];
     };
     let table = &alter.table;
-    let findings = alter
+    // Each column made NOT NULL, with the primary key's index that does it, if any.
+    let columns: Vec<(String, Option<&String>)> = alter
         .actions
         .iter()
-        .filter_map(|action| match action {
-            AlterAction::SetNotNull { column } => Some(column),
+        .flat_map(|action| match action {
+            AlterAction::SetNotNull { column } => vec![(column.clone(), None)],
             AlterAction::AddConstraint(constraint) if !constraint.not_valid => match &constraint.kind {
-                ConstraintKind::NotNull { column: Some(column) } => Some(column),
-                _ => None,
+                ConstraintKind::NotNull { column: Some(column) } => vec![(column.clone(), None)],
+                ConstraintKind::Unique {
+                    primary_key: true,
+                    using_index: Some(index),
+                    ..
+                } => scope
+                    .catalog
+                    .nullable_index_columns(table, index)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|column| (column, Some(index)))
+                    .collect(),
+                _ => vec![],
             },
-            _ => None,
+            _ => vec![],
         })
-        .filter(|column| scope.catalog.has_validated_not_null_check(table, column) != Some(true))
-        .map(|column| {
+        .collect();
+    let findings = columns
+        .iter()
+        .filter(|(column, _)| scope.catalog.has_validated_not_null_check(table, column) != Some(true))
+        .map(|(column, primary_key_index)| {
+            let what = match primary_key_index {
+                Some(index) => format!(
+                    "ADD PRIMARY KEY USING INDEX {} sets NOT NULL on {table}.{}, which",
+                    sql::ident(index),
+                    sql::ident(column)
+                ),
+                None => format!("SET NOT NULL on {table}.{}", sql::ident(column)),
+            };
             let prefix = alter_table_sql(alter);
             let lock = Lock {
                 level: LockLevel::AccessExclusive,
@@ -41,10 +65,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 RULE.id,
                 SQLSTATE_LOCK,
                 Some(lock.clone()),
-                format!(
-                    "SET NOT NULL on {table}.{} blocks reads and writes while every row is scanned",
-                    sql::ident(column)
-                ),
+                format!("{what} blocks reads and writes while every row is scanned"),
                 format!(
                     "Lock: {}. Without a validated CHECK ({} IS NOT NULL), Postgres scans all of {table} for \
                      NULLs while holding the lock, and keeps it until the transaction ends.",
@@ -66,6 +87,54 @@ mod tests {
     use super::*;
     use crate::model::{AlterTable, Constraint};
     use crate::rules::testing::*;
+
+    fn primary_key_using(index: &str) -> AlterAction {
+        AlterAction::AddConstraint(Constraint {
+            name: Some("orders_pkey".into()),
+            kind: ConstraintKind::Unique {
+                primary_key: true,
+                columns: vec![],
+                using_index: Some(index.into()),
+            },
+            not_valid: false,
+        })
+    }
+
+    #[test]
+    fn primary_key_using_an_index_on_nullable_columns_err() {
+        let catalog =
+            TestCatalog::default()
+                .existing_table("orders")
+                .index("orders", "orders_id_key", &["id", "region"]);
+        let findings = findings(
+            &RULE,
+            alter("orders", vec![primary_key_using("orders_id_key")]),
+            &catalog,
+        );
+        assert_eq!(findings.len(), 2, "{findings:?}");
+        assert!(
+            findings[0]
+                .message
+                .contains("ADD PRIMARY KEY USING INDEX orders_id_key sets NOT NULL on orders.id"),
+            "{}",
+            findings[0].message
+        );
+    }
+
+    #[test]
+    fn primary_key_using_an_index_on_not_null_or_proven_columns_ok() {
+        let catalog = TestCatalog::default()
+            .existing_table("orders")
+            .index("orders", "orders_id_key", &["id"])
+            .index("orders", "orders_code_key", &[])
+            .not_null_check("orders", "id");
+        for index in ["orders_id_key", "orders_code_key", "unknown_index"] {
+            assert!(
+                findings(&RULE, alter("orders", vec![primary_key_using(index)]), &catalog).is_empty(),
+                "{index}"
+            );
+        }
+    }
 
     fn set_not_null(column: &str) -> AlterAction {
         AlterAction::SetNotNull { column: column.into() }

@@ -19,6 +19,8 @@ pub struct TestCatalog {
     pub rows: HashMap<String, f64>,
     pub partitioned: HashMap<String, bool>,
     pub constrained_domains: HashSet<String>,
+    /// (table, index) -> its key columns that are not NOT NULL.
+    pub nullable_index_columns: HashMap<(String, String), Vec<String>>,
     pub timezone: Option<String>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
@@ -44,6 +46,13 @@ impl TestCatalog {
     }
     pub fn not_null_check(mut self, table: &str, column: &str) -> Self {
         self.not_null_checks.insert((table.to_string(), column.to_string()));
+        self
+    }
+    pub fn index(mut self, table: &str, index: &str, nullable_columns: &[&str]) -> Self {
+        self.nullable_index_columns.insert(
+            (table.to_string(), index.to_string()),
+            nullable_columns.iter().map(|c| c.to_string()).collect(),
+        );
         self
     }
     pub fn constrained_domain(mut self, name: &str) -> Self {
@@ -97,6 +106,11 @@ impl Catalog for TestCatalog {
     }
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         Some(self.constrained_domains.contains(&type_name.name))
+    }
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        self.nullable_index_columns
+            .get(&(table.name.clone(), index.to_string()))
+            .cloned()
     }
     fn server_version_num(&self) -> Option<u32> {
         Some(self.version.unwrap_or(150000))

@@ -21,6 +21,8 @@ pub enum Question {
     Partitioned(QualifiedName),
     /// Is the type a domain with constraints (its own or a base domain's)?
     DomainConstraints(TypeName),
+    /// The key columns of the table's index (by name) and whether each is NOT NULL.
+    IndexColumns(QualifiedName, String),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -48,6 +50,8 @@ pub enum Answer {
     Oid(Option<u32>),
     /// `None`: the query failed.
     Bodies(Option<Vec<FunctionBody>>),
+    /// `None`: nothing found, or the query failed.
+    Names(Option<Vec<String>>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -102,6 +106,15 @@ impl Question {
                    (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = chain.oid))) FROM chain",
                 literal(&type_name.lookup_name())
             ),
+            Question::IndexColumns(table, index) => format!(
+                "SELECT a.attname, a.attnotnull FROM pg_catalog.pg_index i \
+                 JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid \
+                 AND a.attnum = ANY ((i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1]) \
+                 WHERE i.indrelid = {} AND ic.relname = {}",
+                regclass(table),
+                literal(index)
+            ),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::FunctionBodies(function) => format!(
                 "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
@@ -149,6 +162,14 @@ impl Question {
                     _ => None,
                 }))
             }
+            Question::IndexColumns(..) => Answer::Names(rows.and_then(|rows| {
+                (!rows.is_empty()).then(|| {
+                    rows.iter()
+                        .filter(|row| row.get(1).cloned().flatten().as_deref() == Some("f"))
+                        .filter_map(|row| row.first().cloned().flatten())
+                        .collect()
+                })
+            })),
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
@@ -279,6 +300,13 @@ impl Catalog for SessionCatalog<'_> {
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         match self.ask(Question::DomainConstraints(type_name.clone())) {
             Some(Answer::Bool(answer)) => *answer,
+            _ => None,
+        }
+    }
+
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        match self.ask(Question::IndexColumns(table.clone(), index.to_string())) {
+            Some(Answer::Names(answer)) => answer.clone(),
             _ => None,
         }
     }

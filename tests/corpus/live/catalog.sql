@@ -55,6 +55,17 @@ CREATE DOMAIN positive AS int CHECK (VALUE > 0);
 CREATE DOMAIN positive_too AS positive;
 CREATE DOMAIN required_int AS int NOT NULL DEFAULT 1;
 CREATE DOMAIN plain_int AS int;
+CREATE TABLE keyless AS SELECT i AS code FROM generate_series(1, 1000) AS i;
+CREATE UNIQUE INDEX keyless_code ON keyless (code);
+CREATE TABLE keyless_do AS SELECT i AS code FROM generate_series(1, 1000) AS i;
+CREATE UNIQUE INDEX keyless_do_code ON keyless_do (code);
+CREATE TABLE keyless_nn (code int NOT NULL);
+INSERT INTO keyless_nn SELECT i FROM generate_series(1, 1000) AS i;
+CREATE UNIQUE INDEX keyless_nn_code ON keyless_nn (code);
+CREATE TABLE keyless_proven AS SELECT i AS code FROM generate_series(1, 1000) AS i;
+ALTER TABLE keyless_proven ADD CONSTRAINT keyless_proven_code_nn CHECK (code IS NOT NULL);
+CREATE UNIQUE INDEX keyless_proven_code ON keyless_proven (code);
+ANALYZE keyless, keyless_do, keyless_nn, keyless_proven;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -393,3 +404,17 @@ ALTER TABLE big ADD COLUMN qty_plain plain_int;
 
 -- expect: ok
 ALTER TABLE big ADD COLUMN qty_list positive[];
+
+-- PRIMARY KEY USING INDEX sets NOT NULL on its columns: a scan unless already NOT NULL
+-- or proven by a validated CHECK (measured: pg_stat_user_tables.seq_scan).
+-- expect: set_not_null
+ALTER TABLE keyless ADD CONSTRAINT keyless_pkey PRIMARY KEY USING INDEX keyless_code;
+
+-- expect: set_not_null
+DO $$ BEGIN ALTER TABLE keyless_do ADD CONSTRAINT keyless_do_pkey PRIMARY KEY USING INDEX keyless_do_code; END $$;
+
+-- expect: ok
+ALTER TABLE keyless_nn ADD CONSTRAINT keyless_nn_pkey PRIMARY KEY USING INDEX keyless_nn_code;
+
+-- expect: ok
+ALTER TABLE keyless_proven ADD CONSTRAINT keyless_proven_pkey PRIMARY KEY USING INDEX keyless_proven_code;
