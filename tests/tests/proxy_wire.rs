@@ -718,6 +718,17 @@ fn the_functions_a_statement_calls_are_checked_like_do_blocks() {
         "0"
     );
     assert_eq!(first_value(&mut client, "SELECT harmless()"), "0");
+    // A function that sets its own lock_timeout would run its ALTER TABLE past the cap.
+    client
+        .batch_execute(
+            "CREATE FUNCTION uncapped() RETURNS void LANGUAGE plpgsql SET lock_timeout = 0 \
+             AS $$ BEGIN ALTER TABLE t ADD COLUMN d int; END $$",
+        )
+        .unwrap();
+    let err = client.batch_execute("SELECT uncapped()").unwrap_err();
+    let db = err.as_db_error().unwrap();
+    assert_eq!(db.code().code(), "SM001", "{err}");
+    assert!(db.message().starts_with("lock_timeout: function public.uncapped"), "{}", db.message());
 }
 
 fn query(sql: &str) -> Vec<u8> {

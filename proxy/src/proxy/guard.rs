@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use policy::finding::SQLSTATE_UNPARSABLE;
+use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
 use policy::model::{ObjectKind, Rename, RoutineKind, Stmt, TransactionKind};
 use policy::report::{reports, Level, Report};
 use policy::settings::Unparsable;
@@ -201,14 +201,23 @@ impl NestedJudgement<'_, '_> {
             self.cannot_read_as_the_server(&Routine::DoBlock)?;
         }
         let statements = do_block_sql(source).unwrap_or_default();
-        self.judge_routine(statements, &Routine::DoBlock)
+        self.judge_routine(statements, &Routine::DoBlock, false)
     }
 
-    fn judge_routine(&mut self, statements: Vec<BlockStatement>, routine: &Routine) -> Result<Option<u64>, String> {
+    /// `sets_timeout_itself`: the routine's definition sets lock_timeout or
+    /// statement_timeout for its run (CREATE FUNCTION ... SET lock_timeout = 0).
+    fn judge_routine(
+        &mut self,
+        statements: Vec<BlockStatement>,
+        routine: &Routine,
+        sets_timeout_itself: bool,
+    ) -> Result<Option<u64>, String> {
         let mut cap = None;
+        let mut sets_timeout = sets_timeout_itself;
         for inner in statements {
             let reason = match inner {
                 BlockStatement::Parsed(parsed) => {
+                    sets_timeout |= sets_a_timeout(&parsed.statement);
                     cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
                     continue;
                 }
@@ -220,7 +229,29 @@ impl NestedJudgement<'_, '_> {
                 Unreadable::Unparsable(error) => unparsable(error),
             })?;
         }
+        // The proxy caps the client's statement; a routine that sets its own timeout
+        // runs the lock-taking statements after it without the cap (the extension caps
+        // each statement where it runs, so it is not fooled).
+        if cap.is_some() && sets_timeout {
+            self.refuse_uncapped(routine)?;
+        }
         Ok(cap)
+    }
+
+    /// A routine that would run lock-taking statements past the cap: refused in enforce,
+    /// a warning in warn (`unparsable = allow` does not let it through: it is readable).
+    fn refuse_uncapped(&mut self, routine: &Routine) -> Result<(), String> {
+        let report = sets_its_own_timeout(routine);
+        if self.facts.settings.mode == Mode::Warn {
+            self.verdict.reports.push(Report {
+                level: Level::Warning,
+                ..report
+            });
+            Ok(())
+        } else {
+            self.verdict.reports.push(report);
+            Err("lock_timeout".to_string())
+        }
     }
 
     fn judge_statement(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
@@ -295,7 +326,11 @@ impl NestedJudgement<'_, '_> {
                 }
                 let statements = function_sql(&body.definition).unwrap_or_default();
                 self.depth += 1;
-                let inner = self.judge_routine(statements, &Routine::Function(&body.name));
+                let inner = self.judge_routine(
+                    statements,
+                    &Routine::Function(&body.name),
+                    header_sets_a_timeout(&body.definition),
+                );
                 self.depth -= 1;
                 cap = smallest_cap(cap, inner?);
             }
@@ -405,6 +440,52 @@ pub fn function_call_unchecked(oid: i32) -> Report {
         ),
         Some("The proxy checks the SQL of the functions a guarded role calls in statements.".to_string()),
         Some("Call the function in a statement (SELECT f(...)) instead.".to_string()),
+    )
+}
+
+/// Timeouts that bound how long a statement waits for its locks.
+const TIMEOUTS: [&str; 2] = ["lock_timeout", "statement_timeout"];
+
+/// Does the statement set lock_timeout or statement_timeout (SET, SET LOCAL, RESET,
+/// RESET ALL, or a set_config naming one; a set_config of a computed name too)?
+fn sets_a_timeout(statement: &Statement) -> bool {
+    match &statement.stmt {
+        Stmt::Set(set) => set.name.as_deref().is_none_or(|name| TIMEOUTS.contains(&name)),
+        _ => {
+            let text = statement.source.to_ascii_lowercase();
+            text.contains("set_config")
+                && (TIMEOUTS.iter().any(|timeout| text.contains(timeout)) || !text.contains("set_config('"))
+        }
+    }
+}
+
+/// Does a function's definition (CREATE FUNCTION text, or pg_get_functiondef's) set
+/// lock_timeout or statement_timeout for its run, in the part before its body?
+fn header_sets_a_timeout(definition: &str) -> bool {
+    let lower = definition.to_ascii_lowercase();
+    let header_end = lower
+        .find(" as ")
+        .or_else(|| lower.find("\nas "))
+        .unwrap_or(lower.len());
+    let header = &lower[..header_end];
+    TIMEOUTS.iter().any(|timeout| header.contains(timeout))
+}
+
+/// A routine that sets its own lock_timeout or statement_timeout and takes locks.
+fn sets_its_own_timeout(routine: &Routine) -> Report {
+    error_report(
+        SQLSTATE_LOCK,
+        format!(
+            "lock_timeout: {} sets lock_timeout or statement_timeout itself and runs statements that take locks, \
+             which would then wait for them without the cap",
+            routine.describe()
+        ),
+        Some(
+            "The proxy caps the lock_timeout of the statement it is sent; a routine that sets its own timeout \
+             replaces the cap for the statements after it."
+                .to_string(),
+        ),
+        Some("Leave lock_timeout and statement_timeout to the guard in routines that change the schema.".to_string()),
     )
 }
 
@@ -858,6 +939,45 @@ mod tests {
             &[("countdown", "plpgsql", plpgsql("countdown", "PERFORM countdown();"))],
         );
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
+    }
+
+    #[test]
+    fn routines_that_set_their_own_timeout_and_take_locks_are_refused() {
+        for sql in [
+            "DO $$ BEGIN SET LOCAL lock_timeout = 0; ALTER TABLE t ADD COLUMN c int; END $$",
+            "DO $$ BEGIN PERFORM set_config('statement_timeout', '0', true); ALTER TABLE t ADD COLUMN c int; END $$",
+            "DO $$ BEGIN RESET ALL; ALTER TABLE t ADD COLUMN c int; END $$",
+            "CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql SET lock_timeout = 0 \
+             AS $$ BEGIN ALTER TABLE t ADD COLUMN c int; END $$; SELECT f()",
+        ] {
+            let verdict = judge_sql(sql, &enforce());
+            assert_eq!(
+                refusal(&verdict),
+                Some(("lock_timeout", "SM001")),
+                "{sql}: {:?}",
+                verdict.reports
+            );
+        }
+        let timeout_clause = "CREATE OR REPLACE FUNCTION public.migrate()\n RETURNS void\n LANGUAGE plpgsql\n \
+                              SET lock_timeout TO '0'\nAS $function$ BEGIN ALTER TABLE t ADD COLUMN c int; END $function$\n";
+        let (verdict, _) = judge_with_functions(
+            "SELECT migrate()",
+            &enforce(),
+            &[("migrate", "plpgsql", timeout_clause.to_string())],
+        );
+        assert_eq!(
+            refusal(&verdict),
+            Some(("lock_timeout", "SM001")),
+            "{:?}",
+            verdict.reports
+        );
+        for sql in [
+            "DO $$ BEGIN SET LOCAL work_mem = '64MB'; ALTER TABLE t ADD COLUMN c int; END $$",
+            "DO $$ BEGIN SET LOCAL lock_timeout = 0; PERFORM 1; END $$",
+        ] {
+            let verdict = judge_sql(sql, &enforce());
+            assert_eq!(refusal(&verdict), None, "{sql}: {:?}", verdict.reports);
+        }
     }
 
     #[test]
