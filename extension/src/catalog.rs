@@ -157,14 +157,18 @@ impl Catalog for BackendCatalog {
     }
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
-        let text = std::ffi::CString::new(type_name.lookup_name()).ok()?;
-        // typeStringToTypeName parses a name the model wrote itself (quoted, so it cannot
-        // fail); LookupTypeNameOid with missing_ok returns InvalidOid for a type or schema
-        // that does not exist; DomainHasConstraints reads the type cache (false for a type
-        // that is not a domain).
+        // The TypeName node is built from palloc'd copies of the names (nothing is
+        // parsed, so nothing can raise); LookupTypeNameOid with missing_ok returns
+        // InvalidOid for a type or schema that does not exist; DomainHasConstraints reads
+        // the type cache (false for a type that is not a domain).
         unsafe {
-            let parsed = pg_sys::typeStringToTypeName(text.as_ptr());
-            let oid = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), parsed, true);
+            let mut names = PgList::<pg_sys::String>::new();
+            if let Some(schema) = &type_name.schema {
+                names.push(pg_sys::makeString(palloc_cstring(schema)));
+            }
+            names.push(pg_sys::makeString(palloc_cstring(&type_name.name)));
+            let node = pg_sys::makeTypeNameFromNameList(names.into_pg());
+            let oid = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), node, true);
             (oid != pg_sys::InvalidOid).then(|| pg_sys::DomainHasConstraints(oid))
         }
     }

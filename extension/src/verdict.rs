@@ -78,11 +78,17 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     let (pstmt, query) = unsafe { (&*pstmt, CStr::from_ptr(query_string).to_string_lossy()) };
     let toplevel = u32::try_from(context) == Ok(pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL);
     let statement = nodes::statement(pstmt.utilityStmt, &query, pstmt.stmt_location, pstmt.stmt_len);
+    // IsTransactionBlock is true inside BEGIN and in a multi-statement string's implicit
+    // block; statements run by functions are always inside a transaction.
+    // IsTransactionBlock only reads the backend's transaction state.
+    let in_block = unsafe { pg_sys::IsTransactionBlock() };
     let context = Context {
-        // IsTransactionBlock is true inside BEGIN and in a multi-statement string's
-        // implicit block; statements run by functions are always inside a transaction.
-        in_transaction_block: !toplevel || unsafe { pg_sys::IsTransactionBlock() },
-        multi_statement: toplevel && nodes::has_other_statements(&query, pstmt.stmt_location, pstmt.stmt_len),
+        in_transaction_block: !toplevel || in_block,
+        // Outside any block the string holds this statement alone, whatever `;` its
+        // comments or literals hold.
+        multi_statement: toplevel
+            && in_block
+            && nodes::has_other_statements(&query, pstmt.stmt_location, pstmt.stmt_len),
         nested: !toplevel,
         session_lock_timeout_ms: session_lock_timeout_ms(),
     };

@@ -163,7 +163,12 @@ pub fn ident(name: &str) -> String {
 
 /// Quote a string literal.
 pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+    if text.contains('\\') {
+        // E'' reads backslashes the same way whatever standard_conforming_strings is.
+        format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+    } else {
+        format!("'{}'", text.replace('\'', "''"))
+    }
 }
 
 /// The bodies of every comment in `sql` (`-- ...` to end of line, `/* ... */` nested),
@@ -336,13 +341,60 @@ pub fn parenthesized_at(source: &str, start: usize) -> String {
     let Some(text) = source.get(start..) else {
         return String::new();
     };
-    let Some(open) = text.find('(') else {
+    let Some(open) = first_open_parenthesis(text) else {
         return String::new();
     };
     let inner = &text[open + 1..];
     // Bounded by its parenthesis: `CHECK (a IS NOT NULL)` goes on past NOT.
     let end = scan_expression_end(inner, false);
     inner[..end].trim().to_string()
+}
+
+/// The first `(` of `text` outside quoted names, literals and comments
+/// (`ADD CONSTRAINT "k(a)" CHECK (b > 0)`: the CHECK's).
+fn first_open_parenthesis(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'(' => return Some(i),
+            b'\'' | b'"' => i = quoted_end(text, i),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = text[i..].find('\n').map_or(text.len(), |n| i + n + 1);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => i = block_comment_end(text, i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Just after the quoted name or literal that opens at byte `start` (`'`, `"`; an E''
+/// literal takes backslash escapes).
+fn quoted_end(text: &str, start: usize) -> usize {
+    let bytes = text.as_bytes();
+    let quote = bytes[start];
+    let escapes = quote == b'\''
+        && start >= 1
+        && matches!(bytes[start - 1], b'e' | b'E')
+        && (start < 2 || !is_identifier_byte(bytes[start - 2]));
+    let mut i = start + 1;
+    while i < bytes.len() {
+        let escaped = escapes && bytes[i] == b'\\';
+        let doubled = bytes[i] == quote && bytes.get(i + 1) == Some(&quote);
+        if escaped || doubled {
+            i += 2;
+        } else if bytes[i] == quote {
+            return i + 1;
+        } else {
+            i += 1;
+        }
+    }
+    text.len()
+}
+
+fn is_identifier_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
 }
 
 /// Byte length of the expression at the start of `text` (see `expression_at`), up to
@@ -366,13 +418,12 @@ fn scan_expression_end(text: &str, constraint_keywords_end_it: bool) -> usize {
             b')' | b']' => depth -= 1,
             b',' | b';' if depth == 0 => return last_end,
             b'\'' | b'"' => {
-                let quote = c;
-                i += 1;
-                while i < bytes.len() && !(bytes[i] == quote && bytes.get(i + 1) != Some(&quote)) {
-                    i += if bytes[i] == quote { 2 } else { 1 };
-                }
+                i = quoted_end(text, i);
+                last_end = i;
+                continue;
             }
-            b'$' => {
+            // A dollar quote, unless the `$` is part of a name (`a$b`).
+            b'$' if i == 0 || !is_identifier_byte(bytes[i - 1]) => {
                 if let Some(tag) = dollar_tag(&text[i..]) {
                     let body = i + tag.len();
                     i = text[body..].find(tag).map_or(text.len(), |n| body + n + tag.len());
@@ -526,6 +577,12 @@ mod tests {
     }
 
     #[test]
+    fn literals_read_the_same_whatever_standard_conforming_strings_is() {
+        assert_eq!(literal("o'rders"), "'o''rders'");
+        assert_eq!(literal(r"a\b'c"), r"E'a\\b''c'");
+    }
+
+    #[test]
     fn comments_inside_an_expression_are_part_of_it_and_after_it_are_not() {
         let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a > 0 -- why\n AND b > 0) NOT VALID";
         assert_eq!(
@@ -534,6 +591,15 @@ mod tests {
         );
         let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a /* ) */ > 0 /* done */)";
         assert_eq!(parenthesized_at(sql, sql.find("CHECK").unwrap()), "a /* ) */ > 0");
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a <> E'\\'' AND b > 0) NOT VALID";
+        assert_eq!(
+            parenthesized_at(sql, sql.find("CHECK").unwrap()),
+            "a <> E'\\'' AND b > 0"
+        );
+        let sql = "ALTER TABLE t ADD CONSTRAINT \"k(a IS NOT NULL)\" CHECK (b > 0)";
+        assert_eq!(parenthesized_at(sql, sql.find("CONSTRAINT").unwrap()), "b > 0");
+        let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a$b$ > 0 AND c > 0)";
+        assert_eq!(parenthesized_at(sql, sql.find("CHECK").unwrap()), "a$b$ > 0 AND c > 0");
         let sql = "ALTER TABLE t ADD CONSTRAINT k CHECK (a IS NOT NULL AND b IS NOT NULL) NOT VALID";
         assert_eq!(
             parenthesized_at(sql, sql.find("CHECK").unwrap()),

@@ -113,15 +113,6 @@ impl TypeName {
         out
     }
 
-    /// The type's name as `to_regtype` and the parser's type lookup read it: quoted,
-    /// schema-qualified where it was, without modifiers or array brackets.
-    pub fn lookup_name(&self) -> String {
-        match &self.schema {
-            Some(schema) => format!("{}.{}", crate::sql::ident(schema), crate::sql::ident(&self.name)),
-            None => crate::sql::ident(&self.name),
-        }
-    }
-
     /// `serial`, `bigserial`, `smallserial` (and their numbered spellings).
     pub fn is_serial(&self) -> bool {
         self.schema.is_none()

@@ -728,7 +728,11 @@ fn the_functions_a_statement_calls_are_checked_like_do_blocks() {
     let err = client.batch_execute("SELECT uncapped()").unwrap_err();
     let db = err.as_db_error().unwrap();
     assert_eq!(db.code().code(), "SM001", "{err}");
-    assert!(db.message().starts_with("lock_timeout: function public.uncapped"), "{}", db.message());
+    assert!(
+        db.message().starts_with("lock_timeout: function public.uncapped"),
+        "{}",
+        db.message()
+    );
 }
 
 fn query(sql: &str) -> Vec<u8> {
@@ -873,5 +877,25 @@ fn pipelined_messages_cannot_take_guarded_ddl_past_the_cap() {
     );
     let row = answer.iter().find(|(tag, _)| *tag == b'D').expect("a row");
     assert_eq!(String::from_utf8_lossy(&row.1[6..]), "0 default");
+
+    // A batch that sets lock_timeout itself after a capped statement keeps the client's
+    // value: the cap is taken off only where it is still the cap.
+    exchange(
+        [
+            parse_named("s4", "ALTER TABLE f ADD COLUMN c int"),
+            bind_execute_named("s4"),
+            parse_named("s5", "SET lock_timeout = '7s'"),
+            bind_execute_named("s5"),
+            message(b'S', &[]),
+        ]
+        .concat(),
+        1,
+    );
+    let answer = exchange(
+        query("SELECT setting || ' ' || source FROM pg_settings WHERE name = 'lock_timeout'"),
+        1,
+    );
+    let row = answer.iter().find(|(tag, _)| *tag == b'D').expect("a row");
+    assert_eq!(String::from_utf8_lossy(&row.1[6..]), "7000 session");
     stream.write_all(&message(b'X', &[])).unwrap();
 }

@@ -134,6 +134,8 @@ pub fn assert_rejected(outcome: &str, sqlstate: &str, rule: &str) {
 /// The WARNING messages raised while `sql` runs (its effects rolled back, as `outcome`),
 /// seen by an emit_log_hook installed for the call: what a client would be sent.
 pub fn warnings_of(sql: &str) -> (String, Vec<String>) {
+    // The hook sees what goes to the server log: warnings, whatever the cluster logs.
+    run("SET LOCAL log_min_messages = warning");
     WARNINGS.with(|warnings| warnings.borrow_mut().clear());
     // SAFETY: the test runs in one backend on one thread; the hook is installed and put
     // back around this call, with the previous hook chained.

@@ -150,9 +150,8 @@ fn may_be_domain(type_name: &TypeName) -> bool {
         "bigserial",
         "smallserial",
     ];
-    !type_name.array
-        && type_name.schema.as_deref() != Some("pg_catalog")
-        && !(type_name.schema.is_none() && BUILT_IN.contains(&type_name.name.as_str()))
+    let built_in = type_name.schema.is_none() && BUILT_IN.contains(&type_name.name.as_str());
+    !type_name.array && !built_in
 }
 
 /// The column with the domain's base type, its constraints as a NOT VALID CHECK.

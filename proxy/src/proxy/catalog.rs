@@ -99,12 +99,17 @@ impl Question {
             Question::DomainConstraints(type_name) => format!(
                 "WITH RECURSIVE chain AS (\
                    SELECT t.oid, t.typtype, t.typbasetype, t.typnotnull FROM pg_catalog.pg_type t \
-                   WHERE t.oid = pg_catalog.to_regtype({}) \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+                   WHERE t.typname = {} AND {} \
                    UNION ALL SELECT b.oid, b.typtype, b.typbasetype, b.typnotnull FROM pg_catalog.pg_type b \
                    JOIN chain ON b.oid = chain.typbasetype WHERE chain.typtype = 'd') \
                  SELECT pg_catalog.bool_or(chain.typtype = 'd' AND (chain.typnotnull OR EXISTS \
                    (SELECT FROM pg_catalog.pg_constraint k WHERE k.contypid = chain.oid))) FROM chain",
-                literal(&type_name.lookup_name())
+                literal(&type_name.name),
+                match &type_name.schema {
+                    Some(schema) => format!("n.nspname = {}", literal(schema)),
+                    None => "pg_catalog.pg_type_is_visible(t.oid)".to_string(),
+                }
             ),
             Question::IndexColumns(table, index) => format!(
                 "SELECT a.attname, a.attnotnull FROM pg_catalog.pg_index i \

@@ -87,16 +87,19 @@ pub struct Session {
     discard_until_sync: bool,
     /// The cap was set session-wide before the batch: how to restore it after its Sync.
     restore_after_sync: Option<Restore>,
-    /// A client Execute was sent since the last Sync.
-    batch_executed: bool,
+    /// Client statements run since the last Sync (Executes, and Queries or FunctionCalls
+    /// sent inside the batch).
+    batch_statements: usize,
     /// A restore sent after a Sync (its hidden batch), until it is known to have run: one
     /// that met a failed transaction (a BEGIN and an error in the batch) is sent again
     /// once the server can run it.
-    restore_in_flight: Option<(u64, Restore)>,
+    restore_in_flight: Vec<(u64, Restore)>,
     /// A restore that did not stick (it met a failed transaction, or ran inside a block
     /// the client's batch opened, which a ROLLBACK undoes): checked again once the
     /// session is outside a transaction block.
     restore_due: Option<Restore>,
+    /// Hidden batches whose results nobody reads (see `new_unclaimed_batch`).
+    unclaimed: Vec<u64>,
     /// See `take_abort_by_hidden_work`.
     aborted_by_hidden_work: Option<Bytes>,
     server_version_num: Option<u32>,
@@ -268,9 +271,10 @@ pub async fn run(
         portals: HashMap::new(),
         discard_until_sync: false,
         restore_after_sync: None,
-        batch_executed: false,
-        restore_in_flight: None,
+        batch_statements: 0,
+        restore_in_flight: Vec::new(),
         restore_due: None,
+        unclaimed: Vec::new(),
         aborted_by_hidden_work: None,
         server_version_num: None,
         next_batch: 0,
@@ -481,6 +485,27 @@ impl Session {
         self.next_batch
     }
 
+    /// A hidden batch whose results nobody reads: dropped once answered
+    /// (`forget_answered_batches`), so a long session does not pile them up.
+    fn new_unclaimed_batch(&mut self) -> u64 {
+        let batch = self.new_batch();
+        self.unclaimed.push(batch);
+        batch
+    }
+
+    fn forget_answered_batches(&mut self) {
+        let tracker = &mut self.tracker;
+        self.unclaimed.retain(|&batch| {
+            if tracker.batch_pending(batch) {
+                return true;
+            }
+            for index in 0..2 {
+                let _ = tracker.take_result(batch, index);
+            }
+            false
+        });
+    }
+
     /// Handle one client message; false when the session ends.
     async fn on_client(&mut self, message: Message) -> Result<bool, SessionError> {
         if self.discard_until_sync {
@@ -492,12 +517,13 @@ impl Session {
         }
         let client = Owner::Client;
         if matches!(message.tag, b'Q' | b'P' | b'B' | b'F') {
+            self.forget_answered_batches();
             self.settle_restore().await?;
         }
         if matches!(message.tag, b'Q' | b'F') {
             // It runs SQL of the client's (SET lock_timeout = 0 ...): a batch's session
             // cap no longer stands for the next Execute.
-            self.batch_executed = true;
+            self.batch_statements += 1;
         }
         if matches!(message.tag, b'P' | b'B' | b'E' | b'D' | b'C') {
             self.open_extended_batch();
@@ -533,9 +559,16 @@ impl Session {
             b'S' => {
                 self.send(&message, client, Expect::Sync);
                 self.extended_batch_open = false;
-                self.batch_executed = false;
+                let others_ran = std::mem::take(&mut self.batch_statements) > 1;
                 if let Some(restore) = self.restore_after_sync.take() {
-                    self.send_restore(restore);
+                    if others_ran {
+                        // Something else of the client's ran in the batch (a SET
+                        // lock_timeout, say): put the value back only where it is still
+                        // the cap (see `settle_restore`).
+                        self.restore_due = Some(restore);
+                    } else {
+                        self.send_restore(restore);
+                    }
                 }
             }
             b'F' => {
@@ -810,10 +843,11 @@ impl Session {
             CapRestore::Session(restore) => {
                 let owner = Self::hidden(batch, 0, true, OnError::Keep);
                 self.send(&query::build(&restore.sql), owner, Expect::Query);
-                self.restore_in_flight = Some((batch, restore));
+                self.restore_in_flight.push((batch, restore));
             }
             // Inside one it aborts the client's transaction: the client sees why.
             CapRestore::Local(sql) => {
+                self.unclaimed.push(batch);
                 let owner = Self::hidden(batch, 0, true, OnError::ClientUnlessAborted);
                 self.send(&query::build(&sql), owner, Expect::Query);
             }
@@ -914,7 +948,8 @@ impl Session {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
         self.created.extend(prepared.created.iter().cloned());
-        let first_of_batch = !std::mem::replace(&mut self.batch_executed, true);
+        let first_of_batch = self.batch_statements == 0;
+        self.batch_statements += 1;
         match prepared.cap {
             // Capped for the whole batch already, and nothing of the client's has run since
             // (see `cap_batch_for`).
@@ -925,7 +960,7 @@ impl Session {
             // be executed within a pipeline") rather than run without the cap. If the cap
             // fails, the server skips the client's Execute: the error is the client's.
             Some(cap) if self.tracker.server_listening() => {
-                let batch = self.new_batch();
+                let batch = self.new_unclaimed_batch();
                 self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true), OnError::Client);
                 self.send(&message, Owner::Client, Expect::Execute);
                 self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
@@ -984,22 +1019,26 @@ impl Session {
     }
 
     /// Put the client's lock_timeout back in a hidden batch of its own.
-    fn send_restore(&mut self, restore: Restore) {
+    fn send_restore(&mut self, restore: Restore) -> u64 {
         let batch = self.new_batch();
         self.send_hidden_statement(batch, 0, &restore.sql, OnError::Keep);
         let owner = Self::hidden(batch, 1, false, OnError::Keep);
         self.send(&sync::build(), owner, Expect::Sync);
-        self.restore_in_flight = Some((batch, restore));
+        self.restore_in_flight.push((batch, restore));
+        batch
     }
 
     /// Before the client's next statement: a restore that did not stick is made again
     /// once the session is outside a transaction block, if lock_timeout is still the cap.
     async fn settle_restore(&mut self) -> Result<(), SessionError> {
-        if let Some((batch, _)) = &self.restore_in_flight {
-            let batch = *batch;
+        let mut index = 0;
+        while index < self.restore_in_flight.len() {
+            let batch = self.restore_in_flight[index].0;
             if self.tracker.batch_pending(batch) {
-                return Ok(());
+                index += 1;
+                continue;
             }
+            let (_, restore) = self.restore_in_flight.remove(index);
             // A hidden batch (Parse ... Sync) or a hidden Query.
             let first = self.tracker.take_result(batch, 0);
             let sync = self.tracker.take_result(batch, 1);
@@ -1007,10 +1046,8 @@ impl Session {
             let status_after = sync
                 .and_then(|result| result.status)
                 .or(first.and_then(|result| result.status));
-            if let Some((_, restore)) = self.restore_in_flight.take() {
-                if !ran || status_after != Some(b'I') {
-                    self.restore_due = Some(restore);
-                }
+            if !ran || status_after != Some(b'I') {
+                self.restore_due = Some(restore);
             }
         }
         if !self.tracker.idle() || self.tracker.status != b'I' {
@@ -1019,11 +1056,16 @@ impl Session {
         let Some(restore) = self.restore_due.take() else {
             return Ok(());
         };
-        if let Ok(rows) = self.hidden_statement("SHOW lock_timeout").await? {
-            let now = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten());
-            if now.as_deref() == Some(restore.capped.as_str()) {
-                self.send_restore(restore);
+        match self.hidden_statement("SHOW lock_timeout").await? {
+            Ok(rows) => {
+                let now = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten());
+                if now.as_deref() == Some(restore.capped.as_str()) {
+                    // Waited for: the client's next statement may need a quiet session.
+                    let batch = self.send_restore(restore);
+                    self.wait_for_batch(batch).await?;
+                }
             }
+            Err(_) => self.restore_due = Some(restore),
         }
         Ok(())
     }
@@ -1073,8 +1115,11 @@ impl Session {
         }
         let batch = self.new_batch();
         let quiet = self.tracker.quiet();
+        // Inside a batch of the client's, a failed question makes the server discard the
+        // client's messages up to its Sync: the error is then the client's.
+        let on_error = if quiet { OnError::Keep } else { OnError::Client };
         for (index, sql) in sqls.iter().enumerate() {
-            self.send_hidden_statement(batch, index, sql, OnError::Keep);
+            self.send_hidden_statement(batch, index, sql, on_error);
         }
         if quiet {
             let owner = Self::hidden(batch, sqls.len(), false, OnError::Keep);
@@ -1159,7 +1204,7 @@ impl Session {
     fn open_extended_batch(&mut self) {
         self.forget_tables_of_ended_transaction();
         if !self.extended_batch_open {
-            self.batch_executed = false;
+            self.batch_statements = 0;
         }
         self.extended_batch_open = true;
     }
@@ -1359,7 +1404,7 @@ impl Session {
         self.log_refusal(&refusal);
         let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
         self.send_reports(&reports);
-        let batch = self.new_batch();
+        let batch = self.new_unclaimed_batch();
         let owner = Self::hidden(batch, 0, true, OnError::Keep);
         self.send(&query::build(&abort_sql(sqlstate)), owner, Expect::Query);
     }
@@ -1375,7 +1420,7 @@ impl Session {
                 self.send_reports(&reports);
             }
         }
-        let batch = self.new_batch();
+        let batch = self.new_unclaimed_batch();
         let owner = Self::hidden(batch, 0, false, OnError::Keep);
         self.send(
             &parse::build(
