@@ -254,9 +254,10 @@ fn warn_mode_refuses_nothing_and_the_servers_errors_reach_the_client() {
     );
 }
 
-fn index_count(client: &mut Client) -> String {
+/// The first column of the first row `sql` returns.
+fn value(client: &mut Client, sql: &str) -> String {
     client
-        .simple_query("SELECT count(*) FROM pg_indexes WHERE tablename = 't'")
+        .simple_query(sql)
         .unwrap()
         .into_iter()
         .find_map(|message| match message {
@@ -264,6 +265,10 @@ fn index_count(client: &mut Client) -> String {
             _ => None,
         })
         .unwrap()
+}
+
+fn index_count(client: &mut Client) -> String {
+    value(client, "SELECT count(*) FROM pg_indexes WHERE tablename = 't'")
 }
 
 /// Syntax of a newer major that a rule would refuse gets the server's syntax error, not
@@ -356,18 +361,6 @@ fn valid_code_the_guard_has_nothing_against_runs_as_directly() {
     let cluster = cluster();
     let proxy = Proxy::start(&cluster, &[]);
     assert_transparent(&cluster, &proxy, "migrator", "valid", VALID_CODE);
-}
-
-fn value(client: &mut Client, sql: &str) -> String {
-    client
-        .simple_query(sql)
-        .unwrap()
-        .into_iter()
-        .find_map(|message| match message {
-            SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
-            _ => None,
-        })
-        .unwrap()
 }
 
 /// Through the extended protocol (rust-postgres prepares, then binds and executes in a

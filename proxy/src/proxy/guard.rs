@@ -241,7 +241,12 @@ impl NestedJudgement<'_, '_> {
     /// A routine that would run lock-taking statements past the cap: refused in enforce,
     /// a warning in warn (`unparsable = allow` does not let it through: it is readable).
     fn refuse_uncapped(&mut self, routine: &Routine) -> Result<(), String> {
-        let report = sets_its_own_timeout(routine);
+        self.warn_or_refuse(sets_its_own_timeout(routine), "lock_timeout")
+    }
+
+    /// `report` as a warning in warn mode (nothing is refused there), else as the
+    /// refusal of rule `rule`, whatever `unparsable = allow` says.
+    fn warn_or_refuse(&mut self, report: Report, rule: &str) -> Result<(), String> {
         if self.facts.settings.mode == Mode::Warn {
             self.verdict.reports.push(Report {
                 level: Level::Warning,
@@ -250,7 +255,7 @@ impl NestedJudgement<'_, '_> {
             Ok(())
         } else {
             self.verdict.reports.push(report);
-            Err("lock_timeout".to_string())
+            Err(rule.to_string())
         }
     }
 
@@ -353,17 +358,7 @@ impl NestedJudgement<'_, '_> {
     /// standard strings): a warning in warn mode, else refused, whatever
     /// `unparsable = allow` says (this is no syntax the proxy lacks, but a second reading).
     fn cannot_read_as_the_server(&mut self, routine: &Routine) -> Result<(), String> {
-        let report = nonstandard_body(routine);
-        if self.facts.settings.mode == Mode::Warn {
-            self.verdict.reports.push(Report {
-                level: Level::Warning,
-                ..report
-            });
-            Ok(())
-        } else {
-            self.verdict.reports.push(report);
-            Err("unparsable".to_string())
-        }
+        self.warn_or_refuse(nonstandard_body(routine), "unparsable")
     }
 
     /// SQL the proxy cannot check: let through where the settings say so (a warning in

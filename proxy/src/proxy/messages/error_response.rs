@@ -50,28 +50,25 @@ pub fn encode_report(report: &Report, out: &mut BytesMut) {
 
 /// A FATAL error from the proxy itself (the session ends after it).
 pub fn fatal(sqlstate: &str, message: &str) -> BytesMut {
+    proxy_error("FATAL", sqlstate, message)
+}
+
+/// The bytes of an ERROR from the proxy itself.
+pub fn error_bytes(sqlstate: &str, message: &str) -> bytes::Bytes {
+    proxy_error("ERROR", sqlstate, message).freeze()
+}
+
+/// An ErrorResponse of the proxy's own: severity, SQLSTATE and message.
+fn proxy_error(severity: &str, sqlstate: &str, message: &str) -> BytesMut {
     let mut out = BytesMut::new();
     let fields = vec![
-        (b'S', "FATAL".to_string()),
-        (b'V', "FATAL".to_string()),
+        (b'S', severity.to_string()),
+        (b'V', severity.to_string()),
         (b'C', sqlstate.to_string()),
         (b'M', message.to_string()),
     ];
     let _ = ErrorResponse::new(fields).encode(&mut out);
     out
-}
-
-/// The bytes of an ERROR from the proxy itself.
-pub fn error_bytes(sqlstate: &str, message: &str) -> bytes::Bytes {
-    let mut out = BytesMut::new();
-    let fields = vec![
-        (b'S', "ERROR".to_string()),
-        (b'V', "ERROR".to_string()),
-        (b'C', sqlstate.to_string()),
-        (b'M', message.to_string()),
-    ];
-    let _ = ErrorResponse::new(fields).encode(&mut out);
-    out.freeze()
 }
 
 /// An ERROR report from the proxy (not about a rule).
