@@ -146,13 +146,13 @@ REINDEX TABLE CONCURRENTLY my_broken_table;
 -- expect: ok
 REINDEX (CONCURRENTLY, VERBOSE) INDEX my_index;
 
--- expect: lock_table
+-- expect: ok
 LOCK TABLE films IN SHARE MODE;
 
--- expect: lock_table
+-- expect: ok
 LOCK TABLE films IN SHARE ROW EXCLUSIVE MODE;
 
--- expect: lock_table
+-- expect: ok
 LOCK TABLE films;
 
 -- expect: ok

@@ -86,12 +86,6 @@ mod tests {
             "CLUSTER fixture.orders USING orders_pkey",
             "ANALYZE fixture.orders",
         ),
-        (
-            "lock_table",
-            "SM001",
-            "LOCK TABLE fixture.orders IN SHARE MODE",
-            "LOCK TABLE fixture.orders IN SHARE UPDATE EXCLUSIVE MODE",
-        ),
         ("truncate", "SM001", "TRUNCATE fixture.orders", ""),
         (
             "json_column",
@@ -173,6 +167,20 @@ mod tests {
                 "{rule}: {unsafe_sql}: {result}"
             );
         }
+    }
+
+    #[pg_test]
+    fn lock_table_is_a_warning_even_in_enforce() {
+        mode("enforce");
+        let (result, warnings) = warnings_of("LOCK TABLE fixture.orders IN SHARE MODE");
+        assert_eq!(result, "ok");
+        assert!(
+            warnings.iter().any(|warning| warning.starts_with("lock_table: ")),
+            "{warnings:?}"
+        );
+        let (result, warnings) = warnings_of("LOCK TABLE fixture.orders IN SHARE UPDATE EXCLUSIVE MODE");
+        assert_eq!(result, "ok");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[pg_test]

@@ -1,6 +1,11 @@
 //! LOCK TABLE in SHARE mode or stronger blocks writes (ACCESS EXCLUSIVE: reads too) until
 //! the transaction ends. Weaker modes, such as the SHARE UPDATE EXCLUSIVE Ecto takes on
 //! schema_migrations to serialise migrators, block neither reads nor writes.
+//!
+//! A warning, never a refusal: under the guard's lock_timeout cap (the `lock_timeout`
+//! rule) a waiting LOCK gives up quickly, and taking locks explicitly, in order, is how
+//! lock-retry helpers avoid deadlocks. What makes it costly is what the transaction does
+//! while it holds the lock.
 
 use super::{Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
@@ -38,8 +43,8 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                     mode.blocks_description()
                 ),
                 format!(
-                    "Lock: {}. An explicit lock is held to the end of the transaction, and while it waits for \
-                     running transactions every later query on {table} queues behind it.",
+                    "Lock: {}. An explicit lock is held to the end of the transaction: keep the transaction \
+                     short, and run nothing slow (a backfill, a scan) while it holds the lock.",
                     lock.describe()
                 ),
                 format!(
@@ -50,6 +55,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                     sql::literal(&table.sql())
                 ),
             )
+            .warning()
         })
         .collect()
 }
@@ -96,6 +102,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert!(finding.message.contains("IN SHARE MODE blocks writes"));
+        assert_eq!(finding.severity, crate::finding::Severity::Warning);
     }
 
     #[test]
