@@ -279,6 +279,8 @@ fn a_guarded_role_cannot_weaken_its_policy() {
         "RESET safe_migrations.mode",
         "SELECT set_config('safe_migrations.mode', 'off', false)",
         "ALTER ROLE migrator SET safe_migrations.mode = 'off'",
+        "ALTER ROLE migrator RESET ALL",
+        "ALTER ROLE migrator IN DATABASE postgres RESET ALL",
     ] {
         let err = client.batch_execute(sql).unwrap_err();
         assert_eq!(sqlstate(&err), "42501", "{sql}");

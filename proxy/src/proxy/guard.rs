@@ -613,14 +613,15 @@ pub fn policy_change(statement: &Statement) -> Option<Report> {
             format!("SET/RESET of {}", set.name.as_deref().unwrap_or_default())
         }
         _ if names_policy && text.contains("set_config") => "set_config of a safe_migrations setting".to_string(),
+        // RESET ALL of a role's or database's settings removes its safe_migrations ones too.
         Stmt::Other { tag, .. }
-            if names_policy
+            if (names_policy || text.contains("reset all"))
                 && (tag.contains("ROLE")
                     || tag.contains("USER")
                     || tag.contains("DATABASE")
                     || tag.contains("SYSTEM")) =>
         {
-            format!("{tag} naming a safe_migrations setting")
+            format!("{tag} naming or resetting the safe_migrations settings")
         }
         _ => return None,
     };
