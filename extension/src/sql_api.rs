@@ -75,6 +75,47 @@ fn check(
     TableIterator::new(rows)
 }
 
+/// What the guard makes of each statement in `sql` (its model, as the policy sees it),
+/// and the lock_timeout cap (ms) it would run under, as `check` judges it. Nothing is
+/// executed. The proxy's adapter must make the same of the same text (tests/parity.rs).
+#[pg_extern]
+fn describe(
+    sql: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(statement, String),
+        name!(model, String),
+        name!(lock_timeout_ms, Option<i64>),
+    ),
+> {
+    let mut settings = Settings::clone(&current_settings().unwrap_or_else(|error| error!("{error}")));
+    settings.mode = Mode::Enforce;
+    let source = CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.describe: the SQL contains a NUL byte"));
+    // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
+    let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
+    let multi_statement = raw_statements.len() > 1;
+    let mut rows = Vec::new();
+    for raw in raw_statements.iter_ptr() {
+        // Each element is a RawStmt the parser just built.
+        let raw = unsafe { &*raw };
+        let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
+        let context = Context {
+            in_transaction_block: multi_statement,
+            multi_statement,
+            nested: false,
+            session_lock_timeout_ms: 0,
+        };
+        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+        rows.push((
+            statement.source.clone(),
+            format!("{:?}", statement.stmt),
+            decision.lock_timeout_ms.and_then(|ms| i64::try_from(ms).ok()),
+        ));
+    }
+    TableIterator::new(rows)
+}
+
 /// The effective `safe_migrations.*` settings of the current session.
 #[pg_extern]
 fn policy() -> TableIterator<'static, (name!(setting, String), name!(value, String))> {

@@ -558,6 +558,73 @@ impl ForeignKeyOptions {
     }
 }
 
+/// An ALTER TABLE subcommand as SQL, for messages, from its name in Postgres'
+/// AlterTableType (`AT_SetRelOptions` -> `SET (...)`): both adapters name the
+/// subcommands the model does not describe with it, so their models agree.
+pub fn alter_table_subcommand_sql(name: &str) -> &'static str {
+    match name {
+        "AT_AddColumn" | "AT_AddColumnToView" => "ADD COLUMN",
+        "AT_ColumnDefault" | "AT_CookedColumnDefault" => "ALTER COLUMN SET DEFAULT",
+        "AT_DropNotNull" => "ALTER COLUMN DROP NOT NULL",
+        "AT_SetNotNull" => "ALTER COLUMN SET NOT NULL",
+        "AT_SetExpression" => "ALTER COLUMN SET EXPRESSION",
+        "AT_DropExpression" => "ALTER COLUMN DROP EXPRESSION",
+        "AT_SetStatistics" => "ALTER COLUMN SET STATISTICS",
+        "AT_SetOptions" => "ALTER COLUMN SET (...)",
+        "AT_ResetOptions" => "ALTER COLUMN RESET (...)",
+        "AT_SetStorage" => "ALTER COLUMN SET STORAGE",
+        "AT_SetCompression" => "ALTER COLUMN SET COMPRESSION",
+        "AT_DropColumn" => "DROP COLUMN",
+        "AT_AddIndex" | "AT_ReAddIndex" => "ADD INDEX",
+        "AT_AddConstraint" | "AT_ReAddConstraint" | "AT_ReAddDomainConstraint" | "AT_AddIndexConstraint" => {
+            "ADD CONSTRAINT"
+        }
+        "AT_AlterConstraint" => "ALTER CONSTRAINT",
+        "AT_ValidateConstraint" => "VALIDATE CONSTRAINT",
+        "AT_DropConstraint" => "DROP CONSTRAINT",
+        "AT_ReAddComment" => "COMMENT",
+        "AT_AlterColumnType" => "ALTER COLUMN TYPE",
+        "AT_AlterColumnGenericOptions" => "ALTER COLUMN OPTIONS (...)",
+        "AT_ChangeOwner" => "OWNER TO",
+        "AT_ClusterOn" => "CLUSTER ON",
+        "AT_DropCluster" => "SET WITHOUT CLUSTER",
+        "AT_SetLogged" => "SET LOGGED",
+        "AT_SetUnLogged" => "SET UNLOGGED",
+        "AT_DropOids" => "SET WITHOUT OIDS",
+        "AT_SetAccessMethod" => "SET ACCESS METHOD",
+        "AT_SetTableSpace" => "SET TABLESPACE",
+        "AT_SetRelOptions" => "SET (...)",
+        "AT_ResetRelOptions" => "RESET (...)",
+        "AT_ReplaceRelOptions" => "SET (...)",
+        "AT_EnableTrig" | "AT_EnableTrigAll" | "AT_EnableTrigUser" => "ENABLE TRIGGER",
+        "AT_EnableAlwaysTrig" => "ENABLE ALWAYS TRIGGER",
+        "AT_EnableReplicaTrig" => "ENABLE REPLICA TRIGGER",
+        "AT_DisableTrig" | "AT_DisableTrigAll" | "AT_DisableTrigUser" => "DISABLE TRIGGER",
+        "AT_EnableRule" => "ENABLE RULE",
+        "AT_EnableAlwaysRule" => "ENABLE ALWAYS RULE",
+        "AT_EnableReplicaRule" => "ENABLE REPLICA RULE",
+        "AT_DisableRule" => "DISABLE RULE",
+        "AT_AddInherit" => "INHERIT",
+        "AT_DropInherit" => "NO INHERIT",
+        "AT_AddOf" => "OF",
+        "AT_DropOf" => "NOT OF",
+        "AT_ReplicaIdentity" => "REPLICA IDENTITY",
+        "AT_EnableRowSecurity" => "ENABLE ROW LEVEL SECURITY",
+        "AT_DisableRowSecurity" => "DISABLE ROW LEVEL SECURITY",
+        "AT_ForceRowSecurity" => "FORCE ROW LEVEL SECURITY",
+        "AT_NoForceRowSecurity" => "NO FORCE ROW LEVEL SECURITY",
+        "AT_GenericOptions" => "OPTIONS (...)",
+        "AT_AttachPartition" => "ATTACH PARTITION",
+        "AT_DetachPartition" => "DETACH PARTITION",
+        "AT_DetachPartitionFinalize" => "DETACH PARTITION FINALIZE",
+        "AT_AddIdentity" => "ALTER COLUMN ADD GENERATED AS IDENTITY",
+        "AT_SetIdentity" => "ALTER COLUMN SET GENERATED",
+        "AT_DropIdentity" => "ALTER COLUMN DROP IDENTITY",
+        "AT_ReAddStatistics" => "STATISTICS",
+        _ => "ALTER",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

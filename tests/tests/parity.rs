@@ -694,3 +694,43 @@ fn extension_and_proxy_agree_on_every_corpus_statement() {
     println!("report written to {}", path.display());
     assert_eq!(disagreements, 0, "{summary}\n\n{failures}");
 }
+
+/// The two adapters make the same model of every corpus statement: what the extension
+/// reads from Postgres' parse nodes (`safe_migrations.describe`) and what the proxy reads
+/// from libpg_query's tree, compared whole (so the lock_timeout cap, which the policy
+/// decides from the model, agrees too).
+#[test]
+fn extension_and_proxy_make_the_same_model_of_every_corpus_statement() {
+    let cluster = start_cluster(true);
+    let mut client = Client::connect(&cluster.superuser_url(), NoTls).unwrap();
+    let mut compared = 0;
+    let mut differences = Vec::new();
+    for file in corpus() {
+        for piece in &file.pieces {
+            let rows = match client.query("SELECT model FROM safe_migrations.describe($1)", &[&piece.source]) {
+                Ok(rows) => rows,
+                Err(err) => {
+                    differences.push(format!("{}: the extension cannot describe it: {err}", piece.location));
+                    continue;
+                }
+            };
+            let extension: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+            let proxy = vec![format!("{:?}", piece.stmt)];
+            compared += 1;
+            if extension != proxy {
+                differences.push(format!(
+                    "{}: {}\n  extension: {extension:?}\n  proxy:     {proxy:?}",
+                    piece.location,
+                    piece.source.trim()
+                ));
+            }
+        }
+    }
+    assert!(compared >= MIN_STATEMENTS, "only {compared} statements compared");
+    assert!(
+        differences.is_empty(),
+        "{} of {compared} statements modelled differently:\n{}",
+        differences.len(),
+        differences.join("\n")
+    );
+}

@@ -114,7 +114,7 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
             }
         }
         other => AlterAction::Other {
-            what: subtype_name(other),
+            what: policy::sql::alter_table_subcommand_sql(&subtype_name(other)).to_string(),
             lock: subcommand_lock(cmd),
         },
     }

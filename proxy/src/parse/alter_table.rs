@@ -193,67 +193,13 @@ fn reloption_is_maintenance_only(name: &str) -> bool {
         )
 }
 
-/// The subcommand as SQL, for messages.
+/// The subcommand as SQL, for messages (`policy::sql::alter_table_subcommand_sql`, by
+/// Postgres' own name for it: libpg_query's `AtSetRelOptions` is `AT_SetRelOptions`).
 fn describe(subtype: AlterTableType) -> &'static str {
-    use AlterTableType::*;
-    match subtype {
-        AtAddColumn | AtAddColumnToView => "ADD COLUMN",
-        AtColumnDefault | AtCookedColumnDefault => "ALTER COLUMN SET DEFAULT",
-        AtDropNotNull => "ALTER COLUMN DROP NOT NULL",
-        AtSetNotNull => "ALTER COLUMN SET NOT NULL",
-        AtSetExpression => "ALTER COLUMN SET EXPRESSION",
-        AtDropExpression => "ALTER COLUMN DROP EXPRESSION",
-        AtSetStatistics => "ALTER COLUMN SET STATISTICS",
-        AtSetOptions => "ALTER COLUMN SET (...)",
-        AtResetOptions => "ALTER COLUMN RESET (...)",
-        AtSetStorage => "ALTER COLUMN SET STORAGE",
-        AtSetCompression => "ALTER COLUMN SET COMPRESSION",
-        AtDropColumn => "DROP COLUMN",
-        AtAddIndex | AtReAddIndex => "ADD INDEX",
-        AtAddConstraint | AtReAddConstraint | AtReAddDomainConstraint | AtAddIndexConstraint => "ADD CONSTRAINT",
-        AtAlterConstraint => "ALTER CONSTRAINT",
-        AtValidateConstraint => "VALIDATE CONSTRAINT",
-        AtDropConstraint => "DROP CONSTRAINT",
-        AtReAddComment => "COMMENT",
-        AtAlterColumnType => "ALTER COLUMN TYPE",
-        AtAlterColumnGenericOptions => "ALTER COLUMN OPTIONS (...)",
-        AtChangeOwner => "OWNER TO",
-        AtClusterOn => "CLUSTER ON",
-        AtDropCluster => "SET WITHOUT CLUSTER",
-        AtSetLogged => "SET LOGGED",
-        AtSetUnLogged => "SET UNLOGGED",
-        AtDropOids => "SET WITHOUT OIDS",
-        AtSetAccessMethod => "SET ACCESS METHOD",
-        AtSetTableSpace => "SET TABLESPACE",
-        AtSetRelOptions => "SET (...)",
-        AtResetRelOptions => "RESET (...)",
-        AtReplaceRelOptions => "SET (...)",
-        AtEnableTrig | AtEnableTrigAll | AtEnableTrigUser => "ENABLE TRIGGER",
-        AtEnableAlwaysTrig => "ENABLE ALWAYS TRIGGER",
-        AtEnableReplicaTrig => "ENABLE REPLICA TRIGGER",
-        AtDisableTrig | AtDisableTrigAll | AtDisableTrigUser => "DISABLE TRIGGER",
-        AtEnableRule => "ENABLE RULE",
-        AtEnableAlwaysRule => "ENABLE ALWAYS RULE",
-        AtEnableReplicaRule => "ENABLE REPLICA RULE",
-        AtDisableRule => "DISABLE RULE",
-        AtAddInherit => "INHERIT",
-        AtDropInherit => "NO INHERIT",
-        AtAddOf => "OF",
-        AtDropOf => "NOT OF",
-        AtReplicaIdentity => "REPLICA IDENTITY",
-        AtEnableRowSecurity => "ENABLE ROW LEVEL SECURITY",
-        AtDisableRowSecurity => "DISABLE ROW LEVEL SECURITY",
-        AtForceRowSecurity => "FORCE ROW LEVEL SECURITY",
-        AtNoForceRowSecurity => "NO FORCE ROW LEVEL SECURITY",
-        AtGenericOptions => "OPTIONS (...)",
-        AtAttachPartition => "ATTACH PARTITION",
-        AtDetachPartition => "DETACH PARTITION",
-        AtDetachPartitionFinalize => "DETACH PARTITION FINALIZE",
-        AtAddIdentity => "ALTER COLUMN ADD GENERATED AS IDENTITY",
-        AtSetIdentity => "ALTER COLUMN SET GENERATED",
-        AtDropIdentity => "ALTER COLUMN DROP IDENTITY",
-        AtReAddStatistics => "STATISTICS",
-        Undefined => "ALTER",
+    let name = format!("{subtype:?}");
+    match name.strip_prefix("At") {
+        Some(rest) => policy::sql::alter_table_subcommand_sql(&format!("AT_{rest}")),
+        None => "ALTER",
     }
 }
 

@@ -55,10 +55,9 @@ impl Calls {
                 self.walk_all(&call.agg_order);
                 self.walk_opt(call.agg_filter.as_deref());
             }
-            NodeEnum::SqlvalueFunction(function) => {
-                self.functions
-                    .push(QualifiedName::bare(sql_value_function_name(function.op())));
-            }
+            // CURRENT_TIMESTAMP, SESSION_USER ...: never volatile, and no function call in
+            // Postgres' raw tree either (the extension's model has none).
+            NodeEnum::SqlvalueFunction(_) => {}
             NodeEnum::TypeCast(cast) => self.walk_opt(cast.arg.as_deref()),
             NodeEnum::AExpr(op) => {
                 self.walk_opt(op.lexpr.as_deref());
@@ -114,26 +113,6 @@ impl Calls {
         if let Some(node) = node {
             self.walk(node);
         }
-    }
-}
-
-/// CURRENT_TIMESTAMP and friends parse to SQLValueFunction; name them as the functions
-/// they are, so the volatility lookup finds them.
-fn sql_value_function_name(op: protobuf::SqlValueFunctionOp) -> &'static str {
-    use protobuf::SqlValueFunctionOp::*;
-    match op {
-        SvfopCurrentDate => "current_date",
-        SvfopCurrentTime | SvfopCurrentTimeN => "current_time",
-        SvfopCurrentTimestamp | SvfopCurrentTimestampN => "current_timestamp",
-        SvfopLocaltime | SvfopLocaltimeN => "localtime",
-        SvfopLocaltimestamp | SvfopLocaltimestampN => "localtimestamp",
-        SvfopCurrentRole => "current_role",
-        SvfopCurrentUser => "current_user",
-        SvfopUser => "user",
-        SvfopSessionUser => "session_user",
-        SvfopCurrentCatalog => "current_catalog",
-        SvfopCurrentSchema => "current_schema",
-        SqlvalueFunctionOpUndefined => "",
     }
 }
 
@@ -217,10 +196,10 @@ mod tests {
     }
 
     #[test]
-    fn sql_value_functions_are_named() {
+    fn sql_value_functions_are_no_function_calls() {
         let default = default_of("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT CURRENT_TIMESTAMP");
         assert_eq!(default.sql, "CURRENT_TIMESTAMP");
-        assert_eq!(names(&default), vec!["current_timestamp"]);
+        assert!(names(&default).is_empty());
         let default = default_of("ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now() NOT NULL");
         assert_eq!(names(&default), vec!["now"]);
     }

@@ -15,6 +15,12 @@ pub fn truncate(truncate: &protobuf::TruncateStmt) -> Stmt {
 
 /// VACUUM and ANALYZE (`is_vacuumcmd` false) share one node.
 pub fn vacuum(vacuum: &protobuf::VacuumStmt) -> Stmt {
+    if !vacuum.is_vacuumcmd {
+        return Stmt::Other {
+            tag: "ANALYZE".into(),
+            ddl: false,
+        };
+    }
     let tables = vacuum
         .rels
         .iter()
@@ -24,7 +30,7 @@ pub fn vacuum(vacuum: &protobuf::VacuumStmt) -> Stmt {
         })
         .collect();
     Stmt::Vacuum {
-        full: vacuum.is_vacuumcmd && options::enabled(&vacuum.options, "full"),
+        full: options::enabled(&vacuum.options, "full"),
         tables,
     }
 }
@@ -93,7 +99,13 @@ mod tests {
         assert!(full("VACUUM (VERBOSE, FULL true) orders"));
         assert!(!full("VACUUM (FULL false) orders"));
         assert!(!full("VACUUM ANALYZE orders"));
-        assert!(!full("ANALYZE orders"));
+        assert_eq!(
+            stmt("ANALYZE orders"),
+            Stmt::Other {
+                tag: "ANALYZE".into(),
+                ddl: false
+            }
+        );
         assert_eq!(
             stmt("VACUUM FULL public.orders, items"),
             Stmt::Vacuum {

@@ -24,13 +24,27 @@ pub fn other(node: &NodeEnum, input: &Input) -> Stmt {
         CreateFunctionStmt(_) => Stmt::Routine(RoutineKind::CreateFunction),
         CallStmt(_) => Stmt::Routine(RoutineKind::Call),
 
-        InsertStmt(_) | UpdateStmt(_) | DeleteStmt(_) | MergeStmt(_) | SelectStmt(_) | CopyStmt(_) | ExplainStmt(_)
-        | VariableShowStmt(_) | PrepareStmt(_) | ExecuteStmt(_) | DeallocateStmt(_) | ListenStmt(_) | NotifyStmt(_)
-        | UnlistenStmt(_) | DeclareCursorStmt(_) | FetchStmt(_) | ClosePortalStmt(_) => Stmt::Query,
+        InsertStmt(_)
+        | UpdateStmt(_)
+        | DeleteStmt(_)
+        | MergeStmt(_)
+        | SelectStmt(_)
+        | CopyStmt(_)
+        | ExplainStmt(_)
+        | VariableShowStmt(_)
+        | PrepareStmt(_)
+        | ExecuteStmt(_)
+        | DeallocateStmt(_)
+        | ListenStmt(_)
+        | NotifyStmt(_)
+        | UnlistenStmt(_)
+        | DeclareCursorStmt(_)
+        | FetchStmt(_)
+        | ClosePortalStmt(_)
+        | ConstraintsSetStmt(_)
+        | CheckPointStmt(_) => Stmt::Query,
 
-        CheckPointStmt(_) => not_ddl("CHECKPOINT"),
         LoadStmt(_) => not_ddl("LOAD"),
-        ConstraintsSetStmt(_) => not_ddl("SET CONSTRAINTS"),
         AlterSystemStmt(_) => not_ddl("ALTER SYSTEM"),
 
         CreateSchemaStmt(_) => ddl("CREATE SCHEMA"),
@@ -238,17 +252,13 @@ mod tests {
 
     #[test]
     fn session_commands_that_are_not_ddl() {
+        // As the extension models them.
+        assert_eq!(stmt("SET CONSTRAINTS ALL DEFERRED"), Stmt::Query);
+        assert_eq!(stmt("CHECKPOINT"), Stmt::Query);
         assert_eq!(
-            stmt("SET CONSTRAINTS ALL DEFERRED"),
+            stmt("LOAD 'auto_explain'"),
             Stmt::Other {
-                tag: "SET CONSTRAINTS".into(),
-                ddl: false
-            }
-        );
-        assert_eq!(
-            stmt("CHECKPOINT"),
-            Stmt::Other {
-                tag: "CHECKPOINT".into(),
+                tag: "LOAD".into(),
                 ddl: false
             }
         );
