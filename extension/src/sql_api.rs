@@ -30,16 +30,58 @@ fn check(
         name!(hint, String),
     ),
 > {
+    let rows = decisions(sql, "check").into_iter().flat_map(|(_, decision)| {
+        decision.findings.into_iter().map(|finding| {
+            (
+                finding.rule.to_string(),
+                finding.severity.name().to_string(),
+                finding.lock.as_ref().map(|lock| lock.describe()),
+                finding.message,
+                finding.detail,
+                finding.hint,
+            )
+        })
+    });
+    TableIterator::new(rows.collect::<Vec<_>>())
+}
+
+/// What the guard makes of each statement in `sql` (its model, as the policy sees it),
+/// and the lock_timeout cap (ms) it would run under, as `check` judges it. Nothing is
+/// executed. The proxy's adapter must make the same of the same text (tests/parity.rs).
+#[pg_extern]
+fn describe(
+    sql: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(statement, String),
+        name!(model, String),
+        name!(lock_timeout_ms, Option<i64>),
+    ),
+> {
+    let rows = decisions(sql, "describe").into_iter().map(|(statement, decision)| {
+        (
+            statement.source,
+            format!("{:?}", statement.stmt),
+            decision.lock_timeout_ms.and_then(|ms| i64::try_from(ms).ok()),
+        )
+    });
+    TableIterator::new(rows.collect::<Vec<_>>())
+}
+
+/// Each statement of `sql` and its decision under this session's settings, mode treated
+/// as enforce, the text judged as if sent on its own: a string of several statements
+/// runs in one implicit transaction block, and BEGIN opens an explicit one.
+fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decision)> {
     let mut settings = Settings::clone(&current_settings().unwrap_or_else(|error| error!("{error}")));
     settings.mode = Mode::Enforce;
-    let source = CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.check: the SQL contains a NUL byte"));
+    let source =
+        CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.{function}: the SQL contains a NUL byte"));
     // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
     let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
     let multi_statement = raw_statements.len() > 1;
-    // The text is judged as if sent on its own: a string of several statements runs in
-    // one implicit transaction block, and BEGIN opens an explicit one.
     let mut in_explicit_block = false;
-    let mut rows = Vec::new();
+    let mut out = Vec::new();
     for raw in raw_statements.iter_ptr() {
         // Each element is a RawStmt the parser just built.
         let raw = unsafe { &*raw };
@@ -61,59 +103,9 @@ fn check(
             session_lock_timeout_ms: u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0),
         };
         let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
-        rows.extend(decision.findings.into_iter().map(|finding| {
-            (
-                finding.rule.to_string(),
-                finding.severity.name().to_string(),
-                finding.lock.as_ref().map(|lock| lock.describe()),
-                finding.message,
-                finding.detail,
-                finding.hint,
-            )
-        }));
+        out.push((statement, decision));
     }
-    TableIterator::new(rows)
-}
-
-/// What the guard makes of each statement in `sql` (its model, as the policy sees it),
-/// and the lock_timeout cap (ms) it would run under, as `check` judges it. Nothing is
-/// executed. The proxy's adapter must make the same of the same text (tests/parity.rs).
-#[pg_extern]
-fn describe(
-    sql: &str,
-) -> TableIterator<
-    'static,
-    (
-        name!(statement, String),
-        name!(model, String),
-        name!(lock_timeout_ms, Option<i64>),
-    ),
-> {
-    let mut settings = Settings::clone(&current_settings().unwrap_or_else(|error| error!("{error}")));
-    settings.mode = Mode::Enforce;
-    let source = CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.describe: the SQL contains a NUL byte"));
-    // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
-    let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
-    let multi_statement = raw_statements.len() > 1;
-    let mut rows = Vec::new();
-    for raw in raw_statements.iter_ptr() {
-        // Each element is a RawStmt the parser just built.
-        let raw = unsafe { &*raw };
-        let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
-        let context = Context {
-            in_transaction_block: multi_statement,
-            multi_statement,
-            nested: false,
-            session_lock_timeout_ms: 0,
-        };
-        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
-        rows.push((
-            statement.source.clone(),
-            format!("{:?}", statement.stmt),
-            decision.lock_timeout_ms.and_then(|ms| i64::try_from(ms).ok()),
-        ));
-    }
-    TableIterator::new(rows)
+    out
 }
 
 /// The effective `safe_migrations.*` settings of the current session.
