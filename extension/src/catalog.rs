@@ -1,10 +1,17 @@
 //! `policy::Catalog` answered from the backend's own caches (relcache, syscache,
-//! namespace lookups): no SPI, no locks taken. Anything that does not resolve is unknown.
+//! namespace lookups), no lock taken on user relations. The questions whose answer takes
+//! PostgreSQL's own reasoning over several catalogs (pg_cast through domains, operator
+//! classes and dependencies of an ALTER COLUMN TYPE) run the same read-only query the
+//! proxy runs (`policy::catalog_queries`) through SPI. Anything that does not resolve is
+//! unknown.
 
 use std::ffi::{c_char, CStr};
 
 use pgrx::pg_sys;
-use pgrx::{PgList, PgMemoryContexts};
+use pgrx::{PgList, PgMemoryContexts, Spi};
+use policy::catalog::ColumnDependents;
+use policy::catalog_queries::{self, Rows};
+use policy::types::Coercion;
 use policy::catalog::is_not_null_check;
 use policy::{Catalog, QualifiedName, TypeName, Volatility};
 
@@ -59,7 +66,38 @@ fn with_relation<T>(relid: pg_sys::Oid, read: impl FnOnce(&pg_sys::RelationData)
     }
 }
 
+/// The rows of a read-only catalog query whose columns are all text; None if it failed.
+fn query_rows(sql: &str) -> Option<Rows> {
+    // SPI nests inside the utility hook (and inside functions already using SPI); the
+    // queries read pg_catalog only and return text columns, so every `get` is of text.
+    Spi::connect(|client| {
+        let table = client.select(sql, None, &[]).ok()?;
+        let mut rows = Vec::new();
+        for row in table {
+            let values: Option<Vec<Option<String>>> =
+                (1..=row.columns()).map(|column| row.get::<String>(column).ok()).collect();
+            rows.push(values?);
+        }
+        Some(rows)
+    })
+}
+
 impl Catalog for BackendCatalog {
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
+        let rows = query_rows(&catalog_queries::coercion_sql(from, to))?;
+        catalog_queries::coercion_from_rows(from, to, &rows)
+    }
+
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        new_type: &TypeName,
+    ) -> Option<ColumnDependents> {
+        let rows = query_rows(&catalog_queries::dependents_sql(table, column, new_type))?;
+        catalog_queries::dependents_from_rows(&rows)
+    }
+
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
         let relid = relation_oid(table)?;
         with_relation(relid, |relation| relation.rd_createSubid != INVALID_SUBTRANSACTION_ID)

@@ -2,7 +2,19 @@
 //! knows little, the extension and the proxy ask the server.
 
 use crate::model::QualifiedName;
-use crate::types::TypeName;
+use crate::types::{Coercion, TypeName};
+
+/// What ALTER COLUMN TYPE redoes for the objects that depend on the column, even when
+/// the table is not rewritten (ATPostAlterTypeCleanup re-adds them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnDependents {
+    /// Validated CHECK constraints on the column: re-checked against every row.
+    pub checks: Vec<String>,
+    /// Indexes on the column that are built again: expression and partial indexes,
+    /// invalid ones, and those whose operator class or collation the new type does not
+    /// share (CheckIndexCompatible).
+    pub rebuilt_indexes: Vec<String>,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Volatility {
@@ -42,6 +54,12 @@ pub trait Catalog {
     /// The key columns of `table`'s index `index` (in the table's schema) that are not
     /// NOT NULL; None when there is no such index.
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>>;
+    /// How a value of `from` becomes a `to` in ALTER COLUMN TYPE: both resolved through
+    /// domains to their base types, and whether pg_cast makes it a binary relabel.
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion>;
+    /// What changing `table.column` to `new_type` re-checks and rebuilds.
+    fn type_change_dependents(&self, table: &QualifiedName, column: &str, new_type: &TypeName)
+        -> Option<ColumnDependents>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
@@ -75,6 +93,12 @@ impl Catalog for NoCatalog {
         None
     }
     fn nullable_index_columns(&self, _: &QualifiedName, _: &str) -> Option<Vec<String>> {
+        None
+    }
+    fn coercion(&self, _: &TypeName, _: &TypeName) -> Option<Coercion> {
+        None
+    }
+    fn type_change_dependents(&self, _: &QualifiedName, _: &str, _: &TypeName) -> Option<ColumnDependents> {
         None
     }
     fn server_version_num(&self) -> Option<u32> {

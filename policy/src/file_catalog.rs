@@ -4,10 +4,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Catalog, Volatility};
+use crate::catalog::{Catalog, ColumnDependents, Volatility};
 use crate::model::{AlterAction, Constraint, ConstraintKind, ObjectKind, QualifiedName, Rename, Stmt, TransactionKind};
 use crate::rules::unparenthesized;
-use crate::types::TypeName;
+use crate::types::{Coercion, TypeName};
 
 /// Facts learnt from one file. Without COMMIT or ROLLBACK the whole file is one transaction
 /// (as Flyway, sqlx and Rails run it); a COMMIT or ROLLBACK ends it, whether the file opened
@@ -328,6 +328,16 @@ impl Catalog for FileCatalog {
 
     // Index columns are not kept: unknown.
     fn nullable_index_columns(&self, _: &QualifiedName, _: &str) -> Option<Vec<String>> {
+        None
+    }
+
+    // pg_cast and domains are not in the files; built-in types are known without them.
+    fn coercion(&self, _: &TypeName, _: &TypeName) -> Option<Coercion> {
+        None
+    }
+
+    // Indexes and CHECK constraints of a column are not kept: unknown.
+    fn type_change_dependents(&self, _: &QualifiedName, _: &str, _: &TypeName) -> Option<ColumnDependents> {
         None
     }
 

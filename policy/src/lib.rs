@@ -5,6 +5,7 @@
 
 pub mod ack;
 pub mod catalog;
+pub mod catalog_queries;
 pub mod file_catalog;
 pub mod finding;
 pub mod locks;

@@ -142,10 +142,12 @@ impl std::fmt::Display for TypeName {
     }
 }
 
-/// Map a single-word type name to the internal name Postgres stores.
+/// Map a type name as written to the internal name Postgres stores. Parsers already
+/// fold unquoted names to lower case and spell the SQL-standard ones (`integer`,
+/// `character varying`) as pg_catalog names; the rest keep their case (a quoted
+/// `"Money"` domain is not `money`).
 fn canonical_name(name: &str) -> String {
-    let lower = name.to_ascii_lowercase();
-    let canonical = match lower.as_str() {
+    let canonical = match name {
         "int" | "integer" => "int4",
         "smallint" => "int2",
         "bigint" => "int8",
@@ -160,18 +162,90 @@ fn canonical_name(name: &str) -> String {
         "time without time zone" => "time",
         "time with time zone" => "timetz",
         "bit varying" => "varbit",
-        _ => return lower,
+        _ => return name.to_string(),
     };
     canonical.to_string()
 }
 
-/// Whether changing a column's type rewrites (or re-checks) the table.
+/// How PostgreSQL converts a column's values from one type to another in ALTER COLUMN
+/// TYPE (find_coercion_pathway): domains resolved to their base types, then pg_cast.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coercion {
+    /// The old type's base type (the type itself unless it is a domain).
+    pub from_base: TypeName,
+    /// The new type's base type, with the domain's modifiers when it is a domain.
+    pub to_base: TypeName,
+    /// The base types are the same, or pg_cast says binary-coercible (castmethod `b`).
+    pub binary: bool,
+    /// The new type is a domain with constraints (its own or a base domain's): every
+    /// row is checked against them.
+    pub checks_domain: bool,
+}
+
+/// Types of pg_catalog that are not domains, for deciding without a catalog (the CLI).
+const BUILTIN_TYPES: &[&str] = &[
+    "bool", "bytea", "char", "int2", "int4", "int8", "float4", "float8", "numeric", "money", "text", "varchar",
+    "bpchar", "name", "oid", "xml", "json", "jsonb", "uuid", "date", "time", "timetz", "timestamp",
+    "timestamptz", "interval", "bit", "varbit", "inet", "cidr", "macaddr", "macaddr8", "point", "tsvector",
+    "tsquery", "regclass", "regtype", "regproc", "int4range", "int8range", "numrange", "tsrange", "tstzrange",
+    "daterange",
+];
+
+/// pg_cast's binary-coercible casts between those types that an assignment may use
+/// (castmethod `b`, castcontext `a` or `i`), as PostgreSQL 15 ships them.
+const BINARY_CASTS: &[(&str, &str)] = &[
+    ("bit", "varbit"),
+    ("varbit", "bit"),
+    ("cidr", "inet"),
+    ("text", "bpchar"),
+    ("text", "varchar"),
+    ("varchar", "bpchar"),
+    ("varchar", "text"),
+    ("xml", "bpchar"),
+    ("xml", "text"),
+    ("xml", "varchar"),
+    ("int4", "oid"),
+    ("oid", "int4"),
+    ("int4", "regclass"),
+    ("regclass", "int4"),
+    ("oid", "regclass"),
+    ("regclass", "oid"),
+    ("int4", "regtype"),
+    ("regtype", "int4"),
+    ("oid", "regtype"),
+    ("regtype", "oid"),
+    ("int4", "regproc"),
+    ("regproc", "int4"),
+    ("oid", "regproc"),
+    ("regproc", "oid"),
+];
+
+impl Coercion {
+    /// The coercion between two built-in types, known without a catalog; None when
+    /// either type may be something else (a domain, an extension's type).
+    pub fn builtin(from: &TypeName, to: &TypeName) -> Option<Coercion> {
+        let builtin = |t: &TypeName| t.schema.is_none() && BUILTIN_TYPES.contains(&t.name.as_str());
+        if !builtin(from) || !builtin(to) {
+            return None;
+        }
+        let binary = from.name == to.name && from.array == to.array
+            || !from.array && !to.array && BINARY_CASTS.contains(&(from.name.as_str(), to.name.as_str()));
+        Some(Coercion {
+            from_base: from.clone(),
+            to_base: to.clone(),
+            binary,
+            checks_domain: false,
+        })
+    }
+}
+
+/// Whether changing a column's type rewrites the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TypeChange {
-    /// Catalog-only: no rewrite, no scan.
+    /// Catalog-only: no rewrite (dependent constraints and indexes aside).
     Free,
-    /// Every row is rewritten under ACCESS EXCLUSIVE.
-    Rewrite,
+    /// Every row is rewritten under ACCESS EXCLUSIVE; the reason says why.
+    Rewrite(String),
     /// Cannot be decided without a fact we do not have; the reason says which.
     Unknown(String),
 }
@@ -186,62 +260,95 @@ fn is_utc_zone(zone: &str) -> bool {
     )
 }
 
-/// Decide whether `old -> new` is one of the changes Postgres does without a rewrite.
+/// MAX_TIMESTAMP_PRECISION, MAX_TIME_PRECISION and MAX_INTERVAL_PRECISION: a precision
+/// this high keeps every value as it is.
+const MAX_PRECISION: i64 = 6;
+
+/// Decide whether `old -> new` rewrites, as ATColumnChangeRequiresRewrite does after the
+/// planner has simplified the conversion: a binary-coercible relabel is free, a length
+/// coercion is free when its support function finds it a no-op (varchar, varbit, numeric,
+/// timestamp, time and interval), timestamp <-> timestamptz is free when the session
+/// TimeZone is UTC, a domain with constraints checks every row, anything else rewrites.
+/// `coercion` is the catalog's answer (None: unknown, built-in types are known anyway);
 /// `timezone` is the session TimeZone, when known.
-pub fn type_change(old: &TypeName, new: &TypeName, timezone: Option<&str>) -> TypeChange {
+pub fn type_change(old: &TypeName, new: &TypeName, coercion: Option<Coercion>, timezone: Option<&str>) -> TypeChange {
     if old == new {
         return TypeChange::Free;
     }
-    if old.array != new.array || old.array || old.schema.is_some() || new.schema.is_some() {
-        return TypeChange::Rewrite;
+    let Some(coercion) = coercion.or_else(|| Coercion::builtin(old, new)) else {
+        return TypeChange::Unknown(format!(
+            "whether {old} converts to {new} without a rewrite depends on the catalog (domains, pg_cast), which \
+             is not known here"
+        ));
+    };
+    if coercion.checks_domain {
+        return TypeChange::Rewrite(format!("{new} is a domain with constraints, checked against every row"));
     }
-    let widened_length = |old: &TypeName, new: &TypeName| match (old.modifiers.first(), new.modifiers.first()) {
+    let (from, to) = (&coercion.from_base, &coercion.to_base);
+    let not_free = || TypeChange::Rewrite(format!("{old} to {new} is not a catalog-only change"));
+    if from == to {
+        return TypeChange::Free;
+    }
+    if from.array || to.array {
+        return not_free();
+    }
+    // A length coercion's support function: is it a no-op from `old` modifiers to `new`?
+    let widened_length = match (from.modifiers.first(), to.modifiers.first()) {
         (_, None) => true,
         (Some(o), Some(n)) => n >= o,
         (None, Some(_)) => false,
     };
-    let higher_precision = |old: &TypeName, new: &TypeName| match (old.precision(), new.precision()) {
+    let kept_precision = match (from.precision(), to.precision()) {
         (_, None) => true,
+        (_, Some(n)) if n >= MAX_PRECISION => true,
         (Some(o), Some(n)) => n >= o,
         (None, Some(_)) => false,
     };
-    match (old.name.as_str(), new.name.as_str()) {
-        ("varchar", "varchar") | ("varbit", "varbit") => free_if(widened_length(old, new)),
-        ("varchar", "text") => TypeChange::Free,
-        ("text", "varchar") => free_if(new.modifiers.is_empty()),
-        ("numeric", "numeric") => free_if(match (old.modifiers.as_slice(), new.modifiers.as_slice()) {
-            (_, []) => true,
-            ([p, s], [q, t]) => q >= p && s == t,
-            ([p], [q]) => q >= p,
-            ([p], [q, 0]) | ([p, 0], [q]) => q >= p,
+    let free = if from.schema == to.schema && from.name == to.name {
+        match from.name.as_str() {
+            "varchar" | "varbit" if from.schema.is_none() => widened_length,
+            "numeric" if from.schema.is_none() => match (from.modifiers.as_slice(), to.modifiers.as_slice()) {
+                (_, []) => true,
+                ([p, s], [q, t]) => q >= p && s == t,
+                ([p], [q]) => q >= p,
+                ([p], [q, 0]) | ([p, 0], [q]) => q >= p,
+                _ => false,
+            },
+            "timestamp" | "timestamptz" | "time" | "timetz" if from.schema.is_none() => kept_precision,
+            "interval" if from.schema.is_none() => {
+                let same_range = from.modifiers.first() == to.modifiers.first() || to.modifiers.is_empty();
+                same_range && kept_precision
+            }
+            // bpchar, bit and the rest: a different modifier runs the coercion on every row.
             _ => false,
-        }),
-        ("timestamp", "timestamp") | ("timestamptz", "timestamptz") | ("time", "time") | ("timetz", "timetz") => {
-            free_if(higher_precision(old, new))
         }
-        ("interval", "interval") => {
-            let same_range = old.modifiers.first() == new.modifiers.first() || new.modifiers.is_empty();
-            free_if(same_range && higher_precision(old, new))
-        }
-        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => match timezone {
+    } else if from.schema.is_none()
+        && to.schema.is_none()
+        && matches!(
+            (from.name.as_str(), to.name.as_str()),
+            ("timestamp", "timestamptz") | ("timestamptz", "timestamp")
+        )
+    {
+        let to_precision_kept = to.precision().is_none_or(|n| n >= MAX_PRECISION);
+        return match timezone {
             None => TypeChange::Unknown(format!(
-                "{} to {} is free only when the session TimeZone is UTC, and the TimeZone is not known here",
-                old.sql(),
-                new.sql()
+                "{old} to {new} is free only when the session TimeZone is UTC, and the TimeZone is not known here"
             )),
-            Some(zone) if is_utc_zone(zone) && higher_precision(old, new) => TypeChange::Free,
-            Some(_) => TypeChange::Rewrite,
-        },
-        ("cidr", "inet") => TypeChange::Free,
-        _ => TypeChange::Rewrite,
-    }
-}
-
-fn free_if(free: bool) -> TypeChange {
+            Some(zone) if is_utc_zone(zone) && to_precision_kept => TypeChange::Free,
+            Some(zone) if is_utc_zone(zone) => not_free(),
+            Some(zone) => TypeChange::Rewrite(format!(
+                "{old} to {new} converts every value with the session TimeZone ({zone})"
+            )),
+        };
+    } else {
+        // A binary-coercible relabel is free; a modifier on the new type then runs its
+        // length coercion on values whose length is not known.
+        coercion.binary && to.modifiers.is_empty()
+    };
     if free {
         TypeChange::Free
     } else {
-        TypeChange::Rewrite
+        not_free()
     }
 }
 
@@ -274,65 +381,138 @@ mod tests {
         );
     }
 
+    fn change(old: &TypeName, new: &TypeName, timezone: Option<&str>) -> TypeChange {
+        type_change(old, new, None, timezone)
+    }
+
+    fn rewrites(change: TypeChange) -> bool {
+        matches!(change, TypeChange::Rewrite(_))
+    }
+
     #[test]
     fn varchar_widening_is_free_narrowing_rewrites() {
         let v50 = parsed(&["pg_catalog", "varchar"], &[50]);
         let v100 = parsed(&["pg_catalog", "varchar"], &[100]);
-        assert_eq!(type_change(&v50, &v100, None), TypeChange::Free);
-        assert_eq!(type_change(&v100, &v50, None), TypeChange::Rewrite);
+        assert_eq!(change(&v50, &v100, None), TypeChange::Free);
+        assert!(rewrites(change(&v100, &v50, None)));
+        assert_eq!(change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None), TypeChange::Free);
+        assert_eq!(change(&v50, &parsed(&["text"], &[]), None), TypeChange::Free);
+        assert!(rewrites(change(&parsed(&["text"], &[]), &v50, None)));
         assert_eq!(
-            type_change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None),
+            change(&parsed(&["text"], &[]), &parsed(&["pg_catalog", "varchar"], &[]), None),
             TypeChange::Free
         );
-        assert_eq!(type_change(&v50, &parsed(&["text"], &[]), None), TypeChange::Free);
-        assert_eq!(type_change(&parsed(&["text"], &[]), &v50, None), TypeChange::Rewrite);
     }
 
     #[test]
     fn numeric_precision_up_same_scale_is_free() {
         let n10_2 = parsed(&["pg_catalog", "numeric"], &[10, 2]);
         assert_eq!(
-            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 2]), None),
+            change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 2]), None),
             TypeChange::Free
         );
-        assert_eq!(
-            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 3]), None),
-            TypeChange::Rewrite
-        );
-        assert_eq!(
-            type_change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None),
-            TypeChange::Free
-        );
+        assert!(rewrites(change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 3]), None)));
+        assert_eq!(change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None), TypeChange::Free);
     }
 
     #[test]
     fn timestamp_to_timestamptz_depends_on_timezone() {
         let ts = parsed(&["pg_catalog", "timestamp"], &[]);
         let tstz = parsed(&["pg_catalog", "timestamptz"], &[]);
-        assert_eq!(type_change(&ts, &tstz, Some("UTC")), TypeChange::Free);
-        assert_eq!(type_change(&ts, &tstz, Some("Etc/UTC")), TypeChange::Free);
-        assert_eq!(type_change(&ts, &tstz, Some("Europe/Berlin")), TypeChange::Rewrite);
-        assert!(matches!(type_change(&ts, &tstz, None), TypeChange::Unknown(_)));
+        assert_eq!(change(&ts, &tstz, Some("UTC")), TypeChange::Free);
+        assert_eq!(change(&ts, &tstz, Some("Etc/UTC")), TypeChange::Free);
+        assert!(rewrites(change(&ts, &tstz, Some("Europe/Berlin"))));
+        assert!(matches!(change(&ts, &tstz, None), TypeChange::Unknown(_)));
+        // The conversion function's result has no precision: a lower one rounds every value.
+        assert!(rewrites(change(
+            &ts,
+            &parsed(&["pg_catalog", "timestamptz"], &[3]),
+            Some("UTC")
+        )));
+    }
+
+    #[test]
+    fn precision_six_or_more_keeps_every_value() {
+        let ts = parsed(&["pg_catalog", "timestamp"], &[]);
+        assert_eq!(change(&ts, &parsed(&["pg_catalog", "timestamp"], &[6]), None), TypeChange::Free);
+        assert!(rewrites(change(&ts, &parsed(&["pg_catalog", "timestamp"], &[3]), None)));
+        assert_eq!(
+            change(&parsed(&["pg_catalog", "time"], &[2]), &parsed(&["pg_catalog", "time"], &[4]), None),
+            TypeChange::Free
+        );
     }
 
     #[test]
     fn integer_widening_rewrites() {
-        assert_eq!(
-            type_change(
-                &parsed(&["pg_catalog", "int4"], &[]),
-                &parsed(&["pg_catalog", "int8"], &[]),
-                None
-            ),
-            TypeChange::Rewrite
-        );
+        assert!(rewrites(change(
+            &parsed(&["pg_catalog", "int4"], &[]),
+            &parsed(&["pg_catalog", "int8"], &[]),
+            None
+        )));
     }
 
     #[test]
-    fn cidr_to_inet_is_free() {
+    fn binary_coercible_casts_are_free_unless_a_length_applies() {
+        assert_eq!(change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None), TypeChange::Free);
         assert_eq!(
-            type_change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None),
+            change(&parsed(&["pg_catalog", "bit"], &[8]), &parsed(&["pg_catalog", "varbit"], &[]), None),
             TypeChange::Free
         );
+        assert!(rewrites(change(
+            &parsed(&["pg_catalog", "bit"], &[8]),
+            &parsed(&["pg_catalog", "varbit"], &[8]),
+            None
+        )));
+        // bpchar to text strips trailing blanks: a function, not a relabel.
+        assert!(rewrites(change(
+            &parsed(&["pg_catalog", "bpchar"], &[5]),
+            &parsed(&["text"], &[]),
+            None
+        )));
+        assert!(rewrites(change(
+            &parsed(&["pg_catalog", "bpchar"], &[5]),
+            &parsed(&["pg_catalog", "bpchar"], &[10]),
+            None
+        )));
+    }
+
+    #[test]
+    fn types_outside_pg_catalog_need_the_catalog() {
+        let text = parsed(&["text"], &[]);
+        let citext = parsed(&["citext"], &[]);
+        assert!(matches!(change(&text, &citext, None), TypeChange::Unknown(_)));
+        let from_pg_cast = Coercion {
+            from_base: text.clone(),
+            to_base: citext.clone(),
+            binary: true,
+            checks_domain: false,
+        };
+        assert_eq!(
+            type_change(&text, &citext, Some(from_pg_cast.clone()), None),
+            TypeChange::Free
+        );
+        let email = parsed(&["email"], &[]);
+        let checked = Coercion {
+            to_base: text.clone(),
+            checks_domain: true,
+            ..from_pg_cast.clone()
+        };
+        assert_eq!(
+            type_change(&text, &email, Some(checked), None),
+            TypeChange::Rewrite("email is a domain with constraints, checked against every row".into())
+        );
+        let short = Coercion {
+            to_base: parsed(&["pg_catalog", "varchar"], &[20]),
+            binary: true,
+            ..from_pg_cast
+        };
+        assert!(rewrites(type_change(&text, &parsed(&["short_name"], &[]), Some(short), None)));
+    }
+
+    #[test]
+    fn quoted_names_keep_their_case() {
+        assert_eq!(parsed(&["Money"], &[]).name, "Money");
+        assert_eq!(parsed(&["pg_catalog", "integer"], &[]).name, "int4");
     }
 
     #[test]

@@ -402,6 +402,17 @@ impl Catalog for VersionedCatalog<'_> {
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.catalog.nullable_index_columns(table, index)
     }
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<policy::types::Coercion> {
+        self.catalog.coercion(from, to)
+    }
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        new_type: &TypeName,
+    ) -> Option<policy::catalog::ColumnDependents> {
+        self.catalog.type_change_dependents(table, column, new_type)
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.server_version_num.or_else(|| self.catalog.server_version_num())
     }

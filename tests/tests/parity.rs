@@ -245,6 +245,17 @@ impl Catalog for NotingCatalog<'_> {
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.note(self.inner.nullable_index_columns(table, index))
     }
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<policy::types::Coercion> {
+        self.note(self.inner.coercion(from, to))
+    }
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        new_type: &TypeName,
+    ) -> Option<policy::catalog::ColumnDependents> {
+        self.note(self.inner.type_change_dependents(table, column, new_type))
+    }
     fn server_version_num(&self) -> Option<u32> {
         self.note(self.inner.server_version_num())
     }

@@ -410,6 +410,17 @@ mod tests {
         fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
             self.inner.nullable_index_columns(table, index)
         }
+        fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<crate::types::Coercion> {
+            self.inner.coercion(from, to)
+        }
+        fn type_change_dependents(
+            &self,
+            table: &QualifiedName,
+            column: &str,
+            new_type: &TypeName,
+        ) -> Option<crate::catalog::ColumnDependents> {
+            self.inner.type_change_dependents(table, column, new_type)
+        }
         fn server_version_num(&self) -> Option<u32> {
             Catalog::server_version_num(&self.inner)
         }

@@ -2,11 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Catalog, Volatility};
+use crate::catalog::{Catalog, ColumnDependents, Volatility};
 use crate::finding::Finding;
 use crate::model::{AlterAction, AlterTable, ColumnDef, Context, QualifiedName, Statement, Stmt};
 use crate::settings::{Mode, Settings};
-use crate::types::TypeName;
+use crate::types::{Coercion, TypeName};
 
 /// A catalog that knows exactly what a test tells it; everything else is unknown.
 #[derive(Default)]
@@ -21,6 +21,10 @@ pub struct TestCatalog {
     pub constrained_domains: HashSet<String>,
     /// (table, index) -> its key columns that are not NOT NULL.
     pub nullable_index_columns: HashMap<(String, String), Vec<String>>,
+    /// (old, new) -> the catalog's coercion.
+    pub coercions: HashMap<(TypeName, TypeName), Coercion>,
+    /// (table, column) -> what a type change re-checks and rebuilds.
+    pub dependents: HashMap<(String, String), ColumnDependents>,
     pub timezone: Option<String>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
@@ -71,6 +75,15 @@ impl TestCatalog {
         self.version = Some(version_num);
         self
     }
+    pub fn with_coercion(mut self, from: TypeName, to: TypeName, coercion: Coercion) -> Self {
+        self.coercions.insert((from, to), coercion);
+        self
+    }
+    pub fn with_dependents(mut self, table: &str, column: &str, dependents: ColumnDependents) -> Self {
+        self.dependents
+            .insert((table.to_string(), column.to_string()), dependents);
+        self
+    }
     pub fn timezone(mut self, zone: &str) -> Self {
         self.timezone = Some(zone.to_string());
         self
@@ -110,6 +123,14 @@ impl Catalog for TestCatalog {
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.nullable_index_columns
             .get(&(table.name.clone(), index.to_string()))
+            .cloned()
+    }
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
+        self.coercions.get(&(from.clone(), to.clone())).cloned()
+    }
+    fn type_change_dependents(&self, table: &QualifiedName, column: &str, _: &TypeName) -> Option<ColumnDependents> {
+        self.dependents
+            .get(&(table.name.clone(), column.to_string()))
             .cloned()
     }
     fn server_version_num(&self) -> Option<u32> {

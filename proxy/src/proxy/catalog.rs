@@ -7,7 +7,9 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use policy::catalog::{is_not_null_check, Catalog, Volatility};
+use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, Volatility};
+use policy::catalog_queries;
+use policy::types::Coercion;
 use policy::sql::literal;
 use policy::{QualifiedName, TypeName};
 
@@ -23,6 +25,10 @@ pub enum Question {
     DomainConstraints(TypeName),
     /// The key columns of the table's index (by name) and whether each is NOT NULL.
     IndexColumns(QualifiedName, String),
+    /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
+    Coercion(TypeName, TypeName),
+    /// What a type change of the column re-checks and rebuilds (dependents_sql).
+    TypeChangeDependents(QualifiedName, String, TypeName),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -52,6 +58,8 @@ pub enum Answer {
     Bodies(Option<Vec<FunctionBody>>),
     /// `None`: nothing found, or the query failed.
     Names(Option<Vec<String>>),
+    Coercion(Option<Coercion>),
+    Dependents(Option<ColumnDependents>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -120,6 +128,10 @@ impl Question {
                 regclass(table),
                 literal(index)
             ),
+            Question::Coercion(from, to) => catalog_queries::coercion_sql(from, to),
+            Question::TypeChangeDependents(table, column, new_type) => {
+                catalog_queries::dependents_sql(table, column, new_type)
+            }
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::FunctionBodies(function) => format!(
                 "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
@@ -175,6 +187,12 @@ impl Question {
                         .collect()
                 })
             })),
+            Question::Coercion(from, to) => {
+                Answer::Coercion(rows.and_then(|rows| catalog_queries::coercion_from_rows(from, to, &rows)))
+            }
+            Question::TypeChangeDependents(..) => {
+                Answer::Dependents(rows.and_then(|rows| catalog_queries::dependents_from_rows(&rows)))
+            }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
@@ -312,6 +330,26 @@ impl Catalog for SessionCatalog<'_> {
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         match self.ask(Question::IndexColumns(table.clone(), index.to_string())) {
             Some(Answer::Names(answer)) => answer.clone(),
+            _ => None,
+        }
+    }
+
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
+        match self.ask(Question::Coercion(from.clone(), to.clone())) {
+            Some(Answer::Coercion(answer)) => answer.clone(),
+            _ => None,
+        }
+    }
+
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        new_type: &TypeName,
+    ) -> Option<ColumnDependents> {
+        let question = Question::TypeChangeDependents(table.clone(), column.to_string(), new_type.clone());
+        match self.ask(question) {
+            Some(Answer::Dependents(answer)) => answer.clone(),
             _ => None,
         }
     }

@@ -66,6 +66,31 @@ CREATE TABLE keyless_proven AS SELECT i AS code FROM generate_series(1, 1000) AS
 ALTER TABLE keyless_proven ADD CONSTRAINT keyless_proven_code_nn CHECK (code IS NOT NULL);
 CREATE UNIQUE INDEX keyless_proven_code ON keyless_proven (code);
 ANALYZE keyless, keyless_do, keyless_nn, keyless_proven;
+CREATE EXTENSION citext;
+CREATE DOMAIN email AS text CHECK (VALUE ~ '@');
+CREATE DOMAIN plain_text AS text;
+CREATE DOMAIN short_text AS varchar(20);
+CREATE TABLE people (
+    id int,
+    handle varchar(50) COLLATE "C",
+    nick varchar(50),
+    bio text CONSTRAINT people_bio_short CHECK (length(bio) < 1000),
+    login text,
+    m1 text,
+    m2 text,
+    m3 text,
+    m4 text,
+    m5 text,
+    "Mixed" text
+);
+INSERT INTO people SELECT i, 'h' || i, 'n' || i, 'b', 'l' || i, 'a@b', 'a@b', 'a@b', 'a@b', 'a@b', 'x'
+    FROM generate_series(1, 1000) AS i;
+CREATE INDEX people_handle ON people (handle);
+CREATE INDEX people_nick ON people (nick);
+CREATE INDEX people_lower_nick ON people (lower(nick));
+CREATE INDEX people_login ON people (login);
+CREATE DOMAIN "Label" AS text CHECK (VALUE <> '');
+ANALYZE people;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -119,6 +144,48 @@ ALTER TABLE accounts ALTER COLUMN updated_at TYPE timestamptz;
 
 -- expect: ok
 RESET TIME ZONE;
+
+-- Type changes are decided as PostgreSQL decides them: pg_cast (binary-coercible casts,
+-- extensions' too), domains resolved to their base types, then what the change redoes
+-- for the column's CHECK constraints and indexes (measured: relfilenode, a CHECK that
+-- raises a NOTICE per row).
+-- expect: ok
+ALTER TABLE people ALTER COLUMN m1 TYPE citext USING m1::citext;
+
+-- expect: ok
+ALTER TABLE people ALTER COLUMN m3 TYPE plain_text;
+
+-- A domain with constraints checks every row.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN m2 TYPE email;
+
+-- expect: change_column_type
+DO $$ BEGIN ALTER TABLE people ALTER COLUMN m5 TYPE public.email; END $$;
+
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN "Mixed" TYPE "Label";
+
+-- A domain's own length applies to values whose length is not known.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN m4 TYPE short_text;
+
+-- Catalog-only, but the index's operator class (citext_ops) or collation changes.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN login TYPE citext;
+
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN handle TYPE text;
+
+-- An expression index is always built again; a plain one on varchar keeps text_ops.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN nick TYPE varchar(100);
+
+-- The column's CHECK constraints are checked against every row again, even for the same type.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN bio TYPE varchar;
+
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN bio TYPE text;
 
 -- A validated CHECK (col IS NOT NULL) makes SET NOT NULL a catalog change; NOT VALID does not.
 -- expect: ok

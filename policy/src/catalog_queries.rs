@@ -1,0 +1,149 @@
+//! Catalog questions that both live adapters answer with the same SQL: the proxy on the
+//! client's session, the extension through SPI. One query text means one answer, so the
+//! two cannot drift apart on the subtle ones (pg_cast, operator classes, dependencies).
+//! Every output column is text (bool as `true`/`false`). Every query is read-only, takes no lock on user tables, and returns no rows (never an
+//! error) for names that do not resolve.
+
+use crate::catalog::ColumnDependents;
+use crate::model::QualifiedName;
+use crate::sql::{ident, literal};
+use crate::types::{Coercion, TypeName};
+
+/// Rows as text, NULL as None.
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// `to_regtype`'s input for `type_name`: schema and name quoted, no modifiers.
+fn regtype(type_name: &TypeName) -> String {
+    let mut text = match &type_name.schema {
+        Some(schema) => format!("{}.{}", ident(schema), ident(&type_name.name)),
+        None => ident(&type_name.name),
+    };
+    if type_name.array {
+        text.push_str("[]");
+    }
+    format!("pg_catalog.to_regtype({})", literal(&text))
+}
+
+fn regclass(table: &QualifiedName) -> String {
+    format!("pg_catalog.to_regclass({})", literal(&table.sql()))
+}
+
+/// Two rows, old type then new: was it a domain, its base type's schema, name (the
+/// element's for an array), the last domain's typmod, whether it is an array, whether
+/// a domain on the way has constraints, and (new type's row) whether the old base type
+/// converts to the new one by a binary relabel.
+pub fn coercion_sql(from: &TypeName, to: &TypeName) -> String {
+    format!(
+        "WITH RECURSIVE chain(side, oid, depth, typmod) AS (\
+           SELECT s.side, t.oid, 0, -1 FROM (VALUES (1, {from}), (2, {to})) AS s(side, oid) \
+           JOIN pg_catalog.pg_type t ON t.oid = s.oid \
+           UNION ALL SELECT c.side, d.typbasetype, c.depth + 1, d.typtypmod FROM chain c \
+           JOIN pg_catalog.pg_type d ON d.oid = c.oid WHERE d.typtype = 'd'), \
+         base AS (SELECT DISTINCT ON (c.side) c.side, c.oid, c.depth, c.typmod FROM chain c \
+           ORDER BY c.side, c.depth DESC) \
+         SELECT b.side::pg_catalog.text, (b.depth > 0)::pg_catalog.text, n.nspname::pg_catalog.text, \
+           COALESCE(e.typname, t.typname)::pg_catalog.text, b.typmod::pg_catalog.text, \
+           (e.oid IS NOT NULL)::pg_catalog.text, \
+           COALESCE((SELECT pg_catalog.bool_or(d.typnotnull OR EXISTS (SELECT FROM pg_catalog.pg_constraint k \
+             WHERE k.contypid = d.oid)) FROM chain c JOIN pg_catalog.pg_type d ON d.oid = c.oid \
+             WHERE c.side = b.side AND d.typtype = 'd'), false)::pg_catalog.text, \
+           (SELECT f.oid = b.oid OR EXISTS (SELECT FROM pg_catalog.pg_cast k WHERE k.castsource = f.oid \
+             AND k.casttarget = b.oid AND k.castmethod = 'b' AND k.castcontext <> 'e') \
+             FROM base f WHERE f.side = 1)::pg_catalog.text \
+         FROM base b JOIN pg_catalog.pg_type t ON t.oid = b.oid \
+         LEFT JOIN pg_catalog.pg_type e ON t.typcategory = 'A' AND e.oid = t.typelem \
+         JOIN pg_catalog.pg_namespace n ON n.oid = COALESCE(e.typnamespace, t.typnamespace) \
+         ORDER BY b.side",
+        from = regtype(from),
+        to = regtype(to)
+    )
+}
+
+/// The answer to [`coercion_sql`]; None when either type does not resolve.
+pub fn coercion_from_rows(from: &TypeName, to: &TypeName, rows: &Rows) -> Option<Coercion> {
+    let [old, new] = rows.as_slice() else {
+        return None;
+    };
+    let flag = |row: &Vec<Option<String>>, column: usize| match row.get(column)?.as_deref()? {
+        "true" | "t" => Some(true),
+        "false" | "f" => Some(false),
+        _ => None,
+    };
+    let base = |row: &Vec<Option<String>>, given: &TypeName| -> Option<TypeName> {
+        let schema = row.get(2)?.as_deref();
+        let name = row.get(3)?.as_deref()?;
+        let typmod: i32 = row.get(4)?.as_deref()?.parse().ok()?;
+        let array = flag(row, 5)?;
+        Some(if flag(row, 1)? {
+            TypeName::from_catalog(schema, name, typmod, array)
+        } else {
+            TypeName {
+                modifiers: given.modifiers.clone(),
+                ..TypeName::from_catalog(schema, name, -1, array)
+            }
+        })
+    };
+    Some(Coercion {
+        from_base: base(old, from)?,
+        to_base: base(new, to)?,
+        binary: flag(new, 7)?,
+        checks_domain: flag(new, 6)?,
+    })
+}
+
+/// Rows `('column', '')` when the column exists, `('check', name)` for each validated
+/// CHECK constraint on it, `('index', name)` for each index ALTER COLUMN TYPE builds
+/// again: one whose expressions or predicate are not compared (any), that is invalid, or
+/// whose key on the column would get another operator class (the new base type's
+/// default for the index's access method) or collation (the new type's).
+pub fn dependents_sql(table: &QualifiedName, column: &str, new_type: &TypeName) -> String {
+    format!(
+        "WITH RECURSIVE col AS (SELECT a.attrelid, a.attnum FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid = {table} AND a.attname = {column} AND a.attnum > 0 AND NOT a.attisdropped), \
+         chain(oid, depth) AS (SELECT {new}::pg_catalog.oid, 0 \
+           UNION ALL SELECT d.typbasetype, c.depth + 1 FROM chain c \
+           JOIN pg_catalog.pg_type d ON d.oid = c.oid WHERE d.typtype = 'd'), \
+         new AS (SELECT (SELECT c.oid FROM chain c ORDER BY c.depth DESC LIMIT 1) AS base, \
+           (SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = {new}) AS collation) \
+         SELECT 'column'::pg_catalog.text, ''::pg_catalog.text FROM col \
+         UNION ALL SELECT 'check', k.conname::pg_catalog.text FROM pg_catalog.pg_constraint k, col \
+           WHERE k.conrelid = col.attrelid AND k.contype = 'c' AND k.convalidated AND col.attnum = ANY (k.conkey) \
+         UNION ALL SELECT 'index', ic.relname::pg_catalog.text FROM pg_catalog.pg_index i \
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid, col, new \
+           WHERE i.indrelid = col.attrelid \
+           AND (col.attnum = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT FROM pg_catalog.pg_depend d \
+             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid \
+             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = col.attrelid \
+             AND d.refobjsubid = col.attnum)) \
+           AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indisvalid OR EXISTS (\
+             SELECT FROM pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k(n) \
+             WHERE (i.indkey::pg_catalog.int2[])[k.n] = col.attnum \
+             AND ((i.indcollation::pg_catalog.oid[])[k.n] IS DISTINCT FROM new.collation \
+               OR (i.indclass::pg_catalog.oid[])[k.n] IS DISTINCT FROM (SELECT o.oid FROM pg_catalog.pg_opclass o \
+                 JOIN pg_catalog.pg_type it ON it.oid = o.opcintype \
+                 WHERE o.opcmethod = ic.relam AND o.opcdefault AND it.typtype <> 'p' \
+                 AND (o.opcintype = new.base OR EXISTS (SELECT FROM pg_catalog.pg_cast c \
+                   WHERE c.castsource = new.base AND c.casttarget = o.opcintype AND c.castmethod = 'b')) \
+                 ORDER BY o.opcintype = new.base DESC LIMIT 1))))",
+        table = regclass(table),
+        column = literal(column),
+        new = regtype(new_type)
+    )
+}
+
+/// The answer to [`dependents_sql`]; None when the column does not exist.
+pub fn dependents_from_rows(rows: &Rows) -> Option<ColumnDependents> {
+    let mut found = false;
+    let mut dependents = ColumnDependents::default();
+    for row in rows {
+        match (row.first().cloned().flatten().as_deref(), row.get(1).cloned().flatten()) {
+            (Some("column"), _) => found = true,
+            (Some("check"), Some(name)) => dependents.checks.push(name),
+            (Some("index"), Some(name)) => dependents.rebuilt_indexes.push(name),
+            _ => {}
+        }
+    }
+    dependents.checks.sort();
+    dependents.rebuilt_indexes.sort();
+    found.then_some(dependents)
+}
