@@ -15,10 +15,12 @@ mod names;
 mod options;
 mod other;
 pub mod plpgsql;
+mod plpgsql_json;
 mod rename;
 mod session;
 pub mod shape;
 mod types;
+pub mod implicit;
 
 use pg_query::protobuf::RawStmt;
 use pg_query::NodeEnum;

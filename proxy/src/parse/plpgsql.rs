@@ -8,6 +8,8 @@ use pg_query::NodeEnum;
 use policy::{Context, QualifiedName};
 use serde_json::Value;
 
+use super::plpgsql_json::parse_plpgsql;
+
 use super::{parse_sql, ParseError, ParsedStatement};
 
 /// How the server runs a `DO` block's statements: from inside a function, so nested and
@@ -178,7 +180,7 @@ fn routine_statements(source: &str, kind: RoutineKind) -> Result<Option<DoBlock>
         }
         _ => return Ok(Some(DoBlock::OtherLanguage(language))),
     }
-    let compiled = pg_query::parse_plpgsql(&without_variadic_modes(source, body)).map_err(|err| ParseError {
+    let compiled = parse_plpgsql(&without_variadic_modes(source, body)).map_err(|err| ParseError {
         message: format!("the PL/pgSQL body: {err}"),
         position: None,
     })?;

@@ -34,6 +34,13 @@ pub enum Question {
     /// The language and source of every function or procedure a call of this name may
     /// reach (each visible overload outside pg_catalog).
     FunctionBodies(QualifiedName),
+    /// The trigger functions a write to the table may fire: the table's own enabled
+    /// triggers, its partitions' and inheritance children's, and those of the tables its
+    /// foreign keys' ON DELETE / ON UPDATE actions write, transitively.
+    TriggerFunctions(QualifiedName),
+    /// The query of the view or materialized view a name resolves to (none for other
+    /// relations).
+    ViewQuery(QualifiedName),
 }
 
 /// What a user-defined function runs.
@@ -60,6 +67,8 @@ pub enum Answer {
     Names(Option<Vec<String>>),
     Coercion(Option<Coercion>),
     Dependents(Option<ColumnDependents>),
+    /// `None`: the query failed; `Some(None)`: not a view.
+    ViewQuery(Option<Option<String>>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -133,6 +142,27 @@ impl Question {
                 catalog_queries::dependents_sql(table, column, new_type)
             }
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
+            Question::TriggerFunctions(table) => format!(
+                "WITH RECURSIVE rel(oid) AS (SELECT {}::pg_catalog.oid \
+                   UNION SELECT x.oid FROM rel CROSS JOIN LATERAL (\
+                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = rel.oid \
+                     UNION ALL SELECT c.conrelid FROM pg_catalog.pg_constraint c \
+                     WHERE c.confrelid = rel.oid AND c.contype = 'f' \
+                     AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))) AS x(oid)) \
+                 SELECT DISTINCT n.nspname, p.proname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
+                 ELSE pg_catalog.pg_get_functiondef(p.oid) END \
+                 FROM rel JOIN pg_catalog.pg_trigger t ON t.tgrelid = rel.oid AND t.tgenabled <> 'D' \
+                 AND NOT t.tgisinternal \
+                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang",
+                regclass(table)
+            ),
+            Question::ViewQuery(relation) => format!(
+                "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
+                 WHERE c.oid = {} AND c.relkind IN ('v', 'm')",
+                regclass(relation)
+            ),
             Question::FunctionBodies(function) => format!(
                 "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
                  WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END \
@@ -194,6 +224,19 @@ impl Question {
                 Answer::Dependents(rows.and_then(|rows| catalog_queries::dependents_from_rows(&rows)))
             }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
+            Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| first(&rows, 0))),
+            Question::TriggerFunctions(_) => Answer::Bodies(rows.map(|rows| {
+                rows.into_iter()
+                    .filter_map(|row| match row.as_slice() {
+                        [schema, Some(name), Some(language), Some(definition)] => Some(FunctionBody {
+                            name: QualifiedName::new(schema.as_deref(), name),
+                            language: language.clone(),
+                            definition: definition.clone(),
+                        }),
+                        _ => None,
+                    })
+                    .collect()
+            })),
             Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
                     .filter_map(|row| match row.as_slice() {
@@ -248,6 +291,24 @@ impl SessionCatalog<'_> {
     pub fn function_bodies(&self, name: &QualifiedName) -> Option<Option<Vec<FunctionBody>>> {
         match self.ask(Question::FunctionBodies(name.clone()))? {
             Answer::Bodies(bodies) => Some(bodies.clone()),
+            _ => None,
+        }
+    }
+
+    /// The trigger functions a write to `table` may fire (`TriggerFunctions`): `None`
+    /// until the server answered, `Some(None)` when its query failed.
+    pub fn trigger_functions(&self, table: &QualifiedName) -> Option<Option<Vec<FunctionBody>>> {
+        match self.ask(Question::TriggerFunctions(table.clone()))? {
+            Answer::Bodies(bodies) => Some(bodies.clone()),
+            _ => None,
+        }
+    }
+
+    /// The query of the view `relation` names: `None` until the server answered,
+    /// `Some(None)` when its query failed, `Some(Some(None))` when it is no view.
+    pub fn view_query(&self, relation: &QualifiedName) -> Option<Option<Option<String>>> {
+        match self.ask(Question::ViewQuery(relation.clone()))? {
+            Answer::ViewQuery(query) => Some(query.clone()),
             _ => None,
         }
     }

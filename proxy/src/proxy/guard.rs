@@ -14,8 +14,9 @@ use policy::{decide, Catalog, Context, Mode, QualifiedName, Settings, Statement}
 use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
 use crate::parse::calls::called_functions;
+use crate::parse::implicit::{read_relations, written_tables};
 use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
-use crate::parse::{ParseError, ParsedStatement};
+use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
 /// What the proxy does with one client message's statements.
 #[derive(Debug, Default)]
@@ -101,6 +102,8 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             missing: &mut missing,
             depth: 0,
             visited: Vec::new(),
+            written: Vec::new(),
+            viewed: Vec::new(),
             transaction_failed,
         };
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
@@ -169,6 +172,10 @@ struct NestedJudgement<'a, 'f> {
     depth: usize,
     /// Functions whose bodies were read for this statement (a recursive one only once).
     visited: Vec<QualifiedName>,
+    /// Tables whose trigger functions were read for this statement.
+    written: Vec<QualifiedName>,
+    /// Relations whose view query was read for this statement.
+    viewed: Vec<QualifiedName>,
     /// The statement runs in a failed transaction: it runs nothing.
     transaction_failed: bool,
 }
@@ -182,6 +189,11 @@ pub const MAX_CALL_DEPTH: usize = 4;
 enum Routine<'a> {
     DoBlock,
     Function(&'a QualifiedName),
+    /// A trigger function a write to the table fires.
+    Trigger {
+        function: &'a QualifiedName,
+        table: &'a QualifiedName,
+    },
 }
 
 impl Routine<'_> {
@@ -189,6 +201,9 @@ impl Routine<'_> {
         match self {
             Routine::DoBlock => "this DO block".to_string(),
             Routine::Function(name) => format!("function {name} (called by this statement)"),
+            Routine::Trigger { function, table } => {
+                format!("trigger function {function} (fired by this statement's writes to {table})")
+            }
         }
     }
 }
@@ -282,8 +297,9 @@ impl NestedJudgement<'_, '_> {
         Ok(smallest_cap(decision.lock_timeout_ms, inner))
     }
 
-    /// The statements of the user-defined functions `statement` may call, decided; their
-    /// smallest cap. Definitions not yet known are asked for (`missing`).
+    /// The statements of the user-defined functions `statement` may call and of the
+    /// trigger functions its writes may fire, decided; their smallest cap. Definitions
+    /// not yet known are asked for (`missing`).
     fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
         // In a failed transaction the statement fails without running (the server could
         // not answer either); a function defined, not called, runs nothing.
@@ -317,30 +333,117 @@ impl NestedJudgement<'_, '_> {
             } else {
                 defined
             };
-            for body in bodies.iter().filter(|body| !body.definition.is_empty()) {
-                // PL/pgSQL reads a body's literals under the session's setting, or the
-                // function's own SET standard_conforming_strings.
-                if body.definition.contains('\\')
-                    && (!self.facts.standard_strings || body.definition.contains("standard_conforming_strings"))
-                {
-                    self.cannot_read_as_the_server(&Routine::Function(&body.name))?;
-                }
-                if self.depth >= MAX_CALL_DEPTH {
-                    self.cannot_check(calls_too_deep(&body.name))?;
-                    continue;
-                }
-                let statements = function_sql(&body.definition).unwrap_or_default();
-                self.depth += 1;
-                let inner = self.judge_routine(
-                    statements,
-                    &Routine::Function(&body.name),
-                    header_sets_a_timeout(&body.definition),
-                );
-                self.depth -= 1;
-                cap = smallest_cap(cap, inner?);
+            for body in &bodies {
+                cap = smallest_cap(cap, self.judge_body(body, &Routine::Function(&body.name))?);
             }
         }
+        for table in written_tables(&statement.source) {
+            if self.written.contains(&table) {
+                continue;
+            }
+            self.written.push(table.clone());
+            let catalog = self.catalog();
+            let bodies = catalog.trigger_functions(&table);
+            self.missing.extend(catalog.missing.into_inner());
+            let bodies = match bodies {
+                None => continue,
+                Some(Some(bodies)) => bodies,
+                Some(None) => {
+                    self.cannot_check(unreadable_triggers(&table))?;
+                    continue;
+                }
+            };
+            for body in bodies {
+                if self.visited.contains(&body.name) {
+                    continue;
+                }
+                self.visited.push(body.name.clone());
+                let routine = Routine::Trigger {
+                    function: &body.name,
+                    table: &table,
+                };
+                cap = smallest_cap(cap, self.judge_body(&body, &routine)?);
+            }
+        }
+        // A query reading a view runs the view's functions too; the proxy follows views
+        // where a migration recomputes one (REFRESH) or fills a table from a query, and
+        // not in every SELECT, which would cost each application query a round trip.
+        if matches!(
+            statement.stmt,
+            Stmt::RefreshMaterializedView { .. } | Stmt::CreateTableAs { .. }
+        ) {
+            cap = smallest_cap(cap, self.judge_views(statement)?);
+        }
         Ok(cap)
+    }
+
+    /// The queries of the views and materialized views `statement` reads (REFRESH
+    /// recomputes one, CREATE TABLE AS runs its query), decided one level deeper like a
+    /// function's statements: the functions they call run when the statement does.
+    fn judge_views(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+        let mut cap = None;
+        for relation in read_relations(&statement.source) {
+            if self.viewed.contains(&relation) {
+                continue;
+            }
+            self.viewed.push(relation.clone());
+            let catalog = self.catalog();
+            let query = catalog.view_query(&relation);
+            self.missing.extend(catalog.missing.into_inner());
+            let query = match query {
+                None | Some(Some(None)) => continue,
+                Some(Some(Some(query))) => query,
+                Some(None) => {
+                    self.cannot_check(unreadable_view(&relation))?;
+                    continue;
+                }
+            };
+            if self.depth >= MAX_CALL_DEPTH {
+                self.cannot_check(views_too_deep(&relation))?;
+                continue;
+            }
+            let Ok(parsed) = parse_sql(&query) else {
+                self.cannot_check(unreadable_view(&relation))?;
+                continue;
+            };
+            self.depth += 1;
+            let mut inner: Result<Option<u64>, String> = Ok(None);
+            for view_statement in parsed {
+                match self.judge_statement(&view_statement.statement) {
+                    Ok(view_cap) => inner = inner.map(|found| smallest_cap(found, view_cap)),
+                    Err(rule) => {
+                        inner = Err(rule);
+                        break;
+                    }
+                }
+            }
+            self.depth -= 1;
+            cap = smallest_cap(cap, inner?);
+        }
+        Ok(cap)
+    }
+
+    /// The statements of one function's definition, decided one level deeper.
+    fn judge_body(&mut self, body: &FunctionBody, routine: &Routine) -> Result<Option<u64>, String> {
+        if body.definition.is_empty() {
+            return Ok(None);
+        }
+        // PL/pgSQL reads a body's literals under the session's setting, or the
+        // function's own SET standard_conforming_strings.
+        if body.definition.contains('\\')
+            && (!self.facts.standard_strings || body.definition.contains("standard_conforming_strings"))
+        {
+            self.cannot_read_as_the_server(routine)?;
+        }
+        if self.depth >= MAX_CALL_DEPTH {
+            self.cannot_check(calls_too_deep(&body.name))?;
+            return Ok(None);
+        }
+        let statements = function_sql(&body.definition).unwrap_or_default();
+        self.depth += 1;
+        let inner = self.judge_routine(statements, routine, header_sets_a_timeout(&body.definition));
+        self.depth -= 1;
+        inner
     }
 
     fn catalog(&self) -> SessionCatalog<'_> {
@@ -538,6 +641,47 @@ fn unreadable_function(name: &QualifiedName) -> Report {
         format!("safe_migrations proxy: cannot read the definition of function {name}, which this statement calls"),
         Some("The proxy checks the SQL of the functions a guarded role calls, and could not read it.".to_string()),
         Some("Set safe_migrations.unparsable = 'allow' for this role to let such calls through.".to_string()),
+    )
+}
+
+/// A written table whose trigger functions the server would not list (fail closed).
+fn unreadable_triggers(table: &QualifiedName) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!("safe_migrations proxy: cannot read the trigger functions of {table}, which this statement writes"),
+        Some(
+            "The proxy checks the SQL of the trigger functions that a guarded role's writes fire, and could not \
+             read them."
+                .to_string(),
+        ),
+        Some("Set safe_migrations.unparsable = 'allow' for this role to let such writes through.".to_string()),
+    )
+}
+
+/// A view whose query the server would not give, or the proxy cannot parse (fail closed).
+fn unreadable_view(relation: &QualifiedName) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!("safe_migrations proxy: cannot read the query of view {relation}, which this statement reads"),
+        Some(
+            "The proxy checks the functions a view's query calls when a guarded role's statement runs it, and \
+             could not read it."
+                .to_string(),
+        ),
+        Some("Set safe_migrations.unparsable = 'allow' for this role to let such statements through.".to_string()),
+    )
+}
+
+/// Views on views (and functions) nested deeper than the proxy follows (fail closed).
+fn views_too_deep(relation: &QualifiedName) -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        format!(
+            "safe_migrations proxy: view {relation} is nested deeper than {MAX_CALL_DEPTH} levels of views and \
+             functions, which the proxy does not follow"
+        ),
+        Some("The proxy checks the SQL a guarded role's statement runs, level by level.".to_string()),
+        Some("Set safe_migrations.unparsable = 'allow' for this role to let such statements through.".to_string()),
     )
 }
 
@@ -827,6 +971,28 @@ mod tests {
     /// `judge` as the session runs it, the server knowing `functions` (name, language,
     /// definition) and nothing else; also how many rounds of questions it took.
     fn judge_with_functions(sql: &str, settings: &Settings, functions: &[(&str, &str, String)]) -> (Verdict, usize) {
+        judge_with_triggers(sql, settings, functions, &[])
+    }
+
+    /// As `judge_with_functions`, tables having the trigger functions `triggers` names
+    /// (table, function).
+    fn judge_with_triggers(
+        sql: &str,
+        settings: &Settings,
+        functions: &[(&str, &str, String)],
+        triggers: &[(&str, &str)],
+    ) -> (Verdict, usize) {
+        let body = |function: &str| {
+            functions
+                .iter()
+                .filter(|(name, ..)| *name == function)
+                .map(|(name, language, definition)| FunctionBody {
+                    name: QualifiedName::new(Some("public"), name),
+                    language: language.to_string(),
+                    definition: definition.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
         let statements = parse_sql(sql).unwrap();
         let mut answers = HashMap::new();
         for round in 1.. {
@@ -846,15 +1012,12 @@ mod tests {
             }
             for question in missing {
                 let answer = match &question {
-                    Question::FunctionBodies(name) => Answer::Bodies(Some(
-                        functions
+                    Question::FunctionBodies(name) => Answer::Bodies(Some(body(&name.name))),
+                    Question::TriggerFunctions(table) => Answer::Bodies(Some(
+                        triggers
                             .iter()
-                            .filter(|(function, ..)| *function == name.name)
-                            .map(|(function, language, definition)| FunctionBody {
-                                name: QualifiedName::new(Some("public"), function),
-                                language: language.to_string(),
-                                definition: definition.clone(),
-                            })
+                            .filter(|(written, _)| *written == table.name)
+                            .flat_map(|(_, function)| body(function))
                             .collect(),
                     )),
                     other => other.answer(None),
@@ -916,6 +1079,54 @@ mod tests {
         // C functions and aggregates come without a definition.
         let (verdict, _) = judge_with_functions("SELECT c_fn()", &enforce(), &[("c_fn", "c", String::new())]);
         assert!(verdict.refusal.is_none());
+    }
+
+    #[test]
+    fn writes_are_judged_with_the_trigger_functions_they_fire() {
+        let trigger = |name: &str, body: &str| {
+            format!(
+                "CREATE OR REPLACE FUNCTION public.{name}()\n RETURNS trigger\n LANGUAGE plpgsql\n\
+                 AS $function$\nBEGIN\n{body}\nRETURN NEW;\nEND\n$function$\n"
+            )
+        };
+        let functions = [
+            ("index_on_write", "plpgsql", trigger("index_on_write", "EXECUTE 'CREATE INDEX i ON t (c)';")),
+            ("audit", "plpgsql", trigger("audit", "INSERT INTO audit_log VALUES (1);")),
+            ("computed", "plpgsql", trigger("computed", "EXECUTE format('DROP TABLE %I', TG_TABLE_NAME);")),
+            ("c_trigger", "c", String::new()),
+        ];
+        let triggers = [
+            ("guarded", "index_on_write"),
+            ("audited", "audit"),
+            ("audit_log", "index_on_write"),
+            ("dynamic", "computed"),
+            ("plain", "c_trigger"),
+        ];
+        for sql in [
+            "INSERT INTO guarded VALUES (1)",
+            "UPDATE guarded SET c = 2",
+            "DELETE FROM guarded",
+            "WITH gone AS (DELETE FROM guarded RETURNING *) SELECT count(*) FROM gone",
+            "COPY guarded FROM STDIN",
+            // The trigger of the table the first trigger writes.
+            "INSERT INTO audited VALUES (1)",
+            "DO $$ BEGIN UPDATE guarded SET c = 3; END $$",
+        ] {
+            let (verdict, _) = judge_with_triggers(sql, &enforce(), &functions, &triggers);
+            assert_eq!(
+                refusal(&verdict),
+                Some(("create_index_non_concurrently", "SM001")),
+                "{sql}: {:?}",
+                verdict.reports
+            );
+        }
+        let (verdict, _) = judge_with_triggers("INSERT INTO dynamic VALUES (1)", &enforce(), &functions, &triggers);
+        assert_eq!(refusal(&verdict), Some(("unparsable", "SM004")), "{:?}", verdict.reports);
+        assert!(verdict.reports[0].message.contains("trigger function public.computed (fired by this statement's writes to dynamic)"));
+        for sql in ["INSERT INTO plain VALUES (1)", "SELECT * FROM guarded", "COPY guarded TO STDOUT"] {
+            let (verdict, _) = judge_with_triggers(sql, &enforce(), &functions, &triggers);
+            assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
+        }
     }
 
     #[test]

@@ -91,6 +91,50 @@ CREATE INDEX people_lower_nick ON people (lower(nick));
 CREATE INDEX people_login ON people (login);
 CREATE DOMAIN "Label" AS text CHECK (VALUE <> '');
 ANALYZE people;
+CREATE TABLE watched (id int);
+CREATE FUNCTION index_on_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'CREATE INDEX IF NOT EXISTS big_payload_trg ON big (payload)';
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER watched_index AFTER INSERT ON watched FOR EACH ROW EXECUTE FUNCTION index_on_write();
+CREATE TABLE audit_trail (id int);
+CREATE TABLE audited (id int);
+CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit_trail VALUES (NEW.id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER audited_row AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION audit_row();
+CREATE TABLE cascade_parent (id int PRIMARY KEY);
+CREATE TABLE cascade_child (id int, parent_id int REFERENCES cascade_parent ON DELETE CASCADE);
+INSERT INTO cascade_parent VALUES (1);
+INSERT INTO cascade_child VALUES (1, 1);
+CREATE FUNCTION index_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'CREATE INDEX IF NOT EXISTS big_account_trg ON big (account_id, id)';
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER cascade_child_index AFTER DELETE ON cascade_child FOR EACH ROW EXECUTE FUNCTION index_on_delete();
+CREATE INDEX big_id_refresh ON big (id);
+CREATE INDEX big_id_copy ON big (id);
+CREATE FUNCTION drop_refresh_index() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'DROP INDEX IF EXISTS big_id_refresh';
+    RETURN 1;
+END
+$$;
+CREATE FUNCTION drop_copy_index() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE 'DROP INDEX IF EXISTS big_id_copy';
+    RETURN 1;
+END
+$$;
+CREATE MATERIALIZED VIEW index_dropper AS SELECT drop_refresh_index() AS x WITH NO DATA;
+CREATE VIEW copy_dropper AS SELECT drop_copy_index() AS x;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -144,6 +188,25 @@ ALTER TABLE accounts ALTER COLUMN updated_at TYPE timestamptz;
 
 -- expect: ok
 RESET TIME ZONE;
+
+-- Writes fire trigger functions, whose SQL is checked as a called function's is: those of
+-- the table written, and of the tables its foreign keys' ON DELETE actions write.
+-- expect: create_index_non_concurrently
+INSERT INTO watched VALUES (1);
+
+-- expect: ok
+INSERT INTO audited VALUES (1);
+
+-- expect: create_index_non_concurrently
+DELETE FROM cascade_parent WHERE id = 1;
+
+-- REFRESH recomputes the view's query and CREATE TABLE AS runs its own: the functions
+-- their views call run too.
+-- expect: drop_index_non_concurrently, refresh_materialized_view_non_concurrently
+REFRESH MATERIALIZED VIEW index_dropper;
+
+-- expect: drop_index_non_concurrently
+CREATE TABLE copied AS SELECT * FROM copy_dropper;
 
 -- Type changes are decided as PostgreSQL decides them: pg_cast (binary-coercible casts,
 -- extensions' too), domains resolved to their base types, then what the change redoes

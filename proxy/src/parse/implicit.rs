@@ -1,0 +1,98 @@
+//! What a statement runs without naming it, found in its parse tree: the tables it writes
+//! (their trigger functions fire) and the relations it reads (a view's or materialized
+//! view's query runs, with the functions it calls). The targets of INSERT, UPDATE,
+//! DELETE and MERGE at every nesting level (data-modifying CTEs included), COPY ... FROM
+//! and TRUNCATE are written; every relation a query names, and the view REFRESH
+//! MATERIALIZED VIEW recomputes, is read. Statements in function bodies are read the same
+//! way where they are decided.
+
+use pg_query::NodeRef;
+use policy::QualifiedName;
+
+use super::names::{range_var, range_vars};
+
+/// The tables `sql` writes, each once, in order; empty when it does not parse.
+pub fn written_tables(sql: &str) -> Vec<QualifiedName> {
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return Vec::new();
+    };
+    let mut tables: Vec<QualifiedName> = Vec::new();
+    for (node, ..) in parsed.protobuf.nodes() {
+        let written = match node {
+            NodeRef::InsertStmt(insert) => vec![range_var(insert.relation.as_ref())],
+            NodeRef::UpdateStmt(update) => vec![range_var(update.relation.as_ref())],
+            NodeRef::DeleteStmt(delete) => vec![range_var(delete.relation.as_ref())],
+            NodeRef::MergeStmt(merge) => vec![range_var(merge.relation.as_ref())],
+            NodeRef::CopyStmt(copy) if copy.is_from => vec![range_var(copy.relation.as_ref())],
+            NodeRef::TruncateStmt(truncate) => range_vars(&truncate.relations),
+            _ => Vec::new(),
+        };
+        for table in written {
+            if !table.name.is_empty() && !tables.contains(&table) {
+                tables.push(table);
+            }
+        }
+    }
+    tables
+}
+
+/// The relations `sql` reads (views among them), each once, in order; empty when it does
+/// not parse.
+pub fn read_relations(sql: &str) -> Vec<QualifiedName> {
+    let Ok(parsed) = pg_query::parse(sql, 0) else {
+        return Vec::new();
+    };
+    let mut relations: Vec<QualifiedName> = Vec::new();
+    for (node, ..) in parsed.protobuf.nodes() {
+        let relation = match node {
+            NodeRef::RangeVar(relation) => range_var(Some(relation)),
+            NodeRef::RefreshMatViewStmt(refresh) => range_var(refresh.relation.as_ref()),
+            _ => continue,
+        };
+        if !relation.name.is_empty() && !relations.contains(&relation) {
+            relations.push(relation);
+        }
+    }
+    relations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(sql: &str) -> Vec<String> {
+        written_tables(sql).iter().map(QualifiedName::sql).collect()
+    }
+
+    #[test]
+    fn every_kind_of_write_at_every_level() {
+        assert_eq!(names("INSERT INTO audit.log (a) VALUES (1)"), ["audit.log"]);
+        assert_eq!(names("UPDATE t SET a = 1"), ["t"]);
+        assert_eq!(names("DELETE FROM ONLY \"T\" WHERE a = 1"), ["\"T\""]);
+        assert_eq!(
+            names("WITH moved AS (DELETE FROM a RETURNING *) INSERT INTO b SELECT * FROM moved"),
+            ["b", "a"]
+        );
+        assert_eq!(
+            names("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.a"),
+            ["t"]
+        );
+        assert_eq!(names("COPY t FROM STDIN"), ["t"]);
+        assert!(names("COPY t TO STDOUT").is_empty());
+        assert_eq!(names("TRUNCATE a, s.b"), ["a", "s.b"]);
+        assert!(names("SELECT * FROM t").is_empty());
+        assert!(names("SELECT (").is_empty());
+    }
+
+    #[test]
+    fn relations_read_at_every_level() {
+        let read = |sql: &str| read_relations(sql).iter().map(QualifiedName::sql).collect::<Vec<_>>();
+        assert_eq!(read("REFRESH MATERIALIZED VIEW CONCURRENTLY s.totals"), ["s.totals"]);
+        assert_eq!(
+            read("SELECT * FROM a JOIN b ON true WHERE EXISTS (SELECT FROM c)"),
+            ["a", "b", "c"]
+        );
+        // A CTE's name is looked up too (over-approximate: the server says it is no view).
+        assert_eq!(read("WITH x AS (SELECT * FROM v) INSERT INTO t SELECT * FROM x"), ["t", "x", "v"]);
+    }
+}
