@@ -95,7 +95,9 @@ pub fn coercion_from_rows(from: &TypeName, to: &TypeName, rows: &Rows) -> Option
 /// CHECK constraint on it, `('index', name)` for each index ALTER COLUMN TYPE builds
 /// again: one whose expressions or predicate are not compared (any), that is invalid, or
 /// whose key on the column would get another operator class (the new base type's
-/// default for the index's access method) or collation (the new type's).
+/// default for the index's access method, as GetDefaultOpClass picks it: the exact type's,
+/// else a binary-coercible one's, the category's preferred type first) or collation (the
+/// new type's).
 pub fn dependents_sql(table: &QualifiedName, column: &str, new_type: &TypeName) -> String {
     format!(
         "WITH RECURSIVE col AS (SELECT a.attrelid, a.attnum FROM pg_catalog.pg_attribute a \
@@ -124,7 +126,7 @@ pub fn dependents_sql(table: &QualifiedName, column: &str, new_type: &TypeName) 
                  WHERE o.opcmethod = ic.relam AND o.opcdefault AND it.typtype <> 'p' \
                  AND (o.opcintype = new.base OR EXISTS (SELECT FROM pg_catalog.pg_cast c \
                    WHERE c.castsource = new.base AND c.casttarget = o.opcintype AND c.castmethod = 'b')) \
-                 ORDER BY o.opcintype = new.base DESC LIMIT 1))))",
+                 ORDER BY o.opcintype = new.base DESC, it.typispreferred DESC LIMIT 1))))",
         table = regclass(table),
         column = literal(column),
         new = regtype(new_type)

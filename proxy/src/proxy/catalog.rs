@@ -41,6 +41,8 @@ pub enum Question {
     /// The query of the view or materialized view a name resolves to (none for other
     /// relations).
     ViewQuery(QualifiedName),
+    /// The functions of the database's enabled event triggers, which DDL fires.
+    EventTriggerFunctions,
 }
 
 /// What a user-defined function runs.
@@ -158,6 +160,12 @@ impl Question {
                  JOIN pg_catalog.pg_language l ON l.oid = p.prolang",
                 regclass(table)
             ),
+            Question::EventTriggerFunctions => "SELECT n.nspname, p.proname, l.lanname, \
+                 CASE WHEN l.lanname IN ('c', 'internal') THEN '' ELSE pg_catalog.pg_get_functiondef(p.oid) END \
+                 FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE e.evtenabled <> 'D'"
+                .to_string(),
             Question::ViewQuery(relation) => format!(
                 "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
                  WHERE c.oid = {} AND c.relkind IN ('v', 'm')",
@@ -225,7 +233,7 @@ impl Question {
             }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
             Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| first(&rows, 0))),
-            Question::TriggerFunctions(_) => Answer::Bodies(rows.map(|rows| {
+            Question::TriggerFunctions(_) | Question::EventTriggerFunctions => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
                     .filter_map(|row| match row.as_slice() {
                         [schema, Some(name), Some(language), Some(definition)] => Some(FunctionBody {
@@ -299,6 +307,15 @@ impl SessionCatalog<'_> {
     /// until the server answered, `Some(None)` when its query failed.
     pub fn trigger_functions(&self, table: &QualifiedName) -> Option<Option<Vec<FunctionBody>>> {
         match self.ask(Question::TriggerFunctions(table.clone()))? {
+            Answer::Bodies(bodies) => Some(bodies.clone()),
+            _ => None,
+        }
+    }
+
+    /// The functions of the enabled event triggers: `None` until the server answered,
+    /// `Some(None)` when its query failed.
+    pub fn event_trigger_functions(&self) -> Option<Option<Vec<FunctionBody>>> {
+        match self.ask(Question::EventTriggerFunctions)? {
             Answer::Bodies(bodies) => Some(bodies.clone()),
             _ => None,
         }

@@ -104,6 +104,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             visited: Vec::new(),
             written: Vec::new(),
             viewed: Vec::new(),
+            event_triggers_read: false,
             transaction_failed,
         };
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
@@ -176,6 +177,8 @@ struct NestedJudgement<'a, 'f> {
     written: Vec<QualifiedName>,
     /// Relations whose view query was read for this statement.
     viewed: Vec<QualifiedName>,
+    /// The event trigger functions were read for this message.
+    event_triggers_read: bool,
     /// The statement runs in a failed transaction: it runs nothing.
     transaction_failed: bool,
 }
@@ -189,6 +192,8 @@ pub const MAX_CALL_DEPTH: usize = 4;
 enum Routine<'a> {
     DoBlock,
     Function(&'a QualifiedName),
+    /// An event trigger's function, which DDL fires.
+    EventTrigger(&'a QualifiedName),
     /// A trigger function a write to the table fires.
     Trigger {
         function: &'a QualifiedName,
@@ -201,6 +206,7 @@ impl Routine<'_> {
         match self {
             Routine::DoBlock => "this DO block".to_string(),
             Routine::Function(name) => format!("function {name} (called by this statement)"),
+            Routine::EventTrigger(function) => format!("event trigger function {function} (fired by this DDL)"),
             Routine::Trigger { function, table } => {
                 format!("trigger function {function} (fired by this statement's writes to {table})")
             }
@@ -297,16 +303,17 @@ impl NestedJudgement<'_, '_> {
         Ok(smallest_cap(decision.lock_timeout_ms, inner))
     }
 
-    /// The statements of the user-defined functions `statement` may call and of the
-    /// trigger functions its writes may fire, decided; their smallest cap. Definitions
+    /// The statements of the user-defined functions `statement` may call, of the trigger
+    /// functions its writes may fire and of the event trigger functions its DDL fires,
+    /// decided; their smallest cap. Definitions
     /// not yet known are asked for (`missing`).
     fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+        let mut cap = self.judge_event_triggers(statement)?;
         // In a failed transaction the statement fails without running (the server could
         // not answer either); a function defined, not called, runs nothing.
         if self.transaction_failed || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
-            return Ok(None);
+            return Ok(cap);
         }
-        let mut cap = None;
         for name in called_functions(&statement.source) {
             if self.visited.contains(&name) {
                 continue;
@@ -419,6 +426,36 @@ impl NestedJudgement<'_, '_> {
             }
             self.depth -= 1;
             cap = smallest_cap(cap, inner?);
+        }
+        Ok(cap)
+    }
+
+    /// The functions of the database's event triggers, which DDL fires (ddl_command_start
+    /// and _end, sql_drop, table_rewrite), decided once per message like called functions.
+    /// Only a superuser creates event triggers; they run for every role's DDL.
+    fn judge_event_triggers(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+        if self.transaction_failed || self.event_triggers_read || !fires_event_triggers(&statement.stmt) {
+            return Ok(None);
+        }
+        let catalog = self.catalog();
+        let bodies = catalog.event_trigger_functions();
+        self.missing.extend(catalog.missing.into_inner());
+        let bodies = match bodies {
+            None => return Ok(None),
+            Some(Some(bodies)) => bodies,
+            Some(None) => {
+                self.cannot_check(unreadable_event_triggers())?;
+                return Ok(None);
+            }
+        };
+        self.event_triggers_read = true;
+        let mut cap = None;
+        for body in bodies {
+            if self.visited.contains(&body.name) {
+                continue;
+            }
+            self.visited.push(body.name.clone());
+            cap = smallest_cap(cap, self.judge_body(&body, &Routine::EventTrigger(&body.name))?);
         }
         Ok(cap)
     }
@@ -641,6 +678,36 @@ fn unreadable_function(name: &QualifiedName) -> Report {
         format!("safe_migrations proxy: cannot read the definition of function {name}, which this statement calls"),
         Some("The proxy checks the SQL of the functions a guarded role calls, and could not read it.".to_string()),
         Some("Set safe_migrations.unparsable = 'allow' for this role to let such calls through.".to_string()),
+    )
+}
+
+/// Statements that fire event triggers: DDL of the objects of a database (not of roles,
+/// databases or tablespaces), as PostgreSQL's event trigger firing matrix lists them,
+/// read generously (Stmt::Other DDL covers GRANT, COMMENT and the rest).
+fn fires_event_triggers(stmt: &Stmt) -> bool {
+    matches!(
+        stmt,
+        Stmt::CreateIndex(_)
+            | Stmt::DropIndex(_)
+            | Stmt::AlterTable(_)
+            | Stmt::CreateTable(_)
+            | Stmt::CreateTableAs { .. }
+            | Stmt::Rename(_)
+            | Stmt::SetSchema(_)
+            | Stmt::Drop(_)
+            | Stmt::RefreshMaterializedView { .. }
+            | Stmt::Routine(RoutineKind::CreateFunction)
+            | Stmt::Other { ddl: true, .. }
+    )
+}
+
+/// The event triggers the server would not list (fail closed).
+fn unreadable_event_triggers() -> Report {
+    error_report(
+        SQLSTATE_UNPARSABLE,
+        "safe_migrations proxy: cannot read the database's event trigger functions, which this DDL fires".to_string(),
+        Some("The proxy checks the SQL of the event trigger functions that a guarded role's DDL fires.".to_string()),
+        Some("Set safe_migrations.unparsable = 'allow' for this role to let such statements through.".to_string()),
     )
 }
 
@@ -1013,6 +1080,14 @@ mod tests {
             for question in missing {
                 let answer = match &question {
                     Question::FunctionBodies(name) => Answer::Bodies(Some(body(&name.name))),
+                    // Event triggers are listed under the table name "<event>".
+                    Question::EventTriggerFunctions => Answer::Bodies(Some(
+                        triggers
+                            .iter()
+                            .filter(|(table, _)| *table == "<event>")
+                            .flat_map(|(_, function)| body(function))
+                            .collect(),
+                    )),
                     Question::TriggerFunctions(table) => Answer::Bodies(Some(
                         triggers
                             .iter()
@@ -1123,6 +1198,23 @@ mod tests {
         let (verdict, _) = judge_with_triggers("INSERT INTO dynamic VALUES (1)", &enforce(), &functions, &triggers);
         assert_eq!(refusal(&verdict), Some(("unparsable", "SM004")), "{:?}", verdict.reports);
         assert!(verdict.reports[0].message.contains("trigger function public.computed (fired by this statement's writes to dynamic)"));
+        // DDL fires the event triggers' functions.
+        let events = [("<event>", "index_on_write")];
+        for sql in ["ALTER TABLE t ADD COLUMN x int", "COMMENT ON TABLE t IS 'x'", "DROP TABLE IF EXISTS gone_already"] {
+            let settings = Settings {
+                allow: ["drop_table".to_string()].into_iter().collect(),
+                ..enforce()
+            };
+            let (verdict, _) = judge_with_triggers(sql, &settings, &functions, &events);
+            assert_eq!(
+                refusal(&verdict),
+                Some(("create_index_non_concurrently", "SM001")),
+                "{sql}: {:?}",
+                verdict.reports
+            );
+        }
+        let (verdict, _) = judge_with_triggers("SELECT 1", &enforce(), &functions, &events);
+        assert!(verdict.refusal.is_none());
         for sql in ["INSERT INTO plain VALUES (1)", "SELECT * FROM guarded", "COPY guarded TO STDOUT"] {
             let (verdict, _) = judge_with_triggers(sql, &enforce(), &functions, &triggers);
             assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
@@ -1135,7 +1227,9 @@ mod tests {
                    END $$; SELECT make_index()";
         let (verdict, rounds) = judge_with_functions(sql, &enforce(), &[]);
         assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
-        assert_eq!(rounds, 1, "nothing to ask the server");
+        // One round for the event triggers CREATE FUNCTION fires; the function itself is
+        // read from its statement, not asked for.
+        assert_eq!(rounds, 2);
     }
 
     #[test]
