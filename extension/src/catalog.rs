@@ -9,10 +9,10 @@ use std::ffi::{c_char, CStr};
 
 use pgrx::pg_sys;
 use pgrx::{PgList, PgMemoryContexts, Spi};
+use policy::catalog::is_not_null_check;
 use policy::catalog::ColumnDependents;
 use policy::catalog_queries::{self, Rows};
 use policy::types::Coercion;
-use policy::catalog::is_not_null_check;
 use policy::{Catalog, QualifiedName, TypeName, Volatility};
 
 /// InvalidSubTransactionId: rd_createSubid of a relation not created in this transaction.
@@ -74,8 +74,9 @@ fn query_rows(sql: &str) -> Option<Rows> {
         let table = client.select(sql, None, &[]).ok()?;
         let mut rows = Vec::new();
         for row in table {
-            let values: Option<Vec<Option<String>>> =
-                (1..=row.columns()).map(|column| row.get::<String>(column).ok()).collect();
+            let values: Option<Vec<Option<String>>> = (1..=row.columns())
+                .map(|column| row.get::<String>(column).ok())
+                .collect();
             rows.push(values?);
         }
         Some(rows)

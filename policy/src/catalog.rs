@@ -58,8 +58,12 @@ pub trait Catalog {
     /// domains to their base types, and whether pg_cast makes it a binary relabel.
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion>;
     /// What changing `table.column` to `new_type` re-checks and rebuilds.
-    fn type_change_dependents(&self, table: &QualifiedName, column: &str, new_type: &TypeName)
-        -> Option<ColumnDependents>;
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        new_type: &TypeName,
+    ) -> Option<ColumnDependents>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.

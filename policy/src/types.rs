@@ -184,10 +184,48 @@ pub struct Coercion {
 
 /// Types of pg_catalog that are not domains, for deciding without a catalog (the CLI).
 const BUILTIN_TYPES: &[&str] = &[
-    "bool", "bytea", "char", "int2", "int4", "int8", "float4", "float8", "numeric", "money", "text", "varchar",
-    "bpchar", "name", "oid", "xml", "json", "jsonb", "uuid", "date", "time", "timetz", "timestamp",
-    "timestamptz", "interval", "bit", "varbit", "inet", "cidr", "macaddr", "macaddr8", "point", "tsvector",
-    "tsquery", "regclass", "regtype", "regproc", "int4range", "int8range", "numrange", "tsrange", "tstzrange",
+    "bool",
+    "bytea",
+    "char",
+    "int2",
+    "int4",
+    "int8",
+    "float4",
+    "float8",
+    "numeric",
+    "money",
+    "text",
+    "varchar",
+    "bpchar",
+    "name",
+    "oid",
+    "xml",
+    "json",
+    "jsonb",
+    "uuid",
+    "date",
+    "time",
+    "timetz",
+    "timestamp",
+    "timestamptz",
+    "interval",
+    "bit",
+    "varbit",
+    "inet",
+    "cidr",
+    "macaddr",
+    "macaddr8",
+    "point",
+    "tsvector",
+    "tsquery",
+    "regclass",
+    "regtype",
+    "regproc",
+    "int4range",
+    "int8range",
+    "numrange",
+    "tsrange",
+    "tstzrange",
     "daterange",
 ];
 
@@ -395,7 +433,10 @@ mod tests {
         let v100 = parsed(&["pg_catalog", "varchar"], &[100]);
         assert_eq!(change(&v50, &v100, None), TypeChange::Free);
         assert!(rewrites(change(&v100, &v50, None)));
-        assert_eq!(change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None), TypeChange::Free);
+        assert_eq!(
+            change(&v50, &parsed(&["pg_catalog", "varchar"], &[]), None),
+            TypeChange::Free
+        );
         assert_eq!(change(&v50, &parsed(&["text"], &[]), None), TypeChange::Free);
         assert!(rewrites(change(&parsed(&["text"], &[]), &v50, None)));
         assert_eq!(
@@ -411,8 +452,15 @@ mod tests {
             change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 2]), None),
             TypeChange::Free
         );
-        assert!(rewrites(change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[12, 3]), None)));
-        assert_eq!(change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None), TypeChange::Free);
+        assert!(rewrites(change(
+            &n10_2,
+            &parsed(&["pg_catalog", "numeric"], &[12, 3]),
+            None
+        )));
+        assert_eq!(
+            change(&n10_2, &parsed(&["pg_catalog", "numeric"], &[]), None),
+            TypeChange::Free
+        );
     }
 
     #[test]
@@ -434,10 +482,17 @@ mod tests {
     #[test]
     fn precision_six_or_more_keeps_every_value() {
         let ts = parsed(&["pg_catalog", "timestamp"], &[]);
-        assert_eq!(change(&ts, &parsed(&["pg_catalog", "timestamp"], &[6]), None), TypeChange::Free);
+        assert_eq!(
+            change(&ts, &parsed(&["pg_catalog", "timestamp"], &[6]), None),
+            TypeChange::Free
+        );
         assert!(rewrites(change(&ts, &parsed(&["pg_catalog", "timestamp"], &[3]), None)));
         assert_eq!(
-            change(&parsed(&["pg_catalog", "time"], &[2]), &parsed(&["pg_catalog", "time"], &[4]), None),
+            change(
+                &parsed(&["pg_catalog", "time"], &[2]),
+                &parsed(&["pg_catalog", "time"], &[4]),
+                None
+            ),
             TypeChange::Free
         );
     }
@@ -453,9 +508,16 @@ mod tests {
 
     #[test]
     fn binary_coercible_casts_are_free_unless_a_length_applies() {
-        assert_eq!(change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None), TypeChange::Free);
         assert_eq!(
-            change(&parsed(&["pg_catalog", "bit"], &[8]), &parsed(&["pg_catalog", "varbit"], &[]), None),
+            change(&parsed(&["cidr"], &[]), &parsed(&["inet"], &[]), None),
+            TypeChange::Free
+        );
+        assert_eq!(
+            change(
+                &parsed(&["pg_catalog", "bit"], &[8]),
+                &parsed(&["pg_catalog", "varbit"], &[]),
+                None
+            ),
             TypeChange::Free
         );
         assert!(rewrites(change(
@@ -506,7 +568,12 @@ mod tests {
             binary: true,
             ..from_pg_cast
         };
-        assert!(rewrites(type_change(&text, &parsed(&["short_name"], &[]), Some(short), None)));
+        assert!(rewrites(type_change(
+            &text,
+            &parsed(&["short_name"], &[]),
+            Some(short),
+            None
+        )));
     }
 
     #[test]

@@ -210,8 +210,8 @@ fn new_column_steps(alter: &AlterTable, column: &str, new_type: &TypeName) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::Severity;
     use crate::catalog::ColumnDependents;
+    use crate::finding::Severity;
     use crate::model::AlterTable;
     use crate::rules::testing::*;
 
@@ -346,7 +346,9 @@ mod tests {
         assert_eq!(found.len(), 3);
         // numeric(10,2) -> numeric(12,2) rewrites nothing, but its constraints and
         // indexes are not known here.
-        assert!(found[0].message.contains("could not tell whether ALTER COLUMN \"Total\""));
+        assert!(found[0]
+            .message
+            .contains("could not tell whether ALTER COLUMN \"Total\""));
         assert!(found[1]
             .hint
             .contains("ALTER TABLE IF EXISTS shop.\"Orders\" ADD COLUMN qty_new bigint;"));
@@ -356,14 +358,16 @@ mod tests {
     #[test]
     fn no_rewrite_still_rechecks_check_constraints_and_rebuilds_indexes() {
         let v = ty(&["pg_catalog", "varchar"], &[50]);
-        let catalog = TestCatalog::default().column("users", "name", v.clone()).with_dependents(
-            "users",
-            "name",
-            ColumnDependents {
-                checks: vec!["name_not_blank".into()],
-                rebuilt_indexes: vec![],
-            },
-        );
+        let catalog = TestCatalog::default()
+            .column("users", "name", v.clone())
+            .with_dependents(
+                "users",
+                "name",
+                ColumnDependents {
+                    checks: vec!["name_not_blank".into()],
+                    rebuilt_indexes: vec![],
+                },
+            );
         let stmt = || alter("users", vec![change("name", ty(&["text"], &[]), Using::None)]);
         let finding = only(findings(&RULE, stmt(), &catalog));
         assert_eq!(finding.severity, Severity::Error);
@@ -400,7 +404,11 @@ mod tests {
         let catalog = TestCatalog::default().column("users", "email", text.clone());
         let unknown = only(findings(&RULE, stmt(), &catalog));
         assert_eq!(unknown.severity, Severity::Warning);
-        assert!(unknown.message.contains("depends on the catalog (domains, pg_cast)"), "{}", unknown.message);
+        assert!(
+            unknown.message.contains("depends on the catalog (domains, pg_cast)"),
+            "{}",
+            unknown.message
+        );
         let binary = Coercion {
             from_base: text.clone(),
             to_base: ty(&["public", "citext"], &[]),

@@ -129,9 +129,7 @@ impl Catalog for TestCatalog {
         self.coercions.get(&(from.clone(), to.clone())).cloned()
     }
     fn type_change_dependents(&self, table: &QualifiedName, column: &str, _: &TypeName) -> Option<ColumnDependents> {
-        self.dependents
-            .get(&(table.name.clone(), column.to_string()))
-            .cloned()
+        self.dependents.get(&(table.name.clone(), column.to_string())).cloned()
     }
     fn server_version_num(&self) -> Option<u32> {
         Some(self.version.unwrap_or(150000))

@@ -93,6 +93,9 @@ mod tests {
             ["a", "b", "c"]
         );
         // A CTE's name is looked up too (over-approximate: the server says it is no view).
-        assert_eq!(read("WITH x AS (SELECT * FROM v) INSERT INTO t SELECT * FROM x"), ["t", "x", "v"]);
+        assert_eq!(
+            read("WITH x AS (SELECT * FROM v) INSERT INTO t SELECT * FROM x"),
+            ["t", "x", "v"]
+        );
     }
 }

@@ -9,6 +9,7 @@ mod create_table;
 mod drop;
 mod error_position;
 mod expr;
+pub mod implicit;
 mod index;
 mod maintenance;
 mod names;
@@ -20,7 +21,6 @@ mod rename;
 mod session;
 pub mod shape;
 mod types;
-pub mod implicit;
 
 use pg_query::protobuf::RawStmt;
 use pg_query::NodeEnum;

@@ -111,7 +111,10 @@ mod tests {
     fn a_trigger_function_compiles() {
         let source = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
                       EXECUTE 'CREATE INDEX i ON t (c)'; NEW.x := 1; RETURN NEW; END $$";
-        assert!(pg_query::parse_plpgsql(source).is_err(), "libpg_query's dump is fixed: drop the repair");
+        assert!(
+            pg_query::parse_plpgsql(source).is_err(),
+            "libpg_query's dump is fixed: drop the repair"
+        );
         let compiled = parse_plpgsql(source).unwrap();
         assert!(compiled.to_string().contains("CREATE INDEX i ON t (c)"));
         assert!(parse_plpgsql("CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RETURN; END").is_err());

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, Volatility};
 use policy::catalog_queries;
-use policy::types::Coercion;
 use policy::sql::literal;
+use policy::types::Coercion;
 use policy::{QualifiedName, TypeName};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -1165,9 +1165,21 @@ mod tests {
             )
         };
         let functions = [
-            ("index_on_write", "plpgsql", trigger("index_on_write", "EXECUTE 'CREATE INDEX i ON t (c)';")),
-            ("audit", "plpgsql", trigger("audit", "INSERT INTO audit_log VALUES (1);")),
-            ("computed", "plpgsql", trigger("computed", "EXECUTE format('DROP TABLE %I', TG_TABLE_NAME);")),
+            (
+                "index_on_write",
+                "plpgsql",
+                trigger("index_on_write", "EXECUTE 'CREATE INDEX i ON t (c)';"),
+            ),
+            (
+                "audit",
+                "plpgsql",
+                trigger("audit", "INSERT INTO audit_log VALUES (1);"),
+            ),
+            (
+                "computed",
+                "plpgsql",
+                trigger("computed", "EXECUTE format('DROP TABLE %I', TG_TABLE_NAME);"),
+            ),
             ("c_trigger", "c", String::new()),
         ];
         let triggers = [
@@ -1196,11 +1208,22 @@ mod tests {
             );
         }
         let (verdict, _) = judge_with_triggers("INSERT INTO dynamic VALUES (1)", &enforce(), &functions, &triggers);
-        assert_eq!(refusal(&verdict), Some(("unparsable", "SM004")), "{:?}", verdict.reports);
-        assert!(verdict.reports[0].message.contains("trigger function public.computed (fired by this statement's writes to dynamic)"));
+        assert_eq!(
+            refusal(&verdict),
+            Some(("unparsable", "SM004")),
+            "{:?}",
+            verdict.reports
+        );
+        assert!(verdict.reports[0]
+            .message
+            .contains("trigger function public.computed (fired by this statement's writes to dynamic)"));
         // DDL fires the event triggers' functions.
         let events = [("<event>", "index_on_write")];
-        for sql in ["ALTER TABLE t ADD COLUMN x int", "COMMENT ON TABLE t IS 'x'", "DROP TABLE IF EXISTS gone_already"] {
+        for sql in [
+            "ALTER TABLE t ADD COLUMN x int",
+            "COMMENT ON TABLE t IS 'x'",
+            "DROP TABLE IF EXISTS gone_already",
+        ] {
             let settings = Settings {
                 allow: ["drop_table".to_string()].into_iter().collect(),
                 ..enforce()
@@ -1215,7 +1238,11 @@ mod tests {
         }
         let (verdict, _) = judge_with_triggers("SELECT 1", &enforce(), &functions, &events);
         assert!(verdict.refusal.is_none());
-        for sql in ["INSERT INTO plain VALUES (1)", "SELECT * FROM guarded", "COPY guarded TO STDOUT"] {
+        for sql in [
+            "INSERT INTO plain VALUES (1)",
+            "SELECT * FROM guarded",
+            "COPY guarded TO STDOUT",
+        ] {
             let (verdict, _) = judge_with_triggers(sql, &enforce(), &functions, &triggers);
             assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
         }
