@@ -94,8 +94,9 @@ impl Catalog for BackendCatalog {
         table: &QualifiedName,
         column: &str,
         new_type: &TypeName,
+        collation: Option<&QualifiedName>,
     ) -> Option<ColumnDependents> {
-        let rows = query_rows(&catalog_queries::dependents_sql(table, column, new_type))?;
+        let rows = query_rows(&catalog_queries::dependents_sql(table, column, new_type, collation))?;
         catalog_queries::dependents_from_rows(&rows)
     }
 
@@ -255,6 +256,12 @@ impl Catalog for BackendCatalog {
             }
         }
         Some(nullable)
+    }
+
+    fn is_superuser(&self) -> Option<bool> {
+        // superuser() reads the current user's rolsuper from the syscache; it raises only
+        // for a role that does not exist, which the current user always does.
+        Some(unsafe { pg_sys::superuser() })
     }
 
     fn server_version_num(&self) -> Option<u32> {

@@ -260,8 +260,14 @@ sm_is_inert_utility(Node *node)
 		return false;
 	switch (nodeTag(node))
 	{
-		case T_TransactionStmt:
 		case T_VariableSetStmt:
+			{
+				/* SET / RESET of the guard's own settings: rule policy_change decides. */
+				const char *name = ((VariableSetStmt *) node)->name;
+
+				return name == NULL || pg_strncasecmp(name, "safe_migrations.", 16) != 0;
+			}
+		case T_TransactionStmt:
 		case T_VariableShowStmt:
 		case T_DiscardStmt:
 		case T_ExplainStmt:

@@ -63,7 +63,10 @@ pub trait Catalog {
         table: &QualifiedName,
         column: &str,
         new_type: &TypeName,
+        collation: Option<&QualifiedName>,
     ) -> Option<ColumnDependents>;
+    /// Is the session's current role a superuser (who may change superuser-only settings)?
+    fn is_superuser(&self) -> Option<bool>;
     /// server_version_num, e.g. 150004.
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
@@ -102,7 +105,16 @@ impl Catalog for NoCatalog {
     fn coercion(&self, _: &TypeName, _: &TypeName) -> Option<Coercion> {
         None
     }
-    fn type_change_dependents(&self, _: &QualifiedName, _: &str, _: &TypeName) -> Option<ColumnDependents> {
+    fn type_change_dependents(
+        &self,
+        _: &QualifiedName,
+        _: &str,
+        _: &TypeName,
+        _: Option<&QualifiedName>,
+    ) -> Option<ColumnDependents> {
+        None
+    }
+    fn is_superuser(&self) -> Option<bool> {
         None
     }
     fn server_version_num(&self) -> Option<u32> {

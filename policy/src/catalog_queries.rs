@@ -69,13 +69,16 @@ pub fn coercion_from_rows(from: &TypeName, to: &TypeName, rows: &Rows) -> Option
         "false" | "f" => Some(false),
         _ => None,
     };
-    let base = |row: &Vec<Option<String>>, given: &TypeName| -> Option<TypeName> {
+    // `old`: a domain's value becomes its base type's with no type modifier (a
+    // RelabelType with typmod -1, find_coercion_pathway), so no length is known to have
+    // been kept; the new type's domain applies its own modifier.
+    let base = |row: &Vec<Option<String>>, given: &TypeName, old: bool| -> Option<TypeName> {
         let schema = row.get(2)?.as_deref();
         let name = row.get(3)?.as_deref()?;
         let typmod: i32 = row.get(4)?.as_deref()?.parse().ok()?;
         let array = flag(row, 5)?;
         Some(if flag(row, 1)? {
-            TypeName::from_catalog(schema, name, typmod, array)
+            TypeName::from_catalog(schema, name, if old { -1 } else { typmod }, array)
         } else {
             TypeName {
                 modifiers: given.modifiers.clone(),
@@ -84,52 +87,85 @@ pub fn coercion_from_rows(from: &TypeName, to: &TypeName, rows: &Rows) -> Option
         })
     };
     Some(Coercion {
-        from_base: base(old, from)?,
-        to_base: base(new, to)?,
+        from_base: base(old, from, true)?,
+        to_base: base(new, to, false)?,
         binary: flag(new, 7)?,
         checks_domain: flag(new, 6)?,
     })
 }
 
+/// The default operator class of the (base) type `type_oid` for the access method
+/// `am`, as GetDefaultOpClass picks it: the type's own, else one whose input type the
+/// type is binary-coercible to (a polymorphic one among them: anyarray for arrays,
+/// anyenum, anyrange, anymultirange), the category's preferred type first.
+fn default_opclass(type_oid: &str, am: &str) -> String {
+    format!(
+        "(SELECT o.oid FROM pg_catalog.pg_opclass o JOIN pg_catalog.pg_type it ON it.oid = o.opcintype \
+           WHERE o.opcmethod = {am} AND o.opcdefault AND (o.opcintype = {type_oid} \
+           OR EXISTS (SELECT FROM pg_catalog.pg_cast c WHERE c.castsource = {type_oid} \
+             AND c.casttarget = o.opcintype AND c.castmethod = 'b') \
+           OR EXISTS (SELECT FROM pg_catalog.pg_type x WHERE x.oid = {type_oid} \
+             AND ((it.typname = 'anyarray' AND x.typcategory = 'A') OR (it.typname = 'anyenum' AND x.typtype = 'e') \
+               OR (it.typname = 'anyrange' AND x.typtype = 'r') OR (it.typname = 'anymultirange' AND x.typtype = 'm')))) \
+           ORDER BY o.opcintype = {type_oid} DESC, it.typispreferred DESC LIMIT 1)"
+    )
+}
+
 /// Rows `('column', '')` when the column exists, `('check', name)` for each validated
 /// CHECK constraint on it, `('index', name)` for each index ALTER COLUMN TYPE builds
-/// again: one whose expressions or predicate are not compared (any), that is invalid, or
-/// whose key on the column would get another operator class (the new base type's
-/// default for the index's access method, as GetDefaultOpClass picks it: the exact type's,
-/// else a binary-coercible one's, the category's preferred type first) or collation (the
-/// new type's).
-pub fn dependents_sql(table: &QualifiedName, column: &str, new_type: &TypeName) -> String {
+/// again, on the table and on every partition or inheritance child (the change recurses
+/// to them). An index is built again (CheckIndexCompatible) when it has expressions or a
+/// predicate (not compared), is invalid, or a key on the column gets another operator
+/// class or collation. The definition PostgreSQL replays names an operator class only
+/// when it was not the old type's default, and a collation only when it was not the
+/// column's; what it does not name comes from the new type (or the COLLATE clause).
+/// A polymorphic operator class (array_ops, enum_ops) does not survive a type change.
+pub fn dependents_sql(
+    table: &QualifiedName,
+    column: &str,
+    new_type: &TypeName,
+    collation: Option<&QualifiedName>,
+) -> String {
+    let new = regtype(new_type);
+    let new_collation = match collation {
+        Some(name) => format!("pg_catalog.to_regcollation({})::pg_catalog.oid", literal(&name.sql())),
+        None => format!("(SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = {new})"),
+    };
     format!(
-        "WITH RECURSIVE col AS (SELECT a.attrelid, a.attnum FROM pg_catalog.pg_attribute a \
-           WHERE a.attrelid = {table} AND a.attname = {column} AND a.attnum > 0 AND NOT a.attisdropped), \
-         chain(oid, depth) AS (SELECT {new}::pg_catalog.oid, 0 \
-           UNION ALL SELECT d.typbasetype, c.depth + 1 FROM chain c \
+        "WITH RECURSIVE rels(oid) AS (SELECT {table}::pg_catalog.oid \
+           UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN rels ON i.inhparent = rels.oid), \
+         col AS (SELECT a.attrelid, a.attnum, a.atttypid, a.attcollation FROM pg_catalog.pg_attribute a \
+           JOIN rels ON a.attrelid = rels.oid WHERE a.attname = {column} AND a.attnum > 0 AND NOT a.attisdropped), \
+         chain(start, oid, depth) AS (SELECT s.oid, s.oid, 0 FROM \
+             (SELECT {new}::pg_catalog.oid UNION SELECT col.atttypid FROM col) AS s(oid) WHERE s.oid IS NOT NULL \
+           UNION ALL SELECT c.start, d.typbasetype, c.depth + 1 FROM chain c \
            JOIN pg_catalog.pg_type d ON d.oid = c.oid WHERE d.typtype = 'd'), \
-         new AS (SELECT (SELECT c.oid FROM chain c ORDER BY c.depth DESC LIMIT 1) AS base, \
-           (SELECT t.typcollation FROM pg_catalog.pg_type t WHERE t.oid = {new}) AS collation) \
-         SELECT 'column'::pg_catalog.text, ''::pg_catalog.text FROM col \
-         UNION ALL SELECT 'check', k.conname::pg_catalog.text FROM pg_catalog.pg_constraint k, col \
-           WHERE k.conrelid = col.attrelid AND k.contype = 'c' AND k.convalidated AND col.attnum = ANY (k.conkey) \
+         base AS (SELECT DISTINCT ON (c.start) c.start, c.oid FROM chain c ORDER BY c.start, c.depth DESC), \
+         new AS (SELECT (SELECT b.oid FROM base b WHERE b.start = {new}) AS base, {new_collation} AS collation) \
+         SELECT 'column'::pg_catalog.text, ''::pg_catalog.text FROM col WHERE col.attrelid = {table} \
+         UNION ALL SELECT 'check', k.conname::pg_catalog.text FROM pg_catalog.pg_constraint k \
+           JOIN col ON k.conrelid = col.attrelid \
+           WHERE k.contype = 'c' AND k.convalidated AND col.attnum = ANY (k.conkey) \
          UNION ALL SELECT 'index', ic.relname::pg_catalog.text FROM pg_catalog.pg_index i \
-           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid, col, new \
-           WHERE i.indrelid = col.attrelid \
-           AND (col.attnum = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT FROM pg_catalog.pg_depend d \
+           JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid JOIN col ON i.indrelid = col.attrelid \
+           LEFT JOIN base old ON old.start = col.atttypid CROSS JOIN new \
+           WHERE (col.attnum = ANY (i.indkey::pg_catalog.int2[]) OR EXISTS (SELECT FROM pg_catalog.pg_depend d \
              WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = i.indexrelid \
              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = col.attrelid \
              AND d.refobjsubid = col.attnum)) \
            AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indisvalid OR EXISTS (\
              SELECT FROM pg_catalog.generate_series(0, i.indnkeyatts - 1) AS k(n) \
+             JOIN pg_catalog.pg_opclass oc ON oc.oid = (i.indclass::pg_catalog.oid[])[k.n] \
+             JOIN pg_catalog.pg_type ot ON ot.oid = oc.opcintype \
              WHERE (i.indkey::pg_catalog.int2[])[k.n] = col.attnum \
-             AND ((i.indcollation::pg_catalog.oid[])[k.n] IS DISTINCT FROM new.collation \
-               OR (i.indclass::pg_catalog.oid[])[k.n] IS DISTINCT FROM (SELECT o.oid FROM pg_catalog.pg_opclass o \
-                 JOIN pg_catalog.pg_type it ON it.oid = o.opcintype \
-                 WHERE o.opcmethod = ic.relam AND o.opcdefault AND it.typtype <> 'p' \
-                 AND (o.opcintype = new.base OR EXISTS (SELECT FROM pg_catalog.pg_cast c \
-                   WHERE c.castsource = new.base AND c.casttarget = o.opcintype AND c.castmethod = 'b')) \
-                 ORDER BY o.opcintype = new.base DESC, it.typispreferred DESC LIMIT 1))))",
+             AND (((i.indcollation::pg_catalog.oid[])[k.n] = col.attcollation \
+                 AND (i.indcollation::pg_catalog.oid[])[k.n] IS DISTINCT FROM new.collation) \
+               OR (oc.oid = {old_default} AND oc.oid IS DISTINCT FROM {new_default}) \
+               OR (ot.typtype = 'p' AND old.oid IS DISTINCT FROM new.base))))",
         table = regclass(table),
         column = literal(column),
-        new = regtype(new_type)
+        old_default = default_opclass("old.oid", "ic.relam"),
+        new_default = default_opclass("new.base", "ic.relam"),
     )
 }
 
@@ -145,7 +181,10 @@ pub fn dependents_from_rows(rows: &Rows) -> Option<ColumnDependents> {
             _ => {}
         }
     }
+    // A CHECK inherited by partitions shows once per table.
     dependents.checks.sort();
+    dependents.checks.dedup();
     dependents.rebuilt_indexes.sort();
+    dependents.rebuilt_indexes.dedup();
     found.then_some(dependents)
 }

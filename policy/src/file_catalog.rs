@@ -337,7 +337,18 @@ impl Catalog for FileCatalog {
     }
 
     // Indexes and CHECK constraints of a column are not kept: unknown.
-    fn type_change_dependents(&self, _: &QualifiedName, _: &str, _: &TypeName) -> Option<ColumnDependents> {
+    fn type_change_dependents(
+        &self,
+        _: &QualifiedName,
+        _: &str,
+        _: &TypeName,
+        _: Option<&QualifiedName>,
+    ) -> Option<ColumnDependents> {
+        None
+    }
+
+    // Who runs the files is not known.
+    fn is_superuser(&self) -> Option<bool> {
         None
     }
 
@@ -444,6 +455,7 @@ mod tests {
                     column: "id".into(),
                     new_type: ty("text"),
                     using: Using::None,
+                    collation: None,
                 }],
             ),
             Stmt::Transaction(TransactionKind::Rollback),
@@ -480,6 +492,7 @@ mod tests {
                         column: "note".into(),
                         new_type: ty("text"),
                         using: Using::None,
+                        collation: None,
                     },
                 ],
             ),
@@ -621,6 +634,7 @@ mod tests {
                 ..CreateIndex::default()
             }),
             source: "CREATE INDEX ON orders (customer_id)".into(),
+            changes: Vec::new(),
         };
         let mut catalog = learnt(&[create_table("orders", &[("customer_id", "int8")])]);
         let context = Default::default();

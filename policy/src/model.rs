@@ -47,6 +47,33 @@ pub struct Statement {
     /// The statement's own text (from the end of the previous statement to its end,
     /// so leading comments, where acknowledgements live, are included).
     pub source: String,
+    /// Settings it changes other than by SET / RESET (which `Stmt::Set` describes).
+    pub changes: Vec<SettingChange>,
+}
+
+impl Statement {
+    /// A statement that changes no setting other than by SET / RESET.
+    pub fn new(stmt: Stmt, source: impl Into<String>) -> Statement {
+        Statement {
+            stmt,
+            source: source.into(),
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// A setting a statement changes besides SET / RESET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingChange {
+    /// A `set_config` call (anywhere in the statement) naming the setting as a constant,
+    /// lower-cased.
+    SetConfig(String),
+    /// A `set_config` call whose setting name is computed when it runs.
+    SetConfigComputed,
+    /// A stored setting of a role, a database or the server (`ALTER ROLE ... SET`,
+    /// `ALTER DATABASE ... RESET`, `ALTER SYSTEM SET`): `target` is `ALTER ROLE`,
+    /// `ALTER DATABASE` or `ALTER SYSTEM`; `name` lower-cased, `None` for RESET ALL.
+    Stored { target: String, name: Option<String> },
 }
 
 /// Where the statement runs; decides `concurrently_in_transaction` and nesting.
@@ -186,6 +213,8 @@ pub enum AlterAction {
         column: String,
         new_type: TypeName,
         using: Using,
+        /// COLLATE of the new type, when written.
+        collation: Option<QualifiedName>,
     },
     SetNotNull {
         column: String,

@@ -84,6 +84,7 @@ impl TypeName {
         let base = match self.name.as_str() {
             "varchar" => "varchar",
             "bpchar" => "char",
+            "char" => "\"char\"",
             "int2" => "smallint",
             "int4" => "integer",
             "int8" => "bigint",
@@ -155,7 +156,9 @@ fn canonical_name(name: &str) -> String {
         "float" | "double precision" => "float8",
         "boolean" => "bool",
         "character varying" => "varchar",
-        "character" | "char" => "bpchar",
+        // Not "char": the parser writes CHAR(n) as bpchar, and "char" is the one-byte
+        // internal type.
+        "character" => "bpchar",
         "decimal" => "numeric",
         "timestamp without time zone" => "timestamp",
         "timestamp with time zone" => "timestamptz",

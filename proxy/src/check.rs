@@ -410,8 +410,12 @@ impl Catalog for VersionedCatalog<'_> {
         table: &QualifiedName,
         column: &str,
         new_type: &TypeName,
+        collation: Option<&QualifiedName>,
     ) -> Option<policy::catalog::ColumnDependents> {
-        self.catalog.type_change_dependents(table, column, new_type)
+        self.catalog.type_change_dependents(table, column, new_type, collation)
+    }
+    fn is_superuser(&self) -> Option<bool> {
+        self.catalog.is_superuser()
     }
     fn server_version_num(&self) -> Option<u32> {
         self.server_version_num.or_else(|| self.catalog.server_version_num())

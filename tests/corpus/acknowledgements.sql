@@ -43,3 +43,13 @@ TRUNCATE "import_staging_2";
 -- safe_migrations:allow create_index_non_concurrently -- table has 40 rows, lookup table
 -- expect: ok
 CREATE INDEX "countries_name_idx" ON "countries" ("name");
+
+-- A guarded role cannot change its own policy, and an acknowledgement (which the role
+-- writes itself) does not let it.
+-- safe_migrations:allow policy_change -- the deploy needs the guard off
+-- expect: policy_change
+SET safe_migrations.mode = 'off';
+
+-- A setting only mentioned in a string changes nothing.
+-- expect: ok
+INSERT INTO notes (body) VALUES ('SET safe_migrations.mode = off; ALTER ROLE migrator RESET ALL');

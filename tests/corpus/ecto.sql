@@ -42,7 +42,9 @@ ALTER TABLE "organizations" ADD COLUMN "public_id" uuid DEFAULT gen_random_uuid(
 ALTER TABLE "organizations" ADD COLUMN "seq" bigserial;
 -- expect: ok
 ALTER TABLE "accounts" ALTER COLUMN "email" TYPE varchar(320);
--- expect: change_column_type
+-- citext's extension declares varchar to citext binary-coercible: only a catalog can say
+-- (a warning here; the live corpus decides it on a server).
+-- expect: ok
 ALTER TABLE "accounts" ALTER COLUMN "email" TYPE citext;
 -- expect: rename_column
 ALTER TABLE "organizations" RENAME "name" TO "display_name";

@@ -100,6 +100,7 @@ struct Piece {
     location: String,
     source: String,
     stmt: Stmt,
+    changes: Vec<policy::model::SettingChange>,
     /// Live files: the rules every finding of the statement names (`-- expect:`).
     expected: Option<Vec<String>>,
 }
@@ -157,6 +158,7 @@ fn pieces(name: &str, sql: &str, from: usize, live: bool) -> Vec<Piece> {
                 expected: if live { expectation(&source) } else { None },
                 source,
                 stmt: parsed.statement.stmt,
+                changes: parsed.statement.changes,
             }
         })
         .collect()
@@ -253,8 +255,12 @@ impl Catalog for NotingCatalog<'_> {
         table: &QualifiedName,
         column: &str,
         new_type: &TypeName,
+        collation: Option<&QualifiedName>,
     ) -> Option<policy::catalog::ColumnDependents> {
-        self.note(self.inner.type_change_dependents(table, column, new_type))
+        self.note(self.inner.type_change_dependents(table, column, new_type, collation))
+    }
+    fn is_superuser(&self) -> Option<bool> {
+        self.note(self.inner.is_superuser())
     }
     fn server_version_num(&self) -> Option<u32> {
         self.note(self.inner.server_version_num())
@@ -291,6 +297,7 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
         let statement = Statement {
             stmt: piece.stmt.clone(),
             source: piece.source.clone(),
+            changes: piece.changes.clone(),
         };
         let context = Context {
             in_transaction_block: in_block,

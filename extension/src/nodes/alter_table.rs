@@ -10,7 +10,7 @@ use policy::model::{AlterAction, AlterTable, RelationKind, Using};
 use policy::{LockLevel, Stmt, TypeName};
 
 use super::columns::{column_def, constraint};
-use super::names::{cstr, is, nodes, range_var, recurses, string_value};
+use super::names::{cstr, is, nodes, qualified, range_var, recurses, string_value};
 use super::types::type_name;
 
 pub fn alter_table(stmt: &pg_sys::AlterTableStmt, source: &str) -> Stmt {
@@ -54,10 +54,13 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
             // Checked: the new type and USING expression travel in a ColumnDef.
             let def = unsafe { &*(cmd.def as *const pg_sys::ColumnDef) };
             let new_type = type_name(def.typeName);
+            // collClause is NULL or the parser's CollateClause.
+            let collation = unsafe { def.collClause.as_ref() }.map(|clause| qualified(clause.collname));
             AlterAction::AlterColumnType {
                 using: using(def.raw_default, &name, &new_type),
                 new_type,
                 column: name,
+                collation,
             }
         }
         AT_SetNotNull => AlterAction::SetNotNull { column: name },

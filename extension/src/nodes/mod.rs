@@ -25,6 +25,9 @@ pub fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len: i32) 
     Statement {
         stmt: stmt(node, query),
         source: statement_text(query, location, len).to_string(),
+        // set_config is a function call, which runs outside the hook; PostgreSQL itself
+        // refuses it for the superuser-only safe_migrations settings.
+        changes: stored_setting(node).into_iter().collect(),
     }
 }
 
@@ -61,6 +64,29 @@ macro_rules! cast {
         // The caller matched the node's tag, so it is a `$ty`.
         unsafe { &*($node as *const $ty) }
     };
+}
+
+/// The stored setting an ALTER ROLE / DATABASE / SYSTEM ... SET or RESET changes.
+fn stored_setting(node: *mut pg_sys::Node) -> Option<policy::model::SettingChange> {
+    if node.is_null() {
+        return None;
+    }
+    // A non-NULL node starts with its tag; each arm casts to the struct its tag names.
+    let (target, set) = match unsafe { (*node).type_ } {
+        T_AlterRoleSetStmt => ("ALTER ROLE", cast!(node, pg_sys::AlterRoleSetStmt).setstmt),
+        T_AlterDatabaseSetStmt => ("ALTER DATABASE", cast!(node, pg_sys::AlterDatabaseSetStmt).setstmt),
+        T_AlterSystemStmt => ("ALTER SYSTEM", cast!(node, pg_sys::AlterSystemStmt).setstmt),
+        _ => return None,
+    };
+    // setstmt is the parser's VariableSetStmt, or NULL.
+    let set = unsafe { set.as_ref() }?;
+    let name = (set.kind != pg_sys::VariableSetKind::VAR_RESET_ALL)
+        .then(|| names::cstr(set.name).map(|name| name.to_ascii_lowercase()))
+        .flatten();
+    Some(policy::model::SettingChange::Stored {
+        target: target.to_string(),
+        name,
+    })
 }
 
 fn stmt(node: *mut pg_sys::Node, query: &str) -> Stmt {

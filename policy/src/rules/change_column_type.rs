@@ -31,14 +31,22 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
                 column,
                 new_type,
                 using,
-            } => finding(alter, column, new_type, *using, scope),
+                collation,
+            } => finding(alter, column, new_type, *using, collation.as_ref(), scope),
             _ => None,
         })
         .collect();
     unless_exempt(findings, &alter.table, scope)
 }
 
-fn finding(alter: &AlterTable, column: &str, new_type: &TypeName, using: Using, scope: &Scope) -> Option<Finding> {
+fn finding(
+    alter: &AlterTable,
+    column: &str,
+    new_type: &TypeName,
+    using: Using,
+    collation: Option<&QualifiedName>,
+    scope: &Scope,
+) -> Option<Finding> {
     let table = &alter.table;
     // Ok(why the table is rewritten) or Err(why that cannot be decided here).
     let verdict = match (scope.catalog.column_type(table, column), using) {
@@ -53,7 +61,7 @@ fn finding(alter: &AlterTable, column: &str, new_type: &TypeName, using: Using, 
             let known = old == *new_type || Coercion::builtin(&old, new_type).is_some();
             let coercion = (!known).then(|| scope.catalog.coercion(&old, new_type)).flatten();
             match type_change(&old, new_type, coercion, scope.catalog.timezone().as_deref()) {
-                TypeChange::Free => return dependents_finding(alter, column, new_type, scope),
+                TypeChange::Free => return dependents_finding(alter, column, new_type, collation, scope),
                 TypeChange::Rewrite(why) => Ok(why),
                 TypeChange::Unknown(reason) => Err(reason),
             }
@@ -97,11 +105,17 @@ fn exclusive(table: &QualifiedName) -> Lock {
 /// A change that rewrites nothing still re-adds the column's CHECK constraints (a scan
 /// of every row) and builds again the indexes it cannot carry over, all under the
 /// ACCESS EXCLUSIVE lock the statement holds.
-fn dependents_finding(alter: &AlterTable, column: &str, new_type: &TypeName, scope: &Scope) -> Option<Finding> {
+fn dependents_finding(
+    alter: &AlterTable,
+    column: &str,
+    new_type: &TypeName,
+    collation: Option<&QualifiedName>,
+    scope: &Scope,
+) -> Option<Finding> {
     let table = &alter.table;
     let what = format!("ALTER COLUMN {} TYPE {new_type}", sql::ident(column));
     let lock = exclusive(table);
-    let Some(dependents) = scope.catalog.type_change_dependents(table, column, new_type) else {
+    let Some(dependents) = scope.catalog.type_change_dependents(table, column, new_type, collation) else {
         return Some(
             Finding::new(
                 RULE.id,
@@ -177,7 +191,12 @@ fn dependents_finding(alter: &AlterTable, column: &str, new_type: &TypeName, sco
             readds.join("\n    ")
         )
     } else {
-        new_column_steps(alter, column, new_type)
+        format!(
+            "Drop the indexes first (DROP INDEX CONCURRENTLY), change the type, then build them again with CREATE \
+             INDEX CONCURRENTLY; while they are gone, queries lose them and a unique index enforces nothing, so \
+             for a unique key or where that is not acceptable, move to a new column instead. {}",
+            new_column_steps(alter, column, new_type)
+        )
     };
     Some(Finding::new(
         RULE.id,
@@ -220,6 +239,7 @@ mod tests {
             column: column.into(),
             new_type,
             using,
+            collation: None,
         }
     }
 

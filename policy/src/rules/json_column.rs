@@ -156,6 +156,7 @@ mod tests {
                 column: "payload".into(),
                 new_type: json(),
                 using: Using::CastOfColumn,
+                collation: None,
             }],
         );
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));

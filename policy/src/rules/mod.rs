@@ -28,6 +28,7 @@ mod drop_table;
 mod json_column;
 mod lock_table;
 pub mod lock_timeout;
+pub mod policy_change;
 mod refresh_materialized_view_non_concurrently;
 mod reindex_non_concurrently;
 mod rename_column;
@@ -46,6 +47,8 @@ pub enum Category {
     Compatibility,
     Destructive,
     Timeout,
+    /// The guard's own settings: never acknowledged by a comment, refused in warn mode too.
+    Policy,
 }
 
 pub struct Rule {
@@ -81,6 +84,7 @@ pub const RULES: &[Rule] = &[
     drop_table::RULE,
     add_column_required::RULE,
     lock_timeout::RULE,
+    policy_change::RULE,
 ];
 
 /// What a rule may look at besides the statement.
@@ -198,14 +202,21 @@ impl Decision {
 
 /// Whether `decide` has nothing to say about `stmt` whatever the settings and the catalog:
 /// no rule reads it and it takes no lock the lock_timeout cap applies to (transaction
-/// control, SET / RESET, DISCARD, queries and the utility statements that wrap them). An
-/// adapter may let such a statement through without mapping or deciding it;
+/// control, SET / RESET of settings other than the guard's own, DISCARD, queries and the
+/// utility statements that wrap them), as long as the statement changes no setting
+/// otherwise (`Statement::changes` empty: a `set_config` call is decided wherever it
+/// is). An adapter may let such a statement through without mapping or deciding it;
 /// `inert_statements_get_empty_decisions` holds every rule to this.
 pub fn is_inert(stmt: &Stmt) -> bool {
-    matches!(
-        stmt,
-        Stmt::Transaction(_) | Stmt::Set(_) | Stmt::Discard { .. } | Stmt::Query
-    )
+    match stmt {
+        // SET / RESET of the guard's own settings: `policy_change` decides.
+        Stmt::Set(set) => !set
+            .name
+            .as_deref()
+            .is_some_and(|name| name.to_ascii_lowercase().starts_with("safe_migrations.")),
+        Stmt::Transaction(_) | Stmt::Discard { .. } | Stmt::Query => true,
+        _ => false,
+    }
 }
 
 /// Apply every rule to `statement` under `settings`.
@@ -224,6 +235,9 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
     if settings.acknowledgements && !findings.is_empty() {
         let acks = acknowledgements(&statement.source);
         findings.retain_mut(|finding| {
+            if is_policy_rule(finding.rule) {
+                return true;
+            }
             let Some(ack) = acks.iter().find(|ack| ack.rules.iter().any(|r| r == finding.rule)) else {
                 return true;
             };
@@ -247,7 +261,9 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
         });
     }
     if settings.mode == Mode::Warn {
-        for finding in &mut findings {
+        // The guard's own settings are a permission, as PostgreSQL's for superuser-only
+        // settings is: warn mode does not soften it.
+        for finding in findings.iter_mut().filter(|finding| !is_policy_rule(finding.rule)) {
             finding.severity = Severity::Warning;
         }
     }
@@ -256,6 +272,14 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
         acknowledged,
         lock_timeout_ms: lock_timeout::effective_lock_timeout(&statement.stmt, &scope),
     }
+}
+
+/// Is `rule` about the guard's own settings (`Category::Policy`): never acknowledged by
+/// a comment, refused in warn mode too?
+fn is_policy_rule(rule: &str) -> bool {
+    RULES
+        .iter()
+        .any(|known| known.id == rule && known.category == Category::Policy)
 }
 
 /// `ALTER TABLE [IF EXISTS] [ONLY] name`, as the statement wrote it: the start of most hints.
@@ -418,8 +442,12 @@ mod tests {
             table: &QualifiedName,
             column: &str,
             new_type: &TypeName,
+            collation: Option<&QualifiedName>,
         ) -> Option<crate::catalog::ColumnDependents> {
-            self.inner.type_change_dependents(table, column, new_type)
+            self.inner.type_change_dependents(table, column, new_type, collation)
+        }
+        fn is_superuser(&self) -> Option<bool> {
+            self.inner.is_superuser()
         }
         fn server_version_num(&self) -> Option<u32> {
             Catalog::server_version_num(&self.inner)
@@ -501,7 +529,7 @@ mod tests {
         inert.extend([
             set(Some("lock_timeout"), Some("0"), false),
             set(Some("lock_timeout"), None, true),
-            set(Some("safe_migrations.mode"), Some("off"), false),
+            set(Some("search_path"), Some("app"), false),
             set(None, None, false),
             Stmt::Discard { all: true },
             Stmt::Discard { all: false },
@@ -537,6 +565,7 @@ mod tests {
             ddl: true,
         };
         assert!(!is_inert(&ddl));
+        assert!(!is_inert(&set(Some("safe_migrations.mode"), Some("off"), false)));
         assert!(!is_inert(&Stmt::Routine(crate::model::RoutineKind::Do)));
     }
 }

@@ -26,6 +26,7 @@ pub struct TestCatalog {
     /// (table, column) -> what a type change re-checks and rebuilds.
     pub dependents: HashMap<(String, String), ColumnDependents>,
     pub timezone: Option<String>,
+    pub superuser: Option<bool>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
 }
@@ -128,8 +129,17 @@ impl Catalog for TestCatalog {
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
         self.coercions.get(&(from.clone(), to.clone())).cloned()
     }
-    fn type_change_dependents(&self, table: &QualifiedName, column: &str, _: &TypeName) -> Option<ColumnDependents> {
+    fn type_change_dependents(
+        &self,
+        table: &QualifiedName,
+        column: &str,
+        _: &TypeName,
+        _: Option<&QualifiedName>,
+    ) -> Option<ColumnDependents> {
         self.dependents.get(&(table.name.clone(), column.to_string())).cloned()
+    }
+    fn is_superuser(&self) -> Option<bool> {
+        self.superuser
     }
     fn server_version_num(&self) -> Option<u32> {
         Some(self.version.unwrap_or(150000))
@@ -147,10 +157,7 @@ pub fn enforce() -> Settings {
 }
 
 pub fn statement(stmt: Stmt, source: &str) -> Statement {
-    Statement {
-        stmt,
-        source: source.to_string(),
-    }
+    Statement::new(stmt, source)
 }
 
 /// Findings of one rule for `stmt`, outside a transaction block.

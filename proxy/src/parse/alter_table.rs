@@ -58,6 +58,7 @@ fn action(cmd: &protobuf::AlterTableCmd, input: &Input) -> AlterAction {
                 column: column(),
                 new_type,
                 using,
+                collation: def.coll_clause.as_ref().map(|clause| names::dotted(&clause.collname)),
             }
         }
         (AlterTableType::AtSetNotNull, _) => AlterAction::SetNotNull { column: column() },
@@ -304,6 +305,7 @@ mod tests {
                 column: "c".into(),
                 new_type: ty(&["varchar"], &[100]),
                 using: Using::None,
+                collation: None,
             }]
         );
         let using = |sql: &str| match &actions(sql)[0] {

@@ -7,6 +7,7 @@
 //! a lookup, while a call missed here would be SQL run unchecked.
 
 use pg_query::protobuf::{KeywordKind, ScanToken, Token};
+use policy::model::SettingChange;
 use policy::QualifiedName;
 
 /// Keywords after which `name (` defines or names something rather than calling it.
@@ -81,6 +82,66 @@ pub fn called_functions(sql: &str) -> Vec<QualifiedName> {
     calls
 }
 
+/// The settings `sql`'s `set_config` calls change: the first argument's text when it is
+/// a plain string constant followed by `,`, else computed (an expression, a parameter,
+/// an escape string). Comments and string contents are not tokens, so a setting only
+/// mentioned there changes nothing. Built-in: only unqualified or pg_catalog calls.
+pub fn set_config_calls(sql: &str) -> Vec<SettingChange> {
+    // The scanner only for texts that can hold such a call: `set_config` spelled out, or
+    // a U&"..." identifier, which may spell it with escapes.
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("set_config") && !lower.contains("u&") {
+        return Vec::new();
+    }
+    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    for (at, token) in tokens.iter().enumerate() {
+        let called = tokens.get(at + 1).map(|t| t.token) == Some(Token::Ascii40 as i32);
+        if token.token == Token::Uident as i32 && called {
+            // A function named with Unicode escapes may be set_config: its argument is
+            // not read (fail closed).
+            changes.push(SettingChange::SetConfigComputed);
+            continue;
+        }
+        if !is_name(token) || identifier(token_text(sql, token)) != "set_config" {
+            continue;
+        }
+        let qualified = at >= 2 && tokens[at - 1].token == Token::Ascii46 as i32;
+        if qualified && identifier(token_text(sql, &tokens[at - 2])) != "pg_catalog" {
+            continue;
+        }
+        if tokens.get(at + 1).map(|t| t.token) != Some(Token::Ascii40 as i32) {
+            continue;
+        }
+        let name = match (tokens.get(at + 2), tokens.get(at + 3)) {
+            (Some(argument), Some(comma))
+                if argument.token == Token::Sconst as i32 && comma.token == Token::Ascii44 as i32 =>
+            {
+                string_constant(token_text(sql, argument))
+            }
+            _ => None,
+        };
+        changes.push(match name {
+            Some(name) => SettingChange::SetConfig(name.to_ascii_lowercase()),
+            None => SettingChange::SetConfigComputed,
+        });
+    }
+    changes
+}
+
+/// The value of a `'...'` or `$tag$...$tag$` constant; None for other spellings (E'',
+/// U&''), whose reading the caller does not attempt.
+fn string_constant(text: &str) -> Option<String> {
+    if let Some(inner) = text.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')) {
+        return Some(inner.replace("''", "'"));
+    }
+    let tag_end = text.strip_prefix('$')?.find('$')? + 2;
+    let tag = &text[..tag_end];
+    text.strip_prefix(tag)?.strip_suffix(tag).map(str::to_owned)
+}
+
 /// A token that can name a function: an identifier or a keyword allowed as one.
 fn is_name(token: &ScanToken) -> bool {
     let keyword = token.keyword_kind;
@@ -106,6 +167,36 @@ fn identifier(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_config_names_come_from_the_tokens() {
+        let names = |sql: &str| set_config_calls(sql);
+        assert_eq!(
+            names("SELECT set_config('Safe_Migrations.Mode', 'off', false)"),
+            [SettingChange::SetConfig("safe_migrations.mode".into())]
+        );
+        assert_eq!(
+            names("SELECT pg_catalog.set_config($$work_mem$$, '8MB', false), 1"),
+            [SettingChange::SetConfig("work_mem".into())]
+        );
+        for computed in [
+            "SELECT set_config($1, $2, false)",
+            "SELECT set_config('safe_' || 'migrations.mode', 'off', false)",
+            "SELECT set_config(E'safe_migrations.mode', 'off', false)",
+            "SELECT set_config(name, 'off', false) FROM v",
+            "SELECT U&\"\\0073et_config\"('safe_migrations.mode', 'off', false)",
+        ] {
+            assert_eq!(names(computed), [SettingChange::SetConfigComputed], "{computed}");
+        }
+        for nothing in [
+            "SELECT 'set_config(''safe_migrations.mode'', ''off'', false)'",
+            "SELECT 1 -- set_config('safe_migrations.mode', 'off', false)",
+            "SELECT other.set_config('safe_migrations.mode', 'off', false)",
+            "SELECT current_setting('safe_migrations.mode')",
+        ] {
+            assert!(names(nothing).is_empty(), "{nothing}");
+        }
+    }
 
     fn names(sql: &str) -> Vec<String> {
         called_functions(sql).iter().map(QualifiedName::to_string).collect()

@@ -94,10 +94,18 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
                 ddl: false,
             },
         };
+        let mut changes = calls::set_config_calls(source);
+        changes.extend(
+            raw.stmt
+                .as_ref()
+                .and_then(|node| node.node.as_ref())
+                .and_then(session::stored_setting),
+        );
         statements.push(ParsedStatement {
             statement: Statement {
                 stmt,
                 source: source.to_string(),
+                changes,
             },
             offset: start,
         });

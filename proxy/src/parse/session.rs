@@ -3,7 +3,7 @@
 
 use pg_query::protobuf::{self, DiscardMode, TransactionStmtKind, VariableSetKind};
 use pg_query::NodeEnum;
-use policy::model::{SetSetting, TransactionKind};
+use policy::model::{SetSetting, SettingChange, TransactionKind};
 use policy::Stmt;
 
 use super::options;
@@ -50,6 +50,24 @@ pub fn set(set: &protobuf::VariableSetStmt) -> Stmt {
         },
     };
     Stmt::Set(setting)
+}
+
+/// The stored setting an ALTER ROLE / DATABASE / SYSTEM ... SET or RESET changes.
+pub fn stored_setting(node: &NodeEnum) -> Option<SettingChange> {
+    let (target, set) = match node {
+        NodeEnum::AlterRoleSetStmt(alter) => ("ALTER ROLE", alter.setstmt.as_ref()?),
+        NodeEnum::AlterDatabaseSetStmt(alter) => ("ALTER DATABASE", alter.setstmt.as_ref()?),
+        NodeEnum::AlterSystemStmt(alter) => ("ALTER SYSTEM", alter.setstmt.as_ref()?),
+        _ => return None,
+    };
+    let name = match set.kind() {
+        VariableSetKind::VarResetAll => None,
+        _ => Some(set.name.to_ascii_lowercase()),
+    };
+    Some(SettingChange::Stored {
+        target: target.to_string(),
+        name,
+    })
 }
 
 /// The value list as Postgres shows it: constants unquoted, joined with ", ".

@@ -28,7 +28,7 @@ pub enum Question {
     /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
     Coercion(TypeName, TypeName),
     /// What a type change of the column re-checks and rebuilds (dependents_sql).
-    TypeChangeDependents(QualifiedName, String, TypeName),
+    TypeChangeDependents(QualifiedName, String, TypeName, Option<QualifiedName>),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -43,6 +43,14 @@ pub enum Question {
     ViewQuery(QualifiedName),
     /// The functions of the database's enabled event triggers, which DDL fires.
     EventTriggerFunctions,
+}
+
+/// The query of a view or materialized view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewQuery {
+    /// A materialized view runs its query only when refreshed, not when read.
+    pub materialized: bool,
+    pub query: String,
 }
 
 /// What a user-defined function runs.
@@ -70,7 +78,7 @@ pub enum Answer {
     Coercion(Option<Coercion>),
     Dependents(Option<ColumnDependents>),
     /// `None`: the query failed; `Some(None)`: not a view.
-    ViewQuery(Option<Option<String>>),
+    ViewQuery(Option<Option<ViewQuery>>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -140,8 +148,8 @@ impl Question {
                 literal(index)
             ),
             Question::Coercion(from, to) => catalog_queries::coercion_sql(from, to),
-            Question::TypeChangeDependents(table, column, new_type) => {
-                catalog_queries::dependents_sql(table, column, new_type)
+            Question::TypeChangeDependents(table, column, new_type, collation) => {
+                catalog_queries::dependents_sql(table, column, new_type, collation.as_ref())
             }
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::TriggerFunctions(table) => format!(
@@ -167,7 +175,7 @@ impl Question {
                  JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE e.evtenabled <> 'D'"
                 .to_string(),
             Question::ViewQuery(relation) => format!(
-                "SELECT pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
+                "SELECT c.relkind::pg_catalog.text, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
                  WHERE c.oid = {} AND c.relkind IN ('v', 'm')",
                 regclass(relation)
             ),
@@ -232,7 +240,12 @@ impl Question {
                 Answer::Dependents(rows.and_then(|rows| catalog_queries::dependents_from_rows(&rows)))
             }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
-            Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| first(&rows, 0))),
+            Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| {
+                Some(ViewQuery {
+                    materialized: first(&rows, 0)? == "m",
+                    query: first(&rows, 1)?,
+                })
+            })),
             Question::TriggerFunctions(_) | Question::EventTriggerFunctions => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
                     .filter_map(|row| match row.as_slice() {
@@ -277,6 +290,8 @@ pub struct SessionCatalog<'a> {
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
     pub server_version_num: Option<u32>,
+    /// The session's is_superuser, as the server reported it.
+    pub superuser: Option<bool>,
     pub missing: RefCell<Vec<Question>>,
 }
 
@@ -323,7 +338,7 @@ impl SessionCatalog<'_> {
 
     /// The query of the view `relation` names: `None` until the server answered,
     /// `Some(None)` when its query failed, `Some(Some(None))` when it is no view.
-    pub fn view_query(&self, relation: &QualifiedName) -> Option<Option<Option<String>>> {
+    pub fn view_query(&self, relation: &QualifiedName) -> Option<Option<Option<ViewQuery>>> {
         match self.ask(Question::ViewQuery(relation.clone()))? {
             Answer::ViewQuery(query) => Some(query.clone()),
             _ => None,
@@ -424,8 +439,10 @@ impl Catalog for SessionCatalog<'_> {
         table: &QualifiedName,
         column: &str,
         new_type: &TypeName,
+        collation: Option<&QualifiedName>,
     ) -> Option<ColumnDependents> {
-        let question = Question::TypeChangeDependents(table.clone(), column.to_string(), new_type.clone());
+        let question =
+            Question::TypeChangeDependents(table.clone(), column.to_string(), new_type.clone(), collation.cloned());
         match self.ask(question) {
             Some(Answer::Dependents(answer)) => answer.clone(),
             _ => None,
@@ -437,6 +454,10 @@ impl Catalog for SessionCatalog<'_> {
             Some(Answer::Bool(answer)) => *answer,
             _ => None,
         }
+    }
+
+    fn is_superuser(&self) -> Option<bool> {
+        self.superuser
     }
 
     fn server_version_num(&self) -> Option<u32> {
@@ -488,6 +509,7 @@ mod tests {
             answers: &answers,
             timezone: None,
             server_version_num: None,
+            superuser: None,
             missing: RefCell::new(Vec::new()),
         };
         let t = QualifiedName::bare("t");
@@ -515,6 +537,7 @@ mod tests {
             answers,
             timezone: None,
             server_version_num: None,
+            superuser: None,
             missing: RefCell::new(Vec::new()),
         }
         .created_in_transaction(table)
@@ -545,6 +568,7 @@ mod tests {
             answers: &empty,
             timezone: None,
             server_version_num: None,
+            superuser: None,
             missing: RefCell::new(Vec::new()),
         };
         assert_eq!(catalog.created_in_transaction(&accounts), None);

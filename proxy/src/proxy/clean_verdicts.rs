@@ -122,6 +122,7 @@ mod tests {
             answers: &answers,
             timezone: None,
             server_version_num: Some(150_000),
+            superuser: None,
         };
         let (verdict, missing) = judge(&statements, &facts);
         missing.is_empty() && passes_unchanged(&verdict)

@@ -47,6 +47,8 @@ pub struct Facts<'a> {
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
     pub server_version_num: Option<u32>,
+    /// The session's is_superuser, as the server reported it.
+    pub superuser: Option<bool>,
 }
 
 /// Decide every statement; also returns the catalog questions that had no answer.
@@ -64,11 +66,6 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     let mut defined: Vec<FunctionBody> = Vec::new();
     for parsed in statements {
         let statement = &parsed.statement;
-        if let Some(report) = policy_change(statement) {
-            verdict.refusal = Some(("policy_change".to_string(), first_line(&statement.source)));
-            verdict.reports.push(report);
-            return (verdict, missing);
-        }
         let context = Context {
             in_transaction_block: in_block || multi_statement,
             multi_statement,
@@ -81,6 +78,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             answers: facts.answers,
             timezone: facts.timezone.clone(),
             server_version_num: facts.server_version_num,
+            superuser: facts.superuser,
             missing: RefCell::new(Vec::new()),
         };
         let decision = decide(statement, &context, facts.settings, &catalog);
@@ -105,6 +103,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             written: Vec::new(),
             viewed: Vec::new(),
             event_triggers_read: false,
+            in_view: 0,
             transaction_failed,
         };
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
@@ -177,8 +176,11 @@ struct NestedJudgement<'a, 'f> {
     written: Vec<QualifiedName>,
     /// Relations whose view query was read for this statement.
     viewed: Vec<QualifiedName>,
-    /// The event trigger functions were read for this message.
+    /// The event trigger functions were read for this statement.
     event_triggers_read: bool,
+    /// How many view queries deep the statement being decided is: in a view's query,
+    /// the views it reads run too.
+    in_view: usize,
     /// The statement runs in a failed transaction: it runs nothing.
     transaction_failed: bool,
 }
@@ -281,10 +283,6 @@ impl NestedJudgement<'_, '_> {
     }
 
     fn judge_statement(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
-        if let Some(report) = policy_change(statement) {
-            self.verdict.reports.push(report);
-            return Err("policy_change".to_string());
-        }
         let catalog = self.catalog();
         let decision = decide(statement, &BLOCK_CONTEXT, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
@@ -375,10 +373,12 @@ impl NestedJudgement<'_, '_> {
         // A query reading a view runs the view's functions too; the proxy follows views
         // where a migration recomputes one (REFRESH) or fills a table from a query, and
         // not in every SELECT, which would cost each application query a round trip.
-        if matches!(
-            statement.stmt,
-            Stmt::RefreshMaterializedView { .. } | Stmt::CreateTableAs { .. }
-        ) {
+        if self.in_view > 0
+            || matches!(
+                statement.stmt,
+                Stmt::RefreshMaterializedView { .. } | Stmt::CreateTableAs { .. }
+            )
+        {
             cap = smallest_cap(cap, self.judge_views(statement)?);
         }
         Ok(cap)
@@ -397,9 +397,13 @@ impl NestedJudgement<'_, '_> {
             let catalog = self.catalog();
             let query = catalog.view_query(&relation);
             self.missing.extend(catalog.missing.into_inner());
+            let refreshed =
+                matches!(&statement.stmt, Stmt::RefreshMaterializedView { view, .. } if same_table(view, &relation));
             let query = match query {
                 None | Some(Some(None)) => continue,
-                Some(Some(Some(query))) => query,
+                // Reading a materialized view runs nothing; refreshing it runs its query.
+                Some(Some(Some(view))) if view.materialized && !refreshed => continue,
+                Some(Some(Some(view))) => view.query,
                 Some(None) => {
                     self.cannot_check(unreadable_view(&relation))?;
                     continue;
@@ -414,6 +418,7 @@ impl NestedJudgement<'_, '_> {
                 continue;
             };
             self.depth += 1;
+            self.in_view += 1;
             let mut inner: Result<Option<u64>, String> = Ok(None);
             for view_statement in parsed {
                 match self.judge_statement(&view_statement.statement) {
@@ -424,6 +429,7 @@ impl NestedJudgement<'_, '_> {
                     }
                 }
             }
+            self.in_view -= 1;
             self.depth -= 1;
             cap = smallest_cap(cap, inner?);
         }
@@ -431,7 +437,7 @@ impl NestedJudgement<'_, '_> {
     }
 
     /// The functions of the database's event triggers, which DDL fires (ddl_command_start
-    /// and _end, sql_drop, table_rewrite), decided once per message like called functions.
+    /// and _end, sql_drop, table_rewrite), decided once per statement like called functions.
     /// Only a superuser creates event triggers; they run for every role's DDL.
     fn judge_event_triggers(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
         if self.transaction_failed || self.event_triggers_read || !fires_event_triggers(&statement.stmt) {
@@ -490,6 +496,7 @@ impl NestedJudgement<'_, '_> {
             answers: self.facts.answers,
             timezone: self.facts.timezone.clone(),
             server_version_num: self.facts.server_version_num,
+            superuser: self.facts.superuser,
             missing: RefCell::new(Vec::new()),
         }
     }
@@ -809,36 +816,6 @@ pub fn unparsable(error: &ParseError) -> Report {
     )
 }
 
-/// A guarded role may not weaken its own policy through the proxy: SET/RESET of a
-/// `safe_migrations.*` setting, set_config of one, ALTER ROLE/DATABASE/SYSTEM ... SET.
-pub fn policy_change(statement: &Statement) -> Option<Report> {
-    let text = statement.source.to_ascii_lowercase();
-    let names_policy = text.contains("safe_migrations.");
-    let what = match &statement.stmt {
-        Stmt::Set(set)
-            if set
-                .name
-                .as_deref()
-                .is_some_and(|name| name.starts_with("safe_migrations.")) =>
-        {
-            format!("SET/RESET of {}", set.name.as_deref().unwrap_or_default())
-        }
-        _ if names_policy && text.contains("set_config") => "set_config of a safe_migrations setting".to_string(),
-        // RESET ALL of a role's or database's settings removes its safe_migrations ones too.
-        Stmt::Other { tag, .. }
-            if (names_policy || text.contains("reset all"))
-                && (tag.contains("ROLE")
-                    || tag.contains("USER")
-                    || tag.contains("DATABASE")
-                    || tag.contains("SYSTEM")) =>
-        {
-            format!("{tag} naming or resetting the safe_migrations settings")
-        }
-        _ => return None,
-    };
-    Some(policy_change_report(&what))
-}
-
 pub fn policy_change_report(what: &str) -> Report {
     error_report(
         INSUFFICIENT_PRIVILEGE,
@@ -883,6 +860,7 @@ mod tests {
                 answers: &answers,
                 timezone: None,
                 server_version_num: Some(150_000),
+                superuser: None,
             },
         )
         .0
@@ -905,6 +883,21 @@ mod tests {
             assert_eq!(verdict.reports.last().unwrap().sqlstate, "42501");
         }
         assert!(judge_sql("SHOW safe_migrations.mode", &enforce()).refusal.is_none());
+        // A setting only mentioned in a comment or a string changes nothing.
+        for sql in [
+            "SELECT 1 -- set_config('safe_migrations.mode', 'off', false)",
+            "COMMENT ON TABLE t IS 'ALTER ROLE migrator RESET ALL; SET safe_migrations.mode = off'",
+            "SELECT set_config('work_mem', '8MB', false)",
+        ] {
+            let verdict = judge_sql(sql, &enforce());
+            assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
+        }
+        // Nor can an acknowledgement let it through: the role would write it itself.
+        let verdict = judge_sql(
+            "-- safe_migrations:allow policy_change -- because\nSET safe_migrations.mode = off",
+            &enforce(),
+        );
+        assert_eq!(verdict.refusal.map(|r| r.0), Some("policy_change".to_string()));
     }
 
     #[test]
@@ -1072,6 +1065,7 @@ mod tests {
                 answers: &answers,
                 timezone: None,
                 server_version_num: Some(150_000),
+                superuser: None,
             };
             let (verdict, missing) = judge(&statements, &facts);
             if missing.is_empty() || round > MAX_CALL_DEPTH + 2 {

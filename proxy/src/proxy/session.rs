@@ -302,6 +302,7 @@ impl Session {
                 "pg_catalog.current_setting('server_version_num')".to_string(),
                 "pg_catalog.current_setting('TimeZone')".to_string(),
                 "pg_catalog.current_setting('standard_conforming_strings')".to_string(),
+                "pg_catalog.current_setting('is_superuser')".to_string(),
             ])
             .collect();
         let sql = format!("SELECT {}", columns.join(", "));
@@ -324,6 +325,13 @@ impl Session {
         }
         if let Some(Some(value)) = row.get(SETTINGS.len() + 2) {
             self.tracker.standard_conforming_strings = value == "on";
+        }
+        if self.tracker.superuser.is_none() {
+            self.tracker.superuser = row
+                .get(SETTINGS.len() + 3)
+                .cloned()
+                .flatten()
+                .map(|value| value == "on");
         }
         if let Err(err) = config.apply(&self.role, &mut settings) {
             return Err(self.refuse_session(&err));
@@ -1265,7 +1273,11 @@ impl Session {
     ) -> Result<Verdict, SessionError> {
         let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
         // In a failed transaction nothing is decided in full (function bodies are not read).
-        let rememberable = self.tracker.status != b'E' && (!self.created_tables_count() || self.created.is_empty());
+        // What passes for a superuser (a policy change) may not after SET ROLE: a
+        // superuser's verdicts are not remembered.
+        let rememberable = self.tracker.status != b'E'
+            && (!self.created_tables_count() || self.created.is_empty())
+            && self.tracker.superuser != Some(true);
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;
         if rememberable && !asked_server && passes_unchanged(&verdict) {
@@ -1305,6 +1317,7 @@ impl Session {
             answers,
             timezone: self.tracker.timezone.clone(),
             server_version_num: self.server_version_num,
+            superuser: self.tracker.superuser,
         }
     }
 

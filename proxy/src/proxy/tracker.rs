@@ -122,6 +122,8 @@ pub struct Tracker {
     pub timezone: Option<String>,
     /// The session's standard_conforming_strings, as the server last reported it.
     pub standard_conforming_strings: bool,
+    /// The session's is_superuser, as the server last reported it (SET ROLE changes it).
+    pub superuser: Option<bool>,
     results: HashMap<(u64, usize), HiddenResult>,
 }
 
@@ -135,6 +137,7 @@ impl Tracker {
             status,
             timezone: None,
             standard_conforming_strings: true,
+            superuser: None,
             results: HashMap::new(),
         }
     }
@@ -278,6 +281,7 @@ impl Tracker {
                 match (reader.cstring(), reader.cstring()) {
                     (Ok("TimeZone"), Ok(value)) => self.timezone = Some(value.to_string()),
                     (Ok("standard_conforming_strings"), Ok(value)) => self.standard_conforming_strings = value == "on",
+                    (Ok("is_superuser"), Ok(value)) => self.superuser = Some(value == "on"),
                     _ => {}
                 }
                 out.extend_from_slice(&message.bytes);

@@ -135,6 +135,15 @@ END
 $$;
 CREATE MATERIALIZED VIEW index_dropper AS SELECT drop_refresh_index() AS x WITH NO DATA;
 CREATE VIEW copy_dropper AS SELECT drop_copy_index() AS x;
+CREATE DOMAIN name50 AS varchar(50);
+ALTER TABLE people ADD COLUMN short_handle name50, ADD COLUMN pat varchar(50), ADD COLUMN sorted varchar(50);
+CREATE INDEX people_pat ON people (pat varchar_pattern_ops);
+CREATE INDEX people_sorted ON people (sorted);
+CREATE TABLE measurements (id int, label varchar(20)) PARTITION BY RANGE (id);
+CREATE TABLE measurements_1 PARTITION OF measurements FOR VALUES FROM (0) TO (1000);
+ALTER TABLE measurements_1 ADD CONSTRAINT measurements_1_label CHECK (label <> '');
+INSERT INTO measurements SELECT i, 'm' FROM generate_series(1, 500) AS i;
+ANALYZE people, measurements;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -249,6 +258,21 @@ ALTER TABLE people ALTER COLUMN bio TYPE varchar;
 
 -- expect: change_column_type
 ALTER TABLE people ALTER COLUMN bio TYPE text;
+
+-- A domain's value converts with no length known: its base type's length coercion runs.
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN short_handle TYPE varchar(100);
+
+-- An operator class written out in the index definition is kept; a new collation is not.
+-- expect: ok
+ALTER TABLE people ALTER COLUMN pat TYPE text;
+
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN sorted TYPE varchar(100) COLLATE "C";
+
+-- The change recurses to the partitions, and their CHECK constraints are checked again.
+-- expect: change_column_type
+ALTER TABLE measurements ALTER COLUMN label TYPE varchar(40);
 
 -- A validated CHECK (col IS NOT NULL) makes SET NOT NULL a catalog change; NOT VALID does not.
 -- expect: ok
