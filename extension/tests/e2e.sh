@@ -127,11 +127,11 @@ echo "# turning the guard off"
 out=$(PGOPTIONS_FOR="-c safe_migrations.mode=off" sql migrator -c "SHOW safe_migrations.mode")
 expect "PGOPTIONS cannot set the mode" "$out" "permission denied to set parameter \"safe_migrations.mode\""
 out=$(DB=migrator_db sql migrator -c "ALTER DATABASE migrator_db SET safe_migrations.mode = off")
-expect "ALTER DATABASE it owns cannot set the mode" "$out" "permission denied to set parameter \"safe_migrations.mode\""
+expect "ALTER DATABASE it owns cannot set the mode" "$out" "policy_change: a guarded role cannot change its safe_migrations settings"
 out=$(sql migrator -c "ALTER ROLE migrator SET safe_migrations.mode = off")
-expect "ALTER ROLE itself cannot set the mode" "$out" "permission denied to set parameter \"safe_migrations.mode\""
+expect "ALTER ROLE itself cannot set the mode" "$out" "policy_change: a guarded role cannot change its safe_migrations settings"
 out=$(sql migrator -c "SET safe_migrations.mode = off")
-expect "SET cannot set the mode" "$out" "permission denied to set parameter \"safe_migrations.mode\""
+expect "SET cannot set the mode" "$out" "policy_change: a guarded role cannot change its safe_migrations settings"
 out=$(sql migrator -c "RESET ALL" -c "SHOW safe_migrations.mode" -c "DISCARD ALL" -c "SHOW safe_migrations.mode" -c "CREATE INDEX i ON orders (c)")
 expect "RESET ALL / DISCARD ALL keep the role's mode" "$out" "SM001: create_index_non_concurrently"
 reject "RESET ALL / DISCARD ALL do not turn it off" "$out" " off"
