@@ -119,7 +119,9 @@ fn default_opclass(type_oid: &str, am: &str) -> String {
 /// class or collation. The definition PostgreSQL replays names an operator class only
 /// when it was not the old type's default, and a collation only when it was not the
 /// column's; what it does not name comes from the new type (or the COLLATE clause).
-/// A polymorphic operator class (array_ops, enum_ops) does not survive a type change.
+/// With a polymorphic operator class (array_ops, enum_ops) the index is kept only when
+/// the type it stores is the column's new declared type, domain included (GIN's
+/// array_ops stores the element type, so never).
 pub fn dependents_sql(
     table: &QualifiedName,
     column: &str,
@@ -161,7 +163,8 @@ pub fn dependents_sql(
              AND (((i.indcollation::pg_catalog.oid[])[k.n] = col.attcollation \
                  AND (i.indcollation::pg_catalog.oid[])[k.n] IS DISTINCT FROM new.collation) \
                OR (oc.oid = {old_default} AND oc.oid IS DISTINCT FROM {new_default}) \
-               OR (ot.typtype = 'p' AND old.oid IS DISTINCT FROM new.base))))",
+               OR (ot.typtype = 'p' AND (SELECT ia.atttypid FROM pg_catalog.pg_attribute ia \
+                 WHERE ia.attrelid = i.indexrelid AND ia.attnum = k.n + 1) IS DISTINCT FROM {new}::pg_catalog.oid))))",
         table = regclass(table),
         column = literal(column),
         old_default = default_opclass("old.oid", "ic.relam"),

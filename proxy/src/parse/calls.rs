@@ -45,7 +45,7 @@ const NOT_A_CALL_AFTER: &[Token] = &[
 /// Functions `sql` may call, each once, in order; names in pg_catalog are left out
 /// (built-in functions run no SQL of the caller's).
 pub fn called_functions(sql: &str) -> Vec<QualifiedName> {
-    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+    let Some(tokens) = code_tokens(sql) else {
         return Vec::new();
     };
     let mut calls: Vec<QualifiedName> = Vec::new();
@@ -87,16 +87,45 @@ pub fn called_functions(sql: &str) -> Vec<QualifiedName> {
 /// an escape string). Comments and string contents are not tokens, so a setting only
 /// mentioned there changes nothing. Built-in: only unqualified or pg_catalog calls.
 pub fn set_config_calls(sql: &str) -> Vec<SettingChange> {
+    set_config_calls_within(sql, false, 0)
+}
+
+/// As [`set_config_calls`], also in the string constants of the text (a `DO` block's or
+/// a function's body, whose PL/pgSQL expressions, `x := set_config(...)`, are no SQL
+/// statements the proxy decides one by one), to a few levels of nesting.
+pub fn set_config_calls_in_bodies(sql: &str) -> Vec<SettingChange> {
+    set_config_calls_within(sql, true, 0)
+}
+
+/// String constants in bodies are read this deep (a body's string holding a body).
+const MAX_BODY_DEPTH: usize = 3;
+
+fn set_config_calls_within(sql: &str, bodies: bool, depth: usize) -> Vec<SettingChange> {
     // The scanner only for texts that can hold such a call: `set_config` spelled out, or
     // a U&"..." identifier, which may spell it with escapes.
     let lower = sql.to_ascii_lowercase();
     if !lower.contains("set_config") && !lower.contains("u&") {
         return Vec::new();
     }
-    let Ok(tokens) = pg_query::scan_tokens(sql) else {
+    let Some(tokens) = code_tokens(sql) else {
         return Vec::new();
     };
     let mut changes = Vec::new();
+    if bodies {
+        for token in tokens.iter().filter(|token| token.token == Token::Sconst as i32) {
+            let text = token_text(sql, token);
+            match string_constant(text) {
+                Some(inner) if depth < MAX_BODY_DEPTH => {
+                    changes.extend(set_config_calls_within(&inner, true, depth + 1));
+                }
+                // Unread (E'', U&'', too deep): a call in it cannot be ruled out.
+                _ if text.to_ascii_lowercase().contains("set_config") => {
+                    changes.push(SettingChange::SetConfigComputed);
+                }
+                _ => {}
+            }
+        }
+    }
     for (at, token) in tokens.iter().enumerate() {
         let called = tokens.get(at + 1).map(|t| t.token) == Some(Token::Ascii40 as i32);
         if token.token == Token::Uident as i32 && called {
@@ -132,14 +161,29 @@ pub fn set_config_calls(sql: &str) -> Vec<SettingChange> {
 }
 
 /// The value of a `'...'` or `$tag$...$tag$` constant; None for other spellings (E'',
-/// U&''), whose reading the caller does not attempt.
+/// U&'', and `'a'` newline `'b'`, which the scanner joins into one token), whose reading
+/// the caller does not attempt.
 fn string_constant(text: &str) -> Option<String> {
     if let Some(inner) = text.strip_prefix('\'').and_then(|rest| rest.strip_suffix('\'')) {
-        return Some(inner.replace("''", "'"));
+        // Inside, quotes come only doubled; a lone one ends a piece that continues.
+        let unquoted = inner.replace("''", "");
+        return (!unquoted.contains('\'')).then(|| inner.replace("''", "'"));
     }
     let tag_end = text.strip_prefix('$')?.find('$')? + 2;
     let tag = &text[..tag_end];
     text.strip_prefix(tag)?.strip_suffix(tag).map(str::to_owned)
+}
+
+/// The tokens of `sql` without its comments, which may stand between any two tokens
+/// (`set_config/**/(...)` is a call).
+fn code_tokens(sql: &str) -> Option<Vec<ScanToken>> {
+    let tokens = pg_query::scan_tokens(sql).ok()?;
+    Some(
+        tokens
+            .into_iter()
+            .filter(|token| token.token != Token::SqlComment as i32 && token.token != Token::CComment as i32)
+            .collect(),
+    )
 }
 
 /// A token that can name a function: an identifier or a keyword allowed as one.
@@ -185,9 +229,35 @@ mod tests {
             "SELECT set_config(E'safe_migrations.mode', 'off', false)",
             "SELECT set_config(name, 'off', false) FROM v",
             "SELECT U&\"\\0073et_config\"('safe_migrations.mode', 'off', false)",
+            "SELECT set_config('safe_'\n'migrations.mode', 'off', false)",
+            "SELECT U&\"\\0073et_config\"/**/('safe_migrations.mode', 'off', false)",
         ] {
             assert_eq!(names(computed), [SettingChange::SetConfigComputed], "{computed}");
         }
+        assert_eq!(
+            names("SELECT set_config/* a comment */('safe_migrations.mode', 'off', false)"),
+            [SettingChange::SetConfig("safe_migrations.mode".into())]
+        );
+        assert_eq!(
+            names("SELECT set_config -- a comment\n ('safe_migrations.mode', 'off', false)"),
+            [SettingChange::SetConfig("safe_migrations.mode".into())]
+        );
+        // In bodies: a PL/pgSQL expression, a function's quoted body.
+        assert_eq!(
+            set_config_calls_in_bodies(
+                "DO $$DECLARE x text; BEGIN x := set_config('safe_migrations.mode', 'off', false); END$$"
+            ),
+            [SettingChange::SetConfig("safe_migrations.mode".into())]
+        );
+        assert_eq!(
+            set_config_calls_in_bodies(
+                "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT set_config(''safe_migrations.mode'', ''off'', false)'"
+            ),
+            [SettingChange::SetConfig("safe_migrations.mode".into())]
+        );
+        assert!(
+            set_config_calls("DO $$BEGIN PERFORM set_config('safe_migrations.mode', 'off', false); END$$").is_empty()
+        );
         for nothing in [
             "SELECT 'set_config(''safe_migrations.mode'', ''off'', false)'",
             "SELECT 1 -- set_config('safe_migrations.mode', 'off', false)",

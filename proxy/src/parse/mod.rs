@@ -94,7 +94,17 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
                 ddl: false,
             },
         };
-        let mut changes = calls::set_config_calls(source);
+        // A DO block's or a function's body: its PL/pgSQL expressions are no statements
+        // decided one by one, so calls in them count for the statement that runs or
+        // defines the body.
+        let mut changes = if matches!(
+            stmt,
+            Stmt::Routine(policy::model::RoutineKind::Do | policy::model::RoutineKind::CreateFunction)
+        ) {
+            calls::set_config_calls_in_bodies(source)
+        } else {
+            calls::set_config_calls(source)
+        };
         changes.extend(
             raw.stmt
                 .as_ref()

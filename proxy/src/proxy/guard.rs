@@ -13,7 +13,7 @@ use policy::{decide, Catalog, Context, Mode, QualifiedName, Settings, Statement}
 
 use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
-use crate::parse::calls::called_functions;
+use crate::parse::calls::{called_functions, set_config_calls_in_bodies};
 use crate::parse::implicit::{read_relations, written_tables};
 use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
 use crate::parse::{parse_sql, ParseError, ParsedStatement};
@@ -482,6 +482,20 @@ impl NestedJudgement<'_, '_> {
             self.cannot_check(calls_too_deep(&body.name))?;
             return Ok(None);
         }
+        // set_config in the body's PL/pgSQL expressions, which are no statements.
+        let changes = set_config_calls_in_bodies(&body.definition);
+        if !changes.is_empty() {
+            let settings_changed = Statement {
+                stmt: Stmt::Query,
+                source: body.definition.clone(),
+                changes,
+            };
+            let decision = decide(&settings_changed, &BLOCK_CONTEXT, self.facts.settings, &self.catalog());
+            self.verdict.reports.extend(reports(&decision));
+            if let Some(finding) = decision.rejection() {
+                return Err(finding.rule.to_string());
+            }
+        }
         let statements = function_sql(&body.definition).unwrap_or_default();
         self.depth += 1;
         let inner = self.judge_routine(statements, routine, header_sets_a_timeout(&body.definition));
@@ -873,6 +887,8 @@ mod tests {
             "RESET safe_migrations.mode",
             "SELECT set_config('safe_migrations.mode', 'off', false)",
             "ALTER ROLE migrator SET safe_migrations.mode = 'off'",
+            "SELECT set_config/**/('safe_migrations.mode', 'off', false)",
+            "DO $$DECLARE x text; BEGIN x := set_config('safe_migrations.mode', 'off', false); END$$",
         ] {
             let verdict = judge_sql(sql, &enforce());
             assert_eq!(
@@ -1240,6 +1256,22 @@ mod tests {
             let (verdict, _) = judge_with_triggers(sql, &enforce(), &functions, &triggers);
             assert!(verdict.refusal.is_none(), "{sql}: {:?}", verdict.reports);
         }
+    }
+
+    #[test]
+    fn a_called_function_cannot_change_the_policy_in_an_expression() {
+        let definition = "CREATE OR REPLACE FUNCTION public.turn_off()\n RETURNS text\n LANGUAGE plpgsql\n\
+                          AS $function$\nBEGIN\nRETURN set_config('safe_migrations.mode', 'off', false);\nEND\n\
+                          $function$\n"
+            .to_string();
+        let (verdict, _) =
+            judge_with_functions("SELECT turn_off()", &enforce(), &[("turn_off", "plpgsql", definition)]);
+        assert_eq!(
+            refusal(&verdict),
+            Some(("policy_change", "42501")),
+            "{:?}",
+            verdict.reports
+        );
     }
 
     #[test]
