@@ -11,29 +11,52 @@ use policy::QualifiedName;
 
 use super::names::{range_var, range_vars};
 
-/// The tables `sql` writes, each once, in order; empty when it does not parse.
-pub fn written_tables(sql: &str) -> Vec<QualifiedName> {
+/// pg_trigger.tgtype's event bits (TRIGGER_TYPE_INSERT ...).
+pub const INSERT: u8 = 1 << 2;
+pub const DELETE: u8 = 1 << 3;
+pub const UPDATE: u8 = 1 << 4;
+pub const TRUNCATE: u8 = 1 << 5;
+
+/// A table a statement writes, and the trigger events the writes fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    pub table: QualifiedName,
+    /// tgtype bits: INSERT, DELETE, UPDATE, TRUNCATE.
+    pub events: u8,
+}
+
+/// The tables `sql` writes, each once with all its events, in order; empty when it does
+/// not parse. INSERT ... ON CONFLICT may update; MERGE may insert, update and delete.
+pub fn written_tables(sql: &str) -> Vec<Write> {
     let Ok(parsed) = pg_query::parse(sql, 0) else {
         return Vec::new();
     };
-    let mut tables: Vec<QualifiedName> = Vec::new();
+    let mut writes: Vec<Write> = Vec::new();
     for (node, ..) in parsed.protobuf.nodes() {
-        let written = match node {
-            NodeRef::InsertStmt(insert) => vec![range_var(insert.relation.as_ref())],
-            NodeRef::UpdateStmt(update) => vec![range_var(update.relation.as_ref())],
-            NodeRef::DeleteStmt(delete) => vec![range_var(delete.relation.as_ref())],
-            NodeRef::MergeStmt(merge) => vec![range_var(merge.relation.as_ref())],
-            NodeRef::CopyStmt(copy) if copy.is_from => vec![range_var(copy.relation.as_ref())],
-            NodeRef::TruncateStmt(truncate) => range_vars(&truncate.relations),
-            _ => Vec::new(),
+        let (tables, events) = match node {
+            NodeRef::InsertStmt(insert) => (
+                vec![range_var(insert.relation.as_ref())],
+                if insert.on_conflict_clause.is_some() {
+                    INSERT | UPDATE
+                } else {
+                    INSERT
+                },
+            ),
+            NodeRef::UpdateStmt(update) => (vec![range_var(update.relation.as_ref())], UPDATE),
+            NodeRef::DeleteStmt(delete) => (vec![range_var(delete.relation.as_ref())], DELETE),
+            NodeRef::MergeStmt(merge) => (vec![range_var(merge.relation.as_ref())], INSERT | UPDATE | DELETE),
+            NodeRef::CopyStmt(copy) if copy.is_from => (vec![range_var(copy.relation.as_ref())], INSERT),
+            NodeRef::TruncateStmt(truncate) => (range_vars(&truncate.relations), TRUNCATE),
+            _ => continue,
         };
-        for table in written {
-            if !table.name.is_empty() && !tables.contains(&table) {
-                tables.push(table);
+        for table in tables.into_iter().filter(|table| !table.name.is_empty()) {
+            match writes.iter_mut().find(|write| write.table == table) {
+                Some(write) => write.events |= events,
+                None => writes.push(Write { table, events }),
             }
         }
     }
-    tables
+    writes
 }
 
 /// The relations `sql` reads (views among them), each once, in order; empty when it does
@@ -61,7 +84,26 @@ mod tests {
     use super::*;
 
     fn names(sql: &str) -> Vec<String> {
-        written_tables(sql).iter().map(QualifiedName::sql).collect()
+        written_tables(sql).iter().map(|write| write.table.sql()).collect()
+    }
+
+    #[test]
+    fn each_write_carries_its_events() {
+        let events = |sql: &str| written_tables(sql).iter().map(|write| write.events).collect::<Vec<_>>();
+        assert_eq!(events("INSERT INTO t VALUES (1)"), [INSERT]);
+        assert_eq!(
+            events("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 1"),
+            [INSERT | UPDATE]
+        );
+        assert_eq!(
+            events("WITH d AS (DELETE FROM t RETURNING *) UPDATE t SET a = 1"),
+            [UPDATE | DELETE]
+        );
+        assert_eq!(
+            events("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE"),
+            [INSERT | UPDATE | DELETE]
+        );
+        assert_eq!(events("TRUNCATE t"), [TRUNCATE]);
     }
 
     #[test]

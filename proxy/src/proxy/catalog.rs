@@ -34,10 +34,12 @@ pub enum Question {
     /// The language and source of every function or procedure a call of this name may
     /// reach (each visible overload outside pg_catalog).
     FunctionBodies(QualifiedName),
-    /// The trigger functions a write to the table may fire: the table's own enabled
-    /// triggers, its partitions' and inheritance children's, and those of the tables its
-    /// foreign keys' ON DELETE / ON UPDATE actions write, transitively.
-    TriggerFunctions(QualifiedName),
+    /// The trigger functions writes to the table may fire, by the events they are
+    /// (tgtype bits): the table's own enabled triggers for those events, its partitions'
+    /// and inheritance children's, and those of the tables its foreign keys' ON DELETE /
+    /// ON UPDATE actions write (CASCADE deletes, SET NULL / DEFAULT and ON UPDATE
+    /// actions update), transitively.
+    TriggerFunctions(QualifiedName, u8),
     /// The query of the view or materialized view a name resolves to (none for other
     /// relations).
     ViewQuery(QualifiedName),
@@ -152,17 +154,20 @@ impl Question {
                 catalog_queries::dependents_sql(table, column, new_type, collation.as_ref())
             }
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
-            Question::TriggerFunctions(table) => format!(
-                "WITH RECURSIVE rel(oid) AS (SELECT {}::pg_catalog.oid \
-                   UNION SELECT x.oid FROM rel CROSS JOIN LATERAL (\
-                     SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = rel.oid \
-                     UNION ALL SELECT c.conrelid FROM pg_catalog.pg_constraint c \
-                     WHERE c.confrelid = rel.oid AND c.contype = 'f' \
-                     AND (c.confdeltype IN ('c', 'n', 'd') OR c.confupdtype IN ('c', 'n', 'd'))) AS x(oid)) \
+            Question::TriggerFunctions(table, events) => format!(
+                "WITH RECURSIVE rel(oid, events) AS (SELECT {}::pg_catalog.oid, {events}::pg_catalog.int4 \
+                   UNION SELECT x.oid, x.events FROM rel CROSS JOIN LATERAL (\
+                     SELECT i.inhrelid, rel.events FROM pg_catalog.pg_inherits i WHERE i.inhparent = rel.oid \
+                     UNION ALL SELECT c.conrelid, \
+                       (CASE WHEN rel.events & 8 <> 0 AND c.confdeltype = 'c' THEN 8 ELSE 0 END) \
+                       | (CASE WHEN (rel.events & 8 <> 0 AND c.confdeltype IN ('n', 'd')) \
+                           OR (rel.events & 16 <> 0 AND c.confupdtype IN ('c', 'n', 'd')) THEN 16 ELSE 0 END) \
+                     FROM pg_catalog.pg_constraint c WHERE c.confrelid = rel.oid AND c.contype = 'f') AS x(oid, events) \
+                   WHERE x.events <> 0) \
                  SELECT DISTINCT n.nspname, p.proname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
                  ELSE pg_catalog.pg_get_functiondef(p.oid) END \
                  FROM rel JOIN pg_catalog.pg_trigger t ON t.tgrelid = rel.oid AND t.tgenabled <> 'D' \
-                 AND NOT t.tgisinternal \
+                 AND NOT t.tgisinternal AND t.tgtype::pg_catalog.int4 & rel.events <> 0 \
                  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                  JOIN pg_catalog.pg_language l ON l.oid = p.prolang",
@@ -246,7 +251,7 @@ impl Question {
                     query: first(&rows, 1)?,
                 })
             })),
-            Question::TriggerFunctions(_) | Question::EventTriggerFunctions => Answer::Bodies(rows.map(|rows| {
+            Question::TriggerFunctions(..) | Question::EventTriggerFunctions => Answer::Bodies(rows.map(|rows| {
                 rows.into_iter()
                     .filter_map(|row| match row.as_slice() {
                         [schema, Some(name), Some(language), Some(definition)] => Some(FunctionBody {
@@ -320,8 +325,8 @@ impl SessionCatalog<'_> {
 
     /// The trigger functions a write to `table` may fire (`TriggerFunctions`): `None`
     /// until the server answered, `Some(None)` when its query failed.
-    pub fn trigger_functions(&self, table: &QualifiedName) -> Option<Option<Vec<FunctionBody>>> {
-        match self.ask(Question::TriggerFunctions(table.clone()))? {
+    pub fn trigger_functions(&self, table: &QualifiedName, events: u8) -> Option<Option<Vec<FunctionBody>>> {
+        match self.ask(Question::TriggerFunctions(table.clone(), events))? {
             Answer::Bodies(bodies) => Some(bodies.clone()),
             _ => None,
         }

@@ -172,8 +172,8 @@ struct NestedJudgement<'a, 'f> {
     depth: usize,
     /// Functions whose bodies were read for this statement (a recursive one only once).
     visited: Vec<QualifiedName>,
-    /// Tables whose trigger functions were read for this statement.
-    written: Vec<QualifiedName>,
+    /// Tables (and the events written) whose trigger functions were read for this statement.
+    written: Vec<(QualifiedName, u8)>,
     /// Relations whose view query was read for this statement.
     viewed: Vec<QualifiedName>,
     /// The event trigger functions were read for this statement.
@@ -342,13 +342,14 @@ impl NestedJudgement<'_, '_> {
                 cap = smallest_cap(cap, self.judge_body(body, &Routine::Function(&body.name))?);
             }
         }
-        for table in written_tables(&statement.source) {
-            if self.written.contains(&table) {
+        for write in written_tables(&statement.source) {
+            let table = write.table;
+            if self.written.contains(&(table.clone(), write.events)) {
                 continue;
             }
-            self.written.push(table.clone());
+            self.written.push((table.clone(), write.events));
             let catalog = self.catalog();
-            let bodies = catalog.trigger_functions(&table);
+            let bodies = catalog.trigger_functions(&table, write.events);
             self.missing.extend(catalog.missing.into_inner());
             let bodies = match bodies {
                 None => continue,
@@ -1098,7 +1099,7 @@ mod tests {
                             .flat_map(|(_, function)| body(function))
                             .collect(),
                     )),
-                    Question::TriggerFunctions(table) => Answer::Bodies(Some(
+                    Question::TriggerFunctions(table, _) => Answer::Bodies(Some(
                         triggers
                             .iter()
                             .filter(|(written, _)| *written == table.name)

@@ -144,6 +144,8 @@ CREATE TABLE measurements_1 PARTITION OF measurements FOR VALUES FROM (0) TO (10
 ALTER TABLE measurements_1 ADD CONSTRAINT measurements_1_label CHECK (label <> '');
 INSERT INTO measurements SELECT i, 'm' FROM generate_series(1, 500) AS i;
 ANALYZE people, measurements;
+CREATE TABLE delete_watched (id int);
+CREATE TRIGGER delete_watched_index AFTER DELETE ON delete_watched FOR EACH ROW EXECUTE FUNCTION index_on_delete();
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -208,6 +210,11 @@ INSERT INTO audited VALUES (1);
 
 -- expect: create_index_non_concurrently
 DELETE FROM cascade_parent WHERE id = 1;
+
+-- Only the triggers of the events a statement fires are read: a DELETE trigger does not
+-- fire on INSERT.
+-- expect: ok
+INSERT INTO delete_watched VALUES (1);
 
 -- REFRESH recomputes the view's query and CREATE TABLE AS runs its own: the functions
 -- their views call run too.
@@ -501,6 +508,19 @@ VACUUM FULL big;
 
 -- expect: rewrite_table
 CLUSTER big USING big_pkey;
+
+-- SET ACCESS METHOD rewrites the table; the message names the method.
+-- expect: rewrite_table
+ALTER TABLE big SET ACCESS METHOD heap;
+
+-- A comment inside a CHECK does not end its text (the hint proposes the whole condition).
+-- expect: add_check_constraint_validated
+ALTER TABLE big ADD CONSTRAINT big_ids_positive CHECK (id > 0 -- ids start at 1
+    AND account_id > 0);
+
+-- A `;` in a comment does not make a statement several.
+-- expect: ok
+CREATE INDEX CONCURRENTLY big_payload_cc ON big (payload) /* down: DROP INDEX big_payload_cc; */;
 
 -- expect: ok
 CREATE INDEX CONCURRENTLY big_payload_3 ON big (payload);
