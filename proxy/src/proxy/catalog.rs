@@ -35,10 +35,13 @@ pub enum Question {
     /// reach (each visible overload outside pg_catalog).
     FunctionBodies(QualifiedName),
     /// The trigger functions writes to the table may fire, by the events they are
-    /// (tgtype bits): the table's own enabled triggers for those events, its partitions'
-    /// and inheritance children's, and those of the tables its foreign keys' ON DELETE /
-    /// ON UPDATE actions write (CASCADE deletes, SET NULL / DEFAULT and ON UPDATE
-    /// actions update), transitively.
+    /// (tgtype bits): the table's own enabled triggers for those events; its partitions'
+    /// and inheritance children's (an UPDATE of a partitioned table may move rows: DELETE
+    /// and INSERT on its partitions); those of the tables its foreign keys' actions write
+    /// (ON DELETE CASCADE deletes, SET NULL / DEFAULT and ON UPDATE actions update,
+    /// TRUNCATE ... CASCADE truncates every referencing table); and those of the tables
+    /// its rewrite rules reach (a view written through writes its base tables with the
+    /// same events; other rules may insert, update or delete anywhere), transitively.
     TriggerFunctions(QualifiedName, u8),
     /// The query of the view or materialized view a name resolves to (none for other
     /// relations).
@@ -157,12 +160,21 @@ impl Question {
             Question::TriggerFunctions(table, events) => format!(
                 "WITH RECURSIVE rel(oid, events) AS (SELECT {}::pg_catalog.oid, {events}::pg_catalog.int4 \
                    UNION SELECT x.oid, x.events FROM rel CROSS JOIN LATERAL (\
-                     SELECT i.inhrelid, rel.events FROM pg_catalog.pg_inherits i WHERE i.inhparent = rel.oid \
+                     SELECT i.inhrelid, CASE WHEN rel.events & 16 <> 0 AND p.relkind = 'p' \
+                       THEN rel.events | 12 ELSE rel.events END \
+                     FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class p ON p.oid = i.inhparent \
+                     WHERE i.inhparent = rel.oid \
                      UNION ALL SELECT c.conrelid, \
                        (CASE WHEN rel.events & 8 <> 0 AND c.confdeltype = 'c' THEN 8 ELSE 0 END) \
                        | (CASE WHEN (rel.events & 8 <> 0 AND c.confdeltype IN ('n', 'd')) \
                            OR (rel.events & 16 <> 0 AND c.confupdtype IN ('c', 'n', 'd')) THEN 16 ELSE 0 END) \
-                     FROM pg_catalog.pg_constraint c WHERE c.confrelid = rel.oid AND c.contype = 'f') AS x(oid, events) \
+                       | (rel.events & 32) \
+                     FROM pg_catalog.pg_constraint c WHERE c.confrelid = rel.oid AND c.contype = 'f' \
+                     UNION ALL SELECT d.refobjid, CASE WHEN r.ev_type = '1' THEN rel.events ELSE 28 END \
+                     FROM pg_catalog.pg_rewrite r JOIN pg_catalog.pg_depend d \
+                       ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND d.objid = r.oid \
+                       AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+                     WHERE r.ev_class = rel.oid AND d.refobjid <> rel.oid) AS x(oid, events) \
                    WHERE x.events <> 0) \
                  SELECT DISTINCT n.nspname, p.proname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
                  ELSE pg_catalog.pg_get_functiondef(p.oid) END \

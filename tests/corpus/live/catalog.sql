@@ -146,6 +146,14 @@ INSERT INTO measurements SELECT i, 'm' FROM generate_series(1, 500) AS i;
 ANALYZE people, measurements;
 CREATE TABLE delete_watched (id int);
 CREATE TRIGGER delete_watched_index AFTER DELETE ON delete_watched FOR EACH ROW EXECUTE FUNCTION index_on_delete();
+CREATE TABLE moving (k int, v int) PARTITION BY RANGE (k);
+CREATE TABLE moving_low PARTITION OF moving FOR VALUES FROM (0) TO (10);
+CREATE TABLE moving_high PARTITION OF moving FOR VALUES FROM (10) TO (20);
+INSERT INTO moving VALUES (1, 1);
+CREATE TRIGGER moving_high_index AFTER INSERT ON moving_high FOR EACH ROW EXECUTE FUNCTION index_on_write();
+CREATE TABLE view_base (id int);
+CREATE TRIGGER view_base_index AFTER INSERT ON view_base FOR EACH ROW EXECUTE FUNCTION index_on_write();
+CREATE VIEW view_over_base AS SELECT id FROM view_base;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -215,6 +223,14 @@ DELETE FROM cascade_parent WHERE id = 1;
 -- fire on INSERT.
 -- expect: ok
 INSERT INTO delete_watched VALUES (1);
+
+-- An UPDATE that moves a row to another partition inserts it there.
+-- expect: create_index_non_concurrently
+UPDATE moving SET k = 15 WHERE k = 1;
+
+-- A view written through writes its base table.
+-- expect: create_index_non_concurrently
+INSERT INTO view_over_base VALUES (1);
 
 -- REFRESH recomputes the view's query and CREATE TABLE AS runs its own: the functions
 -- their views call run too.
