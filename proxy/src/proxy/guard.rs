@@ -18,13 +18,30 @@ use crate::parse::implicit::{read_relations, written_tables};
 use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
 use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
+/// Why a message is refused: the rule, and the statement's first line (for the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub rule: String,
+    pub statement: String,
+}
+
+impl Refusal {
+    /// The refusal of `sql` by `rule`.
+    pub fn new(rule: &str, sql: &str) -> Refusal {
+        Refusal {
+            rule: rule.to_string(),
+            statement: first_line(sql),
+        }
+    }
+}
+
 /// What the proxy does with one client message's statements.
 #[derive(Debug, Default)]
 pub struct Verdict {
     /// Reports to send, in order; when the message is refused, the error is last.
     pub reports: Vec<Report>,
     /// Why the message is refused: the rule id and the statement's first line.
-    pub refusal: Option<(String, String)>,
+    pub refusal: Option<Refusal>,
     /// The lock_timeout cap for each statement (ms), when it gets one.
     pub caps: Vec<Option<u64>>,
     /// Tables the statements create.
@@ -87,7 +104,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
             verdict.caps.push(decision.lock_timeout_ms);
-            verdict.refusal = Some((finding.rule.to_string(), first_line(&statement.source)));
+            verdict.refusal = Some(Refusal::new(finding.rule, &statement.source));
             return (verdict, missing);
         }
         let mut cap = decision.lock_timeout_ms;
@@ -115,7 +132,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             Ok(inner_cap) => cap = smallest_cap(cap, inner_cap),
             Err(rule) => {
                 verdict.caps.push(cap);
-                verdict.refusal = Some((rule, first_line(&statement.source)));
+                verdict.refusal = Some(Refusal::new(&rule, &statement.source));
                 return (verdict, missing);
             }
         }
@@ -893,7 +910,7 @@ mod tests {
         ] {
             let verdict = judge_sql(sql, &enforce());
             assert_eq!(
-                verdict.refusal.as_ref().map(|r| r.0.as_str()),
+                verdict.refusal.as_ref().map(|r| r.rule.as_str()),
                 Some("policy_change"),
                 "{sql}"
             );
@@ -914,7 +931,7 @@ mod tests {
             "-- safe_migrations:allow policy_change -- because\nSET safe_migrations.mode = off",
             &enforce(),
         );
-        assert_eq!(verdict.refusal.map(|r| r.0), Some("policy_change".to_string()));
+        assert_eq!(verdict.refusal.map(|r| r.rule), Some("policy_change".to_string()));
     }
 
     #[test]
@@ -923,7 +940,7 @@ mod tests {
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
         let verdict = judge_sql("CREATE INDEX ON old (id)", &enforce());
         assert_eq!(
-            verdict.refusal.map(|r| r.0),
+            verdict.refusal.map(|r| r.rule),
             Some("create_index_non_concurrently".to_string())
         );
     }
@@ -951,7 +968,7 @@ mod tests {
     }
 
     fn refusal(verdict: &Verdict) -> Option<(&str, &str)> {
-        let (rule, _) = verdict.refusal.as_ref()?;
+        let rule = &verdict.refusal.as_ref()?.rule;
         Some((rule.as_str(), verdict.reports.last()?.sqlstate))
     }
 

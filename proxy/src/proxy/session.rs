@@ -15,7 +15,7 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use super::catalog::{Answer, Question};
 use super::clean_verdicts::{passes_unchanged, rememberable_shape, CleanVerdicts};
 use super::config::Config;
-use super::guard::{self, unchecked, unchecked_report, Facts, Unchecked, Verdict};
+use super::guard::{self, unchecked, unchecked_report, Facts, Refusal, Unchecked, Verdict};
 use super::lock_timeout::{restore_sql, rewrite, session_restore_sql, set_cap_sql, set_session_cap_sql};
 use super::messages::authentication::{
     auth_code, expects_client_answer, sasl_initial_response, strip_channel_binding, AUTH_SASL,
@@ -23,6 +23,7 @@ use super::messages::authentication::{
 use super::messages::error_response::{self, encode_report, fatal};
 use super::messages::function_call::{function_oid, is_user_defined, SET_CONFIG_OID};
 use super::messages::parse::Parse;
+use super::messages::ready_for_query::TransactionStatus;
 use super::messages::startup::Startup;
 use super::messages::{
     bind, close, describe, execute, parse, printable, query, ready_for_query, sync, Frame, FrameError, Large, Message,
@@ -583,7 +584,13 @@ impl Session {
                 let oid = function_oid(&message).map_err(SessionError::Client)?;
                 if oid == SET_CONFIG_OID {
                     let report = guard::policy_change_report("A FunctionCall of set_config");
-                    self.refuse_query(vec![report], ("policy_change".into(), "FunctionCall set_config".into()));
+                    self.refuse_query(
+                        vec![report],
+                        Refusal {
+                            rule: "policy_change".into(),
+                            statement: "FunctionCall set_config".into(),
+                        },
+                    );
                 } else if is_user_defined(oid) {
                     // Built-in functions (the large-object calls libpq makes this way) run no
                     // SQL of the caller's; a user-defined one is a routine whose body the
@@ -595,7 +602,10 @@ impl Session {
                         }
                         Unchecked::Refuse(report) => self.refuse_query(
                             vec![report],
-                            ("unparsable".into(), format!("FunctionCall of oid {oid}")),
+                            Refusal {
+                                rule: "unparsable".into(),
+                                statement: format!("FunctionCall of oid {oid}"),
+                            },
                         ),
                     }
                 } else {
@@ -651,7 +661,10 @@ impl Session {
                 let (tag, size) = (large.tag, large.wire_len());
                 self.pass_client_body(large, false).await?;
                 let report = too_large_report(size, self.max_statement_bytes);
-                let refusal = ("too_large".to_string(), format!("a statement of {size} bytes"));
+                let refusal = Refusal {
+                    rule: "too_large".to_string(),
+                    statement: format!("a statement of {size} bytes"),
+                };
                 if tag == b'Q' {
                     self.forget_tables_of_ended_transaction();
                     self.refuse_query(vec![report], refusal);
@@ -751,7 +764,7 @@ impl Session {
                         self.answer_with_server_error(error);
                         return Ok(());
                     }
-                    let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                    let refusal = Refusal::new("unparsable", &sql);
                     self.refuse_query(vec![report], refusal);
                     return Ok(());
                 }
@@ -808,11 +821,11 @@ impl Session {
     /// is not sent: the server's error and ReadyForQuery are the client's answer.
     async fn send_capped_alone(&mut self, message: Message, cap: u64) -> Result<(), SessionError> {
         let restore = match self.tracker.status {
-            b'I' => match self.set_cap_hidden(&set_session_cap_sql(cap)).await? {
+            TransactionStatus::Idle => match self.set_cap_hidden(&set_session_cap_sql(cap)).await? {
                 Some(rows) => CapRestore::Session(Restore::after(&rows)),
                 None => return Ok(()),
             },
-            b'T' => {
+            TransactionStatus::InBlock => {
                 let shown = match self.hidden_statement("SHOW lock_timeout").await? {
                     Ok(rows) => rows.into_iter().next().and_then(|row| row.into_iter().next().flatten()),
                     Err(error) => {
@@ -915,7 +928,7 @@ impl Session {
                     return Ok(());
                 }
                 Unchecked::Refuse(report) => {
-                    let refusal = ("unparsable".to_string(), guard::first_line(&sql));
+                    let refusal = Refusal::new("unparsable", &sql);
                     let server_error = self.server_syntax_error(&sql, None).await?;
                     self.refuse_extended(vec![report], refusal, server_error);
                     return Ok(());
@@ -929,7 +942,7 @@ impl Session {
         }
         let verdict = self.judge_remembered(&sql, None, &parsed).await?;
         if let Some(error) = self.take_abort_by_hidden_work() {
-            self.refuse_extended(Vec::new(), ("aborted".into(), guard::first_line(&sql)), Some(error));
+            self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
             return Ok(());
         }
         if let Some(refusal) = verdict.refusal.clone() {
@@ -939,7 +952,7 @@ impl Session {
         }
         self.send_notices(verdict.reports).await?;
         if let Some(error) = self.take_abort_by_hidden_work() {
-            self.refuse_extended(Vec::new(), ("aborted".into(), guard::first_line(&sql)), Some(error));
+            self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
             return Ok(());
         }
         let prepared = Prepared {
@@ -1017,7 +1030,8 @@ impl Session {
     /// first Execute, and is restored after the client's Sync.
     async fn cap_batch_for(&mut self, prepared: &Prepared) -> Result<(), SessionError> {
         let Some(cap) = prepared.cap else { return Ok(()) };
-        if self.restore_after_sync.is_some() || !self.tracker.quiet() || self.tracker.status != b'I' {
+        if self.restore_after_sync.is_some() || !self.tracker.quiet() || self.tracker.status != TransactionStatus::Idle
+        {
             return Ok(());
         }
         if let Ok(rows) = self.hidden_statement(&set_session_cap_sql(cap)).await? {
@@ -1054,11 +1068,11 @@ impl Session {
             let status_after = sync
                 .and_then(|result| result.status)
                 .or(first.and_then(|result| result.status));
-            if !ran || status_after != Some(b'I') {
+            if !ran || status_after != Some(TransactionStatus::Idle) {
                 self.restore_due = Some(restore);
             }
         }
-        if !self.tracker.idle() || self.tracker.status != b'I' {
+        if !self.tracker.idle() || self.tracker.status != TransactionStatus::Idle {
             return Ok(());
         }
         let Some(restore) = self.restore_due.take() else {
@@ -1118,7 +1132,7 @@ impl Session {
     /// Run hidden statements on the session and wait for their results (None where the
     /// server could not run them now: aborted transaction, COPY, discarding to Sync).
     async fn hidden_results(&mut self, sqls: &[String]) -> Result<Vec<Option<HiddenResult>>, SessionError> {
-        if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == b'E' {
+        if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == TransactionStatus::Failed {
             return Ok((0..sqls.len()).map(|_| None).collect());
         }
         let batch = self.new_batch();
@@ -1141,7 +1155,7 @@ impl Session {
         let results: Vec<Option<HiddenResult>> = (0..sqls.len())
             .map(|index| self.tracker.take_result(batch, index))
             .collect();
-        if status_before == b'T' && self.tracker.status == b'E' {
+        if status_before == TransactionStatus::InBlock && self.tracker.status == TransactionStatus::Failed {
             // A hidden statement failed in the client's transaction block (a cancel meant
             // for the client's statement, say) and aborted it.
             self.aborted_by_hidden_work = results.iter().flatten().find_map(|result| result.error.clone());
@@ -1203,7 +1217,7 @@ impl Session {
     /// Outside a transaction block, the tables created in the last one are old tables
     /// now (as the extension's relcache says): forget them before the next message.
     fn forget_tables_of_ended_transaction(&mut self) {
-        if self.tracker.status == b'I' && !self.extended_batch_open {
+        if self.tracker.status == TransactionStatus::Idle && !self.extended_batch_open {
             self.created.clear();
         }
     }
@@ -1221,7 +1235,7 @@ impl Session {
     /// Inside a transaction block, and inside an extended-protocol batch (its implicit
     /// transaction lasts until Sync).
     fn created_tables_count(&self) -> bool {
-        matches!(self.tracker.status, b'T' | b'E') || self.extended_batch_open
+        self.tracker.status.in_block() || self.extended_batch_open
     }
 
     /// `sql` split and parsed as the server will read it, or why the proxy cannot.
@@ -1257,7 +1271,7 @@ impl Session {
         if self.nonstandard_backslashes(sql) {
             return false;
         }
-        let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
+        let in_transaction_block = self.tracker.status.in_block();
         // Tables created in the open transaction are a fact too: only none is remembered.
         (!self.created_tables_count() || self.created.is_empty())
             && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
@@ -1271,11 +1285,11 @@ impl Session {
         shape: Option<String>,
         parsed: &[ParsedStatement],
     ) -> Result<Verdict, SessionError> {
-        let in_transaction_block = matches!(self.tracker.status, b'T' | b'E');
+        let in_transaction_block = self.tracker.status.in_block();
         // In a failed transaction nothing is decided in full (function bodies are not read).
         // What passes for a superuser (a policy change) may not after SET ROLE: a
         // superuser's verdicts are not remembered.
-        let rememberable = self.tracker.status != b'E'
+        let rememberable = self.tracker.status != TransactionStatus::Failed
             && (!self.created_tables_count() || self.created.is_empty())
             && self.tracker.superuser != Some(true);
         let timezone = self.tracker.timezone.clone();
@@ -1310,8 +1324,8 @@ impl Session {
     fn facts<'a>(&'a self, created: &'a [QualifiedName], answers: &'a HashMap<Question, Answer>) -> Facts<'a> {
         Facts {
             settings: &self.settings,
-            in_transaction_block: matches!(self.tracker.status, b'T' | b'E'),
-            transaction_failed: self.tracker.status == b'E',
+            in_transaction_block: self.tracker.status.in_block(),
+            transaction_failed: self.tracker.status == TransactionStatus::Failed,
             standard_strings: self.standard_strings(),
             created,
             answers,
@@ -1355,7 +1369,7 @@ impl Session {
     /// be the end of that transaction.
     fn nothing_will_run(&self, parsed: &[ParsedStatement]) -> bool {
         self.tracker.idle()
-            && self.tracker.status == b'E'
+            && self.tracker.status == TransactionStatus::Failed
             && !parsed.first().is_some_and(|statement| {
                 matches!(
                     statement.statement.stmt,
@@ -1377,7 +1391,7 @@ impl Session {
             return Ok(());
         }
         let mut threshold = None;
-        if self.tracker.quiet() && self.tracker.status != b'E' {
+        if self.tracker.quiet() && self.tracker.status != TransactionStatus::Failed {
             if let Ok(rows) = self.hidden_statement("SHOW client_min_messages").await? {
                 threshold = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten());
             }
@@ -1405,15 +1419,15 @@ impl Session {
         self.tracker.push_synthetic(bytes.freeze(), &mut self.to_client);
     }
 
-    fn log_refusal(&self, refusal: &(String, String)) {
-        tracing::warn!(role = %self.role, rule = %refusal.0, statement = %refusal.1, "statement refused");
+    fn log_refusal(&self, refusal: &Refusal) {
+        tracing::warn!(role = %self.role, rule = %refusal.rule, statement = %refusal.statement, "statement refused");
     }
 
     /// A refused Query (or FunctionCall): nothing of it runs. The reports go out in its
     /// place, then a hidden statement that fails on the server stands in for it, so the
     /// server's transaction is aborted exactly when the client's would have been, and
     /// its ReadyForQuery (with the server's real status) ends the exchange.
-    fn refuse_query(&mut self, reports: Vec<Report>, refusal: (String, String)) {
+    fn refuse_query(&mut self, reports: Vec<Report>, refusal: Refusal) {
         self.log_refusal(&refusal);
         let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
         self.send_reports(&reports);
@@ -1425,7 +1439,7 @@ impl Session {
     /// A refused Parse: the reports, then a hidden Parse that fails on the server (so it
     /// discards up to Sync and aborts the transaction as the client expects), and the
     /// client's own messages dropped until its Sync, whose ReadyForQuery is forwarded.
-    fn refuse_extended(&mut self, reports: Vec<Report>, refusal: (String, String), server_error: Option<Bytes>) {
+    fn refuse_extended(&mut self, reports: Vec<Report>, refusal: Refusal, server_error: Option<Bytes>) {
         match server_error {
             Some(error) => self.tracker.push_synthetic(error, &mut self.to_client),
             None => {
@@ -1473,7 +1487,7 @@ impl Session {
             return Ok(None);
         }
         match self.tracker.status {
-            b'I' => {
+            TransactionStatus::Idle => {
                 if self.hidden_parse_error(&format!("{sql}\n;SELECT 1")).await?.is_none() {
                     return Ok(None);
                 }
@@ -1481,12 +1495,13 @@ impl Session {
             }
             // A failed transaction stays failed, and the server parses a Parse before it
             // looks at the transaction (so nothing is analysed): its syntax error first.
-            b'E' => self.hidden_parse_error(sql).await,
-            b'T' if parsed.is_none_or(|parsed| {
-                parsed
-                    .iter()
-                    .all(|statement| !analysed_at_parse(&statement.statement.stmt))
-            }) =>
+            TransactionStatus::Failed => self.hidden_parse_error(sql).await,
+            TransactionStatus::InBlock
+                if parsed.is_none_or(|parsed| {
+                    parsed
+                        .iter()
+                        .all(|statement| !analysed_at_parse(&statement.statement.stmt))
+                }) =>
             {
                 self.hidden_parse_error(sql).await
             }

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::{Bytes, BytesMut};
 
+use super::messages::ready_for_query::TransactionStatus;
 use super::messages::{data_row, error_response, printable, ready_for_query, BodyReader, FrameError, Message};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +106,7 @@ pub struct HiddenResult {
     /// The server's ErrorResponse, when it answered with one (not when it skipped the message).
     pub error: Option<Bytes>,
     /// For a hidden Sync or Query: the transaction status its ReadyForQuery reported.
-    pub status: Option<u8>,
+    pub status: Option<TransactionStatus>,
 }
 
 #[derive(Debug)]
@@ -118,7 +119,7 @@ pub struct Tracker {
     /// Extended-protocol messages were sent since the last Sync.
     in_batch: bool,
     /// The last ReadyForQuery status.
-    pub status: u8,
+    pub status: TransactionStatus,
     pub timezone: Option<String>,
     /// The session's standard_conforming_strings, as the server last reported it.
     pub standard_conforming_strings: bool,
@@ -128,7 +129,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(status: u8) -> Tracker {
+    pub fn new(status: TransactionStatus) -> Tracker {
         Tracker {
             queue: VecDeque::new(),
             skipping: false,
@@ -459,7 +460,7 @@ mod tests {
 
     #[test]
     fn hidden_responses_are_swallowed_and_client_ones_forwarded_in_order() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         tracker.push(hidden(1, 0), Expect::Parse, &mut out);
         tracker.push(hidden(1, 0), Expect::Execute, &mut out);
@@ -477,7 +478,7 @@ mod tests {
         out.clear();
         tracker.on_server(msg(b'Z', b"T"), &mut out).unwrap();
         assert_eq!(&out[..], b"Z\0\0\0\x05T");
-        assert_eq!(tracker.status, b'T');
+        assert_eq!(tracker.status, TransactionStatus::InBlock);
         let result = tracker.take_result(1, 0).unwrap();
         assert_eq!(result.rows, vec![vec![Some("x".to_string())]]);
         assert!(tracker.quiet());
@@ -485,7 +486,7 @@ mod tests {
 
     #[test]
     fn an_error_skips_to_sync_including_hidden_messages_and_reports() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         tracker.push(Owner::Client, Expect::Execute, &mut out);
         tracker.push(hidden(2, 0), Expect::Execute, &mut out);
@@ -504,7 +505,7 @@ mod tests {
 
     #[test]
     fn rewritten_queries_swallow_inserted_statements_and_shift_positions() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         let segments = vec![
             Segment {
@@ -548,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_failed_cap_in_front_of_an_execute_gives_the_client_its_error() {
-        let mut tracker = Tracker::new(b'T');
+        let mut tracker = Tracker::new(TransactionStatus::InBlock);
         let mut out = BytesMut::new();
         tracker.push(cap(1, OnError::Client), Expect::Execute, &mut out);
         tracker.push(Owner::Client, Expect::Execute, &mut out);
@@ -569,7 +570,7 @@ mod tests {
 
     #[test]
     fn a_restore_failing_in_an_aborted_transaction_is_kept_other_failures_are_shown() {
-        let mut tracker = Tracker::new(b'T');
+        let mut tracker = Tracker::new(TransactionStatus::InBlock);
         let mut out = BytesMut::new();
         tracker.push(cap(1, OnError::ClientUnlessAborted), Expect::Query, &mut out);
         tracker.on_server(error("25P02"), &mut out).unwrap();
@@ -585,7 +586,7 @@ mod tests {
 
     #[test]
     fn an_inserted_statement_that_fails_gives_the_client_its_error() {
-        let mut tracker = Tracker::new(b'E');
+        let mut tracker = Tracker::new(TransactionStatus::Failed);
         let mut out = BytesMut::new();
         let segments = vec![
             Segment {
@@ -614,7 +615,7 @@ mod tests {
 
     #[test]
     fn notices_of_the_client_statement_are_shifted_and_inserted_ones_kept() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         let segments = vec![
             Segment {
@@ -642,7 +643,7 @@ mod tests {
 
     #[test]
     fn standard_conforming_strings_follows_the_server() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         tracker
             .on_server(msg(b'S', b"standard_conforming_strings\0off\0"), &mut out)
@@ -656,7 +657,7 @@ mod tests {
 
     #[test]
     fn a_held_ready_for_query_comes_from_the_query_after_it_with_its_error() {
-        let mut tracker = Tracker::new(b'T');
+        let mut tracker = Tracker::new(TransactionStatus::InBlock);
         let mut out = BytesMut::new();
         tracker.push_query_holding_ready(&mut out);
         let restore = Owner::Hidden {
@@ -675,12 +676,12 @@ mod tests {
         tracker.on_server(msg(b'Z', b"E"), &mut out).unwrap();
         assert_eq!(out[0], b'E');
         assert_eq!(&out[out.len() - 6..], b"Z\0\0\0\x05E");
-        assert_eq!(tracker.status, b'E');
+        assert_eq!(tracker.status, TransactionStatus::Failed);
     }
 
     #[test]
     fn unexpected_responses_are_errors() {
-        let mut tracker = Tracker::new(b'I');
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
         tracker.push(Owner::Client, Expect::Parse, &mut out);
         assert!(tracker.on_server(msg(b'2', b""), &mut out).is_err());

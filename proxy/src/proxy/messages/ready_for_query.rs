@@ -2,10 +2,39 @@
 
 use super::{BodyReader, FrameError, Message};
 
-/// 'I' idle, 'T' in a transaction block, 'E' in a failed transaction block.
-pub fn status(message: &Message) -> Result<u8, FrameError> {
+/// The transaction status a ReadyForQuery reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionStatus {
+    /// 'I': not in a transaction block.
+    Idle,
+    /// 'T': in a transaction block.
+    InBlock,
+    /// 'E': in a failed transaction block (every statement but ROLLBACK fails).
+    Failed,
+}
+
+impl TransactionStatus {
+    /// Inside a transaction block, failed or not.
+    pub fn in_block(self) -> bool {
+        self != TransactionStatus::Idle
+    }
+
+    /// The status byte on the wire.
+    pub fn byte(self) -> u8 {
+        match self {
+            TransactionStatus::Idle => b'I',
+            TransactionStatus::InBlock => b'T',
+            TransactionStatus::Failed => b'E',
+        }
+    }
+}
+
+/// The status of a ReadyForQuery.
+pub fn status(message: &Message) -> Result<TransactionStatus, FrameError> {
     match BodyReader::new(message.body()).u8()? {
-        status @ (b'I' | b'T' | b'E') => Ok(status),
+        b'I' => Ok(TransactionStatus::Idle),
+        b'T' => Ok(TransactionStatus::InBlock),
+        b'E' => Ok(TransactionStatus::Failed),
         other => Err(FrameError::Malformed(format!(
             "invalid transaction status '{}'",
             super::printable(other)
@@ -14,6 +43,6 @@ pub fn status(message: &Message) -> Result<u8, FrameError> {
 }
 
 /// A ReadyForQuery with `status`.
-pub fn build(status: u8) -> Message {
-    Message::build(b'Z', &[status])
+pub fn build(status: TransactionStatus) -> Message {
+    Message::build(b'Z', &[status.byte()])
 }
