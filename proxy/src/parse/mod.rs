@@ -18,7 +18,7 @@ mod other;
 pub mod plpgsql;
 mod plpgsql_json;
 mod rename;
-mod session;
+mod session_commands;
 pub mod shape;
 mod types;
 
@@ -109,7 +109,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
             raw.stmt
                 .as_ref()
                 .and_then(|node| node.node.as_ref())
-                .and_then(session::stored_setting),
+                .and_then(session_commands::stored_setting),
         );
         statements.push(ParsedStatement {
             statement: Statement {
@@ -216,9 +216,9 @@ fn translate(node: &NodeEnum, input: &Input) -> Stmt {
         NodeEnum::ClusterStmt(cluster) => maintenance::cluster(cluster),
         NodeEnum::LockStmt(lock) => maintenance::lock(lock),
         NodeEnum::RefreshMatViewStmt(refresh) => maintenance::refresh(refresh),
-        NodeEnum::TransactionStmt(transaction) => session::transaction(transaction),
-        NodeEnum::VariableSetStmt(set) => session::set(set),
-        NodeEnum::DiscardStmt(discard) => session::discard(discard),
+        NodeEnum::TransactionStmt(transaction) => session_commands::transaction(transaction),
+        NodeEnum::VariableSetStmt(set) => session_commands::set(set),
+        NodeEnum::DiscardStmt(discard) => session_commands::discard(discard),
         other => other::other(other, input),
     }
 }

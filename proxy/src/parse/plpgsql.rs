@@ -45,14 +45,14 @@ pub enum Unreadable {
 /// What the `DO` statement `source` runs, statement by statement in the order they appear
 /// in the body; `None` when `source` is not a `DO`.
 pub fn do_block_sql(source: &str) -> Option<Vec<BlockStatement>> {
-    routine_sql(source, RoutineKind::Do)
+    routine_sql(source, BodyKind::Do)
 }
 
 /// What a function or procedure runs when called, from its `CREATE FUNCTION` or `CREATE
 /// PROCEDURE` statement (as `pg_get_functiondef` writes it): PL/pgSQL as for a `DO` block,
 /// a SQL function's statements; `None` when `definition` is not one.
 pub fn function_sql(definition: &str) -> Option<Vec<BlockStatement>> {
-    routine_sql(definition, RoutineKind::Function)
+    routine_sql(definition, BodyKind::Function)
 }
 
 /// The name a `CREATE FUNCTION` or `CREATE PROCEDURE` statement defines.
@@ -79,13 +79,14 @@ pub fn defined_function(source: &str) -> Option<QualifiedName> {
     }
 }
 
+/// Whose body is read: a DO block's (PL/pgSQL only) or a function's (PL/pgSQL or SQL).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum RoutineKind {
+enum BodyKind {
     Do,
     Function,
 }
 
-fn routine_sql(source: &str, kind: RoutineKind) -> Option<Vec<BlockStatement>> {
+fn routine_sql(source: &str, kind: BodyKind) -> Option<Vec<BlockStatement>> {
     let keyword = source.len() - policy::sql::strip_leading_comments(source).len();
     let unreadable = |reason| BlockStatement::Unreadable {
         offset: keyword,
@@ -155,7 +156,7 @@ enum InnerSql {
 }
 
 /// The statements the routine `source` runs; `None` when it is not a routine of `kind`.
-fn routine_statements(source: &str, kind: RoutineKind) -> Result<Option<DoBlock>, ParseError> {
+fn routine_statements(source: &str, kind: BodyKind) -> Result<Option<DoBlock>, ParseError> {
     let Some(Header {
         language,
         body,
@@ -167,7 +168,7 @@ fn routine_statements(source: &str, kind: RoutineKind) -> Result<Option<DoBlock>
     match language.as_str() {
         "plpgsql" => {}
         // A SQL function's body is its statements, one string.
-        "sql" if kind == RoutineKind::Function => {
+        "sql" if kind == BodyKind::Function => {
             return Ok(Some(DoBlock::Plpgsql(
                 sql_body
                     .map(|text| BodySql {
@@ -218,7 +219,7 @@ struct Header {
     sql_body: Option<String>,
 }
 
-fn routine_header(source: &str, kind: RoutineKind) -> Result<Option<Header>, ParseError> {
+fn routine_header(source: &str, kind: BodyKind) -> Result<Option<Header>, ParseError> {
     let parsed = pg_query::parse(source, 0).map_err(|err| ParseError {
         message: err.to_string(),
         position: None,
@@ -227,8 +228,8 @@ fn routine_header(source: &str, kind: RoutineKind) -> Result<Option<Header>, Par
         return Ok(None);
     };
     let options = match (raw.stmt.as_ref().and_then(|node| node.node.as_ref()), kind) {
-        (Some(NodeEnum::DoStmt(do_stmt)), RoutineKind::Do) => &do_stmt.args,
-        (Some(NodeEnum::CreateFunctionStmt(create)), RoutineKind::Function) => &create.options,
+        (Some(NodeEnum::DoStmt(do_stmt)), BodyKind::Do) => &do_stmt.args,
+        (Some(NodeEnum::CreateFunctionStmt(create)), BodyKind::Function) => &create.options,
         _ => return Ok(None),
     };
     let mut header = Header {
@@ -256,7 +257,7 @@ fn routine_header(source: &str, kind: RoutineKind) -> Result<Option<Header>, Par
             "as" => {
                 header.sql_body = Some(value.sval.clone());
                 let mut constant = usize::try_from(elem.location).unwrap_or(0);
-                if kind == RoutineKind::Function {
+                if kind == BodyKind::Function {
                     let rest = source.get(constant..).unwrap_or_default();
                     let after_as = rest.get(2..).unwrap_or_default();
                     constant += rest.len() - after_as.trim_start().len();
@@ -466,7 +467,7 @@ mod tests {
     use super::*;
 
     fn located(source: &str) -> Vec<BodySql> {
-        match routine_statements(source, RoutineKind::Do).unwrap() {
+        match routine_statements(source, BodyKind::Do).unwrap() {
             Some(DoBlock::Plpgsql(statements)) => statements,
             other => panic!("not a PL/pgSQL DO block: {other:?}"),
         }
@@ -620,19 +621,19 @@ mod tests {
     #[test]
     fn other_languages_and_other_statements() {
         assert_eq!(
-            routine_statements("DO LANGUAGE plperl $$ 1; $$", RoutineKind::Do).unwrap(),
+            routine_statements("DO LANGUAGE plperl $$ 1; $$", BodyKind::Do).unwrap(),
             Some(DoBlock::OtherLanguage("plperl".to_string()))
         );
         assert_eq!(
-            routine_statements("DO LANGUAGE PLPGSQL $$ BEGIN NULL; END $$", RoutineKind::Do).unwrap(),
+            routine_statements("DO LANGUAGE PLPGSQL $$ BEGIN NULL; END $$", BodyKind::Do).unwrap(),
             Some(DoBlock::Plpgsql(Vec::new()))
         );
-        assert_eq!(routine_statements("SELECT 1", RoutineKind::Do).unwrap(), None);
+        assert_eq!(routine_statements("SELECT 1", BodyKind::Do).unwrap(), None);
     }
 
     #[test]
     fn a_body_that_does_not_compile_is_an_error() {
-        assert!(routine_statements("DO $$ BEGIN CREATE INDEX; END $$", RoutineKind::Do).is_err());
+        assert!(routine_statements("DO $$ BEGIN CREATE INDEX; END $$", BodyKind::Do).is_err());
     }
 
     #[test]
