@@ -36,7 +36,7 @@ fn check(
                 finding.rule.to_string(),
                 finding.severity.name().to_string(),
                 finding.lock.as_ref().map(|lock| lock.describe()),
-                finding.message,
+                finding.text(),
                 finding.detail,
                 finding.hint,
             )

@@ -79,10 +79,15 @@ impl Finding {
             severity: Severity::Error,
             sqlstate,
             lock,
-            message: format!("{rule}: {}", message.as_ref()),
+            message: message.as_ref().to_string(),
             detail: detail.into(),
             hint: hint.into(),
         }
+    }
+
+    /// The message as the server raises it: `<rule>: <message>`.
+    pub fn text(&self) -> String {
+        format!("{}: {}", self.rule, self.message)
     }
 
     pub fn warning(mut self) -> Finding {

@@ -53,7 +53,7 @@ pub fn reports(decision: &Decision) -> Vec<Report> {
         out.push(Report {
             level: Level::Warning,
             sqlstate: finding.sqlstate,
-            message: finding.message.clone(),
+            message: finding.text(),
             detail: Some(finding.detail.clone()),
             hint: Some(finding.hint.clone()),
         });
@@ -63,7 +63,7 @@ pub fn reports(decision: &Decision) -> Vec<Report> {
         out.push(Report {
             level: Level::Error,
             sqlstate: finding.sqlstate,
-            message: finding.message.clone(),
+            message: finding.text(),
             detail: Some(finding.detail.clone()),
             hint: Some(finding.hint.clone()),
         });

@@ -170,7 +170,6 @@ impl Problem {
     }
 
     fn finding(file: &str, (line, column): (usize, usize), finding: &Finding) -> Problem {
-        let prefix = format!("{}: ", finding.rule);
         Problem {
             file: file.to_string(),
             line: Some(line),
@@ -178,11 +177,7 @@ impl Problem {
             severity: finding.severity,
             sqlstate: Some(finding.sqlstate),
             rule: finding.rule.to_string(),
-            message: finding
-                .message
-                .strip_prefix(&prefix)
-                .unwrap_or(&finding.message)
-                .to_string(),
+            message: finding.message.clone(),
             detail: finding.detail.clone(),
             hint: finding.hint.clone(),
             lock: finding.lock.as_ref().map(|lock| lock.describe()),

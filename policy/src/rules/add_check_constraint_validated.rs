@@ -174,7 +174,7 @@ mod tests {
         );
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_check_constraint_validated: ADD CONSTRAINT products_price_check CHECK on products without \
              NOT VALID blocks reads and writes while every row is checked"
         );

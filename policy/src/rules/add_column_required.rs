@@ -86,7 +86,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_column_required: ADD COLUMN region NOT NULL without a DEFAULT on users breaks INSERTs that do not \
              set region"
         );

@@ -211,9 +211,9 @@ mod tests {
         );
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert!(
-            findings[0].message.contains("domain with constraints"),
+            findings[0].text().contains("domain with constraints"),
             "{}",
-            findings[0].message
+            findings[0].text()
         );
         assert!(findings[0].hint.contains("NOT VALID"), "{}", findings[0].hint);
     }
@@ -241,7 +241,7 @@ mod tests {
         let stmt = alter("events", vec![add_column(column("seq", ty(&["bigserial"], &[])))]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_column_rewrites_table: ADD COLUMN seq rewrites events: a serial column is filled from its \
              sequence for every existing row"
         );
@@ -272,7 +272,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert!(finding
-            .message
+            .text()
             .ends_with("an identity column is filled for every existing row"));
         assert!(finding
             .hint
@@ -296,7 +296,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert!(finding
-            .message
+            .text()
             .ends_with("a GENERATED ... STORED column is computed for every existing row"));
         assert!(finding
             .hint

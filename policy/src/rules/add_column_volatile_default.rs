@@ -139,7 +139,7 @@ mod tests {
         let stmt = alter("users", vec![with_default("gen_random_uuid()", &["gen_random_uuid"])]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_column_volatile_default: ADD COLUMN token DEFAULT gen_random_uuid() rewrites users: \
              gen_random_uuid() is volatile, so it is evaluated for each existing row"
         );
@@ -179,7 +179,7 @@ mod tests {
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_column_volatile_default: could not tell whether ADD COLUMN token DEFAULT new_token() rewrites \
              users: the volatility of new_token() is unknown"
         );
@@ -190,7 +190,7 @@ mod tests {
         let stmt = alter("users", vec![with_default("now()", &["now"])]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default().version(100_012)));
         assert!(finding
-            .message
+            .text()
             .ends_with("before Postgres 11 every non-null DEFAULT is written into each existing row"));
     }
 

@@ -77,7 +77,7 @@ mod tests {
         let stmt = alter("bookings", vec![exclusion(Some("no_overlap"))]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_exclusion_constraint: ADD CONSTRAINT no_overlap EXCLUDE on bookings blocks reads and writes \
              while its index builds"
         );
@@ -114,9 +114,7 @@ mod tests {
         let stmt = alter("Rooms.bookings", vec![exclusion(None), exclusion(Some("B"))]);
         let found = findings(&RULE, stmt, &TestCatalog::default());
         assert_eq!(found.len(), 2);
-        assert!(found[0]
-            .message
-            .contains("ADD CONSTRAINT EXCLUDE on \"Rooms\".bookings"));
-        assert!(found[1].message.contains("ADD CONSTRAINT \"B\" EXCLUDE"));
+        assert!(found[0].text().contains("ADD CONSTRAINT EXCLUDE on \"Rooms\".bookings"));
+        assert!(found[1].text().contains("ADD CONSTRAINT \"B\" EXCLUDE"));
     }
 }

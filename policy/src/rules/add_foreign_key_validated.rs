@@ -126,7 +126,7 @@ mod tests {
         );
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_foreign_key_validated: ADD CONSTRAINT orders_customer_id_fkey FOREIGN KEY on orders without \
              NOT VALID blocks writes while every row is checked"
         );
@@ -220,6 +220,6 @@ mod tests {
         );
         let found = findings(&RULE, stmt, &TestCatalog::default());
         assert_eq!(found.len(), 2);
-        assert!(found[1].message.contains("orders_buyer_id_fkey"));
+        assert!(found[1].text().contains("orders_buyer_id_fkey"));
     }
 }

@@ -111,7 +111,7 @@ mod tests {
         let stmt = alter("users", vec![unique(None, false, &["email"], None)]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "add_unique_constraint: ADD CONSTRAINT users_email_key UNIQUE on users blocks reads and writes while \
              its unique index builds"
         );

@@ -256,7 +256,7 @@ mod tests {
             &catalog,
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "change_column_type: ALTER COLUMN id TYPE bigint rewrites orders: integer to bigint is not a \
              catalog-only change"
         );
@@ -299,7 +299,7 @@ mod tests {
         let catalog = TestCatalog::default().column("users", "name", ty(&["pg_catalog", "varchar"], &[50]));
         let stmt = alter("users", vec![change("name", ty(&["text"], &[]), Using::Expression)]);
         let finding = only(findings(&RULE, stmt, &catalog));
-        assert!(finding.message.ends_with("rewrites users: USING recomputes every row"));
+        assert!(finding.text().ends_with("rewrites users: USING recomputes every row"));
     }
 
     #[test]
@@ -311,7 +311,7 @@ mod tests {
         ));
         assert_eq!(finding.severity, Severity::Warning);
         assert_eq!(
-            finding.message,
+            finding.text(),
             "change_column_type: could not tell whether ALTER COLUMN id TYPE bigint rewrites orders: the current \
              type of orders.id is unknown here"
         );
@@ -338,7 +338,7 @@ mod tests {
         let unknown = TestCatalog::default().column("events", "at", ts);
         let finding = only(findings(&RULE, stmt(), &unknown));
         assert_eq!(finding.severity, Severity::Warning);
-        assert!(finding.message.contains("TimeZone is not known here"));
+        assert!(finding.text().contains("TimeZone is not known here"));
     }
 
     #[test]
@@ -367,7 +367,7 @@ mod tests {
         // numeric(10,2) -> numeric(12,2) rewrites nothing, but its constraints and
         // indexes are not known here.
         assert!(found[0]
-            .message
+            .text()
             .contains("could not tell whether ALTER COLUMN \"Total\""));
         assert!(found[1]
             .hint
@@ -392,7 +392,7 @@ mod tests {
         let finding = only(findings(&RULE, stmt(), &catalog));
         assert_eq!(finding.severity, Severity::Error);
         assert_eq!(
-            finding.message,
+            finding.text(),
             "change_column_type: ALTER COLUMN name TYPE text on users checks every row against CHECK constraint \
              name_not_blank"
         );
@@ -409,7 +409,7 @@ mod tests {
         );
         let finding = only(findings(&RULE, stmt(), &catalog));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "change_column_type: ALTER COLUMN name TYPE text on users checks every row against CHECK constraints a, \
              b and builds index users_lower_name again"
         );
@@ -425,9 +425,9 @@ mod tests {
         let unknown = only(findings(&RULE, stmt(), &catalog));
         assert_eq!(unknown.severity, Severity::Warning);
         assert!(
-            unknown.message.contains("depends on the catalog (domains, pg_cast)"),
+            unknown.text().contains("depends on the catalog (domains, pg_cast)"),
             "{}",
-            unknown.message
+            unknown.text()
         );
         let binary = Coercion {
             from_base: text.clone(),

@@ -108,7 +108,7 @@ mod tests {
         let source = "CREATE INDEX CONCURRENTLY orders_status_idx ON orders (status);";
         let finding = only((RULE.check)(&statement(cic(), source), &scope));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "concurrently_in_transaction: CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
         );
         assert_eq!(finding.sqlstate, "25001");
@@ -131,7 +131,7 @@ mod tests {
             ..Context::default()
         };
         let finding = only(findings_in(&RULE, cic(), &TestCatalog::default(), &context));
-        assert!(finding.message.ends_with("(an implicit transaction block)"));
+        assert!(finding.text().ends_with("(an implicit transaction block)"));
     }
 
     #[test]
@@ -141,7 +141,7 @@ mod tests {
             ..Context::default()
         };
         let finding = only(findings_in(&RULE, cic(), &TestCatalog::default(), &context));
-        assert!(finding.message.ends_with("inside a function, procedure or DO block"));
+        assert!(finding.text().ends_with("inside a function, procedure or DO block"));
     }
 
     #[test]

@@ -96,7 +96,7 @@ mod tests {
             "SHARE on orders, blocks writes"
         );
         assert_eq!(
-            finding.message,
+            finding.text(),
             "create_index_non_concurrently: CREATE INDEX i on orders without CONCURRENTLY blocks writes while the index builds"
         );
     }

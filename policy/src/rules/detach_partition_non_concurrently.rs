@@ -78,7 +78,7 @@ mod tests {
         let stmt = alter("measurements", vec![detach("measurements_2020", false, false)]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "detach_partition_non_concurrently: DETACH PARTITION measurements_2020 from measurements without \
              CONCURRENTLY blocks reads and writes of measurements"
         );

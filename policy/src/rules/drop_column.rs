@@ -73,7 +73,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "drop_column: DROP COLUMN users.legacy_id destroys its data"
         );
         assert_eq!(finding.sqlstate, "SM003");
@@ -106,7 +106,7 @@ mod tests {
         let found = findings(&RULE, stmt, &TestCatalog::default());
         assert_eq!(found.len(), 2);
         assert_eq!(
-            found[0].message,
+            found[0].text(),
             "drop_column: DROP COLUMN \"Crm\".users.\"Fax\" destroys its data"
         );
         assert!(found[0]

@@ -74,7 +74,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "drop_index_non_concurrently: DROP INDEX orders_status_idx without CONCURRENTLY blocks reads and writes of its table"
         );
         assert_eq!(finding.lock.unwrap().level, LockLevel::AccessExclusive);

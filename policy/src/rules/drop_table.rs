@@ -74,7 +74,7 @@ mod tests {
             drop(ObjectKind::Table, &["audit_log"]),
             &TestCatalog::default(),
         ));
-        assert_eq!(finding.message, "drop_table: DROP TABLE audit_log destroys its data");
+        assert_eq!(finding.text(), "drop_table: DROP TABLE audit_log destroys its data");
         assert_eq!(finding.sqlstate, "SM003");
         assert!(finding.hint.contains(
             "-- safe_migrations:allow drop_table -- <why the data is no longer needed>\n    DROP TABLE audit_log;"

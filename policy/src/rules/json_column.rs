@@ -116,7 +116,7 @@ mod tests {
         let stmt = alter("events", vec![add_column(column("payload", json()))]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "json_column: ADD COLUMN makes events.payload a json column; use jsonb"
         );
         assert_eq!(finding.sqlstate, "SM002");
@@ -142,7 +142,7 @@ mod tests {
         });
         let finding = only(findings(&RULE, stmt, &TestCatalog::default().new_table("Events")));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "json_column: CREATE TABLE makes app.\"Events\".\"Payload\" a json[] column; use jsonb"
         );
         assert!(finding.hint.ends_with("\"Payload\" jsonb[]"));

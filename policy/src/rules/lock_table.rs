@@ -81,7 +81,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "lock_table: LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE blocks reads and writes until the \
              transaction ends"
         );
@@ -101,7 +101,7 @@ mod tests {
             lock(&["accounts"], LockLevel::Share),
             &TestCatalog::default(),
         ));
-        assert!(finding.message.contains("IN SHARE MODE blocks writes"));
+        assert!(finding.text().contains("IN SHARE MODE blocks writes"));
         assert_eq!(finding.severity, crate::finding::Severity::Warning);
     }
 
@@ -124,7 +124,7 @@ mod tests {
         let found = findings(&RULE, stmt, &TestCatalog::default().new_table("fresh"));
         assert_eq!(found.len(), 2);
         assert!(found[1]
-            .message
+            .text()
             .starts_with("lock_table: LOCK TABLE app.\"B\" IN EXCLUSIVE MODE"));
         assert!(found[1].hint.ends_with("hashtext('app.\"B\"'));"));
     }

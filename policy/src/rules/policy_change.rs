@@ -121,7 +121,7 @@ mod tests {
         }
         let finding = &check_statement(&statement(set("safe_migrations.mode", Some("off")), ""), &catalog)[0];
         assert_eq!(
-            finding.message,
+            finding.text(),
             "policy_change: a guarded role cannot change its safe_migrations settings"
         );
         assert_eq!(

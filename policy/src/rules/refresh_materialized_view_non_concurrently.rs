@@ -65,7 +65,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "refresh_materialized_view_non_concurrently: REFRESH MATERIALIZED VIEW sales_summary without \
              CONCURRENTLY blocks reads of sales_summary"
         );

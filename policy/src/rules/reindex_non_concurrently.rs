@@ -90,7 +90,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "reindex_non_concurrently: REINDEX INDEX orders_pkey without CONCURRENTLY blocks writes while it \
              rebuilds the index"
         );

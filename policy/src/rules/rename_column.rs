@@ -69,7 +69,7 @@ mod tests {
         let catalog = TestCatalog::default().column("users", "name", ty(&["text"], &[]));
         let finding = only(findings(&RULE, rename("users", "name", "full_name"), &catalog));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "rename_column: RENAME COLUMN users.name TO full_name breaks application code that still uses name"
         );
         assert_eq!(finding.sqlstate, "SM002");
@@ -101,7 +101,7 @@ mod tests {
             rename("Crm.users", "Name", "user"),
             &TestCatalog::default(),
         ));
-        assert!(finding.message.contains("\"Crm\".users.\"Name\" TO \"user\""));
+        assert!(finding.text().contains("\"Crm\".users.\"Name\" TO \"user\""));
         assert!(finding.hint.contains("ADD COLUMN \"user\" <type>;"));
     }
 }

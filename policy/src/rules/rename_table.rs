@@ -132,7 +132,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "rename_table: ALTER TABLE users RENAME TO accounts breaks application code that still uses users"
         );
         assert_eq!(finding.sqlstate, "SM002");
@@ -173,7 +173,7 @@ mod tests {
         });
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "rename_table: SET SCHEMA archive of public.users breaks application code that still uses public.users"
         );
         assert!(finding
@@ -189,7 +189,7 @@ mod tests {
             &TestCatalog::default(),
         ));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "rename_table: ALTER SCHEMA billing RENAME TO \"Billing\" breaks application code that still uses billing"
         );
     }

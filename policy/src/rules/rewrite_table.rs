@@ -142,7 +142,7 @@ mod tests {
         };
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "rewrite_table: VACUUM FULL events rewrites events and blocks reads and writes until it is done"
         );
         assert_eq!(
@@ -170,7 +170,7 @@ mod tests {
         };
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(finding.lock, None);
-        assert!(finding.message.contains("every table in the database"));
+        assert!(finding.text().contains("every table in the database"));
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
         let found = findings(&RULE, stmt, &TestCatalog::default());
         assert_eq!(found.len(), 2);
         assert_eq!(
-            found[0].message,
+            found[0].text(),
             "rewrite_table: ALTER TABLE events SET TABLESPACE \"Fast\" rewrites events and blocks reads and writes \
              until it is done"
         );
@@ -214,7 +214,7 @@ mod tests {
             .hint
             .ends_with("pg_repack --table=events --tablespace=\"Fast\""));
         assert!(found[1]
-            .message
+            .text()
             .starts_with("rewrite_table: ALTER TABLE events SET LOGGED rewrites events"));
     }
 

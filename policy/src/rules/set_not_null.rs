@@ -114,10 +114,10 @@ mod tests {
         assert_eq!(findings.len(), 2, "{findings:?}");
         assert!(
             findings[0]
-                .message
+                .text()
                 .contains("ADD PRIMARY KEY USING INDEX orders_id_key sets NOT NULL on orders.id"),
             "{}",
-            findings[0].message
+            findings[0].text()
         );
     }
 
@@ -145,7 +145,7 @@ mod tests {
         let stmt = alter("users", vec![set_not_null("email")]);
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "set_not_null: SET NOT NULL on users.email blocks reads and writes while every row is scanned"
         );
         assert_eq!(
@@ -215,7 +215,7 @@ mod tests {
             ..AlterTable::default()
         });
         let finding = only(findings(&RULE, stmt, &TestCatalog::default()));
-        assert!(finding.message.contains("\"Auth\".users.\"Email\""));
+        assert!(finding.text().contains("\"Auth\".users.\"Email\""));
         assert!(finding.hint.contains(
             "ALTER TABLE IF EXISTS ONLY \"Auth\".users ADD CONSTRAINT \"users_Email_check\" CHECK (\"Email\" IS NOT \
              NULL) NOT VALID;"

@@ -87,7 +87,7 @@ mod tests {
     fn truncate_err() {
         let finding = only(findings(&RULE, truncate(&["sessions"]), &TestCatalog::default()));
         assert_eq!(
-            finding.message,
+            finding.text(),
             "truncate: TRUNCATE sessions blocks reads and writes of sessions and removes every row"
         );
         assert_eq!(
@@ -125,7 +125,7 @@ mod tests {
     fn several_tables_each_reported_quoted_schema_qualified() {
         let found = findings(&RULE, truncate(&["a", "Audit.Log"]), &TestCatalog::default());
         assert_eq!(found.len(), 2);
-        assert!(found[1].message.starts_with("truncate: TRUNCATE \"Audit\".\"Log\""));
+        assert!(found[1].text().starts_with("truncate: TRUNCATE \"Audit\".\"Log\""));
     }
 
     #[test]
@@ -140,6 +140,6 @@ mod tests {
         let catalog = TestCatalog::default().existing_table("orders");
         let found = findings(&RULE, truncate(&["schema_migrations", "orders"]), &catalog);
         assert_eq!(found.len(), 1);
-        assert!(found[0].message.contains("orders"), "{}", found[0].message);
+        assert!(found[0].text().contains("orders"), "{}", found[0].text());
     }
 }
