@@ -2,32 +2,9 @@
 //! parse; libpg_query also reports the cursor position, which we read here by calling
 //! the same C function the crate links.
 
-use std::ffi::{c_char, c_int, CString};
+use std::ffi::{c_int, CString};
 
-/// libpg_query's `PgQueryError` (pg_query.h).
-#[repr(C)]
-struct PgQueryError {
-    message: *mut c_char,
-    funcname: *mut c_char,
-    filename: *mut c_char,
-    lineno: c_int,
-    /// 1-based character (not byte) position in the input; 0 when unknown.
-    cursorpos: c_int,
-    context: *mut c_char,
-}
-
-/// libpg_query's `PgQueryParseResult` (pg_query.h).
-#[repr(C)]
-struct PgQueryParseResult {
-    parse_tree: *mut c_char,
-    stderr_buffer: *mut c_char,
-    error: *mut PgQueryError,
-}
-
-extern "C" {
-    fn pg_query_parse(input: *const c_char) -> PgQueryParseResult;
-    fn pg_query_free_parse_result(result: PgQueryParseResult);
-}
+use super::libpg_query_ffi::{pg_query_free_parse_result, pg_query_parse};
 
 /// Byte offset of the syntax error in `sql`, or None when it parses or the parser
 /// gives no position.
@@ -41,7 +18,7 @@ pub fn syntax_error_position(sql: &str) -> Option<usize> {
 /// The parser's 1-based cursor position for `input`, if parsing fails with one.
 fn cursor_position(input: &CString) -> Option<c_int> {
     // SAFETY: `input` is a valid NUL-terminated string that outlives the call; the
-    // structs above mirror pg_query.h's layout; `error` is read only when non-null and
+    // structs mirror pg_query.h's layout (pinned by libpg_query_ffi's test); `error` is read only when non-null and
     // before the result is freed, and the result is freed exactly once.
     unsafe {
         let result = pg_query_parse(input.as_ptr());

@@ -11,6 +11,7 @@ mod error_position;
 mod expr;
 pub mod implicit;
 mod index;
+mod libpg_query_ffi;
 mod maintenance;
 mod names;
 mod options;

@@ -5,39 +5,17 @@
 //! unreadable. The text is repaired (those datums become empty objects, which the walk
 //! ignores) and then read as JSON.
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::ffi::{CStr, CString};
 
 use serde_json::Value;
 
-/// pg_query.h's PgQueryError.
-#[repr(C)]
-struct PgQueryError {
-    message: *mut c_char,
-    funcname: *mut c_char,
-    filename: *mut c_char,
-    lineno: c_int,
-    cursorpos: c_int,
-    context: *mut c_char,
-}
-
-/// pg_query.h's PgQueryPlpgsqlParseResult.
-#[repr(C)]
-struct PgQueryPlpgsqlParseResult {
-    plpgsql_funcs: *mut c_char,
-    error: *mut PgQueryError,
-}
-
-extern "C" {
-    // Both are exported by the libpg_query the `pg_query` crate links (statically).
-    fn pg_query_parse_plpgsql(input: *const c_char) -> PgQueryPlpgsqlParseResult;
-    fn pg_query_free_plpgsql_parse_result(result: PgQueryPlpgsqlParseResult);
-}
+use super::libpg_query_ffi::{pg_query_free_plpgsql_parse_result, pg_query_parse_plpgsql};
 
 /// The compiled functions of `source` (a `CREATE FUNCTION` or `DO` statement), as the
 /// JSON `pg_query::parse_plpgsql` would give for a well-formed dump.
 pub fn parse_plpgsql(source: &str) -> Result<Value, String> {
     let input = CString::new(source).map_err(|_| "the text contains a NUL byte".to_string())?;
-    // pg_query_parse_plpgsql takes a NUL-terminated string it does not keep, and returns
+    // SAFETY: pg_query_parse_plpgsql takes a NUL-terminated string it does not keep, and returns
     // either an error or the JSON text, both owned by the result until it is freed; we
     // copy what we need out of them before freeing it, exactly once.
     let text = unsafe {
