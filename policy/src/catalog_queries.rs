@@ -12,8 +12,13 @@ use crate::types::{Coercion, TypeName};
 /// Rows as text, NULL as None.
 pub type Rows = Vec<Vec<Option<String>>>;
 
-/// `to_regtype`'s input for `type_name`: schema and name quoted, no modifiers.
+/// `to_regtype`'s input for `type_name`: schema and name quoted, no modifiers. A name
+/// that cannot be written (empty, or with a NUL byte) is NULL: PostgreSQL 15's to_regtype
+/// raises on a syntax error instead of returning NULL.
 fn regtype(type_name: &TypeName) -> String {
+    if !writable(&type_name.name) || type_name.schema.as_deref().is_some_and(|schema| !writable(schema)) {
+        return "NULL::pg_catalog.regtype".to_string();
+    }
     let mut text = match &type_name.schema {
         Some(schema) => format!("{}.{}", ident(schema), ident(&type_name.name)),
         None => ident(&type_name.name),
@@ -24,8 +29,17 @@ fn regtype(type_name: &TypeName) -> String {
     format!("pg_catalog.to_regtype({})", literal(&text))
 }
 
-fn regclass(table: &QualifiedName) -> String {
+/// `to_regclass` of `table` (NULL for a name that cannot be written, as in `regtype`).
+pub fn regclass(table: &QualifiedName) -> String {
+    if !writable(&table.name) || table.schema.as_deref().is_some_and(|schema| !writable(schema)) {
+        return "NULL::pg_catalog.regclass".to_string();
+    }
     format!("pg_catalog.to_regclass({})", literal(&table.sql()))
+}
+
+/// Can `name` be written as a quoted identifier?
+fn writable(name: &str) -> bool {
+    !name.is_empty() && !name.contains('\0')
 }
 
 /// Two rows, old type then new: was it a domain, its base type's schema, name (the
@@ -190,4 +204,19 @@ pub fn dependents_from_rows(rows: &Rows) -> Option<ColumnDependents> {
     dependents.rebuilt_indexes.sort();
     dependents.rebuilt_indexes.dedup();
     found.then_some(dependents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_cannot_be_written_are_null_not_a_syntax_error() {
+        let empty = TypeName::default();
+        assert!(coercion_sql(&empty, &empty).contains("(1, NULL::pg_catalog.regtype)"));
+        let sql = dependents_sql(&QualifiedName::bare(""), "c", &empty, None);
+        assert!(sql.contains("SELECT NULL::pg_catalog.regclass::pg_catalog.oid"));
+        let quoted = regtype(&TypeName::from_parts(&["my schema", "We\"ird"], vec![], true));
+        assert_eq!(quoted, "pg_catalog.to_regtype('\"my schema\".\"We\"\"ird\"[]')");
+    }
 }
