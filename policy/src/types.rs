@@ -261,12 +261,19 @@ const BINARY_CASTS: &[(&str, &str)] = &[
     ("regproc", "oid"),
 ];
 
+impl TypeName {
+    /// One of pg_catalog's types that columns mostly have, known to be no domain without
+    /// asking a catalog.
+    pub fn is_builtin(&self) -> bool {
+        self.schema.is_none() && BUILTIN_TYPES.contains(&self.name.as_str())
+    }
+}
+
 impl Coercion {
     /// The coercion between two built-in types, known without a catalog; None when
     /// either type may be something else (a domain, an extension's type).
     pub fn builtin(from: &TypeName, to: &TypeName) -> Option<Coercion> {
-        let builtin = |t: &TypeName| t.schema.is_none() && BUILTIN_TYPES.contains(&t.name.as_str());
-        if !builtin(from) || !builtin(to) {
+        if !from.is_builtin() || !to.is_builtin() {
             return None;
         }
         let binary = from.name == to.name && from.array == to.array

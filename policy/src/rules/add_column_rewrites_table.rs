@@ -119,39 +119,7 @@ fn sequence_steps(alter: &AlterTable, column: &ColumnDef) -> String {
 /// Could `type_name` be a domain? Arrays are not (a new array column of a domain checks
 /// nothing), nor the built-in types columns mostly have: no need to ask the catalog.
 fn may_be_domain(type_name: &TypeName) -> bool {
-    const BUILT_IN: &[&str] = &[
-        "bool",
-        "int2",
-        "int4",
-        "int8",
-        "numeric",
-        "float4",
-        "float8",
-        "text",
-        "varchar",
-        "bpchar",
-        "bytea",
-        "date",
-        "time",
-        "timetz",
-        "timestamp",
-        "timestamptz",
-        "interval",
-        "uuid",
-        "json",
-        "jsonb",
-        "inet",
-        "cidr",
-        "macaddr",
-        "money",
-        "xml",
-        "tsvector",
-        "serial",
-        "bigserial",
-        "smallserial",
-    ];
-    let built_in = type_name.schema.is_none() && BUILT_IN.contains(&type_name.name.as_str());
-    !type_name.array && !built_in
+    !type_name.array && !type_name.is_builtin() && !type_name.is_serial()
 }
 
 /// The column with the domain's base type, its constraints as a NOT VALID CHECK.

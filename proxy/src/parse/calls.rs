@@ -103,8 +103,7 @@ const MAX_BODY_DEPTH: usize = 3;
 fn set_config_calls_within(sql: &str, bodies: bool, depth: usize) -> Vec<SettingChange> {
     // The scanner only for texts that can hold such a call: `set_config` spelled out, or
     // a U&"..." identifier, which may spell it with escapes.
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("set_config") && !lower.contains("u&") {
+    if !contains_ignoring_case(sql, "set_config") && !contains_ignoring_case(sql, "u&") {
         return Vec::new();
     }
     let Some(tokens) = code_tokens(sql) else {
@@ -119,7 +118,7 @@ fn set_config_calls_within(sql: &str, bodies: bool, depth: usize) -> Vec<Setting
                     changes.extend(set_config_calls_within(&inner, true, depth + 1));
                 }
                 // Unread (E'', U&'', too deep): a call in it cannot be ruled out.
-                _ if text.to_ascii_lowercase().contains("set_config") => {
+                _ if contains_ignoring_case(text, "set_config") => {
                     changes.push(SettingChange::SetConfigComputed);
                 }
                 _ => {}
@@ -158,6 +157,14 @@ fn set_config_calls_within(sql: &str, bodies: bool, depth: usize) -> Vec<Setting
         });
     }
     changes
+}
+
+/// Does `text` contain the ASCII `word`, in any case? (Without a lower-cased copy: this
+/// runs for every statement a guarded role sends.)
+fn contains_ignoring_case(text: &str, word: &str) -> bool {
+    text.as_bytes()
+        .windows(word.len())
+        .any(|window| window.eq_ignore_ascii_case(word.as_bytes()))
 }
 
 /// The value of a `'...'` or `$tag$...$tag$` constant; None for other spellings (E'',

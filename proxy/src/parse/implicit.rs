@@ -6,7 +6,7 @@
 //! MATERIALIZED VIEW recomputes, is read. Statements in function bodies are read the same
 //! way where they are decided.
 
-use pg_query::NodeRef;
+use pg_query::{NodeEnum, NodeRef};
 use policy::QualifiedName;
 
 use super::names::{range_var, range_vars};
@@ -25,14 +25,21 @@ pub struct Write {
     pub events: u8,
 }
 
-/// The tables `sql` writes, each once with all its events, in order; empty when it does
-/// not parse. INSERT ... ON CONFLICT may update; MERGE may insert, update and delete.
-pub fn written_tables(sql: &str) -> Vec<Write> {
-    let Ok(parsed) = pg_query::parse(sql, 0) else {
-        return Vec::new();
-    };
-    let mut writes: Vec<Write> = Vec::new();
-    for (node, ..) in parsed.protobuf.nodes() {
+/// What a statement reaches without naming it: the tables it writes and the relations
+/// it reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach {
+    /// Each table once, with all its events, in order. INSERT ... ON CONFLICT may update;
+    /// MERGE may insert, update and delete.
+    pub writes: Vec<Write>,
+    /// Each relation once, in order (views among them; a CTE's name too).
+    pub reads: Vec<QualifiedName>,
+}
+
+/// What the statement `node` (one parsed statement, walked once) reaches.
+pub fn reach(node: &NodeEnum) -> Reach {
+    let mut reach = Reach::default();
+    for (node, ..) in node.nodes() {
         let (tables, events) = match node {
             NodeRef::InsertStmt(insert) => (
                 vec![range_var(insert.relation.as_ref())],
@@ -47,36 +54,59 @@ pub fn written_tables(sql: &str) -> Vec<Write> {
             NodeRef::MergeStmt(merge) => (vec![range_var(merge.relation.as_ref())], INSERT | UPDATE | DELETE),
             NodeRef::CopyStmt(copy) if copy.is_from => (vec![range_var(copy.relation.as_ref())], INSERT),
             NodeRef::TruncateStmt(truncate) => (range_vars(&truncate.relations), TRUNCATE),
+            NodeRef::RangeVar(relation) => {
+                reach.read(range_var(Some(relation)));
+                continue;
+            }
+            NodeRef::RefreshMatViewStmt(refresh) => {
+                reach.read(range_var(refresh.relation.as_ref()));
+                continue;
+            }
             _ => continue,
         };
         for table in tables.into_iter().filter(|table| !table.name.is_empty()) {
-            match writes.iter_mut().find(|write| write.table == table) {
+            match reach.writes.iter_mut().find(|write| write.table == table) {
                 Some(write) => write.events |= events,
-                None => writes.push(Write { table, events }),
+                None => reach.writes.push(Write { table, events }),
             }
         }
     }
-    writes
+    reach
 }
 
-/// The relations `sql` reads (views among them), each once, in order; empty when it does
-/// not parse.
-pub fn read_relations(sql: &str) -> Vec<QualifiedName> {
-    let Ok(parsed) = pg_query::parse(sql, 0) else {
-        return Vec::new();
-    };
-    let mut relations: Vec<QualifiedName> = Vec::new();
-    for (node, ..) in parsed.protobuf.nodes() {
-        let relation = match node {
-            NodeRef::RangeVar(relation) => range_var(Some(relation)),
-            NodeRef::RefreshMatViewStmt(refresh) => range_var(refresh.relation.as_ref()),
-            _ => continue,
-        };
-        if !relation.name.is_empty() && !relations.contains(&relation) {
-            relations.push(relation);
+impl Reach {
+    fn read(&mut self, relation: QualifiedName) {
+        if !relation.name.is_empty() && !self.reads.contains(&relation) {
+            self.reads.push(relation);
         }
     }
-    relations
+}
+
+/// `reach` of every statement of `sql`, for the tests: nothing when it does not parse.
+#[cfg(test)]
+fn reach_of(sql: &str) -> Reach {
+    let mut all = Reach::default();
+    for statement in pg_query::parse(sql, 0)
+        .map(|parsed| parsed.protobuf.stmts)
+        .unwrap_or_default()
+    {
+        if let Some(node) = statement.stmt.as_ref().and_then(|node| node.node.as_ref()) {
+            let one = reach(node);
+            all.writes.extend(one.writes);
+            all.reads.extend(one.reads);
+        }
+    }
+    all
+}
+
+#[cfg(test)]
+fn written_tables(sql: &str) -> Vec<Write> {
+    reach_of(sql).writes
+}
+
+#[cfg(test)]
+fn read_relations(sql: &str) -> Vec<QualifiedName> {
+    reach_of(sql).reads
 }
 
 #[cfg(test)]

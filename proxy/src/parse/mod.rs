@@ -33,6 +33,8 @@ pub struct ParsedStatement {
     pub statement: Statement,
     /// Byte offset of `statement.source` in the input.
     pub offset: usize,
+    /// The tables it writes and the relations it reads (`implicit::reach`).
+    pub reach: implicit::Reach,
 }
 
 /// The input is not valid SQL (or not something libpg_query accepts).
@@ -112,6 +114,12 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
                 .and_then(|node| node.node.as_ref())
                 .and_then(session_commands::stored_setting),
         );
+        let reach = raw
+            .stmt
+            .as_ref()
+            .and_then(|node| node.node.as_ref())
+            .map(implicit::reach)
+            .unwrap_or_default();
         statements.push(ParsedStatement {
             statement: Statement {
                 stmt,
@@ -119,6 +127,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<ParsedStatement>, ParseError> {
                 changes,
             },
             offset: start,
+            reach,
         });
     }
     Ok(statements)

@@ -26,7 +26,7 @@ pub const BLOCK_CONTEXT: Context = Context {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockStatement {
     /// A statement whose text is known, parsed (its `offset` is into the `DO` statement).
-    Parsed(ParsedStatement),
+    Parsed(Box<ParsedStatement>),
     /// SQL whose text cannot be known before the block runs.
     Unreadable { offset: usize, reason: Unreadable },
 }
@@ -114,10 +114,10 @@ fn routine_sql(source: &str, kind: BodyKind) -> Option<Vec<BlockStatement>> {
         };
         match parse_sql(&text) {
             Ok(parsed) => statements.extend(parsed.into_iter().map(|parsed| {
-                BlockStatement::Parsed(ParsedStatement {
+                BlockStatement::Parsed(Box::new(ParsedStatement {
                     offset: offset + parsed.offset,
                     ..parsed
-                })
+                }))
             })),
             Err(error) => statements.push(BlockStatement::Unreadable {
                 offset,

@@ -88,8 +88,28 @@ pub enum Answer {
 
 type Rows = Vec<Vec<Option<String>>>;
 
-fn regclass(table: &QualifiedName) -> String {
-    format!("pg_catalog.to_regclass({})", literal(&table.sql()))
+use catalog_queries::regclass;
+
+/// The columns of a function as `FunctionBody` rows read them (schema, name, language,
+/// definition: `CREATE FUNCTION` as pg_get_functiondef writes it, empty for C and
+/// internal functions and aggregates), and the joins they need from `pg_proc p`.
+const BODY_COLUMNS: &str = "n.nspname, p.proname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
+     WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END";
+const BODY_JOINS: &str = "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+     JOIN pg_catalog.pg_language l ON l.oid = p.prolang";
+
+/// The function bodies of rows of `BODY_COLUMNS`.
+fn bodies(rows: Rows) -> Vec<FunctionBody> {
+    rows.into_iter()
+        .filter_map(|row| match row.as_slice() {
+            [schema, Some(name), Some(language), Some(definition)] => Some(FunctionBody {
+                name: QualifiedName::new(schema.as_deref(), name),
+                language: language.clone(),
+                definition: definition.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 impl Question {
@@ -176,32 +196,23 @@ impl Question {
                        AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
                      WHERE r.ev_class = rel.oid AND d.refobjid <> rel.oid) AS x(oid, events) \
                    WHERE x.events <> 0) \
-                 SELECT DISTINCT n.nspname, p.proname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
-                 ELSE pg_catalog.pg_get_functiondef(p.oid) END \
+                 SELECT DISTINCT {BODY_COLUMNS} \
                  FROM rel JOIN pg_catalog.pg_trigger t ON t.tgrelid = rel.oid AND t.tgenabled <> 'D' \
                  AND NOT t.tgisinternal AND t.tgtype::pg_catalog.int4 & rel.events <> 0 \
-                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang",
+                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {BODY_JOINS}",
                 regclass(table)
             ),
-            Question::EventTriggerFunctions => "SELECT n.nspname, p.proname, l.lanname, \
-                 CASE WHEN l.lanname IN ('c', 'internal') THEN '' ELSE pg_catalog.pg_get_functiondef(p.oid) END \
-                 FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang WHERE e.evtenabled <> 'D'"
-                .to_string(),
+            Question::EventTriggerFunctions => format!(
+                "SELECT {BODY_COLUMNS} FROM pg_catalog.pg_event_trigger e \
+                 JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid {BODY_JOINS} WHERE e.evtenabled <> 'D'"
+            ),
             Question::ViewQuery(relation) => format!(
                 "SELECT c.relkind::pg_catalog.text, pg_catalog.pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c \
                  WHERE c.oid = {} AND c.relkind IN ('v', 'm')",
                 regclass(relation)
             ),
             Question::FunctionBodies(function) => format!(
-                "SELECT n.nspname, l.lanname, CASE WHEN l.lanname IN ('c', 'internal') THEN '' \
-                 WHEN p.prokind IN ('f', 'p') THEN pg_catalog.pg_get_functiondef(p.oid) ELSE '' END \
-                 FROM pg_catalog.pg_proc p \
-                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
-                 JOIN pg_catalog.pg_language l ON l.oid = p.prolang \
+                "SELECT {BODY_COLUMNS} FROM pg_catalog.pg_proc p {BODY_JOINS} \
                  WHERE p.proname = {} AND n.nspname <> 'pg_catalog' AND {}",
                 literal(&function.name),
                 match &function.schema {
@@ -263,30 +274,9 @@ impl Question {
                     query: first(&rows, 1)?,
                 })
             })),
-            Question::TriggerFunctions(..) | Question::EventTriggerFunctions => Answer::Bodies(rows.map(|rows| {
-                rows.into_iter()
-                    .filter_map(|row| match row.as_slice() {
-                        [schema, Some(name), Some(language), Some(definition)] => Some(FunctionBody {
-                            name: QualifiedName::new(schema.as_deref(), name),
-                            language: language.clone(),
-                            definition: definition.clone(),
-                        }),
-                        _ => None,
-                    })
-                    .collect()
-            })),
-            Question::FunctionBodies(function) => Answer::Bodies(rows.map(|rows| {
-                rows.into_iter()
-                    .filter_map(|row| match row.as_slice() {
-                        [schema, Some(language), Some(definition)] => Some(FunctionBody {
-                            name: QualifiedName::new(schema.as_deref(), &function.name),
-                            language: language.clone(),
-                            definition: definition.clone(),
-                        }),
-                        _ => None,
-                    })
-                    .collect()
-            })),
+            Question::FunctionBodies(_) | Question::TriggerFunctions(..) | Question::EventTriggerFunctions => {
+                Answer::Bodies(rows.map(bodies))
+            }
         }
     }
 }

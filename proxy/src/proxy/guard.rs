@@ -14,7 +14,6 @@ use policy::{decide, Catalog, Context, Mode, QualifiedName, Settings, Statement}
 use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
 use crate::parse::calls::{called_functions, set_config_calls_in_bodies};
-use crate::parse::implicit::{read_relations, written_tables};
 use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
 use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
@@ -126,7 +125,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             nested.judge_do_block(&statement.source)
         } else {
-            nested.judge_calls(statement)
+            nested.judge_calls(parsed)
         };
         match inner {
             Ok(inner_cap) => cap = smallest_cap(cap, inner_cap),
@@ -258,7 +257,7 @@ impl NestedJudgement<'_, '_> {
             let reason = match inner {
                 BlockStatement::Parsed(parsed) => {
                     sets_timeout |= sets_a_timeout(&parsed.statement);
-                    cap = smallest_cap(cap, self.judge_statement(&parsed.statement)?);
+                    cap = smallest_cap(cap, self.judge_statement(&parsed)?);
                     continue;
                 }
                 BlockStatement::Unreadable { reason, .. } => reason,
@@ -299,7 +298,8 @@ impl NestedJudgement<'_, '_> {
         }
     }
 
-    fn judge_statement(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+    fn judge_statement(&mut self, parsed: &ParsedStatement) -> Result<Option<u64>, String> {
+        let statement = &parsed.statement;
         let catalog = self.catalog();
         let decision = decide(statement, &BLOCK_CONTEXT, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
@@ -313,7 +313,7 @@ impl NestedJudgement<'_, '_> {
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             self.judge_do_block(&statement.source)?
         } else {
-            self.judge_calls(statement)?
+            self.judge_calls(parsed)?
         };
         Ok(smallest_cap(decision.lock_timeout_ms, inner))
     }
@@ -322,7 +322,8 @@ impl NestedJudgement<'_, '_> {
     /// functions its writes may fire and of the event trigger functions its DDL fires,
     /// decided; their smallest cap. Definitions
     /// not yet known are asked for (`missing`).
-    fn judge_calls(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+    fn judge_calls(&mut self, parsed: &ParsedStatement) -> Result<Option<u64>, String> {
+        let statement = &parsed.statement;
         let mut cap = self.judge_event_triggers(statement)?;
         // In a failed transaction the statement fails without running (the server could
         // not answer either); a function defined, not called, runs nothing.
@@ -341,16 +342,10 @@ impl NestedJudgement<'_, '_> {
                 .cloned()
                 .collect();
             let bodies = if defined.is_empty() {
-                let catalog = self.catalog();
-                let bodies = catalog.function_bodies(&name);
-                self.missing.extend(catalog.missing.into_inner());
-                match bodies {
+                let answer = self.ask(|catalog| catalog.function_bodies(&name));
+                match self.read(answer, || unreadable_function(&name))? {
+                    Some(bodies) => bodies,
                     None => continue,
-                    Some(Some(bodies)) => bodies,
-                    Some(None) => {
-                        self.cannot_check(unreadable_function(&name))?;
-                        continue;
-                    }
                 }
             } else {
                 defined
@@ -359,22 +354,15 @@ impl NestedJudgement<'_, '_> {
                 cap = smallest_cap(cap, self.judge_body(body, &Routine::Function(&body.name))?);
             }
         }
-        for write in written_tables(&statement.source) {
-            let table = write.table;
+        for write in &parsed.reach.writes {
+            let table = &write.table;
             if self.written.contains(&(table.clone(), write.events)) {
                 continue;
             }
             self.written.push((table.clone(), write.events));
-            let catalog = self.catalog();
-            let bodies = catalog.trigger_functions(&table, write.events);
-            self.missing.extend(catalog.missing.into_inner());
-            let bodies = match bodies {
-                None => continue,
-                Some(Some(bodies)) => bodies,
-                Some(None) => {
-                    self.cannot_check(unreadable_triggers(&table))?;
-                    continue;
-                }
+            let answer = self.ask(|catalog| catalog.trigger_functions(table, write.events));
+            let Some(bodies) = self.read(answer, || unreadable_triggers(table))? else {
+                continue;
             };
             for body in bodies {
                 if self.visited.contains(&body.name) {
@@ -383,7 +371,7 @@ impl NestedJudgement<'_, '_> {
                 self.visited.push(body.name.clone());
                 let routine = Routine::Trigger {
                     function: &body.name,
-                    table: &table,
+                    table,
                 };
                 cap = smallest_cap(cap, self.judge_body(&body, &routine)?);
             }
@@ -397,7 +385,7 @@ impl NestedJudgement<'_, '_> {
                 Stmt::RefreshMaterializedView { .. } | Stmt::CreateTableAs { .. }
             )
         {
-            cap = smallest_cap(cap, self.judge_views(statement)?);
+            cap = smallest_cap(cap, self.judge_views(parsed)?);
         }
         Ok(cap)
     }
@@ -405,41 +393,35 @@ impl NestedJudgement<'_, '_> {
     /// The queries of the views and materialized views `statement` reads (REFRESH
     /// recomputes one, CREATE TABLE AS runs its query), decided one level deeper like a
     /// function's statements: the functions they call run when the statement does.
-    fn judge_views(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
+    fn judge_views(&mut self, parsed: &ParsedStatement) -> Result<Option<u64>, String> {
         let mut cap = None;
-        for relation in read_relations(&statement.source) {
-            if self.viewed.contains(&relation) {
+        for relation in &parsed.reach.reads {
+            if self.viewed.contains(relation) {
                 continue;
             }
             self.viewed.push(relation.clone());
-            let catalog = self.catalog();
-            let query = catalog.view_query(&relation);
-            self.missing.extend(catalog.missing.into_inner());
-            let refreshed =
-                matches!(&statement.stmt, Stmt::RefreshMaterializedView { view, .. } if same_table(view, &relation));
-            let query = match query {
-                None | Some(Some(None)) => continue,
+            let answer = self.ask(|catalog| catalog.view_query(relation));
+            let refreshed = matches!(&parsed.statement.stmt,
+                Stmt::RefreshMaterializedView { view, .. } if same_table(view, relation));
+            let query = match self.read(answer, || unreadable_view(relation))? {
+                None | Some(None) => continue,
                 // Reading a materialized view runs nothing; refreshing it runs its query.
-                Some(Some(Some(view))) if view.materialized && !refreshed => continue,
-                Some(Some(Some(view))) => view.query,
-                Some(None) => {
-                    self.cannot_check(unreadable_view(&relation))?;
-                    continue;
-                }
+                Some(Some(view)) if view.materialized && !refreshed => continue,
+                Some(Some(view)) => view.query,
             };
             if self.depth >= MAX_CALL_DEPTH {
-                self.cannot_check(views_too_deep(&relation))?;
+                self.cannot_check(views_too_deep(relation))?;
                 continue;
             }
-            let Ok(parsed) = parse_sql(&query) else {
-                self.cannot_check(unreadable_view(&relation))?;
+            let Ok(view_statements) = parse_sql(&query) else {
+                self.cannot_check(unreadable_view(relation))?;
                 continue;
             };
             self.depth += 1;
             self.in_view += 1;
             let mut inner: Result<Option<u64>, String> = Ok(None);
-            for view_statement in parsed {
-                match self.judge_statement(&view_statement.statement) {
+            for view_statement in &view_statements {
+                match self.judge_statement(view_statement) {
                     Ok(view_cap) => inner = inner.map(|found| smallest_cap(found, view_cap)),
                     Err(rule) => {
                         inner = Err(rule);
@@ -461,16 +443,9 @@ impl NestedJudgement<'_, '_> {
         if self.transaction_failed || self.event_triggers_read || !fires_event_triggers(&statement.stmt) {
             return Ok(None);
         }
-        let catalog = self.catalog();
-        let bodies = catalog.event_trigger_functions();
-        self.missing.extend(catalog.missing.into_inner());
-        let bodies = match bodies {
-            None => return Ok(None),
-            Some(Some(bodies)) => bodies,
-            Some(None) => {
-                self.cannot_check(unreadable_event_triggers())?;
-                return Ok(None);
-            }
+        let answer = self.ask(|catalog| catalog.event_trigger_functions());
+        let Some(bodies) = self.read(answer, unreadable_event_triggers)? else {
+            return Ok(None);
         };
         self.event_triggers_read = true;
         let mut cap = None;
@@ -519,6 +494,25 @@ impl NestedJudgement<'_, '_> {
         let inner = self.judge_routine(statements, routine, header_sets_a_timeout(&body.definition));
         self.depth -= 1;
         inner
+    }
+
+    /// Ask the session's catalog; what it could not answer yet is asked of the server
+    /// (`missing`).
+    fn ask<T>(&mut self, question: impl FnOnce(&SessionCatalog) -> T) -> T {
+        let catalog = self.catalog();
+        let answer = question(&catalog);
+        self.missing.extend(catalog.missing.into_inner());
+        answer
+    }
+
+    /// A definition asked of the server: None while it has not answered, and where it
+    /// could not and the role lets `unreadable` through (refused otherwise).
+    fn read<T>(&mut self, answer: Option<Option<T>>, unreadable: impl FnOnce() -> Report) -> Result<Option<T>, String> {
+        match answer {
+            None => Ok(None),
+            Some(Some(value)) => Ok(Some(value)),
+            Some(None) => self.cannot_check(unreadable()).map(|()| None),
+        }
     }
 
     fn catalog(&self) -> SessionCatalog<'_> {
