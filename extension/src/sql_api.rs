@@ -6,9 +6,8 @@ use std::ffi::CString;
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use policy::model::TransactionKind;
 use policy::settings::SETTINGS;
-use policy::{Context, Mode, Settings, Stmt};
+use policy::{Mode, Placement, Settings, Transaction};
 
 use crate::catalog::BackendCatalog;
 use crate::nodes;
@@ -79,30 +78,21 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.{function}: the SQL contains a NUL byte"));
     // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
     let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
-    let multi_statement = raw_statements.len() > 1;
-    let mut in_explicit_block = false;
+    let placement = Placement {
+        multi_statement: raw_statements.len() > 1,
+        nested: false,
+    };
+    let mut transaction = Transaction::default();
+    // A plain int read on the backend's only thread.
+    transaction.set_lock_timeout_ms(u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0));
     let mut out = Vec::new();
     for raw in raw_statements.iter_ptr() {
         // Each element is a RawStmt the parser just built.
         let raw = unsafe { &*raw };
         let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
-        if let Stmt::Transaction(kind) = &statement.stmt {
-            match kind {
-                TransactionKind::Begin => in_explicit_block = true,
-                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => {
-                    in_explicit_block = false
-                }
-                _ => {}
-            }
-        }
-        let context = Context {
-            in_transaction_block: multi_statement || in_explicit_block,
-            multi_statement,
-            nested: false,
-            // A plain int read on the backend's only thread.
-            session_lock_timeout_ms: u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0),
-        };
+        let context = transaction.context(placement);
         let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+        transaction.observe(&statement.stmt, &BackendCatalog);
         out.push((statement, decision));
     }
     out

@@ -7,7 +7,7 @@ use std::ffi::{c_char, c_int, CStr};
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 use policy::report::{reports, Level, Report};
-use policy::{Context, Decision};
+use policy::{Decision, Placement, Transaction, TransactionStatus};
 
 use crate::catalog::BackendCatalog;
 use crate::nodes;
@@ -82,16 +82,20 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     // block; statements run by functions are always inside a transaction.
     // IsTransactionBlock only reads the backend's transaction state.
     let in_block = unsafe { pg_sys::IsTransactionBlock() };
-    let context = Context {
-        in_transaction_block: !toplevel || in_block,
+    let mut transaction = Transaction::with_status(if in_block {
+        TransactionStatus::InBlock
+    } else {
+        TransactionStatus::Idle
+    });
+    transaction.set_lock_timeout_ms(session_lock_timeout_ms());
+    let context = transaction.context(Placement {
         // Outside any block the string holds this statement alone, whatever `;` its
         // comments or literals hold.
         multi_statement: toplevel
             && in_block
             && nodes::has_other_statements(&query, pstmt.stmt_location, pstmt.stmt_len),
         nested: !toplevel,
-        session_lock_timeout_ms: session_lock_timeout_ms(),
-    };
+    });
     let messages = match current_settings() {
         Ok(settings) => {
             let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);

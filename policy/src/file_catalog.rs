@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::transaction::Transaction;
+
 use crate::catalog::{Catalog, ColumnDependents, Volatility};
 use crate::model::{AlterAction, Constraint, ConstraintKind, ObjectKind, QualifiedName, Rename, Stmt, TransactionKind};
 use crate::rules::unparenthesized;
@@ -12,11 +14,11 @@ use crate::types::{Coercion, TypeName};
 /// Facts learnt from one file. Without COMMIT or ROLLBACK the whole file is one transaction
 /// (as Flyway, sqlx and Rails run it); a COMMIT or ROLLBACK ends it, whether the file opened
 /// it with BEGIN or the migration tool did.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct FileCatalog {
     tables: HashMap<QualifiedName, TableFacts>,
-    /// Tables created in the current transaction: no other session can see them.
-    created: HashSet<QualifiedName>,
+    /// The file's transaction: the tables created in it, which no other session can see.
+    transaction: Transaction,
     /// Tables whose facts changed in the current transaction, forgotten on ROLLBACK.
     changed: HashSet<QualifiedName>,
 }
@@ -44,13 +46,32 @@ fn key(name: &QualifiedName) -> QualifiedName {
     }
 }
 
+impl Default for FileCatalog {
+    fn default() -> Self {
+        FileCatalog {
+            tables: HashMap::new(),
+            transaction: Transaction::file(),
+            changed: HashSet::new(),
+        }
+    }
+}
+
 impl FileCatalog {
     pub fn new() -> Self {
         FileCatalog::default()
     }
 
+    /// The file's transaction as far as the statements observed so far show it.
+    pub fn transaction(&self) -> &Transaction {
+        &self.transaction
+    }
+
     /// Learn from `stmt`, which has just been decided (and, as far as the file knows, run).
     pub fn observe(&mut self, stmt: &Stmt) {
+        // First, while the facts still stand under the names the statement uses.
+        let mut transaction = self.transaction.clone();
+        transaction.observe(stmt, self);
+        self.transaction = transaction;
         match stmt {
             Stmt::CreateTable(create) => {
                 let table = key(&create.table);
@@ -110,11 +131,10 @@ impl FileCatalog {
                 }
             }
             Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare) => {
-                self.created.clear();
                 self.changed.clear();
             }
             Stmt::Transaction(TransactionKind::Rollback) => {
-                for table in self.created.drain().chain(self.changed.drain()) {
+                for table in self.changed.drain() {
                     self.tables.remove(&table);
                 }
             }
@@ -123,23 +143,18 @@ impl FileCatalog {
     }
 
     fn create(&mut self, table: QualifiedName, facts: TableFacts) {
-        self.created.insert(table.clone());
         self.changed.insert(table.clone());
         self.tables.insert(table, facts);
     }
 
     fn forget(&mut self, table: &QualifiedName) {
         self.tables.remove(table);
-        self.created.remove(table);
         self.changed.insert(table.clone());
     }
 
     fn move_table(&mut self, from: &QualifiedName, to: QualifiedName) {
         if let Some(facts) = self.tables.remove(from) {
             self.tables.insert(to.clone(), facts);
-        }
-        if self.created.remove(from) {
-            self.created.insert(to.clone());
         }
         self.changed.insert(from.clone());
         self.changed.insert(to);
@@ -286,12 +301,12 @@ fn not_null_column(expr_sql: &str) -> Option<String> {
 
 impl Catalog for FileCatalog {
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+        // Only a table the file still knows under that name: a table created, then dropped
+        // or moved away, is not.
         let table = key(table);
-        if self.created.contains(&table) {
-            Some(true)
-        } else {
-            self.tables.contains_key(&table).then_some(false)
-        }
+        self.tables
+            .contains_key(&table)
+            .then(|| self.transaction.created().iter().any(|created| key(created) == table))
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {

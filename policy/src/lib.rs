@@ -14,6 +14,7 @@ pub mod report;
 pub mod rules;
 pub mod settings;
 pub mod sql;
+pub mod transaction;
 pub mod types;
 
 pub use catalog::{Catalog, NoCatalog, Volatility};
@@ -21,4 +22,5 @@ pub use finding::{Finding, Lock, Severity};
 pub use model::{Context, LockLevel, QualifiedName, Statement, Stmt};
 pub use rules::{decide, is_inert, Decision, Rule, Scope, RULES};
 pub use settings::{Mode, Settings};
+pub use transaction::{Placement, Transaction, TransactionStatus};
 pub use types::TypeName;

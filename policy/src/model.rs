@@ -25,6 +25,12 @@ impl QualifiedName {
         QualifiedName::new(None, name)
     }
 
+    /// May both names stand for the same relation, as far as names tell (an unqualified
+    /// name may resolve to any schema)?
+    pub fn may_be(&self, other: &QualifiedName) -> bool {
+        self.name == other.name && (self.schema == other.schema || self.schema.is_none() || other.schema.is_none())
+    }
+
     /// The name as SQL, each part quoted when it needs to be.
     pub fn sql(&self) -> String {
         match &self.schema {
@@ -417,6 +423,21 @@ pub enum LockLevel {
 }
 
 impl LockLevel {
+    /// A LOCKMODE number (lockdefs.h: 1 AccessShareLock ... 8 AccessExclusiveLock), as
+    /// both parse trees carry it; a number out of range is taken as the strongest.
+    pub fn from_lockmode(mode: i32) -> LockLevel {
+        match mode {
+            1 => LockLevel::AccessShare,
+            2 => LockLevel::RowShare,
+            3 => LockLevel::RowExclusive,
+            4 => LockLevel::ShareUpdateExclusive,
+            5 => LockLevel::Share,
+            6 => LockLevel::ShareRowExclusive,
+            7 => LockLevel::Exclusive,
+            _ => LockLevel::AccessExclusive,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             LockLevel::AccessShare => "ACCESS SHARE",

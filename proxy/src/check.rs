@@ -9,13 +9,15 @@ use std::process::ExitCode;
 
 use policy::file_catalog::FileCatalog;
 use policy::finding::SQLSTATE_UNPARSABLE;
-use policy::model::{RoutineKind, TransactionKind};
+use policy::model::RoutineKind;
 use policy::settings::Unparsable;
+use policy::transaction::Placement;
+use policy::transaction::NESTED_CONTEXT;
 use policy::{
     Catalog, Context, Finding, Mode, QualifiedName, Settings, Severity, Statement, Stmt, TypeName, Volatility,
 };
 
-use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
 use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
 #[derive(clap::Args)]
@@ -205,7 +207,6 @@ pub struct FileCheck<'a> {
     settings: &'a Settings,
     server_version_num: Option<u32>,
     catalog: FileCatalog,
-    in_transaction_block: bool,
 }
 
 impl<'a> FileCheck<'a> {
@@ -217,7 +218,6 @@ impl<'a> FileCheck<'a> {
             settings,
             server_version_num,
             catalog: FileCatalog::default(),
-            in_transaction_block: false,
         }
     }
 
@@ -225,18 +225,13 @@ impl<'a> FileCheck<'a> {
     /// its `DO` block runs, at that statement's position inside the block.
     pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
         let statement = &parsed.statement;
-        let context = Context {
-            in_transaction_block: self.in_transaction_block,
-            multi_statement: false,
-            nested: false,
-            session_lock_timeout_ms: 0,
-        };
+        let context = self.catalog.transaction().context(Placement::ALONE);
         let mut problems = self.decide(statement, &context, parsed.offset);
         if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 match inner {
                     BlockStatement::Parsed(inner) => {
-                        problems.extend(self.decide(&inner.statement, &BLOCK_CONTEXT, parsed.offset + inner.offset))
+                        problems.extend(self.decide(&inner.statement, &NESTED_CONTEXT, parsed.offset + inner.offset))
                     }
                     BlockStatement::Unreadable { .. } if self.settings.unparsable == Unparsable::Allow => {}
                     BlockStatement::Unreadable { offset, reason } => {
@@ -244,13 +239,6 @@ impl<'a> FileCheck<'a> {
                     }
                 }
             }
-        }
-        if let Stmt::Transaction(kind) = &statement.stmt {
-            self.in_transaction_block = match kind {
-                TransactionKind::Begin => true,
-                TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare => false,
-                _ => self.in_transaction_block,
-            };
         }
         problems
     }

@@ -11,12 +11,14 @@ use std::sync::{Arc, Mutex};
 
 use e2e::{Cluster, ClusterOptions, Proxy, SUPERUSER};
 use policy::file_catalog::FileCatalog;
-use policy::model::{RoutineKind, TransactionKind};
+use policy::model::RoutineKind;
 use policy::report::reports;
-use policy::{Catalog, Context, Mode, QualifiedName, Settings, Statement, Stmt, TypeName, Volatility};
+use policy::transaction::NESTED_CONTEXT;
+use policy::transaction::{Placement, Transaction};
+use policy::{Catalog, Context, Mode, NoCatalog, QualifiedName, Settings, Statement, Stmt, TypeName, Volatility};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 use safe_migrations_cli::parse::parse_sql;
-use safe_migrations_cli::parse::plpgsql::{do_block_sql, BlockStatement, BLOCK_CONTEXT};
+use safe_migrations_cli::parse::plpgsql::{do_block_sql, BlockStatement};
 
 /// The parity issue asks for at least this many statements.
 const MIN_STATEMENTS: usize = 200;
@@ -277,21 +279,12 @@ struct CliOutcome {
     unknown: bool,
 }
 
-fn in_block_after(stmt: &Stmt, in_block: bool) -> bool {
-    match stmt {
-        Stmt::Transaction(TransactionKind::Begin) => true,
-        Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare) => false,
-        _ => in_block,
-    }
-}
-
 /// The CLI's decisions for a file, as `safe-migrations check` makes them (the live
 /// schema's setup is not SQL the CLI reads): each statement's reports, then those of the
 /// statements its `DO` block runs.
 fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
     let settings = settings(Mode::Warn);
     let mut catalog = FileCatalog::default();
-    let mut in_block = false;
     let mut outcomes = Vec::new();
     for piece in &file.pieces {
         let statement = Statement {
@@ -299,10 +292,7 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             source: piece.source.clone(),
             changes: piece.changes.clone(),
         };
-        let context = Context {
-            in_transaction_block: in_block,
-            ..Context::default()
-        };
+        let context = catalog.transaction().context(Placement::ALONE);
         let mut outcome = CliOutcome {
             reports: Vec::new(),
             unknown: false,
@@ -324,12 +314,11 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 // SQL the CLI cannot read is its own report; the extension runs it.
                 if let BlockStatement::Parsed(inner) = inner {
-                    decide(&inner.statement, &BLOCK_CONTEXT);
+                    decide(&inner.statement, &NESTED_CONTEXT);
                 }
             }
         }
         outcomes.push(outcome);
-        in_block = in_block_after(&statement.stmt, in_block);
     }
     outcomes
 }
@@ -443,9 +432,10 @@ fn run_file(target: &Target, file: &CorpusFile, mode: Mode) -> (Vec<Outcome>, St
     }
     let (mut client, notices) = connect(&target.guarded_url(role, &db));
     let context = |piece: &Piece| format!("{} {} ({mode:?})", target.label, piece.location);
-    let mut in_block = false;
+    let mut transaction = Transaction::default();
     let mut outcomes = Vec::new();
     for piece in &file.pieces {
+        let in_block = transaction.status().in_block();
         let savepoint = in_block && !matches!(piece.stmt, Stmt::Transaction(_));
         if savepoint {
             client
@@ -495,7 +485,7 @@ fn run_file(target: &Target, file: &CorpusFile, mode: Mode) -> (Vec<Outcome>, St
                 .unwrap_or_else(|err| panic!("{}: {end}: {err}", context(piece)));
         }
         outcomes.push(outcome);
-        in_block = in_block_after(&piece.stmt, in_block);
+        transaction.observe(&piece.stmt, &NoCatalog);
     }
     drop(client);
     let schema = cluster.execute(&cluster.url(SUPERUSER, &db), SCHEMA_SQL);

@@ -172,21 +172,7 @@ fn subcommand_lock(cmd: &mut pg_sys::AlterTableCmd) -> LockLevel {
         let list = pg_sys::lappend(std::ptr::null_mut(), (cmd as *mut pg_sys::AlterTableCmd).cast());
         pg_sys::AlterTableGetLockLevel(list)
     };
-    lock_level(mode)
-}
-
-/// A LOCKMODE (1 = AccessShareLock ... 8 = AccessExclusiveLock).
-pub fn lock_level(mode: i32) -> LockLevel {
-    match mode {
-        1 => LockLevel::AccessShare,
-        2 => LockLevel::RowShare,
-        3 => LockLevel::RowExclusive,
-        4 => LockLevel::ShareUpdateExclusive,
-        5 => LockLevel::Share,
-        6 => LockLevel::ShareRowExclusive,
-        7 => LockLevel::Exclusive,
-        _ => LockLevel::AccessExclusive,
-    }
+    LockLevel::from_lockmode(mode)
 }
 
 /// The subcommand's name in Postgres' AlterTableType (what libpg_query's tree spells too).

@@ -5,9 +5,9 @@ use pgrx::pg_sys;
 use policy::model::{SetSetting, TransactionKind};
 use policy::Stmt;
 
-use super::alter_table::lock_level;
 use super::names::{const_text, cstr, is, nodes, range_var, range_vars, string_value};
 use super::options::flag_option;
+use policy::LockLevel;
 
 pub fn truncate(stmt: &pg_sys::TruncateStmt) -> Stmt {
     Stmt::Truncate {
@@ -44,7 +44,7 @@ pub fn cluster(stmt: &pg_sys::ClusterStmt) -> Stmt {
 pub fn lock(stmt: &pg_sys::LockStmt) -> Stmt {
     Stmt::Lock {
         tables: range_vars(stmt.relations),
-        mode: lock_level(stmt.mode),
+        mode: LockLevel::from_lockmode(stmt.mode),
     }
 }
 

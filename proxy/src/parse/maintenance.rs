@@ -47,21 +47,7 @@ pub fn cluster(cluster: &protobuf::ClusterStmt) -> Stmt {
 pub fn lock(lock: &protobuf::LockStmt) -> Stmt {
     Stmt::Lock {
         tables: names::range_vars(&lock.relations),
-        mode: lock_level(lock.mode),
-    }
-}
-
-/// LOCKMODE numbers (lockdefs.h): 1 AccessShareLock ... 8 AccessExclusiveLock.
-fn lock_level(mode: i32) -> LockLevel {
-    match mode {
-        1 => LockLevel::AccessShare,
-        2 => LockLevel::RowShare,
-        3 => LockLevel::RowExclusive,
-        4 => LockLevel::ShareUpdateExclusive,
-        5 => LockLevel::Share,
-        6 => LockLevel::ShareRowExclusive,
-        7 => LockLevel::Exclusive,
-        _ => LockLevel::AccessExclusive,
+        mode: LockLevel::from_lockmode(lock.mode),
     }
 }
 

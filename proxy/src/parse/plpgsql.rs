@@ -5,21 +5,12 @@
 
 use pg_query::protobuf::Token;
 use pg_query::NodeEnum;
-use policy::{Context, QualifiedName};
+use policy::QualifiedName;
 use serde_json::Value;
 
 use super::plpgsql_json::parse_plpgsql;
 
 use super::{parse_sql, ParseError, ParsedStatement};
-
-/// How the server runs a `DO` block's statements: from inside a function, so nested and
-/// always inside a transaction. The extension builds the same context for them.
-pub const BLOCK_CONTEXT: Context = Context {
-    in_transaction_block: true,
-    multi_statement: false,
-    nested: true,
-    session_lock_timeout_ms: 0,
-};
 
 /// One thing a `DO` block runs, as the guard and `check` decide it. Offsets are bytes
 /// into the `DO` statement's text.

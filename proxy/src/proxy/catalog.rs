@@ -281,11 +281,6 @@ impl Question {
     }
 }
 
-/// Is `a` the same table as `b`, as far as names tell (an unqualified name matches any schema)?
-pub fn same_table(a: &QualifiedName, b: &QualifiedName) -> bool {
-    a.name == b.name && (a.schema == b.schema || a.schema.is_none() || b.schema.is_none())
-}
-
 /// What the session knows; questions without an answer are recorded in `missing`.
 pub struct SessionCatalog<'a> {
     /// Relations created in the current transaction by earlier messages (tracked by the
@@ -366,7 +361,7 @@ impl Catalog for SessionCatalog<'_> {
     /// the transaction, whatever schema each was written with; an unqualified name does
     /// not match a table of that name in another schema.
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
-        if self.pending.iter().any(|created| same_table(created, table)) {
+        if self.pending.iter().any(|created| created.may_be(table)) {
             return Some(true);
         }
         let candidates: Vec<&QualifiedName> = self

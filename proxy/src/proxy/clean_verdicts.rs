@@ -113,18 +113,7 @@ mod tests {
             ..Settings::default()
         };
         let answers = HashMap::new();
-        let facts = Facts {
-            settings: &settings,
-            in_transaction_block: false,
-            transaction_failed: false,
-            standard_strings: true,
-            created: &[],
-            answers: &answers,
-            timezone: None,
-            server_version_num: Some(150_000),
-            superuser: None,
-        };
-        let (verdict, missing) = judge(&statements, &facts);
+        let (verdict, missing) = judge(&statements, &Facts::idle(&settings, &answers));
         missing.is_empty() && passes_unchanged(&verdict)
     }
 

@@ -6,15 +6,16 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
-use policy::model::{ObjectKind, Rename, RoutineKind, Stmt, TransactionKind};
+use policy::model::{RoutineKind, Stmt};
 use policy::report::{reports, Level, Report};
 use policy::settings::Unparsable;
-use policy::{decide, Catalog, Context, Mode, QualifiedName, Settings, Statement};
+use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus, NESTED_CONTEXT};
+use policy::{decide, Mode, QualifiedName, Settings, Statement};
 
-use super::catalog::{same_table, Answer, FunctionBody, Question, SessionCatalog};
+use super::catalog::{Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
 use crate::parse::calls::{called_functions, set_config_calls_in_bodies};
-use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable, BLOCK_CONTEXT};
+use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable};
 use crate::parse::{parse_sql, ParseError, ParsedStatement};
 
 /// Why a message is refused: the rule, and the statement's first line (for the log).
@@ -50,16 +51,14 @@ pub struct Verdict {
 /// The session facts a decision needs besides the statements.
 pub struct Facts<'a> {
     pub settings: &'a Settings,
-    /// Last ReadyForQuery status was 'T' or 'E'.
-    pub in_transaction_block: bool,
-    /// It was 'E': the server refuses every statement but ROLLBACK, and the proxy's own
-    /// questions too.
-    pub transaction_failed: bool,
+    /// The session's transaction as the last ReadyForQuery left it, with the relations
+    /// created in it (none when it has ended). In a failed one the server refuses every
+    /// statement but one that ends it, and the proxy's own questions too.
+    pub transaction: &'a Transaction,
     /// The session's standard_conforming_strings is surely on: the server reported it
     /// and nothing sent since could have changed it. Otherwise a routine body with a
     /// backslash may read differently for the server (fail closed).
     pub standard_strings: bool,
-    pub created: &'a [QualifiedName],
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
     pub server_version_num: Option<u32>,
@@ -67,30 +66,46 @@ pub struct Facts<'a> {
     pub superuser: Option<bool>,
 }
 
+impl<'a> Facts<'a> {
+    /// A session outside any transaction, standard strings on, PostgreSQL 15, nothing
+    /// known of the catalog beyond `answers`: what the unit tests judge with.
+    #[cfg(test)]
+    pub fn idle(settings: &'a Settings, answers: &'a HashMap<Question, Answer>) -> Facts<'a> {
+        static IDLE: Transaction = Transaction::IDLE;
+        Facts {
+            settings,
+            transaction: &IDLE,
+            standard_strings: true,
+            answers,
+            timezone: None,
+            server_version_num: Some(150_000),
+            superuser: None,
+        }
+    }
+}
+
 /// Decide every statement; also returns the catalog questions that had no answer.
 pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Question>) {
     let mut verdict = Verdict::default();
-    let mut created: Vec<QualifiedName> = facts.created.to_vec();
-    let mut pending: Vec<QualifiedName> = Vec::new();
-    let multi_statement = statements.len() > 1;
-    let mut in_block = facts.in_transaction_block;
-    // Until a statement ends it, a failed transaction runs nothing (and the server answers
-    // no question); after a ROLLBACK the rest of the message runs, and is judged in full.
-    let mut transaction_failed = facts.transaction_failed;
+    let mut transaction = facts.transaction.clone();
+    // Relations created before this message: they exist on the server. Those this
+    // message creates (after them in the list) are pending until it runs.
+    let mut before_message = transaction.created().len();
+    let placement = Placement {
+        multi_statement: statements.len() > 1,
+        nested: false,
+    };
     let mut missing = Vec::new();
     // Functions created by earlier statements of the message: not on the server yet.
     let mut defined: Vec<FunctionBody> = Vec::new();
     for parsed in statements {
         let statement = &parsed.statement;
-        let context = Context {
-            in_transaction_block: in_block || multi_statement,
-            multi_statement,
-            nested: false,
-            session_lock_timeout_ms: 0,
-        };
+        let context = transaction.context(placement);
+        let snapshot = transaction.clone();
+        let (created, pending) = snapshot.created().split_at(before_message);
         let catalog = SessionCatalog {
-            created: &created,
-            pending: &pending,
+            created,
+            pending,
             answers: facts.answers,
             timezone: facts.timezone.clone(),
             server_version_num: facts.server_version_num,
@@ -99,6 +114,9 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         };
         let decision = decide(statement, &context, facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
+        // The transaction once the statement has run (what it runs joins it below).
+        let mut after = snapshot.clone();
+        after.observe(&statement.stmt, &catalog);
         missing.extend(catalog.missing.into_inner());
         verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
@@ -109,8 +127,8 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let mut cap = decision.lock_timeout_ms;
         let mut nested = NestedJudgement {
             facts,
-            created: &created,
-            pending: &mut pending,
+            transaction: &mut transaction,
+            before_message,
             defined: &defined,
             verdict: &mut verdict,
             missing: &mut missing,
@@ -120,7 +138,6 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             viewed: Vec::new(),
             event_triggers_read: false,
             in_view: 0,
-            transaction_failed,
         };
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             nested.judge_do_block(&statement.source)
@@ -136,7 +153,6 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             }
         }
         verdict.caps.push(cap);
-        pending.extend(creates.iter().cloned());
         verdict.created.extend(creates);
         if statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
             if let Some(name) = defined_function(&statement.source) {
@@ -147,17 +163,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
                 });
             }
         }
-        match &statement.stmt {
-            Stmt::Transaction(TransactionKind::Begin) => in_block = true,
-            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare) => {
-                in_block = false;
-                transaction_failed = false;
-                created.clear();
-                pending.clear();
-            }
-            Stmt::Transaction(TransactionKind::RollbackToSavepoint) => transaction_failed = false,
-            _ => {}
-        }
+        after.record_created(&transaction.created()[snapshot.created().len()..]);
+        transaction = after;
+        // A transaction that ends takes its relations with it.
+        before_message = before_message.min(transaction.created().len());
     }
     (verdict, missing)
 }
@@ -176,10 +185,12 @@ fn smallest_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 /// the block's body, and asks the server for the definitions of the functions called.
 struct NestedJudgement<'a, 'f> {
     facts: &'a Facts<'f>,
-    /// Tables created before this message's current transaction statements.
-    created: &'a [QualifiedName],
-    /// Relations created earlier in this message (the routine's own creations join them).
-    pending: &'a mut Vec<QualifiedName>,
+    /// The session's transaction as the statements before this one leave it (the
+    /// routine's own creations join it).
+    transaction: &'a mut Transaction,
+    /// How many of its relations were created before this message: they exist on the
+    /// server; the rest are pending until the message runs.
+    before_message: usize,
     /// Functions created earlier in this message, read from their own statements.
     defined: &'a [FunctionBody],
     verdict: &'a mut Verdict,
@@ -197,8 +208,6 @@ struct NestedJudgement<'a, 'f> {
     /// How many view queries deep the statement being decided is: in a view's query,
     /// the views it reads run too.
     in_view: usize,
-    /// The statement runs in a failed transaction: it runs nothing.
-    transaction_failed: bool,
 }
 
 /// Calls nested deeper than this are not followed: the statement is refused (fail
@@ -301,14 +310,14 @@ impl NestedJudgement<'_, '_> {
     fn judge_statement(&mut self, parsed: &ParsedStatement) -> Result<Option<u64>, String> {
         let statement = &parsed.statement;
         let catalog = self.catalog();
-        let decision = decide(statement, &BLOCK_CONTEXT, self.facts.settings, &catalog);
+        let decision = decide(statement, &NESTED_CONTEXT, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
         self.missing.extend(catalog.missing.into_inner());
         self.verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
             return Err(finding.rule.to_string());
         }
-        self.pending.extend(creates.iter().cloned());
+        self.transaction.record_created(&creates);
         self.verdict.created.extend(creates);
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             self.judge_do_block(&statement.source)?
@@ -327,7 +336,9 @@ impl NestedJudgement<'_, '_> {
         let mut cap = self.judge_event_triggers(statement)?;
         // In a failed transaction the statement fails without running (the server could
         // not answer either); a function defined, not called, runs nothing.
-        if self.transaction_failed || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
+        if self.transaction.status() == TransactionStatus::Failed
+            || statement.stmt == Stmt::Routine(RoutineKind::CreateFunction)
+        {
             return Ok(cap);
         }
         for name in called_functions(&statement.source) {
@@ -338,7 +349,7 @@ impl NestedJudgement<'_, '_> {
             let defined: Vec<FunctionBody> = self
                 .defined
                 .iter()
-                .filter(|body| same_table(&body.name, &name))
+                .filter(|body| body.name.may_be(&name))
                 .cloned()
                 .collect();
             let bodies = if defined.is_empty() {
@@ -402,7 +413,7 @@ impl NestedJudgement<'_, '_> {
             self.viewed.push(relation.clone());
             let answer = self.ask(|catalog| catalog.view_query(relation));
             let refreshed = matches!(&parsed.statement.stmt,
-                Stmt::RefreshMaterializedView { view, .. } if same_table(view, relation));
+                Stmt::RefreshMaterializedView { view, .. } if view.may_be(relation));
             let query = match self.read(answer, || unreadable_view(relation))? {
                 None | Some(None) => continue,
                 // Reading a materialized view runs nothing; refreshing it runs its query.
@@ -440,7 +451,10 @@ impl NestedJudgement<'_, '_> {
     /// and _end, sql_drop, table_rewrite), decided once per statement like called functions.
     /// Only a superuser creates event triggers; they run for every role's DDL.
     fn judge_event_triggers(&mut self, statement: &Statement) -> Result<Option<u64>, String> {
-        if self.transaction_failed || self.event_triggers_read || !fires_event_triggers(&statement.stmt) {
+        if self.transaction.status() == TransactionStatus::Failed
+            || self.event_triggers_read
+            || !fires_event_triggers(&statement.stmt)
+        {
             return Ok(None);
         }
         let answer = self.ask(|catalog| catalog.event_trigger_functions());
@@ -483,7 +497,7 @@ impl NestedJudgement<'_, '_> {
                 source: body.definition.clone(),
                 changes,
             };
-            let decision = decide(&settings_changed, &BLOCK_CONTEXT, self.facts.settings, &self.catalog());
+            let decision = decide(&settings_changed, &NESTED_CONTEXT, self.facts.settings, &self.catalog());
             self.verdict.reports.extend(reports(&decision));
             if let Some(finding) = decision.rejection() {
                 return Err(finding.rule.to_string());
@@ -516,9 +530,10 @@ impl NestedJudgement<'_, '_> {
     }
 
     fn catalog(&self) -> SessionCatalog<'_> {
+        let (created, pending) = self.transaction.created().split_at(self.before_message);
         SessionCatalog {
-            created: self.created,
-            pending: self.pending,
+            created,
+            pending,
             answers: self.facts.answers,
             timezone: self.facts.timezone.clone(),
             server_version_num: self.facts.server_version_num,
@@ -800,31 +815,6 @@ fn calls_too_deep(name: &QualifiedName) -> Report {
     )
 }
 
-/// The relations `stmt` creates in the transaction, as the extension's relcache would
-/// know them: tables, named indexes (in their table's schema), and the new name of a
-/// relation renamed after being created in this transaction.
-fn relations_created(stmt: &Stmt, catalog: &SessionCatalog) -> Vec<QualifiedName> {
-    match stmt {
-        Stmt::CreateTable(create) => vec![create.table.clone()],
-        Stmt::CreateTableAs { table, .. } => vec![table.clone()],
-        // IF NOT EXISTS may name an index that already exists: not known to be new.
-        Stmt::CreateIndex(index) if !index.if_not_exists => index
-            .name
-            .iter()
-            .map(|name| QualifiedName::new(index.table.schema.as_deref(), name))
-            .collect(),
-        Stmt::Rename(Rename {
-            kind: ObjectKind::Table | ObjectKind::Index | ObjectKind::View | ObjectKind::MaterializedView,
-            object,
-            subname: None,
-            new_name,
-        }) if catalog.created_in_transaction(object) == Some(true) => {
-            vec![QualifiedName::new(object.schema.as_deref(), new_name)]
-        }
-        _ => Vec::new(),
-    }
-}
-
 /// The report for a statement the parser could not read (fail closed).
 pub fn unparsable(error: &ParseError) -> Report {
     error_report(
@@ -875,21 +865,7 @@ mod tests {
     fn judge_sql(sql: &str, settings: &Settings) -> Verdict {
         let statements = parse_sql(sql).unwrap();
         let answers = HashMap::new();
-        judge(
-            &statements,
-            &Facts {
-                settings,
-                in_transaction_block: false,
-                transaction_failed: false,
-                standard_strings: true,
-                created: &[],
-                answers: &answers,
-                timezone: None,
-                server_version_num: Some(150_000),
-                superuser: None,
-            },
-        )
-        .0
+        judge(&statements, &Facts::idle(settings, &answers)).0
     }
 
     #[test]
@@ -1084,17 +1060,7 @@ mod tests {
         let statements = parse_sql(sql).unwrap();
         let mut answers = HashMap::new();
         for round in 1.. {
-            let facts = Facts {
-                settings,
-                in_transaction_block: false,
-                transaction_failed: false,
-                standard_strings: true,
-                created: &[],
-                answers: &answers,
-                timezone: None,
-                server_version_num: Some(150_000),
-                superuser: None,
-            };
+            let facts = Facts::idle(settings, &answers);
             let (verdict, missing) = judge(&statements, &facts);
             if missing.is_empty() || round > MAX_CALL_DEPTH + 2 {
                 return (verdict, round);

@@ -9,7 +9,7 @@ use policy::model::TransactionKind;
 use policy::report::Level;
 use policy::report::Report;
 use policy::settings::{parse_duration_ms, SETTINGS};
-use policy::{Mode, QualifiedName, Settings, Stmt};
+use policy::{Mode, QualifiedName, Settings, Stmt, Transaction};
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::catalog::{Answer, Question};
@@ -80,8 +80,11 @@ pub struct Session {
     tracker: Tracker,
     to_client: BytesMut,
     to_server: BytesMut,
-    /// Tables created in the current transaction.
-    created: Vec<QualifiedName>,
+    /// The session's transaction: the relations created in it, and whether an
+    /// extended-protocol batch is open (until its Sync the batch runs in one implicit
+    /// transaction, so a table created earlier in the batch is new). Its status is the
+    /// tracker's (the last ReadyForQuery).
+    transaction: Transaction,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Prepared>,
     /// A Parse was refused: the client's messages are dropped until its Sync.
@@ -105,9 +108,6 @@ pub struct Session {
     aborted_by_hidden_work: Option<Bytes>,
     server_version_num: Option<u32>,
     next_batch: u64,
-    /// Extended-protocol messages were sent since the last Sync: until it, they run in
-    /// one implicit transaction, so a table created earlier in the batch is new.
-    extended_batch_open: bool,
     /// Statements that passed unchanged, to skip parsing and deciding them again.
     clean: CleanVerdicts,
     /// The longest statement (Query, Parse ...) the session reads whole to decide.
@@ -267,7 +267,7 @@ pub async fn run(
         tracker: Tracker::new(status),
         to_client: BytesMut::new(),
         to_server: BytesMut::new(),
-        created: Vec::new(),
+        transaction: Transaction::default(),
         statements: HashMap::new(),
         portals: HashMap::new(),
         discard_until_sync: false,
@@ -279,7 +279,6 @@ pub async fn run(
         aborted_by_hidden_work: None,
         server_version_num: None,
         next_batch: 0,
-        extended_batch_open: false,
         clean: CleanVerdicts::default(),
         max_statement_bytes,
     };
@@ -567,7 +566,7 @@ impl Session {
             }
             b'S' => {
                 self.send(&message, client, Expect::Sync);
-                self.extended_batch_open = false;
+                self.transaction.set_implicit(false);
                 let others_ran = std::mem::take(&mut self.batch_statements) > 1;
                 if let Some(restore) = self.restore_after_sync.take() {
                     if others_ran {
@@ -794,7 +793,7 @@ impl Session {
             self.answer_with_server_error(error);
             return Ok(());
         }
-        self.created.extend(verdict.created.iter().cloned());
+        self.transaction.record_created(&verdict.created);
         let caps = &verdict.caps;
         match &caps[..] {
             caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
@@ -968,7 +967,7 @@ impl Session {
     fn execute(&mut self, message: Message) -> Result<(), SessionError> {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
-        self.created.extend(prepared.created.iter().cloned());
+        self.transaction.record_created(&prepared.created);
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
         match prepared.cap {
@@ -1217,25 +1216,24 @@ impl Session {
     /// Outside a transaction block, the tables created in the last one are old tables
     /// now (as the extension's relcache says): forget them before the next message.
     fn forget_tables_of_ended_transaction(&mut self) {
-        if self.tracker.status == TransactionStatus::Idle && !self.extended_batch_open {
-            self.created.clear();
-        }
+        self.transaction.set_status(self.tracker.status);
+        self.transaction.forget_ended();
     }
 
     /// The first extended-protocol message after a Sync starts a new implicit transaction.
     fn open_extended_batch(&mut self) {
         self.forget_tables_of_ended_transaction();
-        if !self.extended_batch_open {
+        if !self.transaction.implicit() {
             self.batch_statements = 0;
         }
-        self.extended_batch_open = true;
+        self.transaction.set_implicit(true);
     }
 
     /// Do the tables in `created` still count as created in the running transaction?
     /// Inside a transaction block, and inside an extended-protocol batch (its implicit
     /// transaction lasts until Sync).
     fn created_tables_count(&self) -> bool {
-        self.tracker.status.in_block() || self.extended_batch_open
+        self.tracker.status.in_block() || self.transaction.implicit()
     }
 
     /// `sql` split and parsed as the server will read it, or why the proxy cannot.
@@ -1273,7 +1271,7 @@ impl Session {
         }
         let in_transaction_block = self.tracker.status.in_block();
         // Tables created in the open transaction are a fact too: only none is remembered.
-        (!self.created_tables_count() || self.created.is_empty())
+        (!self.created_tables_count() || self.transaction.created().is_empty())
             && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
     }
 
@@ -1290,7 +1288,7 @@ impl Session {
         // What passes for a superuser (a policy change) may not after SET ROLE: a
         // superuser's verdicts are not remembered.
         let rememberable = self.tracker.status != TransactionStatus::Failed
-            && (!self.created_tables_count() || self.created.is_empty())
+            && (!self.created_tables_count() || self.transaction.created().is_empty())
             && self.tracker.superuser != Some(true);
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;
@@ -1311,7 +1309,8 @@ impl Session {
         }
         let passes = parse_sql(shape).is_ok_and(|parsed| {
             let answers = HashMap::new();
-            let facts = self.facts(&[], &answers);
+            let transaction = Transaction::with_status(self.tracker.status);
+            let facts = self.facts(&transaction, &answers);
             let (verdict, missing) = guard::judge(&parsed, &facts);
             missing.is_empty() && passes_unchanged(&verdict)
         });
@@ -1321,13 +1320,11 @@ impl Session {
         passes
     }
 
-    fn facts<'a>(&'a self, created: &'a [QualifiedName], answers: &'a HashMap<Question, Answer>) -> Facts<'a> {
+    fn facts<'a>(&'a self, transaction: &'a Transaction, answers: &'a HashMap<Question, Answer>) -> Facts<'a> {
         Facts {
             settings: &self.settings,
-            in_transaction_block: self.tracker.status.in_block(),
-            transaction_failed: self.tracker.status == TransactionStatus::Failed,
+            transaction,
             standard_strings: self.standard_strings(),
-            created,
             answers,
             timezone: self.tracker.timezone.clone(),
             server_version_num: self.server_version_num,
@@ -1341,12 +1338,11 @@ impl Session {
         let mut answers: HashMap<Question, Answer> = HashMap::new();
         let mut rounds = 0;
         loop {
-            let created = if self.created_tables_count() {
-                self.created.clone()
-            } else {
-                Vec::new()
-            };
-            let (verdict, missing) = guard::judge(parsed, &self.facts(&created, &answers));
+            // As the last ReadyForQuery left it; what an ended transaction created is old.
+            let mut transaction = self.transaction.clone();
+            transaction.set_status(self.tracker.status);
+            transaction.forget_ended();
+            let (verdict, missing) = guard::judge(parsed, &self.facts(&transaction, &answers));
             rounds += 1;
             // One round per level of function calls, and one for the questions of the last.
             if missing.is_empty() || rounds > guard::MAX_CALL_DEPTH + 2 {

@@ -2,30 +2,14 @@
 
 use super::{BodyReader, FrameError, Message};
 
-/// The transaction status a ReadyForQuery reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TransactionStatus {
-    /// 'I': not in a transaction block.
-    Idle,
-    /// 'T': in a transaction block.
-    InBlock,
-    /// 'E': in a failed transaction block (every statement but ROLLBACK fails).
-    Failed,
-}
+pub use policy::TransactionStatus;
 
-impl TransactionStatus {
-    /// Inside a transaction block, failed or not.
-    pub fn in_block(self) -> bool {
-        self != TransactionStatus::Idle
-    }
-
-    /// The status byte on the wire.
-    pub fn byte(self) -> u8 {
-        match self {
-            TransactionStatus::Idle => b'I',
-            TransactionStatus::InBlock => b'T',
-            TransactionStatus::Failed => b'E',
-        }
+/// The status byte on the wire.
+pub fn byte(status: TransactionStatus) -> u8 {
+    match status {
+        TransactionStatus::Idle => b'I',
+        TransactionStatus::InBlock => b'T',
+        TransactionStatus::Failed => b'E',
     }
 }
 
@@ -44,5 +28,5 @@ pub fn status(message: &Message) -> Result<TransactionStatus, FrameError> {
 
 /// A ReadyForQuery with `status`.
 pub fn build(status: TransactionStatus) -> Message {
-    Message::build(b'Z', &[status.byte()])
+    Message::build(b'Z', &[byte(status)])
 }
