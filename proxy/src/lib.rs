@@ -1,6 +1,368 @@
-//! safe-migrations: the wire-protocol proxy and the `check` linter, both deciding with
-//! the `policy` crate on libpg_query's parse tree.
+//! `safe-migrations proxy`: the PostgreSQL wire protocol between a migration tool and
+//! a server that cannot load the extension, enforcing the same policy per role.
+//!
+//! `frontend` is the client side of the startup phase, `backend` the server side,
+//! `messages` one file per wire message, `session` the state machine between them,
+//! `tracker` which server response answers which message, `guard` the policy decision,
+//! `catalog` the questions the server answers, `lock_timeout` the cap on DDL,
+//! `clean_verdicts` the statements a session need not parse again.
 
-pub mod check;
-pub mod parse;
-pub mod proxy;
+mod backend;
+mod catalog;
+mod clean_verdicts;
+mod config;
+mod frontend;
+mod guard;
+mod lock_timeout;
+mod messages;
+mod passthrough;
+mod session;
+mod tls;
+mod tracker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use backend::Upstream;
+use config::Config;
+use frontend::Hello;
+use messages::MAX_MESSAGE_LEN;
+use passthrough::BusyPoll;
+pub use tls::UpstreamTls;
+
+#[derive(clap::Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SAFE_MIGRATIONS_LISTEN", default_value = "127.0.0.1:6432")]
+    pub listen: String,
+    /// The PostgreSQL server, host:port.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM")]
+    pub upstream: String,
+    /// TOML file with policy defaults and [roles.<name>] overrides (the file wins over
+    /// the server's `safe_migrations.*` role settings).
+    #[arg(long, env = "SAFE_MIGRATIONS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Certificate chain (PEM) for TLS to clients; without it clients get 'N' to SSLRequest.
+    #[arg(long, env = "SAFE_MIGRATIONS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, env = "SAFE_MIGRATIONS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// TLS to the upstream, as libpq's sslmode.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM_TLS", value_enum, default_value = "prefer")]
+    pub upstream_tls: UpstreamTls,
+    /// CA certificates (PEM) for --upstream-tls verify-full; default: the system roots.
+    #[arg(long, env = "SAFE_MIGRATIONS_UPSTREAM_CA")]
+    pub upstream_ca: Option<PathBuf>,
+    /// How long a new client has to send its startup packet, TLS handshake included
+    /// (seconds, 1 to 600, as the server's authentication_timeout); then it is closed.
+    #[arg(long, env = "SAFE_MIGRATIONS_LOGIN_TIMEOUT", default_value_t = 60)]
+    pub login_timeout: u64,
+    /// On SIGTERM/SIGINT, how long open sessions may still run (seconds).
+    #[arg(long, env = "SAFE_MIGRATIONS_SHUTDOWN_TIMEOUT", default_value_t = 30)]
+    pub shutdown_timeout: u64,
+    /// The longest statement (Query, Parse) of a guarded role the proxy reads to check it;
+    /// longer ones are refused (SQLSTATE 54000). Other large messages pass in pieces.
+    #[arg(long, env = "SAFE_MIGRATIONS_MAX_STATEMENT_BYTES", default_value_t = 64 << 20)]
+    pub max_statement_bytes: usize,
+    /// Threads serving sessions (each session stays on one); default: one per core.
+    #[arg(long, env = "SAFE_MIGRATIONS_THREADS")]
+    pub threads: Option<usize>,
+    /// Unguarded sessions over plain TCP: after traffic, keep polling the sockets this many
+    /// microseconds before sleeping (0 = never). Lowers the hop's latency at few clients
+    /// at the price of CPU: at most one session per thread and half the cores poll.
+    #[arg(long, env = "SAFE_MIGRATIONS_BUSY_POLL_US", default_value_t = 0)]
+    pub busy_poll_us: u64,
+}
+
+struct Shared {
+    upstream: Upstream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    config: Config,
+    /// Sessions between their first byte and their end, for the shutdown log line.
+    open_sessions: AtomicUsize,
+    max_statement_bytes: usize,
+    busy_poll: BusyPoll,
+    login_timeout: Duration,
+}
+
+pub fn run(args: ProxyArgs) -> ExitCode {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SAFE_MIGRATIONS_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let shared = match prepare(&args) {
+        Ok(shared) => Arc::new(shared),
+        Err(err) => {
+            eprintln!("safe-migrations proxy: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
+    let workers = match (0..threads)
+        .map(|index| Worker::start(index, shared.clone(), shutdown_timeout))
+        .collect::<std::io::Result<Vec<_>>>()
+    {
+        Ok(workers) => workers,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot start the session threads: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(serve(args, shared, &workers));
+    for worker in workers {
+        worker.finish();
+    }
+    code
+}
+
+/// Everything that can be refused before listening: config file, TLS material.
+fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let acceptor = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::client_acceptor(cert, key)?),
+        _ => None,
+    };
+    let connector = tls::upstream_connector(args.upstream_tls, args.upstream_ca.as_deref())?;
+    if !args.upstream.contains(':') {
+        return Err(format!("--upstream {}: expected host:port", args.upstream));
+    }
+    if args.max_statement_bytes < 1024 || args.max_statement_bytes > MAX_MESSAGE_LEN {
+        return Err(format!(
+            "--max-statement-bytes {}: expected between 1024 and {MAX_MESSAGE_LEN} (1 GiB, the server's own limit)",
+            args.max_statement_bytes
+        ));
+    }
+    if args.busy_poll_us > 10_000 {
+        return Err(format!(
+            "--busy-poll-us {}: expected at most 10000 (10 ms); polling longer only burns CPU",
+            args.busy_poll_us
+        ));
+    }
+    if !(1..=600).contains(&args.login_timeout) {
+        return Err(format!(
+            "--login-timeout {}: expected 1 to 600 seconds (the range of the server's authentication_timeout)",
+            args.login_timeout
+        ));
+    }
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".to_string());
+    }
+    Ok(Shared {
+        upstream: Upstream::new(&args.upstream, args.upstream_tls, connector),
+        acceptor,
+        config,
+        open_sessions: AtomicUsize::new(0),
+        max_statement_bytes: args.max_statement_bytes,
+        busy_poll: match args.busy_poll_us {
+            0 => BusyPoll::off(),
+            us => BusyPoll::new(Duration::from_micros(us)),
+        },
+        login_timeout: Duration::from_secs(args.login_timeout),
+    })
+}
+
+/// A thread with a single-threaded runtime that serves the sessions handed to it. Each
+/// session stays on its thread, so its wake-ups never cross threads: a multi-threaded
+/// runtime's work stealing moved woken sessions between cores and cost a context switch
+/// per hand-over (bench/RESULTS.md, the -c 16 rows).
+struct Worker {
+    sessions: mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Worker {
+    fn start(index: usize, shared: Arc<Shared>, shutdown_timeout: Duration) -> std::io::Result<Worker> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (sessions, mut incoming) = mpsc::unbounded_channel::<(std::net::TcpStream, SocketAddr)>();
+        let thread = std::thread::Builder::new()
+            .name(format!("sessions-{index}"))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let mut running = JoinSet::new();
+                    loop {
+                        tokio::select! {
+                            next = incoming.recv() => match next {
+                                Some((tcp, peer)) => match tokio::net::TcpStream::from_std(tcp) {
+                                    Ok(tcp) => {
+                                        running.spawn(client(tcp, peer, shared.clone()));
+                                    }
+                                    Err(err) => tracing::warn!(%peer, error = %err, "cannot adopt a connection"),
+                                },
+                                // The listener stopped: let the open sessions finish.
+                                None => break,
+                            },
+                            Some(_) = running.join_next(), if !running.is_empty() => {}
+                        }
+                    }
+                    let deadline = tokio::time::sleep(shutdown_timeout);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => {
+                                tracing::warn!(sessions = running.len(), "shutdown timeout: closing open sessions");
+                                running.abort_all();
+                                while running.join_next().await.is_some() {}
+                                break;
+                            }
+                            next = running.join_next() => if next.is_none() { break },
+                        }
+                    }
+                })
+            })?;
+        Ok(Worker { sessions, thread })
+    }
+
+    /// Stop handing sessions to it and wait until its last session has ended.
+    fn finish(self) {
+        drop(self.sessions);
+        let _ = self.thread.join();
+    }
+}
+
+async fn serve(args: ProxyArgs, shared: Arc<Shared>, workers: &[Worker]) -> ExitCode {
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot listen on {}: {err}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(
+        listen = %local,
+        upstream = %shared.upstream.address,
+        threads = workers.len(),
+        "proxy listening"
+    );
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut next_worker = 0;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    match tcp.into_std() {
+                        Ok(tcp) => {
+                            let _ = workers[next_worker].sessions.send((tcp, peer));
+                            next_worker = (next_worker + 1) % workers.len();
+                        }
+                        Err(err) => tracing::warn!(%peer, error = %err, "cannot hand over a connection"),
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    let open = shared.open_sessions.load(Ordering::Relaxed);
+    if open > 0 {
+        tracing::info!(
+            sessions = open,
+            timeout_s = args.shutdown_timeout,
+            "shutting down: no new connections; waiting for open sessions"
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// One client connection, from its first byte to its end. Errors end this session only.
+async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    shared.open_sessions.fetch_add(1, Ordering::Relaxed);
+    let _open = OpenSession(&shared.open_sessions);
+    let _on_this_thread = passthrough::OnThisThread::enter();
+    // A client that connects and sends no startup packet would hold its socket forever;
+    // after the startup packet the server's authentication_timeout bounds the login.
+    let Ok(hello) =
+        tokio::time::timeout(shared.login_timeout, frontend::negotiate(tcp, shared.acceptor.as_ref())).await
+    else {
+        tracing::warn!(%peer, timeout_s = shared.login_timeout.as_secs(), "no startup packet in time: closing");
+        return;
+    };
+    match hello {
+        Ok(Hello::Cancel(packet)) => {
+            if let Err(err) = shared.upstream.cancel(&packet).await {
+                tracing::warn!(%peer, error = %err, "cannot forward cancel request");
+            }
+        }
+        Ok(Hello::Startup { stream, startup, tls }) => {
+            let user = startup.parameter("user").unwrap_or_default().to_string();
+            tracing::debug!(%peer, %user, tls, "session starts");
+            if let Err(err) = session::run(
+                stream,
+                startup,
+                &shared.upstream,
+                &shared.config,
+                shared.max_statement_bytes,
+                shared.busy_poll,
+            )
+            .await
+            {
+                tracing::warn!(%peer, %user, error = %err, "session ended with an error");
+            }
+        }
+        Ok(Hello::Closed) => {}
+        Err(err) => tracing::warn!(%peer, error = %err, "bad startup packet"),
+    }
+}
+
+/// Counts a session as open until it is dropped (also when its task is aborted).
+struct OpenSession<'a>(&'a AtomicUsize);
+
+impl Drop for OpenSession<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

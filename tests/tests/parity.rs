@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use e2e::{Cluster, ClusterOptions, Proxy, SUPERUSER};
+use parse::parse_sql;
+use parse::plpgsql::{do_block_sql, BlockStatement};
 use policy::file_catalog::FileCatalog;
 use policy::model::RoutineKind;
 use policy::report::reports;
@@ -17,8 +19,6 @@ use policy::transaction::NESTED_CONTEXT;
 use policy::transaction::{Placement, Transaction};
 use policy::{Catalog, Context, Mode, NoCatalog, QualifiedName, Settings, Statement, Stmt, TypeName, Volatility};
 use postgres::{Client, NoTls, SimpleQueryMessage};
-use safe_migrations_cli::parse::parse_sql;
-use safe_migrations_cli::parse::plpgsql::{do_block_sql, BlockStatement};
 
 /// The parity issue asks for at least this many statements.
 const MIN_STATEMENTS: usize = 200;

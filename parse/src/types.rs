@@ -30,7 +30,7 @@ fn integer_modifier(node: &Node) -> Option<i64> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::model::{AlterAction, ColumnDef};
     use policy::{Stmt, TypeName};
 

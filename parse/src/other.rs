@@ -176,7 +176,7 @@ fn object_type_name(object_type: ObjectType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
 
     fn ddl(tag: &str) -> Stmt {
         Stmt::Other {

@@ -146,7 +146,7 @@ fn deparse(expr: &Node) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::model::{AlterAction, ColumnDef};
     use policy::Stmt;
 

@@ -45,7 +45,7 @@ fn object(rename: &protobuf::RenameStmt) -> QualifiedName {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
 
     fn renamed(sql: &str) -> Rename {
         match stmt(sql) {

@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use parse::parse_sql;
 use policy::{Mode, Settings, Severity};
-use safe_migrations_cli::check::FileCheck;
-use safe_migrations_cli::parse::parse_sql;
+use safe_migrations::check::FileCheck;
 
 /// The spec asks for at least this many statements.
 const MIN_STATEMENTS: usize = 200;

@@ -17,8 +17,8 @@ use policy::{
     Catalog, Context, Finding, Mode, QualifiedName, Settings, Severity, Statement, Stmt, TypeName, Volatility,
 };
 
-use crate::parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
-use crate::parse::{parse_sql, ParseError, ParsedStatement};
+use parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
+use parse::{parse_sql, ParseError, ParsedStatement};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {

@@ -32,7 +32,7 @@ use super::messages::{
 use super::passthrough::{self, BusyPoll};
 use super::tls::Stream;
 use super::tracker::{Expect, HiddenResult, OnError, Owner, Tracker};
-use crate::parse::{parse_sql, reads_the_same_with_nonstandard_strings, ParsedStatement};
+use ::parse::{parse_sql, reads_the_same_with_nonstandard_strings, ParsedStatement};
 
 /// Messages up to this size are read whole. Longer CopyData, DataRow and Bind messages
 /// pass through in pieces and a statement is held whole only up to the session's

@@ -63,7 +63,7 @@ pub fn select(select: &protobuf::SelectStmt) -> Stmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::model::{ColumnDef, Constraint, ConstraintKind};
     use policy::{QualifiedName, TypeName};
 

@@ -14,9 +14,9 @@ use policy::{decide, Mode, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
-use crate::parse::calls::{called_functions, set_config_calls_in_bodies};
-use crate::parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable};
-use crate::parse::{parse_sql, ParseError, ParsedStatement};
+use parse::calls::{called_functions, set_config_calls_in_bodies};
+use parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable};
+use parse::{parse_sql, ParseError, ParsedStatement};
 
 /// Why a message is refused: the rule, and the statement's first line (for the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -852,7 +852,7 @@ pub fn first_line(source: &str) -> String {
 mod tests {
     use super::super::catalog::FunctionBody;
     use super::*;
-    use crate::parse::parse_sql;
+    use parse::parse_sql;
     use policy::Mode;
 
     fn enforce() -> Settings {

@@ -64,7 +64,7 @@ pub fn range_vars(nodes: &[Node]) -> Vec<QualifiedName> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::{QualifiedName, Stmt};
 
     fn truncated(sql: &str) -> Vec<QualifiedName> {

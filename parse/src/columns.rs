@@ -122,7 +122,7 @@ fn foreign_key_options(constraint: &protobuf::Constraint) -> ForeignKeyOptions {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::model::{AlterAction, ColumnDef, Constraint, ConstraintKind};
     use policy::{QualifiedName, Stmt};
 

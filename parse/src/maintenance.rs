@@ -61,7 +61,7 @@ pub fn refresh(refresh: &protobuf::RefreshMatViewStmt) -> Stmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::QualifiedName;
 
     #[test]

@@ -46,7 +46,7 @@ pub fn object_kind(object_type: ObjectType) -> ObjectKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::QualifiedName;
 
     fn dropped(sql: &str) -> Drop {

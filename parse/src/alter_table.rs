@@ -207,7 +207,7 @@ fn describe(subtype: AlterTableType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
     use policy::model::{ColumnDef, Constraint, ConstraintKind};
     use policy::QualifiedName;
 

@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use parse::parse_sql;
 use policy::file_catalog::FileCatalog;
 use policy::{Context, Mode, Settings};
-use safe_migrations_cli::parse::parse_sql;
 
 const STATEMENTS: usize = 10_000;
 const RUNS: usize = 5;

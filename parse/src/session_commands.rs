@@ -101,7 +101,7 @@ pub fn discard(discard: &protobuf::DiscardStmt) -> Stmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
 
     fn setting(sql: &str) -> SetSetting {
         match stmt(sql) {

@@ -8,7 +8,7 @@
 //! session's TimeZone; the role's settings and the server version are fixed per session.
 //!
 //! Simple-protocol traffic writes its constants into the text, so the texts rarely
-//! repeat; their shapes do (`crate::parse::shape`). A shape is remembered when the
+//! repeat; their shapes do (`parse::shape`). A shape is remembered when the
 //! shape itself, parameters in place of the constants, passes unchanged: a parameter
 //! stands for any value, so every text of that shape passes too. One check reads
 //! constants the shape hides: the guard's scan for a `safe_migrations.` setting named
@@ -18,7 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::guard::Verdict;
-use crate::parse::shape::{shape, Shape};
+use parse::shape::{shape, Shape};
 
 /// Statements remembered per session: memory stays bounded whatever a client sends.
 const CAPACITY: usize = 256;
@@ -99,8 +99,8 @@ pub fn passes_unchanged(verdict: &Verdict) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::parse_sql;
-    use crate::proxy::guard::{judge, Facts};
+    use crate::guard::{judge, Facts};
+    use parse::parse_sql;
     use policy::{Mode, Settings};
 
     /// Passes unchanged for an enforcing role, with no question for the server.

@@ -39,7 +39,7 @@ pub fn reindex(reindex: &protobuf::ReindexStmt) -> Stmt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::testing::stmt;
+    use crate::testing::stmt;
 
     #[test]
     fn create_index_flags() {
