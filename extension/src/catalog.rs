@@ -23,20 +23,24 @@ pub struct BackendCatalog;
 
 /// A copy of `text` in the current memory context, for the C APIs that take `char *`.
 fn palloc_cstring(text: &str) -> *mut c_char {
-    // CurrentMemoryContext is always valid inside a backend; interior NULs cannot be
-    // passed to C, and a name containing one cannot exist in the catalog anyway.
+    // SAFETY: CurrentMemoryContext is always a valid context inside a backend, and the copy
+    // lives as long as it (at least the statement). Interior NULs cannot be passed to C,
+    // and a name containing one cannot exist in the catalog anyway.
     unsafe { PgMemoryContexts::CurrentMemoryContext.pstrdup(&text.replace('\0', "")) }
 }
 
 fn text(ptr: *const c_char) -> Option<String> {
-    // Callers pass NULL or strings returned by Postgres.
+    // SAFETY: callers pass NULL or a NUL-terminated string Postgres just returned
+    // (palloc'd, or a GUC's current value), read only when non-NULL and copied at once.
     (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
 }
 
 /// The relation `table` names under the current search_path, without taking a lock.
 fn relation_oid(table: &QualifiedName) -> Option<pg_sys::Oid> {
-    // makeRangeVar copies nothing and RangeVarGetRelidExtended with RVR_MISSING_OK returns
-    // InvalidOid instead of raising for a missing schema or relation.
+    // SAFETY: the names are palloc'd copies (NULL schema: search_path), which makeRangeVar
+    // stores without copying and which outlive the lookup. With NoLock, RVR_MISSING_OK and
+    // no callback, RangeVarGetRelidExtended only reads the catalog and returns InvalidOid
+    // instead of raising for a missing schema or relation.
     let oid = unsafe {
         let schema = table.schema.as_deref().map_or(std::ptr::null_mut(), palloc_cstring);
         let range_var = pg_sys::makeRangeVar(schema, palloc_cstring(&table.name), -1);
@@ -53,8 +57,11 @@ fn relation_oid(table: &QualifiedName) -> Option<pg_sys::Oid> {
 
 /// Run `read` on the relcache entry of `relid`, if it exists.
 fn with_relation<T>(relid: pg_sys::Oid, read: impl FnOnce(&pg_sys::RelationData) -> T) -> Option<T> {
-    // RelationIdGetRelation returns a pinned entry or NULL; we only read it and unpin it
-    // with RelationClose before returning.
+    // SAFETY: RelationIdGetRelation takes any OID and returns a pinned entry or NULL. The
+    // `&RelationData` handed to `read` cannot outlive the call (it is not 'static and `T`
+    // cannot borrow it), so it is used only while the entry is pinned; RelationClose unpins
+    // it afterwards. (Should `read` panic, the statement aborts and its resource owner
+    // drops the pin; nothing dangles.)
     unsafe {
         let relation = pg_sys::RelationIdGetRelation(relid);
         if relation.is_null() {
@@ -107,8 +114,9 @@ impl Catalog for BackendCatalog {
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
         let relid = relation_oid(table)?;
-        // SearchSysCacheAttName returns a pinned pg_attribute tuple (or NULL) that we
-        // release right after copying the two fields out.
+        // SAFETY: SearchSysCacheAttName takes any relid and a palloc'd name, and returns a
+        // pinned pg_attribute tuple or NULL; its struct is read (two fields copied out)
+        // before ReleaseSysCache, and the reference does not escape the block.
         let (type_oid, typmod) = unsafe {
             let tuple = pg_sys::SearchSysCacheAttName(relid, palloc_cstring(column));
             if tuple.is_null() {
@@ -119,14 +127,17 @@ impl Catalog for BackendCatalog {
             pg_sys::ReleaseSysCache(tuple);
             found
         };
-        // get_element_type is a syscache lookup; InvalidOid when not an array.
+        // SAFETY: get_element_type is a syscache lookup that takes any OID (InvalidOid when
+        // not an array type).
         let element = unsafe { pg_sys::get_element_type(type_oid) };
         let (base, array) = if element == pg_sys::InvalidOid {
             (type_oid, false)
         } else {
             (element, true)
         };
-        // A pinned pg_type tuple, released after reading its name and namespace.
+        // SAFETY: SearchSysCache1(TYPEOID) takes any OID and returns a pinned pg_type tuple
+        // or NULL; its name (copied into a String) and namespace are read before
+        // ReleaseSysCache, and the reference does not escape the block.
         let (name, namespace) = unsafe {
             let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::TYPEOID as i32, pg_sys::Datum::from(base));
             if tuple.is_null() {
@@ -137,14 +148,17 @@ impl Catalog for BackendCatalog {
             pg_sys::ReleaseSysCache(tuple);
             found
         };
-        // get_namespace_name returns a palloc'd copy or NULL.
+        // SAFETY: get_namespace_name takes any OID and returns a palloc'd copy or NULL.
         let schema = text(unsafe { pg_sys::get_namespace_name(namespace) });
         Some(TypeName::from_catalog(schema.as_deref(), &name, typmod, array))
     }
 
     fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
-        // FuncnameGetCandidates with missing_ok returns a palloc'd linked list (NULL when
-        // nothing matches); func_volatile reads pg_proc through the syscache.
+        // SAFETY: makeString wraps palloc'd copies of the names in String nodes, which the
+        // List holds. FuncnameGetCandidates with missing_ok returns a palloc'd linked list
+        // of candidates (NULL when nothing matches) that is only walked through `next`;
+        // each candidate's oid names an existing function, which func_volatile reads
+        // through the syscache.
         unsafe {
             let mut names = PgList::<pg_sys::String>::new();
             if let Some(schema) = &name.schema {
@@ -171,7 +185,8 @@ impl Catalog for BackendCatalog {
 
     fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool> {
         let relid = relation_oid(table)?;
-        // hook.c returns a List of palloc'd C strings.
+        // SAFETY: hook.c returns NIL or a new List whose elements are palloc'd C strings
+        // (pg_get_constraintdef results), which PgList only reads.
         let definitions = unsafe { PgList::<c_char>::from_pg(crate::shim::validated_check_definitions(relid)) };
         let found = definitions
             .iter_ptr()
@@ -182,25 +197,28 @@ impl Catalog for BackendCatalog {
 
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         let relid = relation_oid(table)?;
-        // rd_rel is always set for an open relcache entry.
+        // SAFETY: rd_rel is always set (and valid while pinned) for a relcache entry that
+        // RelationIdGetRelation returned.
         let rows = with_relation(relid, |relation| unsafe { (*relation.rd_rel).reltuples })?;
         (rows >= 0.0).then_some(f64::from(rows))
     }
 
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
         let relid = relation_oid(table)?;
-        // rd_rel is always set for an open relcache entry.
         with_relation(
             relid,
+            // SAFETY: rd_rel is always set (and valid while pinned) for a relcache entry
+            // that RelationIdGetRelation returned.
             |relation| unsafe { (*relation.rd_rel).relkind } as u8 == pg_sys::RELKIND_PARTITIONED_TABLE,
         )
     }
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
-        // The TypeName node is built from palloc'd copies of the names (nothing is
-        // parsed, so nothing can raise); LookupTypeNameOid with missing_ok returns
-        // InvalidOid for a type or schema that does not exist; DomainHasConstraints reads
-        // the type cache (false for a type that is not a domain).
+        // SAFETY: the TypeName node is built from palloc'd copies of the names (nothing is
+        // parsed, so nothing can raise); LookupTypeNameOid takes a NULL ParseState and with
+        // missing_ok returns InvalidOid for a type or schema that does not exist;
+        // DomainHasConstraints reads the type cache (false for a type that is not a
+        // domain).
         unsafe {
             let mut names = PgList::<pg_sys::String>::new();
             if let Some(schema) = &type_name.schema {
@@ -216,13 +234,17 @@ impl Catalog for BackendCatalog {
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         let relid = relation_oid(table)?;
         // An index lives in its table's schema: looked up there by name, as Postgres does
-        // for USING INDEX (a syscache lookup; InvalidOid when there is none).
+        // for USING INDEX.
+        // SAFETY: get_rel_namespace and get_relname_relid are syscache lookups that take
+        // any OID and a palloc'd name (InvalidOid when there is none).
         let index_oid = unsafe { pg_sys::get_relname_relid(palloc_cstring(index), pg_sys::get_rel_namespace(relid)) };
         if index_oid == pg_sys::InvalidOid {
             return None;
         }
-        // rd_index is set for an index's relcache entry (NULL for other relations); indkey
-        // holds indnatts attribute numbers, the first indnkeyatts of them the key columns.
+        // SAFETY: rd_index is NULL or, for an index, its pg_index row, valid while the
+        // entry is pinned. indkey holds indnatts attribute numbers inline, the first
+        // indnkeyatts (<= indnatts) of them the key columns, so the slice is in bounds; it
+        // is copied out before the entry is unpinned.
         let key_columns: Vec<i16> = with_relation(index_oid, |relation| unsafe {
             match relation.rd_index.as_ref() {
                 Some(form) if form.indrelid == relid => {
@@ -237,7 +259,9 @@ impl Catalog for BackendCatalog {
         }
         let mut nullable = Vec::new();
         for attnum in key_columns.into_iter().filter(|attnum| *attnum > 0) {
-            // A pinned pg_attribute tuple, released after reading two fields.
+            // SAFETY: SearchSysCacheAttNum takes any relid and attnum and returns a pinned
+            // pg_attribute tuple or NULL; two fields are copied out before ReleaseSysCache,
+            // and the reference does not escape the block.
             let (name, not_null) = unsafe {
                 let tuple = pg_sys::SearchSysCacheAttNum(relid, attnum);
                 if tuple.is_null() {
@@ -259,8 +283,8 @@ impl Catalog for BackendCatalog {
     }
 
     fn is_superuser(&self) -> Option<bool> {
-        // superuser() reads the current user's rolsuper from the syscache; it raises only
-        // for a role that does not exist, which the current user always does.
+        // SAFETY: superuser() reads the current user's rolsuper from the syscache; it
+        // raises only for a role that does not exist, and the current user always does.
         Some(unsafe { pg_sys::superuser() })
     }
 
@@ -269,7 +293,8 @@ impl Catalog for BackendCatalog {
     }
 
     fn timezone(&self) -> Option<String> {
-        // GetConfigOption returns a pointer into the GUC's own storage (or NULL).
+        // SAFETY: a static NUL-terminated name; with missing_ok GetConfigOption returns a
+        // pointer into the GUC's own storage or NULL, which `text` copies at once.
         text(unsafe { pg_sys::GetConfigOption(c"TimeZone".as_ptr(), true, false) })
     }
 }

@@ -23,7 +23,8 @@ pub extern "C-unwind" fn _PG_init() {
     // The hook only when preloaded: a guard that appears mid-session (LOAD, CREATE
     // EXTENSION) would be one a session could have avoided.
     shim::define_settings();
-    // A plain bool read while the library loads.
+    // SAFETY: a plain read of a C bool global on the process's only thread; only
+    // Postgres' own loading of shared_preload_libraries writes it, around this call.
     if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         shim::install_hook();
     }

@@ -22,7 +22,8 @@ thread_local! {
 
 /// The effective settings of this session, parsed again only after a GUC changed.
 pub fn current_settings() -> Result<Rc<Settings>, SettingError> {
-    // A plain integer read on the backend's only thread.
+    // SAFETY: a plain read of hook.c's u64 global on the backend's only thread; GUC
+    // assignments, which bump it, run on that thread too, never during this read.
     let generation = unsafe { sm_settings_generation };
     if let Some(settings) = CACHED.with_borrow(|cached| {
         cached
@@ -41,12 +42,15 @@ fn read_settings() -> Result<Settings, SettingError> {
     let mut settings = Settings::default();
     for spec in SETTINGS {
         let name = CString::new(format!("safe_migrations.{}", spec.name)).expect("setting names have no NUL");
-        // GetConfigOption returns a pointer into the GUC's current value, or NULL
-        // when the variable is not defined (missing_ok).
+        // SAFETY: `name` is a live NUL-terminated string; with missing_ok GetConfigOption
+        // returns NULL for an undefined variable instead of raising.
         let value = unsafe { pg_sys::GetConfigOption(name.as_ptr(), true, false) };
         if value.is_null() {
             continue;
         }
+        // SAFETY: non-NULL, so the GUC's current value, a NUL-terminated string that stays
+        // put until the GUC is next assigned; it is only read, by `apply` (pure Rust), in
+        // this iteration, before anything can assign a GUC.
         let value = unsafe { CStr::from_ptr(value) }.to_string_lossy();
         settings.apply(spec.name, &value)?;
     }
@@ -55,15 +59,22 @@ fn read_settings() -> Result<Settings, SettingError> {
 
 /// check_hook of `safe_migrations.allow` (hook.c): is `value` a list of known rule ids?
 /// On failure `*why` is a palloc'd explanation naming the accepted ids.
+///
+/// # Safety
+/// `value` is a NUL-terminated string and `why` is valid for a write, both for the call;
+/// a memory context is current (true inside a GUC check hook).
 #[pgrx::pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sm_rule_list_is_valid(value: *const c_char, why: *mut *mut c_char) -> bool {
-    // hook.c passes the proposed GUC value (non-NULL) and a pointer to a local.
+    // SAFETY: hook.c passes the proposed GUC value, non-NULL (its check hook returns early
+    // for NULL), a NUL-terminated string valid for the call, and only read during it.
     let value = unsafe { CStr::from_ptr(value) }.to_string_lossy();
     match parse_rule_list(&value) {
         Ok(_) => true,
         Err(reason) => {
-            // CurrentMemoryContext is valid while a GUC is being set.
+            // SAFETY: `why` points to hook.c's local for the result (this function's
+            // contract); CurrentMemoryContext is valid while a GUC is being set, and the
+            // copy lives there until hook.c's GUC_check_errdetail has formatted it.
             unsafe { *why = PgMemoryContexts::CurrentMemoryContext.pstrdup(&reason.replace('\0', "")) };
             false
         }

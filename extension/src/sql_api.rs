@@ -76,18 +76,19 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
     settings.mode = Mode::Enforce;
     let source =
         CString::new(sql).unwrap_or_else(|_| error!("safe_migrations.{function}: the SQL contains a NUL byte"));
-    // pg_parse_query raises a syntax error like any statement would; it returns a List of RawStmt.
+    // SAFETY: `source` is a live C string; pg_parse_query raises a syntax error like any
+    // statement would, and returns a List of RawStmt in the current memory context.
     let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
     let placement = Placement {
         multi_statement: raw_statements.len() > 1,
         nested: false,
     };
     let mut transaction = Transaction::default();
-    // A plain int read on the backend's only thread.
+    // SAFETY: a plain int read on the backend's only thread.
     transaction.set_lock_timeout_ms(u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0));
     let mut out = Vec::new();
     for raw in raw_statements.iter_ptr() {
-        // Each element is a RawStmt the parser just built.
+        // SAFETY: each element is a RawStmt the parser just built, alive for this call.
         let raw = unsafe { &*raw };
         let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
         let context = transaction.context(placement);

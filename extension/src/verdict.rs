@@ -74,13 +74,13 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     query_string: *const c_char,
     context: c_int,
 ) -> *mut SmVerdict {
-    // Both pointers come straight from ProcessUtility, which never passes NULL for them.
+    // SAFETY: both come from ProcessUtility (see # Safety), non-NULL and valid for the call.
     let (pstmt, query) = unsafe { (&*pstmt, CStr::from_ptr(query_string).to_string_lossy()) };
     let toplevel = u32::try_from(context) == Ok(pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL);
     let statement = nodes::statement(pstmt.utilityStmt, &query, pstmt.stmt_location, pstmt.stmt_len);
     // IsTransactionBlock is true inside BEGIN and in a multi-statement string's implicit
     // block; statements run by functions are always inside a transaction.
-    // IsTransactionBlock only reads the backend's transaction state.
+    // SAFETY: IsTransactionBlock only reads the backend's transaction state.
     let in_block = unsafe { pg_sys::IsTransactionBlock() };
     let mut transaction = Transaction::with_status(if in_block {
         TransactionStatus::InBlock
@@ -116,7 +116,7 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
 
 /// The LockTimeout global, which the lock_timeout GUC assigns.
 fn session_lock_timeout_ms() -> u64 {
-    // A plain int read on the backend's only thread.
+    // SAFETY: a plain int read on the backend's only thread.
     u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0)
 }
 
@@ -148,15 +148,17 @@ fn messages_for(decision: &Decision) -> Vec<Message> {
 
 /// `role "app"`, or `role "app" (session user "alice")` after SET ROLE.
 fn role_description() -> String {
-    // GetUserNameFromId with noerr returns a palloc'd name or NULL.
     let name = |oid| {
+        // SAFETY: GetUserNameFromId(noerr) returns a palloc'd name or NULL for any OID.
         let ptr = unsafe { pg_sys::GetUserNameFromId(oid, true) };
         if ptr.is_null() {
             String::new()
         } else {
+            // SAFETY: non-NULL, so that NUL-terminated palloc'd name; copied at once.
             unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
         }
     };
+    // SAFETY: GetUserId and GetSessionUserId only read backend globals.
     let (current, session) = unsafe { (pg_sys::GetUserId(), pg_sys::GetSessionUserId()) };
     if current == session {
         format!("role \"{}\"", name(current))
@@ -168,11 +170,12 @@ fn role_description() -> String {
 /// Copy the verdict into palloc'd C structs that hook.c reads before the statement runs.
 fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>) -> *mut SmVerdict {
     let cstring = |text: &str| {
-        // CurrentMemoryContext is the statement's context inside ProcessUtility.
+        // SAFETY: CurrentMemoryContext is the statement's context inside ProcessUtility.
         unsafe { PgMemoryContexts::CurrentMemoryContext.pstrdup(&text.replace('\0', "")) as *const c_char }
     };
-    // palloc0 raises on out-of-memory rather than returning NULL, and every field we
-    // leave unwritten is valid as zero; hook.c reads exactly `nreports` entries.
+    // SAFETY: palloc0 raises on out-of-memory rather than returning NULL, and its memory is
+    // MAXALIGNed; `reports` has room for every index written, and every field we leave
+    // unwritten is valid as zero; hook.c reads exactly `nreports` entries.
     unsafe {
         let reports = pg_sys::palloc0(std::mem::size_of::<SmReport>() * messages.len().max(1)) as *mut SmReport;
         for (i, message) in messages.iter().enumerate() {

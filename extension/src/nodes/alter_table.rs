@@ -9,8 +9,9 @@ use pgrx::pg_sys;
 use policy::model::{AlterAction, AlterTable, RelationKind, Using};
 use policy::{LockLevel, Stmt, TypeName};
 
+use super::cast::as_node;
 use super::columns::{column_def, constraint};
-use super::names::{cstr, is, nodes, qualified, range_var, recurses, string_value};
+use super::names::{cstr, nodes, qualified, range_var, recurses, string_value};
 use super::types::type_name;
 
 pub fn alter_table(stmt: &pg_sys::AlterTableStmt, source: &str) -> Stmt {
@@ -25,9 +26,10 @@ pub fn alter_table(stmt: &pg_sys::AlterTableStmt, source: &str) -> Stmt {
     };
     let actions = nodes(stmt.cmds)
         .into_iter()
-        .filter(|node| is(*node, pg_sys::NodeTag::T_AlterTableCmd))
-        // Checked: an AlterTableCmd.
-        .map(|node| action(unsafe { &mut *(node as *mut pg_sys::AlterTableCmd) }, source))
+        // SAFETY: each element is a node of the parse tree (the `nodes` contract); a
+        // T_AlterTableCmd node is an AlterTableCmd.
+        .filter_map(|node| unsafe { as_node::<pg_sys::AlterTableCmd>(node, pg_sys::NodeTag::T_AlterTableCmd) })
+        .map(|cmd| action(cmd, source))
         .collect();
     Stmt::AlterTable(AlterTable {
         table: range_var(stmt.relation),
@@ -38,23 +40,34 @@ pub fn alter_table(stmt: &pg_sys::AlterTableStmt, source: &str) -> Stmt {
     })
 }
 
-fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
+fn action(cmd: &pg_sys::AlterTableCmd, source: &str) -> AlterAction {
     use pg_sys::AlterTableType::*;
     let name = cstr(cmd.name).unwrap_or_default();
+    // What `def` holds, by its tag: the subcommands below that read it take it only in the
+    // form they expect.
+    // SAFETY: def is NULL or a node of the parse tree (the `nodes` contract); each tag is
+    // paired with the struct parsenodes.h declares for it.
+    let (column, new_constraint, partition_cmd) = unsafe {
+        (
+            as_node::<pg_sys::ColumnDef>(cmd.def, pg_sys::NodeTag::T_ColumnDef),
+            as_node::<pg_sys::Constraint>(cmd.def, pg_sys::NodeTag::T_Constraint),
+            as_node::<pg_sys::PartitionCmd>(cmd.def, pg_sys::NodeTag::T_PartitionCmd),
+        )
+    };
     match cmd.subtype {
-        AT_AddColumn if is(cmd.def, pg_sys::NodeTag::T_ColumnDef) => AlterAction::AddColumn {
-            column: column_def(cmd.def as *const pg_sys::ColumnDef, source),
+        AT_AddColumn if let Some(def) = column => AlterAction::AddColumn {
+            column: column_def(def, source),
             if_not_exists: cmd.missing_ok,
         },
         AT_DropColumn => AlterAction::DropColumn {
             column: name,
             if_exists: cmd.missing_ok,
         },
-        AT_AlterColumnType if is(cmd.def, pg_sys::NodeTag::T_ColumnDef) => {
-            // Checked: the new type and USING expression travel in a ColumnDef.
-            let def = unsafe { &*(cmd.def as *const pg_sys::ColumnDef) };
+        // The new type and USING expression travel in a ColumnDef.
+        AT_AlterColumnType if let Some(def) = column => {
             let new_type = type_name(def.typeName);
-            // collClause is NULL or the parser's CollateClause.
+            // SAFETY: collClause is NULL or the CollateClause the parser built into the
+            // tree.
             let collation = unsafe { def.collClause.as_ref() }.map(|clause| qualified(clause.collname));
             AlterAction::AlterColumnType {
                 using: using(def.raw_default, &name, &new_type),
@@ -66,14 +79,7 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
         AT_SetNotNull => AlterAction::SetNotNull { column: name },
         AT_DropNotNull => AlterAction::DropNotNull { column: name },
         AT_ColumnDefault => AlterAction::SetDefault { column: name },
-        AT_AddConstraint if is(cmd.def, pg_sys::NodeTag::T_Constraint) => {
-            // Checked: a Constraint.
-            AlterAction::AddConstraint(constraint(
-                unsafe { &*(cmd.def as *const pg_sys::Constraint) },
-                None,
-                source,
-            ))
-        }
+        AT_AddConstraint if let Some(raw) = new_constraint => AlterAction::AddConstraint(constraint(raw, None, source)),
         AT_ValidateConstraint => AlterAction::ValidateConstraint { name },
         AT_DropConstraint => AlterAction::DropConstraint {
             name,
@@ -92,30 +98,22 @@ fn action(cmd: &mut pg_sys::AlterTableCmd, source: &str) -> AlterAction {
                 .trim_end()
                 .to_string(),
         },
-        AT_AttachPartition if is(cmd.def, pg_sys::NodeTag::T_PartitionCmd) => AlterAction::AttachPartition {
-            // Checked: a PartitionCmd.
-            partition: range_var(unsafe { (*(cmd.def as *const pg_sys::PartitionCmd)).name }),
+        AT_AttachPartition if let Some(partition) = partition_cmd => AlterAction::AttachPartition {
+            partition: range_var(partition.name),
         },
-        AT_DetachPartition if is(cmd.def, pg_sys::NodeTag::T_PartitionCmd) => {
-            // Checked: a PartitionCmd.
-            let partition = unsafe { &*(cmd.def as *const pg_sys::PartitionCmd) };
-            AlterAction::DetachPartition {
-                partition: range_var(partition.name),
-                concurrently: detach_concurrently(partition),
-                finalize: false,
-            }
-        }
+        AT_DetachPartition if let Some(partition) = partition_cmd => AlterAction::DetachPartition {
+            partition: range_var(partition.name),
+            concurrently: detach_concurrently(partition),
+            finalize: false,
+        },
         // FINALIZE completes an interrupted DETACH ... CONCURRENTLY under its lock (SHARE
         // UPDATE EXCLUSIVE on the parent, AlterTableGetLockLevel), not a plain DETACH's.
         #[cfg(not(feature = "pg13"))]
-        AT_DetachPartitionFinalize if is(cmd.def, pg_sys::NodeTag::T_PartitionCmd) => {
-            AlterAction::DetachPartition {
-                // Checked: a PartitionCmd.
-                partition: range_var(unsafe { (*(cmd.def as *const pg_sys::PartitionCmd)).name }),
-                concurrently: true,
-                finalize: true,
-            }
-        }
+        AT_DetachPartitionFinalize if let Some(partition) = partition_cmd => AlterAction::DetachPartition {
+            partition: range_var(partition.name),
+            concurrently: true,
+            finalize: true,
+        },
         other => AlterAction::Other {
             what: policy::sql::alter_table_subcommand_sql(&subtype_name(other)).to_string(),
             lock: subcommand_lock(cmd),
@@ -143,9 +141,9 @@ fn using(expr: *mut pg_sys::Node, column: &str, new_type: &TypeName) -> Using {
     if is_column(expr, column) {
         return Using::CastOfColumn;
     }
-    if is(expr, pg_sys::NodeTag::T_TypeCast) {
-        // Checked: a TypeCast.
-        let cast = unsafe { &*(expr as *const pg_sys::TypeCast) };
+    // SAFETY: `expr` is a node of the parse tree (the `nodes` contract); a T_TypeCast node
+    // is a TypeCast.
+    if let Some(cast) = unsafe { as_node::<pg_sys::TypeCast>(expr, pg_sys::NodeTag::T_TypeCast) } {
         if is_column(cast.arg, column) && type_name(cast.typeName) == *new_type {
             return Using::CastOfColumn;
         }
@@ -155,21 +153,28 @@ fn using(expr: *mut pg_sys::Node, column: &str, new_type: &TypeName) -> Using {
 
 /// A reference to `column`, bare or qualified by the table (`col`, `t.col`).
 fn is_column(node: *mut pg_sys::Node, column: &str) -> bool {
-    // Checked: a ColumnRef; its fields are String nodes (or A_Star).
-    is(node, pg_sys::NodeTag::T_ColumnRef)
-        && nodes(unsafe { (*(node as *const pg_sys::ColumnRef)).fields })
-            .last()
-            .and_then(|field| string_value(*field))
-            .as_deref()
-            == Some(column)
+    // SAFETY: `node` is NULL or a node of the parse tree (the `nodes` contract); a
+    // T_ColumnRef node is a ColumnRef.
+    let Some(column_ref) = (unsafe { as_node::<pg_sys::ColumnRef>(node, pg_sys::NodeTag::T_ColumnRef) }) else {
+        return false;
+    };
+    // Its fields are String nodes (or an A_Star last).
+    nodes(column_ref.fields)
+        .last()
+        .and_then(|field| string_value(*field))
+        .as_deref()
+        == Some(column)
 }
 
 /// The lock Postgres takes for one subcommand, from AlterTableGetLockLevel itself.
-fn subcommand_lock(cmd: &mut pg_sys::AlterTableCmd) -> LockLevel {
-    // AlterTableGetLockLevel only reads the list and the commands in it; the one-element
-    // list is allocated in the current memory context and lives as long as the statement.
+fn subcommand_lock(cmd: &pg_sys::AlterTableCmd) -> LockLevel {
+    // SAFETY: `cmd` is a parse-tree AlterTableCmd, valid for the call. lappend only stores
+    // the pointer in a new one-element List, allocated in the current memory context (it
+    // raises, through pgrx's FFI guard, rather than return NULL), and
+    // AlterTableGetLockLevel only reads that List, the command and its `def`: nothing
+    // writes through the `*mut` made from the shared reference.
     let mode = unsafe {
-        let list = pg_sys::lappend(std::ptr::null_mut(), (cmd as *mut pg_sys::AlterTableCmd).cast());
+        let list = pg_sys::lappend(std::ptr::null_mut(), std::ptr::from_ref(cmd).cast_mut().cast());
         pg_sys::AlterTableGetLockLevel(list)
     };
     LockLevel::from_lockmode(mode)

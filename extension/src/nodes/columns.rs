@@ -7,13 +7,12 @@ use policy::model::{ColumnDef, Constraint, ConstraintKind, DefaultExpr};
 use policy::sql::ForeignKeyOptions;
 use policy::QualifiedName;
 
-use super::names::{cstr, is, nodes, qualified, range_var, strings};
+use super::cast::as_node;
+use super::names::{cstr, nodes, qualified, range_var, strings};
 use super::types::type_name;
 
 /// A raw ColumnDef; `source` is the text its locations point into.
-pub fn column_def(def: *const pg_sys::ColumnDef, source: &str) -> ColumnDef {
-    // A non-NULL ColumnDef from the parser.
-    let def = unsafe { &*def };
+pub fn column_def(def: &pg_sys::ColumnDef, source: &str) -> ColumnDef {
     let name = cstr(def.colname).unwrap_or_default();
     let mut column = ColumnDef {
         name: name.clone(),
@@ -25,11 +24,11 @@ pub fn column_def(def: *const pg_sys::ColumnDef, source: &str) -> ColumnDef {
     // (the raw parser keeps those as separate CONSTR_ATTR_* nodes, as libpg_query does).
     let mut last_foreign_key: Option<(usize, ForeignKeyOptions)> = None;
     for node in nodes(def.constraints) {
-        if !is(node, pg_sys::NodeTag::T_Constraint) {
+        // SAFETY: each element is a node of the parse tree (the `nodes` contract); a
+        // T_Constraint node is a Constraint.
+        let Some(raw) = (unsafe { as_node::<pg_sys::Constraint>(node, pg_sys::NodeTag::T_Constraint) }) else {
             continue;
-        }
-        // Checked: a Constraint.
-        let raw = unsafe { &*(node as *const pg_sys::Constraint) };
+        };
         if let Some((index, options)) = last_foreign_key.as_mut() {
             let qualified = qualify(options, raw.contype);
             if qualified {
@@ -109,13 +108,18 @@ pub fn location(location: i32) -> usize {
 /// DEFAULT: its text (from the constraint's location, as the proxy takes it) and the
 /// functions it calls, for the volatility question.
 fn default_expr(raw: &pg_sys::Constraint, source: &str) -> DefaultExpr {
-    // hook.c walks the raw expression with Postgres' own raw_expression_tree_walker and
-    // returns a List of the FuncCall nodes in it; the expression is a parser-built tree.
+    // SAFETY: raw_expr is NULL or the raw expression the parser built into this Constraint,
+    // alive for the statement (the `nodes` contract). hook.c walks it with Postgres' own
+    // raw_expression_tree_walker and returns a new List of the FuncCall nodes in it, which
+    // point into the same tree.
     let (calls, has_sublink) = unsafe { crate::shim::raw_function_calls(raw.raw_expr) };
     let functions: Vec<QualifiedName> = nodes(calls)
         .into_iter()
-        // Every element is a FuncCall (that is what the walker collects).
-        .map(|call| qualified(unsafe { (*(call as *const pg_sys::FuncCall)).funcname }))
+        // Every element is a FuncCall (that is all the walker collects), so nothing is
+        // skipped; the tag is checked all the same.
+        // SAFETY: each element is a FuncCall node of the parse tree (above).
+        .filter_map(|call| unsafe { as_node::<pg_sys::FuncCall>(call, pg_sys::NodeTag::T_FuncCall) })
+        .map(|call| qualified(call.funcname))
         .collect();
     DefaultExpr {
         sql: policy::sql::default_expression_at(source, location(raw.location)),

@@ -5,7 +5,8 @@ use pgrx::pg_sys;
 use policy::model::{SetSetting, TransactionKind};
 use policy::Stmt;
 
-use super::names::{const_text, cstr, is, nodes, range_var, range_vars, string_value};
+use super::cast::as_node;
+use super::names::{const_text, cstr, nodes, range_var, range_vars, string_value};
 use super::options::flag_option;
 use policy::LockLevel;
 
@@ -25,9 +26,10 @@ pub fn vacuum(stmt: &pg_sys::VacuumStmt) -> Stmt {
     }
     let tables = nodes(stmt.rels)
         .into_iter()
-        .filter(|node| is(*node, pg_sys::NodeTag::T_VacuumRelation))
-        // Checked: a VacuumRelation.
-        .map(|node| range_var(unsafe { (*(node as *const pg_sys::VacuumRelation)).relation }))
+        // SAFETY: each element is a node of the parse tree (the `nodes` contract); a
+        // T_VacuumRelation node is a VacuumRelation.
+        .filter_map(|node| unsafe { as_node::<pg_sys::VacuumRelation>(node, pg_sys::NodeTag::T_VacuumRelation) })
+        .map(|relation| range_var(relation.relation))
         .collect();
     Stmt::Vacuum {
         full: flag_option(stmt.options, "full"),
@@ -90,9 +92,10 @@ pub fn variable_set(stmt: &pg_sys::VariableSetStmt) -> Stmt {
 
 /// One SET argument: a constant, or a constant cast to a type (`SET x = interval '1s'`).
 fn set_argument(node: *mut pg_sys::Node) -> Option<String> {
-    if is(node, pg_sys::NodeTag::T_TypeCast) {
-        // Checked: a TypeCast.
-        return set_argument(unsafe { (*(node as *const pg_sys::TypeCast)).arg });
+    // SAFETY: `node` is NULL or a node of the parse tree (the `nodes` contract); a
+    // T_TypeCast node is a TypeCast.
+    if let Some(cast) = unsafe { as_node::<pg_sys::TypeCast>(node, pg_sys::NodeTag::T_TypeCast) } {
+        return set_argument(cast.arg);
     }
     const_text(node).or_else(|| string_value(node))
 }

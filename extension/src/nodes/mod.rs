@@ -1,7 +1,17 @@
 //! Postgres' raw parse nodes to `policy::model::Statement`: one file per statement
 //! family. This code knows parse trees and nothing about policy.
+//!
+//! The functions of this module are safe `fn`s that take raw pointers into a parse tree
+//! (nodes, Lists, RangeVars, TypeNames, C strings). Their soundness rests on one rule,
+//! the `nodes` contract, which callers of [`statement`] (the only way in) uphold: every
+//! such pointer is NULL or points into the tree the parser built for the statement being
+//! mapped, which lives in that statement's memory context for the whole call and which
+//! nothing modifies meanwhile. Inside, pointers only ever come from fields of that tree.
+//! Downcasts go through [`cast::as_node`], the one place a tag is checked and a node
+//! becomes a struct.
 
 mod alter_table;
+mod cast;
 mod columns;
 mod create_table;
 mod drop;
@@ -17,10 +27,14 @@ use pgrx::pg_sys::NodeTag::*;
 use policy::model::RoutineKind;
 use policy::{Statement, Stmt};
 
+use self::cast::{as_node, node_tag};
+
 /// The model of one raw statement. `query` is the whole query string the node's
 /// locations point into; `location`/`len` delimit the statement (len 0 = to the end).
 ///
-/// `node` must be a raw (or utility) parse node from the parser, or NULL.
+/// `node` must be NULL or a raw (or utility) parse node the parser built, alive and
+/// unmodified for the duration of the call (see the module documentation): this is a
+/// safe `fn` whose callers (hook.c through `verdict`, `sql_api`) uphold that.
 pub fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len: i32) -> Statement {
     Statement {
         stmt: stmt(node, query),
@@ -59,26 +73,22 @@ pub fn has_other_statements(query: &str, location: i32, len: i32) -> bool {
     !(query.get(..start).is_some_and(is_empty) && query.get(end..).is_some_and(is_empty))
 }
 
-macro_rules! cast {
-    ($node:expr, $ty:ty) => {
-        // The caller matched the node's tag, so it is a `$ty`.
-        unsafe { &*($node as *const $ty) }
-    };
-}
-
 /// The stored setting an ALTER ROLE / DATABASE / SYSTEM ... SET or RESET changes.
 fn stored_setting(node: *mut pg_sys::Node) -> Option<policy::model::SettingChange> {
-    if node.is_null() {
-        return None;
-    }
-    // A non-NULL node starts with its tag; each arm casts to the struct its tag names.
-    let (target, set) = match unsafe { (*node).type_ } {
-        T_AlterRoleSetStmt => ("ALTER ROLE", cast!(node, pg_sys::AlterRoleSetStmt).setstmt),
-        T_AlterDatabaseSetStmt => ("ALTER DATABASE", cast!(node, pg_sys::AlterDatabaseSetStmt).setstmt),
-        T_AlterSystemStmt => ("ALTER SYSTEM", cast!(node, pg_sys::AlterSystemStmt).setstmt),
-        _ => return None,
+    // SAFETY: `node` is NULL or a parser-built node alive for this call (the `nodes`
+    // contract); each tag is paired with the struct parsenodes.h declares for it.
+    let (target, set) = unsafe {
+        if let Some(stmt) = as_node::<pg_sys::AlterRoleSetStmt>(node, T_AlterRoleSetStmt) {
+            ("ALTER ROLE", stmt.setstmt)
+        } else if let Some(stmt) = as_node::<pg_sys::AlterDatabaseSetStmt>(node, T_AlterDatabaseSetStmt) {
+            ("ALTER DATABASE", stmt.setstmt)
+        } else if let Some(stmt) = as_node::<pg_sys::AlterSystemStmt>(node, T_AlterSystemStmt) {
+            ("ALTER SYSTEM", stmt.setstmt)
+        } else {
+            return None;
+        }
     };
-    // setstmt is the parser's VariableSetStmt, or NULL.
+    // SAFETY: setstmt is NULL or the VariableSetStmt the parser built into the same tree.
     let set = unsafe { set.as_ref() }?;
     let name = (set.kind != pg_sys::VariableSetKind::VAR_RESET_ALL)
         .then(|| names::cstr(set.name).map(|name| name.to_ascii_lowercase()))
@@ -90,43 +100,59 @@ fn stored_setting(node: *mut pg_sys::Node) -> Option<policy::model::SettingChang
 }
 
 fn stmt(node: *mut pg_sys::Node, query: &str) -> Stmt {
-    if node.is_null() {
-        return Stmt::Query;
-    }
-    // A non-NULL node starts with its tag.
-    match unsafe { (*node).type_ } {
-        T_IndexStmt => index::create_index(cast!(node, pg_sys::IndexStmt)),
-        T_ReindexStmt => index::reindex(cast!(node, pg_sys::ReindexStmt)),
-        T_AlterTableStmt => alter_table::alter_table(cast!(node, pg_sys::AlterTableStmt), query),
-        T_CreateStmt => create_table::create_table(cast!(node, pg_sys::CreateStmt), query),
-        T_CreateTableAsStmt => create_table::create_table_as(cast!(node, pg_sys::CreateTableAsStmt)),
-        T_DropStmt => drop::drop(cast!(node, pg_sys::DropStmt)),
-        T_RenameStmt => rename::rename(cast!(node, pg_sys::RenameStmt)),
-        T_AlterObjectSchemaStmt => rename::set_schema(cast!(node, pg_sys::AlterObjectSchemaStmt)),
-        T_TruncateStmt => misc::truncate(cast!(node, pg_sys::TruncateStmt)),
-        T_VacuumStmt => misc::vacuum(cast!(node, pg_sys::VacuumStmt)),
-        T_ClusterStmt => misc::cluster(cast!(node, pg_sys::ClusterStmt)),
-        T_LockStmt => misc::lock(cast!(node, pg_sys::LockStmt)),
-        T_RefreshMatViewStmt => misc::refresh(cast!(node, pg_sys::RefreshMatViewStmt)),
-        T_TransactionStmt => misc::transaction(cast!(node, pg_sys::TransactionStmt)),
-        T_VariableSetStmt => misc::variable_set(cast!(node, pg_sys::VariableSetStmt)),
-        T_DiscardStmt => misc::discard(cast!(node, pg_sys::DiscardStmt)),
-        T_DoStmt => Stmt::Routine(RoutineKind::Do),
-        T_CreateFunctionStmt => Stmt::Routine(RoutineKind::CreateFunction),
-        T_CallStmt => Stmt::Routine(RoutineKind::Call),
-        T_SelectStmt | T_InsertStmt | T_UpdateStmt | T_DeleteStmt | T_ExplainStmt | T_CopyStmt | T_VariableShowStmt
-        | T_DeclareCursorStmt | T_FetchStmt | T_ClosePortalStmt | T_PrepareStmt | T_ExecuteStmt | T_DeallocateStmt
-        | T_NotifyStmt | T_ListenStmt | T_UnlistenStmt | T_ConstraintsSetStmt | T_CheckPointStmt => Stmt::Query,
-        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-        T_MergeStmt => Stmt::Query,
-        _ => other(node),
-    }
+    // SAFETY: `node` is NULL or a parser-built node alive for this call (the `nodes`
+    // contract). Each arm hands `as_node` the tag it matched with the struct parsenodes.h
+    // declares for that tag, so every `as_node` here is Some.
+    let model = unsafe {
+        let Some(tag) = node_tag(node) else {
+            return Stmt::Query;
+        };
+        match tag {
+            T_IndexStmt => as_node::<pg_sys::IndexStmt>(node, T_IndexStmt).map(index::create_index),
+            T_ReindexStmt => as_node::<pg_sys::ReindexStmt>(node, T_ReindexStmt).map(index::reindex),
+            T_AlterTableStmt => as_node::<pg_sys::AlterTableStmt>(node, T_AlterTableStmt)
+                .map(|stmt| alter_table::alter_table(stmt, query)),
+            T_CreateStmt => {
+                as_node::<pg_sys::CreateStmt>(node, T_CreateStmt).map(|stmt| create_table::create_table(stmt, query))
+            }
+            T_CreateTableAsStmt => {
+                as_node::<pg_sys::CreateTableAsStmt>(node, T_CreateTableAsStmt).map(create_table::create_table_as)
+            }
+            T_DropStmt => as_node::<pg_sys::DropStmt>(node, T_DropStmt).map(drop::drop),
+            T_RenameStmt => as_node::<pg_sys::RenameStmt>(node, T_RenameStmt).map(rename::rename),
+            T_AlterObjectSchemaStmt => {
+                as_node::<pg_sys::AlterObjectSchemaStmt>(node, T_AlterObjectSchemaStmt).map(rename::set_schema)
+            }
+            T_TruncateStmt => as_node::<pg_sys::TruncateStmt>(node, T_TruncateStmt).map(misc::truncate),
+            T_VacuumStmt => as_node::<pg_sys::VacuumStmt>(node, T_VacuumStmt).map(misc::vacuum),
+            T_ClusterStmt => as_node::<pg_sys::ClusterStmt>(node, T_ClusterStmt).map(misc::cluster),
+            T_LockStmt => as_node::<pg_sys::LockStmt>(node, T_LockStmt).map(misc::lock),
+            T_RefreshMatViewStmt => {
+                as_node::<pg_sys::RefreshMatViewStmt>(node, T_RefreshMatViewStmt).map(misc::refresh)
+            }
+            T_TransactionStmt => as_node::<pg_sys::TransactionStmt>(node, T_TransactionStmt).map(misc::transaction),
+            T_VariableSetStmt => as_node::<pg_sys::VariableSetStmt>(node, T_VariableSetStmt).map(misc::variable_set),
+            T_DiscardStmt => as_node::<pg_sys::DiscardStmt>(node, T_DiscardStmt).map(misc::discard),
+            T_DoStmt => Some(Stmt::Routine(RoutineKind::Do)),
+            T_CreateFunctionStmt => Some(Stmt::Routine(RoutineKind::CreateFunction)),
+            T_CallStmt => Some(Stmt::Routine(RoutineKind::Call)),
+            T_SelectStmt | T_InsertStmt | T_UpdateStmt | T_DeleteStmt | T_ExplainStmt | T_CopyStmt
+            | T_VariableShowStmt | T_DeclareCursorStmt | T_FetchStmt | T_ClosePortalStmt | T_PrepareStmt
+            | T_ExecuteStmt | T_DeallocateStmt | T_NotifyStmt | T_ListenStmt | T_UnlistenStmt
+            | T_ConstraintsSetStmt | T_CheckPointStmt => Some(Stmt::Query),
+            #[cfg(not(any(feature = "pg13", feature = "pg14")))]
+            T_MergeStmt => Some(Stmt::Query),
+            _ => None,
+        }
+    };
+    model.unwrap_or_else(|| other(node))
 }
 
 /// A statement the model does not describe: its command tag, and whether it changes
 /// schema (the commands event triggers fire for).
 fn other(node: *mut pg_sys::Node) -> Stmt {
-    // CreateCommandTag only reads the node; the tag name is a static string.
+    // SAFETY: `node` is a non-NULL parser-built node (`stmt` handled NULL), which
+    // CreateCommandTag only reads; GetCommandTagName returns a static string.
     let (tag, ddl) = unsafe {
         let tag = pg_sys::CreateCommandTag(node);
         (

@@ -3,16 +3,17 @@
 
 use pgrx::pg_sys;
 
-use super::names::{const_text, cstr, is, nodes, string_value};
+use super::cast::as_node;
+use super::names::{const_text, cstr, nodes, string_value};
 
 /// Is the boolean option `name` on in a List of DefElems? (`FULL`, `FULL true`, `FULL 1`, `FULL on`)
 pub fn flag_option(list: *mut pg_sys::List, name: &str) -> bool {
     nodes(list).into_iter().any(|node| {
-        if !is(node, pg_sys::NodeTag::T_DefElem) {
+        // SAFETY: each element is a node of the parse tree (the `nodes` contract); a
+        // T_DefElem node is a DefElem.
+        let Some(elem) = (unsafe { as_node::<pg_sys::DefElem>(node, pg_sys::NodeTag::T_DefElem) }) else {
             return false;
-        }
-        // Checked: a DefElem.
-        let elem = unsafe { &*(node as *const pg_sys::DefElem) };
+        };
         if cstr(elem.defname).as_deref() != Some(name) {
             return false;
         }
@@ -33,13 +34,8 @@ fn boolean(_: *mut pg_sys::Node) -> Option<String> {
 
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
 fn boolean(node: *mut pg_sys::Node) -> Option<String> {
-    // Checked tag: a Boolean node.
-    is(node, pg_sys::NodeTag::T_Boolean).then(|| {
-        if unsafe { (*(node as *const pg_sys::Boolean)).boolval } {
-            "true"
-        } else {
-            "false"
-        }
-        .to_string()
-    })
+    // SAFETY: `node` is a DefElem's argument, NULL or a node of the parse tree (the `nodes`
+    // contract); a T_Boolean node is a Boolean.
+    let boolean = unsafe { as_node::<pg_sys::Boolean>(node, pg_sys::NodeTag::T_Boolean) }?;
+    Some(if boolean.boolval { "true" } else { "false" }.to_string())
 }

@@ -10,7 +10,7 @@ pub fn type_name(type_name: *const pg_sys::TypeName) -> policy::TypeName {
     if type_name.is_null() {
         return policy::TypeName::default();
     }
-    // A non-NULL TypeName from the parser.
+    // SAFETY: non-NULL, so a TypeName of the parse tree (the `nodes` contract).
     let type_name = unsafe { &*type_name };
     let names = strings(type_name.names);
     let parts: Vec<&str> = names.iter().map(String::as_str).collect();

@@ -158,6 +158,10 @@ thread_local! {
 
 static mut PREVIOUS_EMIT_LOG_HOOK: pg_sys::emit_log_hook_type = None;
 
+/// emit_log_hook for `warnings_of`: collect WARNING messages, then call the previous hook.
+///
+/// # Safety
+/// Called by Postgres only, as emit_log_hook, with the ErrorData being reported.
 #[pg_guard]
 unsafe extern "C-unwind" fn capture_warning(edata: *mut pg_sys::ErrorData) {
     // SAFETY: Postgres passes the ErrorData being reported, valid for the call.
@@ -169,8 +173,11 @@ unsafe extern "C-unwind" fn capture_warning(edata: *mut pg_sys::ErrorData) {
             .into_owned();
         WARNINGS.with(|warnings| warnings.borrow_mut().push(message));
     }
-    // SAFETY: the hook that was installed before ours, called as Postgres would.
+    // SAFETY: a plain read of the static on the backend's only thread; `warnings_of` writes
+    // it only while this hook is not installed.
     if let Some(previous) = unsafe { PREVIOUS_EMIT_LOG_HOOK } {
+        // SAFETY: the hook that was installed before ours, called as Postgres would call
+        // it, with the same ErrorData.
         unsafe { previous(edata) };
     }
 }

@@ -31,15 +31,20 @@ mod tests {
     fn the_hooks_inert_statements_are_inert_to_the_policy() {
         let sql = CString::new(STATEMENTS).unwrap();
         let query = STATEMENTS;
-        // raw_parser returns a List of RawStmt in the current memory context.
+        // SAFETY: `sql` is a live C string; raw_parser returns a List of RawStmt in the
+        // current memory context, which lives for the test.
         let parsed = unsafe { pg_sys::raw_parser(sql.as_ptr(), pg_sys::RawParseMode::RAW_PARSE_DEFAULT) };
+        // SAFETY: that List of RawStmt pointers, which PgList only reads.
         let raw_statements = unsafe { PgList::<pg_sys::RawStmt>::from_pg(parsed) };
         let mut inert_tags = BTreeSet::new();
         let mut others = 0;
         for raw in raw_statements.iter_ptr() {
-            // Each element is a RawStmt whose stmt is the utility statement's parse node.
+            // SAFETY: each element is a RawStmt of that List; its stmt is the statement's
+            // parse node, non-NULL and alive for the test.
             let (node, location, len) = unsafe { ((*raw).stmt, (*raw).stmt_location, (*raw).stmt_len) };
             let statement = crate::nodes::statement(node, query, location, len);
+            // SAFETY: hook.c's function takes NULL or a parse node and only reads its tag
+            // and, for a VariableSetStmt, its name; it cannot raise.
             if unsafe { sm_is_inert_utility(node) } {
                 assert!(
                     policy::is_inert(&statement.stmt),
@@ -47,6 +52,7 @@ mod tests {
                     statement.source.trim(),
                     statement.stmt
                 );
+                // SAFETY: `node` is a non-NULL parse node, which starts with its tag.
                 inert_tags.insert(unsafe { (*node).type_ } as u32);
             } else {
                 others += 1;
