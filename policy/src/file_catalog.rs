@@ -19,6 +19,8 @@ pub struct FileCatalog {
     tables: HashMap<QualifiedName, TableFacts>,
     /// The file's transaction: the tables created in it, which no other session can see.
     transaction: Transaction,
+    /// The server the migrations run on, when the user says (`--pg-version`).
+    server_version_num: Option<u32>,
     /// Tables whose facts changed in the current transaction, forgotten on ROLLBACK.
     changed: HashSet<QualifiedName>,
 }
@@ -51,6 +53,7 @@ impl Default for FileCatalog {
         FileCatalog {
             tables: HashMap::new(),
             transaction: Transaction::file(),
+            server_version_num: None,
             changed: HashSet::new(),
         }
     }
@@ -59,6 +62,14 @@ impl Default for FileCatalog {
 impl FileCatalog {
     pub fn new() -> Self {
         FileCatalog::default()
+    }
+
+    /// A catalog for migrations that run on a server of `server_version_num` (e.g. 150004).
+    pub fn for_server(server_version_num: Option<u32>) -> Self {
+        FileCatalog {
+            server_version_num,
+            ..FileCatalog::default()
+        }
     }
 
     /// The file's transaction as far as the statements observed so far show it.
@@ -368,7 +379,7 @@ impl Catalog for FileCatalog {
     }
 
     fn server_version_num(&self) -> Option<u32> {
-        None
+        self.server_version_num
     }
 
     fn timezone(&self) -> Option<String> {

@@ -1,0 +1,237 @@
+//! One file's statements, decided in order with what the file showed before each, and
+//! the statements its `DO` blocks run.
+
+use policy::file_catalog::FileCatalog;
+use policy::finding::SQLSTATE_UNPARSABLE;
+use policy::model::RoutineKind;
+use policy::settings::Unparsable;
+use policy::transaction::{Placement, NESTED_CONTEXT};
+use policy::{Context, Mode, Settings, Severity, Statement, Stmt};
+
+use parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
+use parse::{parse_sql, ParsedStatement};
+
+use super::Problem;
+
+/// Check one file's SQL: every statement decided in order, the catalog learning from
+/// each statement after its decision. A syntax error stops the file.
+pub fn check_sql(file: &str, sql: &str, settings: &Settings, server_version_num: Option<u32>) -> Vec<Problem> {
+    let statements = match parse_sql(sql) {
+        Ok(statements) => statements,
+        Err(err) => return vec![Problem::syntax_error(file, sql, &err)],
+    };
+    let mut check = FileCheck::new(file, sql, settings, server_version_num);
+    statements.iter().flat_map(|parsed| check.statement(parsed)).collect()
+}
+
+/// One file's statements, decided in order with what the file showed before each.
+pub struct FileCheck<'a> {
+    file: &'a str,
+    lines: Lines<'a>,
+    settings: &'a Settings,
+    catalog: FileCatalog,
+}
+
+impl<'a> FileCheck<'a> {
+    /// `file` names `sql`, the text the statements are parsed from, in problems.
+    pub fn new(file: &'a str, sql: &'a str, settings: &'a Settings, server_version_num: Option<u32>) -> FileCheck<'a> {
+        FileCheck {
+            file,
+            lines: Lines::new(sql),
+            settings,
+            catalog: FileCatalog::for_server(server_version_num),
+        }
+    }
+
+    /// The problems of the file's next statement: its own, then those of each statement
+    /// its `DO` block runs, at that statement's position inside the block.
+    pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
+        let statement = &parsed.statement;
+        let context = self.catalog.transaction().context(Placement::ALONE);
+        let mut problems = self.decide(statement, &context, parsed.offset);
+        if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            for inner in do_block_sql(&statement.source).unwrap_or_default() {
+                match inner {
+                    BlockStatement::Parsed(inner) => {
+                        problems.extend(self.decide(&inner.statement, &NESTED_CONTEXT, parsed.offset + inner.offset))
+                    }
+                    BlockStatement::Unreadable { .. } if self.settings.unparsable == Unparsable::Allow => {}
+                    BlockStatement::Unreadable { offset, reason } => {
+                        problems.push(self.unreadable(parsed.offset + offset, &reason))
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Decide `statement`, whose source starts at byte `offset` of the file, then let the
+    /// catalog learn from it.
+    fn decide(&mut self, statement: &Statement, context: &Context, offset: usize) -> Vec<Problem> {
+        let decision = policy::decide(statement, context, self.settings, &self.catalog);
+        let position = self.lines.position(offset + first_keyword(&statement.source));
+        let mut problems: Vec<Problem> = decision
+            .findings
+            .iter()
+            .map(|finding| Problem::finding(self.file, position, finding))
+            .collect();
+        problems.extend(decision.acknowledged.iter().map(|ack| Problem {
+            file: self.file.to_string(),
+            line: Some(position.0),
+            column: Some(position.1),
+            severity: Severity::Warning,
+            sqlstate: None,
+            rule: ack.rule.to_string(),
+            message: format!("acknowledged: {}", ack.reason),
+            detail: String::new(),
+            hint: String::new(),
+            lock: None,
+            unchecked: false,
+            counts: false,
+        }));
+        self.catalog.observe(&statement.stmt);
+        problems
+    }
+
+    /// SQL of a `DO` block, at byte `offset` of the file, that cannot be checked: refused
+    /// like the proxy refuses it (fail closed), a warning in warn mode.
+    fn unreadable(&self, offset: usize, reason: &Unreadable) -> Problem {
+        let allow = "or pass --unparsable allow to let SQL that cannot be checked through";
+        let (message, detail, hint) = match reason {
+            Unreadable::Dynamic(expression) => (
+                "this DO block runs dynamic SQL (EXECUTE of a computed string) that cannot be checked before it runs"
+                    .to_string(),
+                format!("EXECUTE {}", policy::sql::one_line(expression)),
+                format!("Write the statements as plain SQL, in the DO block or outside it, {allow}."),
+            ),
+            Unreadable::OtherLanguage(language) => (
+                format!("this DO block is in language {language}, whose SQL cannot be checked"),
+                "Only the SQL of PL/pgSQL DO blocks is read.".to_string(),
+                format!("Run the statements directly, {allow}."),
+            ),
+            Unreadable::Unparsable(error) => (
+                format!("cannot parse SQL this DO block runs: {}", error.message),
+                "What cannot be parsed cannot be checked (fail closed).".to_string(),
+                format!("Fix the statement, {allow}."),
+            ),
+        };
+        let (line, column) = self.lines.position(offset);
+        Problem {
+            file: self.file.to_string(),
+            line: Some(line),
+            column: Some(column),
+            severity: if self.settings.mode == Mode::Enforce {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            sqlstate: Some(SQLSTATE_UNPARSABLE),
+            rule: "unparsable".to_string(),
+            message,
+            detail,
+            hint,
+            lock: None,
+            unchecked: false,
+            counts: true,
+        }
+    }
+}
+
+/// Byte offset of the first keyword of a statement's source (after leading comments).
+fn first_keyword(source: &str) -> usize {
+    source.len() - policy::sql::strip_leading_comments(source).len()
+}
+
+/// Line starts of one file, to turn byte offsets into 1-based line and column (in
+/// characters) without rescanning the file for every statement.
+pub(super) struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub(super) fn new(text: &'a str) -> Lines<'a> {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(newline, _)| newline + 1))
+            .collect();
+        Lines { text, starts }
+    }
+
+    pub(super) fn position(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&start| start <= offset);
+        let line_start = self.starts[line - 1];
+        (line, self.text[line_start..offset].chars().count() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_and_column_are_one_based_and_count_characters() {
+        let text = "-- é\nSELECT 1;\n  DROP TABLE t;\n";
+        let lines = Lines::new(text);
+        assert_eq!(lines.position(0), (1, 1));
+        assert_eq!(lines.position(text.find("SELECT").unwrap()), (2, 1));
+        assert_eq!(lines.position(text.find("DROP").unwrap()), (3, 3));
+        assert_eq!(lines.position(text.len()), (4, 1));
+        assert_eq!(Lines::new("é x").position(3), (1, 3));
+    }
+
+    #[test]
+    fn position_is_the_first_keyword_after_leading_comments() {
+        let problems = check_sql(
+            "m.sql",
+            "SELECT 1;\n-- comment\n/* more */ CREATE INDEX i ON t (c);",
+            &Settings {
+                mode: Mode::Enforce,
+                ..Settings::default()
+            },
+            None,
+        );
+        let finding = problems
+            .iter()
+            .find(|p| p.rule == "create_index_non_concurrently")
+            .unwrap();
+        assert_eq!((finding.line, finding.column), (Some(3), Some(12)));
+    }
+
+    #[test]
+    fn a_do_block_runs_its_statements_nested_in_a_transaction() {
+        let problems = check_sql(
+            "m.sql",
+            "DO $$ BEGIN CREATE INDEX CONCURRENTLY i ON t (c); END $$;",
+            &Settings {
+                mode: Mode::Enforce,
+                ..Settings::default()
+            },
+            None,
+        );
+        let found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.column, p.rule.as_str(), p.sqlstate))
+            .collect();
+        assert_eq!(
+            found,
+            [(Some(1), Some(13), "concurrently_in_transaction", Some("25001"))]
+        );
+        assert_eq!(
+            problems[0].message,
+            "CREATE INDEX CONCURRENTLY cannot run inside a function, procedure or DO block"
+        );
+    }
+
+    #[test]
+    fn syntax_error_reports_its_position() {
+        let problems = check_sql("m.sql", "SELECT 1;\nCREATE TABLEE t ();", &Settings::default(), None);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].rule, "syntax_error");
+        assert_eq!((problems[0].line, problems[0].column), (Some(2), Some(8)));
+        assert!(problems[0].unchecked);
+    }
+}
