@@ -16,6 +16,7 @@ pub mod settings;
 pub mod sql;
 pub mod transaction;
 pub mod types;
+pub mod unchecked;
 
 pub use catalog::{Catalog, NoCatalog, Volatility};
 pub use finding::{Finding, Lock, Severity};

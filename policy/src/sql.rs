@@ -267,6 +267,14 @@ pub fn one_line(sql: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The statement's first line (after leading comments), at most 200 characters: how a
+/// report or a log names a statement or an expression that may be long.
+pub fn first_line(source: &str) -> String {
+    let text = strip_leading_comments(source).trim();
+    let line = text.lines().next().unwrap_or_default();
+    line.chars().take(200).collect()
+}
+
 /// Insert `word` after the leading keywords `after` (matched case-insensitively, any
 /// white space between them) of the statement; None when the statement does not start so.
 pub fn insert_after_keywords(sql: &str, after: &[&str], word: &str) -> Option<String> {

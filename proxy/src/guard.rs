@@ -9,7 +9,9 @@ use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
 use policy::model::{RoutineKind, Stmt};
 use policy::report::{reports, Level, Report};
 use policy::settings::Unparsable;
+use policy::sql::first_line;
 use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus, NESTED_CONTEXT};
+use policy::unchecked::{self, Reader, Reason};
 use policy::{decide, Mode, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, FunctionBody, Question, SessionCatalog};
@@ -274,7 +276,7 @@ impl NestedJudgement<'_, '_> {
             self.cannot_check(match &reason {
                 Unreadable::Dynamic(expression) => dynamic_sql(routine, expression),
                 Unreadable::OtherLanguage(language) => other_language(routine, language),
-                Unreadable::Unparsable(error) => unparsable(error),
+                Unreadable::Unparsable(error) => unparsable_in(routine, error),
             })?;
         }
         // The proxy caps the client's statement; a routine that sets its own timeout
@@ -546,7 +548,7 @@ impl NestedJudgement<'_, '_> {
     /// standard strings): a warning in warn mode, else refused, whatever
     /// `unparsable = allow` says (this is no syntax the proxy lacks, but a second reading).
     fn cannot_read_as_the_server(&mut self, routine: &Routine) -> Result<(), String> {
-        self.warn_or_refuse(nonstandard_body(routine), "unparsable")
+        self.warn_or_refuse(nonstandard_body(routine), unchecked::RULE)
     }
 
     /// SQL the proxy cannot check: let through where the settings say so (a warning in
@@ -559,7 +561,7 @@ impl NestedJudgement<'_, '_> {
             }
             Unchecked::Refuse(report) => {
                 self.verdict.reports.push(report);
-                Err("unparsable".to_string())
+                Err(unchecked::RULE.to_string())
             }
         }
     }
@@ -692,30 +694,38 @@ fn nonstandard_body(routine: &Routine) -> Report {
 
 /// A routine that runs SQL text computed at run time (fail closed).
 fn dynamic_sql(routine: &Routine, expression: &str) -> Report {
-    error_report(
-        SQLSTATE_UNPARSABLE,
-        format!(
-            "safe_migrations proxy: {} runs dynamic SQL (EXECUTE of a computed string) that the proxy \
-             cannot check; run the statements directly, or set safe_migrations.unparsable = 'allow' for \
-             this role",
-            routine.describe()
-        ),
-        Some(format!("EXECUTE {}", first_line(expression))),
-        Some("Write the statements as plain SQL, in the DO block or outside it.".to_string()),
-    )
+    unchecked_text(unchecked::text(
+        &routine.describe(),
+        Reason::Dynamic(expression),
+        Reader::Proxy,
+    ))
 }
 
 /// A routine in a language other than PL/pgSQL (or SQL, for functions): fail closed.
 fn other_language(routine: &Routine, language: &str) -> Report {
+    unchecked_text(unchecked::text(
+        &routine.describe(),
+        Reason::OtherLanguage(language),
+        Reader::Proxy,
+    ))
+}
+
+/// SQL a routine runs that the parser could not read (fail closed).
+fn unparsable_in(routine: &Routine, error: &ParseError) -> Report {
+    unchecked_text(unchecked::text(
+        &routine.describe(),
+        Reason::Unparsable(&error.message),
+        Reader::Proxy,
+    ))
+}
+
+/// The SM004 report of `text`.
+fn unchecked_text(text: unchecked::Text) -> Report {
     error_report(
         SQLSTATE_UNPARSABLE,
-        format!(
-            "safe_migrations proxy: {} is in language {language}, whose SQL the proxy cannot check; run \
-             the statements directly, or set safe_migrations.unparsable = 'allow' for this role",
-            routine.describe()
-        ),
-        Some("The proxy reads the SQL of PL/pgSQL DO blocks and of PL/pgSQL and SQL functions only.".to_string()),
-        None,
+        format!("safe_migrations: {}", text.message),
+        Some(text.detail),
+        Some(text.hint),
     )
 }
 
@@ -817,19 +827,7 @@ fn calls_too_deep(name: &QualifiedName) -> Report {
 
 /// The report for a statement the parser could not read (fail closed).
 pub fn unparsable(error: &ParseError) -> Report {
-    error_report(
-        SQLSTATE_UNPARSABLE,
-        format!(
-            "safe_migrations: the proxy cannot parse this statement: {}",
-            error.message
-        ),
-        Some("The proxy refuses what it cannot check for this role (fail closed).".to_string()),
-        Some(
-            "Fix the statement, or let unparsable statements through for this role: \
-             safe_migrations.unparsable = allow."
-                .to_string(),
-        ),
-    )
+    unchecked_text(unchecked::unparsable_statement(&error.message, Reader::Proxy))
 }
 
 pub fn policy_change_report(what: &str) -> Report {
@@ -839,13 +837,6 @@ pub fn policy_change_report(what: &str) -> Report {
         Some(format!("{what} would weaken the policy the proxy enforces for this role.")),
         Some("An administrator changes a role's policy: ALTER ROLE ... SET safe_migrations.<setting>, or the proxy's config file.".to_string()),
     )
-}
-
-/// The statement's first line, for a log line.
-pub fn first_line(source: &str) -> String {
-    let text = policy::sql::strip_leading_comments(source).trim();
-    let line = text.lines().next().unwrap_or_default();
-    line.chars().take(200).collect()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use policy::finding::SQLSTATE_UNPARSABLE;
 use policy::model::RoutineKind;
 use policy::settings::Unparsable;
 use policy::transaction::{Placement, NESTED_CONTEXT};
+use policy::unchecked::{self, Reader, Reason, Text};
 use policy::{Context, Mode, Settings, Severity, Statement, Stmt};
 
 use parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
@@ -96,25 +97,12 @@ impl<'a> FileCheck<'a> {
     /// SQL of a `DO` block, at byte `offset` of the file, that cannot be checked: refused
     /// like the proxy refuses it (fail closed), a warning in warn mode.
     fn unreadable(&self, offset: usize, reason: &Unreadable) -> Problem {
-        let allow = "or pass --unparsable allow to let SQL that cannot be checked through";
-        let (message, detail, hint) = match reason {
-            Unreadable::Dynamic(expression) => (
-                "this DO block runs dynamic SQL (EXECUTE of a computed string) that cannot be checked before it runs"
-                    .to_string(),
-                format!("EXECUTE {}", policy::sql::one_line(expression)),
-                format!("Write the statements as plain SQL, in the DO block or outside it, {allow}."),
-            ),
-            Unreadable::OtherLanguage(language) => (
-                format!("this DO block is in language {language}, whose SQL cannot be checked"),
-                "Only the SQL of PL/pgSQL DO blocks is read.".to_string(),
-                format!("Run the statements directly, {allow}."),
-            ),
-            Unreadable::Unparsable(error) => (
-                format!("cannot parse SQL this DO block runs: {}", error.message),
-                "What cannot be parsed cannot be checked (fail closed).".to_string(),
-                format!("Fix the statement, {allow}."),
-            ),
+        let reason = match reason {
+            Unreadable::Dynamic(expression) => Reason::Dynamic(expression),
+            Unreadable::OtherLanguage(language) => Reason::OtherLanguage(language),
+            Unreadable::Unparsable(error) => Reason::Unparsable(&error.message),
         };
+        let Text { message, detail, hint } = unchecked::text("this DO block", reason, Reader::Check);
         let (line, column) = self.lines.position(offset);
         Problem {
             file: self.file.to_string(),
@@ -126,7 +114,7 @@ impl<'a> FileCheck<'a> {
                 Severity::Warning
             },
             sqlstate: Some(SQLSTATE_UNPARSABLE),
-            rule: "unparsable".to_string(),
+            rule: unchecked::RULE.to_string(),
             message,
             detail,
             hint,
