@@ -21,10 +21,10 @@ CLASSIFY_TARGET = 50_000
 # only next to a missed target; the measured margin is always computed.
 CAUSES = {
     "unguarded_vs_pgbouncer": (
-        "Sessions are served by one single-threaded runtime per core (proxy/src/proxy/mod.rs, "
+        "Sessions are served by one single-threaded runtime per core (proxy/src/mod.rs, "
         "`Worker`, connections handed round-robin, so a session's wake-ups stay on its thread), "
         "and an unguarded session over plain TCP is copied on its two sockets "
-        "(proxy/src/proxy/passthrough.rs): one read and one write per chunk, as PgBouncer does; "
+        "(proxy/src/passthrough.rs): one read and one write per chunk, as PgBouncer does; "
         "PgBouncer serves every ready socket of one epoll_wait on one thread. Where the ratio's "
         "per-repetition range spans 1.0, this run cannot tell the two apart.",
         "More repetitions first (the ranges span 1.0); if a gap remains, splice(2) between the two "
@@ -43,7 +43,7 @@ CAUSES = {
     ),
     "unguarded_busy_poll_vs_direct_c1": (
         "With --busy-poll-us a session that has its thread to itself keeps reading its sockets "
-        "for that long after traffic instead of sleeping (proxy/src/proxy/passthrough.rs), so "
+        "for that long after traffic instead of sleeping (proxy/src/passthrough.rs), so "
         "the proxy's own wake-up leaves the round trip; the client's and the server's remain, "
         "and polling takes one of the 2 cores from them.",
         "A longer window (BUSY_POLL_US) or a machine with more cores; nothing else in the hop is left "
@@ -51,8 +51,8 @@ CAUSES = {
     ),
     "guarded_vs_unguarded_select": (
         "A guarded session decides each statement text once: -M simple statements are "
-        "remembered by their shape, constants as parameters (proxy/src/parse/shape.rs, "
-        "proxy/src/proxy/clean_verdicts.rs), -M extended texts repeat, -M prepared is not parsed. "
+        "remembered by their shape, constants as parameters (parse/src/shape.rs, "
+        "proxy/src/clean_verdicts.rs), -M extended texts repeat, -M prepared is not parsed. "
         "What remains is the guarded state machine (`Session::serve`, `on_client`, "
         "`Tracker::on_server`): each message decoded and an expectation queued, a few µs per "
         "transaction (CPU table), which matter at -c 1 where latency is the whole cost.",

@@ -10,7 +10,7 @@ use std::ffi::{c_char, CStr};
 use pgrx::pg_sys;
 use pgrx::{PgList, PgMemoryContexts, Spi};
 use policy::catalog::is_not_null_check;
-use policy::catalog::ColumnDependents;
+use policy::catalog::{ColumnDependents, ColumnTypeChange};
 use policy::catalog_queries::{self, Rows};
 use policy::types::Coercion;
 use policy::{Catalog, QualifiedName, TypeName, Volatility};
@@ -96,14 +96,8 @@ impl Catalog for BackendCatalog {
         catalog_queries::coercion_from_rows(from, to, &rows)
     }
 
-    fn type_change_dependents(
-        &self,
-        table: &QualifiedName,
-        column: &str,
-        new_type: &TypeName,
-        collation: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents> {
-        let rows = query_rows(&catalog_queries::dependents_sql(table, column, new_type, collation))?;
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
+        let rows = query_rows(&catalog_queries::dependents_sql(change))?;
         catalog_queries::dependents_from_rows(&rows)
     }
 

@@ -35,6 +35,16 @@ impl Volatility {
     }
 }
 
+/// ALTER COLUMN ... TYPE as the catalog is asked about it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ColumnTypeChange {
+    pub table: QualifiedName,
+    pub column: String,
+    pub new_type: TypeName,
+    /// The COLLATE clause, if any.
+    pub collation: Option<QualifiedName>,
+}
+
 pub trait Catalog {
     /// Was `table` created in the current transaction (so no other session can see it)?
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool>;
@@ -57,14 +67,8 @@ pub trait Catalog {
     /// How a value of `from` becomes a `to` in ALTER COLUMN TYPE: both resolved through
     /// domains to their base types, and whether pg_cast makes it a binary relabel.
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion>;
-    /// What changing `table.column` to `new_type` re-checks and rebuilds.
-    fn type_change_dependents(
-        &self,
-        table: &QualifiedName,
-        column: &str,
-        new_type: &TypeName,
-        collation: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents>;
+    /// What changing a column's type re-checks and rebuilds.
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents>;
     /// Is the session's current role a superuser (who may change superuser-only settings)?
     fn is_superuser(&self) -> Option<bool>;
     /// server_version_num, e.g. 150004.
@@ -105,13 +109,7 @@ impl Catalog for NoCatalog {
     fn coercion(&self, _: &TypeName, _: &TypeName) -> Option<Coercion> {
         None
     }
-    fn type_change_dependents(
-        &self,
-        _: &QualifiedName,
-        _: &str,
-        _: &TypeName,
-        _: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents> {
+    fn type_change_dependents(&self, _: &ColumnTypeChange) -> Option<ColumnDependents> {
         None
     }
     fn is_superuser(&self) -> Option<bool> {

@@ -4,7 +4,7 @@
 //! Every output column is text (bool as `true`/`false`). Every query is read-only, takes no lock on user tables, and returns no rows (never an
 //! error) for names that do not resolve.
 
-use crate::catalog::ColumnDependents;
+use crate::catalog::{ColumnDependents, ColumnTypeChange};
 use crate::model::QualifiedName;
 use crate::sql::{ident, literal};
 use crate::types::{Coercion, TypeName};
@@ -136,12 +136,13 @@ fn default_opclass(type_oid: &str, am: &str) -> String {
 /// With a polymorphic operator class (array_ops, enum_ops) the index is kept only when
 /// the type it stores is the column's new declared type, domain included (GIN's
 /// array_ops stores the element type, so never).
-pub fn dependents_sql(
-    table: &QualifiedName,
-    column: &str,
-    new_type: &TypeName,
-    collation: Option<&QualifiedName>,
-) -> String {
+pub fn dependents_sql(change: &ColumnTypeChange) -> String {
+    let ColumnTypeChange {
+        table,
+        column,
+        new_type,
+        collation,
+    } = change;
     let new = regtype(new_type);
     let new_collation = match collation {
         Some(name) => format!("pg_catalog.to_regcollation({})::pg_catalog.oid", literal(&name.sql())),
@@ -214,7 +215,12 @@ mod tests {
     fn names_that_cannot_be_written_are_null_not_a_syntax_error() {
         let empty = TypeName::default();
         assert!(coercion_sql(&empty, &empty).contains("(1, NULL::pg_catalog.regtype)"));
-        let sql = dependents_sql(&QualifiedName::bare(""), "c", &empty, None);
+        let sql = dependents_sql(&ColumnTypeChange {
+            table: QualifiedName::bare(""),
+            column: "c".to_string(),
+            new_type: empty.clone(),
+            collation: None,
+        });
         assert!(sql.contains("SELECT NULL::pg_catalog.regclass::pg_catalog.oid"));
         let quoted = regtype(&TypeName::from_parts(&["my schema", "We\"ird"], vec![], true));
         assert_eq!(quoted, "pg_catalog.to_regtype('\"my schema\".\"We\"\"ird\"[]')");

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::transaction::Transaction;
 
-use crate::catalog::{Catalog, ColumnDependents, Volatility};
+use crate::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use crate::model::{AlterAction, Constraint, ConstraintKind, ObjectKind, QualifiedName, Rename, Stmt, TransactionKind};
 use crate::rules::unparenthesized;
 use crate::types::{Coercion, TypeName};
@@ -363,13 +363,7 @@ impl Catalog for FileCatalog {
     }
 
     // Indexes and CHECK constraints of a column are not kept: unknown.
-    fn type_change_dependents(
-        &self,
-        _: &QualifiedName,
-        _: &str,
-        _: &TypeName,
-        _: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents> {
+    fn type_change_dependents(&self, _: &ColumnTypeChange) -> Option<ColumnDependents> {
         None
     }
 

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, Volatility};
+use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::catalog_queries;
 use policy::sql::literal;
 use policy::types::Coercion;
@@ -28,7 +28,7 @@ pub enum Question {
     /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
     Coercion(TypeName, TypeName),
     /// What a type change of the column re-checks and rebuilds (dependents_sql).
-    TypeChangeDependents(QualifiedName, String, TypeName, Option<QualifiedName>),
+    TypeChangeDependents(ColumnTypeChange),
     /// The relation a name resolves to under the session's search_path.
     RelationOid(QualifiedName),
     /// The language and source of every function or procedure a call of this name may
@@ -173,9 +173,7 @@ impl Question {
                 literal(index)
             ),
             Question::Coercion(from, to) => catalog_queries::coercion_sql(from, to),
-            Question::TypeChangeDependents(table, column, new_type, collation) => {
-                catalog_queries::dependents_sql(table, column, new_type, collation.as_ref())
-            }
+            Question::TypeChangeDependents(change) => catalog_queries::dependents_sql(change),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
             Question::TriggerFunctions(table, events) => format!(
                 "WITH RECURSIVE rel(oid, events) AS (SELECT {}::pg_catalog.oid, {events}::pg_catalog.int4 \
@@ -436,16 +434,8 @@ impl Catalog for SessionCatalog<'_> {
         }
     }
 
-    fn type_change_dependents(
-        &self,
-        table: &QualifiedName,
-        column: &str,
-        new_type: &TypeName,
-        collation: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents> {
-        let question =
-            Question::TypeChangeDependents(table.clone(), column.to_string(), new_type.clone(), collation.cloned());
-        match self.ask(question) {
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
+        match self.ask(Question::TypeChangeDependents(change.clone())) {
             Some(Answer::Dependents(answer)) => answer.clone(),
             _ => None,
         }

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use e2e::{Cluster, ClusterOptions, Proxy, SUPERUSER};
 use parse::parse_sql;
 use parse::plpgsql::{do_block_sql, BlockStatement};
+use policy::catalog::ColumnTypeChange;
 use policy::file_catalog::FileCatalog;
 use policy::model::RoutineKind;
 use policy::report::reports;
@@ -252,14 +253,8 @@ impl Catalog for NotingCatalog<'_> {
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<policy::types::Coercion> {
         self.note(self.inner.coercion(from, to))
     }
-    fn type_change_dependents(
-        &self,
-        table: &QualifiedName,
-        column: &str,
-        new_type: &TypeName,
-        collation: Option<&QualifiedName>,
-    ) -> Option<policy::catalog::ColumnDependents> {
-        self.note(self.inner.type_change_dependents(table, column, new_type, collation))
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<policy::catalog::ColumnDependents> {
+        self.note(self.inner.type_change_dependents(change))
     }
     fn is_superuser(&self) -> Option<bool> {
         self.note(self.inner.is_superuser())

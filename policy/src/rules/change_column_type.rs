@@ -6,6 +6,7 @@
 //! (`Catalog::type_change_dependents`). When a fact is unknown, say so.
 
 use super::{alter_table_sql, backfill_sql, unless_exempt, Category, Rule, Scope};
+use crate::catalog::ColumnTypeChange;
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, LockLevel, QualifiedName, Statement, Stmt, Using};
 use crate::sql;
@@ -115,7 +116,13 @@ fn dependents_finding(
     let table = &alter.table;
     let what = format!("ALTER COLUMN {} TYPE {new_type}", sql::ident(column));
     let lock = exclusive(table);
-    let Some(dependents) = scope.catalog.type_change_dependents(table, column, new_type, collation) else {
+    let change = ColumnTypeChange {
+        table: table.clone(),
+        column: column.to_string(),
+        new_type: new_type.clone(),
+        collation: collation.cloned(),
+    };
+    let Some(dependents) = scope.catalog.type_change_dependents(&change) else {
         return Some(
             Finding::new(
                 RULE.id,

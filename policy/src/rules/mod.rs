@@ -439,12 +439,9 @@ mod tests {
         }
         fn type_change_dependents(
             &self,
-            table: &QualifiedName,
-            column: &str,
-            new_type: &TypeName,
-            collation: Option<&QualifiedName>,
+            change: &crate::catalog::ColumnTypeChange,
         ) -> Option<crate::catalog::ColumnDependents> {
-            self.inner.type_change_dependents(table, column, new_type, collation)
+            self.inner.type_change_dependents(change)
         }
         fn is_superuser(&self) -> Option<bool> {
             self.inner.is_superuser()

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::catalog::{Catalog, ColumnDependents, Volatility};
+use crate::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use crate::finding::Finding;
 use crate::model::{AlterAction, AlterTable, ColumnDef, Context, QualifiedName, Statement, Stmt};
 use crate::settings::{Mode, Settings};
@@ -129,14 +129,10 @@ impl Catalog for TestCatalog {
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
         self.coercions.get(&(from.clone(), to.clone())).cloned()
     }
-    fn type_change_dependents(
-        &self,
-        table: &QualifiedName,
-        column: &str,
-        _: &TypeName,
-        _: Option<&QualifiedName>,
-    ) -> Option<ColumnDependents> {
-        self.dependents.get(&(table.name.clone(), column.to_string())).cloned()
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
+        self.dependents
+            .get(&(change.table.name.clone(), change.column.clone()))
+            .cloned()
     }
     fn is_superuser(&self) -> Option<bool> {
         self.superuser
