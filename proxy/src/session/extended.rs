@@ -1,0 +1,192 @@
+//! The extended-query path: a Parse decided, the prepared statements and portals
+//! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
+
+use policy::QualifiedName;
+
+use crate::guard::{unchecked, Refusal, Unchecked};
+use crate::lock_timeout::{restore_sql, set_cap_sql};
+use crate::messages::parse::Parse;
+use crate::messages::{bind, close, describe, execute, Message};
+use crate::tracker::{Expect, OnError, Owner};
+
+use super::{Session, SessionError};
+
+/// What the session knows about a prepared statement or portal of a guarded role.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Prepared {
+    pub(super) cap: Option<u64>,
+    pub(super) created: Vec<QualifiedName>,
+}
+
+impl Session {
+    pub(super) async fn parse(&mut self, message: Message) -> Result<(), SessionError> {
+        self.catch_up_with_the_server().await?;
+        self.settle_restore().await?;
+        self.aborted_by_hidden_work = None;
+        self.forget_tables_of_ended_transaction();
+        let (name, sql) = {
+            let parse = Parse::decode(&message).map_err(SessionError::Client)?;
+            if self.passed_before(parse.query) {
+                self.remember_statement(parse.name.to_string(), Prepared::default());
+                self.send(&message, Owner::Client, Expect::Parse);
+                return Ok(());
+            }
+            (parse.name.to_string(), parse.query.to_string())
+        };
+        let parsed = match self.parse_as_the_server_would(&sql) {
+            Ok(parsed) => parsed,
+            Err((report, allowable)) => match unchecked(report, &self.settings, allowable) {
+                Unchecked::Pass(warning) => {
+                    self.send_notices(warning.into_iter().collect()).await?;
+                    self.remember_statement(name, Prepared::default());
+                    self.send(&message, Owner::Client, Expect::Parse);
+                    return Ok(());
+                }
+                Unchecked::Refuse(report) => {
+                    let refusal = Refusal::new("unparsable", &sql);
+                    let server_error = self.server_syntax_error(&sql, None).await?;
+                    self.refuse_extended(vec![report], refusal, server_error);
+                    return Ok(());
+                }
+            },
+        };
+        if self.nothing_will_run(&parsed) {
+            self.remember_statement(name, Prepared::default());
+            self.send(&message, Owner::Client, Expect::Parse);
+            return Ok(());
+        }
+        let verdict = self.judge_remembered(&sql, None, &parsed).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
+            return Ok(());
+        }
+        if let Some(refusal) = verdict.refusal.clone() {
+            let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
+            self.refuse_extended(verdict.reports, refusal, server_error);
+            return Ok(());
+        }
+        self.send_notices(verdict.reports).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
+            return Ok(());
+        }
+        let prepared = Prepared {
+            cap: verdict.caps.iter().flatten().copied().min(),
+            created: verdict.created,
+        };
+        self.cap_batch_for(&prepared).await?;
+        self.remember_statement(name, prepared);
+        self.send(&message, Owner::Client, Expect::Parse);
+        Ok(())
+    }
+
+    /// What a Parse prepares under `name`. The server refuses a Parse of a name in use
+    /// (or any Parse in a failed transaction) and keeps the statement it has: a named
+    /// statement already known keeps the stricter of both (the smaller cap, every table
+    /// created), so a refused Parse cannot uncap the statement the server still holds. The
+    /// unnamed statement is replaced by every Parse, failed or not.
+    fn remember_statement(&mut self, name: String, prepared: Prepared) {
+        let merged = match self.statements.get(&name) {
+            Some(known) if !name.is_empty() => {
+                let mut created = known.created.clone();
+                created.extend(
+                    prepared
+                        .created
+                        .iter()
+                        .filter(|table| !known.created.contains(table))
+                        .cloned(),
+                );
+                Prepared {
+                    cap: match (known.cap, prepared.cap) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                    created,
+                }
+            }
+            _ => prepared,
+        };
+        self.statements.insert(name, merged);
+    }
+
+    pub(super) async fn bind(&mut self, message: Message) -> Result<(), SessionError> {
+        let bind = bind::Bind::decode(&message).map_err(SessionError::Client)?;
+        let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
+        let portal = bind.portal.to_string();
+        self.cap_batch_for(&prepared).await?;
+        self.portals.insert(portal, prepared);
+        self.send(&message, Owner::Client, Expect::Bind);
+        Ok(())
+    }
+
+    pub(super) fn describe(&mut self, message: Message) -> Result<(), SessionError> {
+        let expect = match describe::kind(&message).map_err(SessionError::Client)? {
+            b'S' => Expect::DescribeStatement,
+            _ => Expect::DescribePortal,
+        };
+        self.send(&message, Owner::Client, expect);
+        Ok(())
+    }
+
+    pub(super) fn execute(&mut self, message: Message) -> Result<(), SessionError> {
+        let portal = execute::portal(&message).map_err(SessionError::Client)?;
+        let prepared = self.portals.get(portal).cloned().unwrap_or_default();
+        self.transaction.record_created(&prepared.created);
+        let first_of_batch = self.batch_statements == 0;
+        self.batch_statements += 1;
+        match prepared.cap {
+            // Capped for the whole batch already, and nothing of the client's has run since
+            // (see `cap_batch_for`).
+            Some(_) if first_of_batch && self.restore_after_sync.is_some() => {
+                self.send(&message, Owner::Client, Expect::Execute)
+            }
+            // Otherwise a hidden Execute goes first: such a statement then fails ("cannot
+            // be executed within a pipeline") rather than run without the cap. If the cap
+            // fails, the server skips the client's Execute: the error is the client's.
+            Some(cap) if self.tracker.server_listening() => {
+                let batch = self.new_unclaimed_batch();
+                self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true), OnError::Client);
+                self.send(&message, Owner::Client, Expect::Execute);
+                self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
+            }
+            _ => self.send(&message, Owner::Client, Expect::Execute),
+        }
+        Ok(())
+    }
+
+    pub(super) fn close(&mut self, message: Message) -> Result<(), SessionError> {
+        let target = close::Close::decode(&message).map_err(SessionError::Client)?;
+        if target.kind == b'S' {
+            self.statements.remove(target.name);
+        } else {
+            self.portals.remove(target.name);
+        }
+        self.send(&message, Owner::Client, Expect::Close);
+        Ok(())
+    }
+
+    pub(super) fn sync(&mut self, message: Message) {
+        self.send(&message, Owner::Client, Expect::Sync);
+        self.transaction.set_implicit(false);
+        let others_ran = std::mem::take(&mut self.batch_statements) > 1;
+        if let Some(restore) = self.restore_after_sync.take() {
+            if others_ran {
+                // Something else of the client's ran in the batch (a SET
+                // lock_timeout, say): put the value back only where it is still
+                // the cap (see `settle_restore`).
+                self.restore_due = Some(restore);
+            } else {
+                self.send_restore(restore);
+            }
+        }
+    }
+
+    /// The first extended-protocol message after a Sync starts a new implicit transaction.
+    pub(super) fn open_extended_batch(&mut self) {
+        self.forget_tables_of_ended_transaction();
+        if !self.transaction.implicit() {
+            self.batch_statements = 0;
+        }
+        self.transaction.set_implicit(true);
+    }
+}

@@ -1,0 +1,171 @@
+//! Hidden statements: the proxy's own queries on the client's session, whose answers
+//! the client never sees, and the server's messages relayed while the proxy waits for
+//! them.
+
+use bytes::Bytes;
+
+use crate::messages::error_response;
+use crate::messages::ready_for_query::TransactionStatus;
+use crate::messages::{bind, close, execute, parse, sync, Frame, FrameError};
+use crate::tracker::{Expect, HiddenResult, OnError, Owner, Tracker};
+
+use super::{Rows, Session, SessionError, WHOLE_UP_TO};
+
+impl Session {
+    /// Run hidden queries on the session; each answer is None when its query failed or
+    /// the server could not run it now (aborted transaction, COPY, discarding to Sync).
+    pub(super) async fn hidden_queries(&mut self, sqls: &[String]) -> Result<Vec<Option<Rows>>, SessionError> {
+        Ok(self
+            .hidden_results(sqls)
+            .await?
+            .into_iter()
+            .map(|result| result.filter(|result| !result.failed).map(|result| result.rows))
+            .collect())
+    }
+
+    /// Run one hidden statement and wait for it: its rows, or the server's ErrorResponse.
+    pub(super) async fn hidden_statement(&mut self, sql: &str) -> Result<Result<Rows, Bytes>, SessionError> {
+        let result = self.hidden_results(&[sql.to_string()]).await?.pop().flatten();
+        Ok(match result {
+            Some(HiddenResult { error: Some(error), .. }) => Err(error),
+            Some(result) if !result.failed => Ok(result.rows),
+            _ => Err(error_response::error_bytes(
+                error_response::PROTOCOL_VIOLATION,
+                "safe_migrations proxy: the server did not run the proxy's lock_timeout statement",
+            )),
+        })
+    }
+
+    /// Run hidden statements on the session and wait for their results (None where the
+    /// server could not run them now: aborted transaction, COPY, discarding to Sync).
+    async fn hidden_results(&mut self, sqls: &[String]) -> Result<Vec<Option<HiddenResult>>, SessionError> {
+        if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == TransactionStatus::Failed {
+            return Ok((0..sqls.len()).map(|_| None).collect());
+        }
+        let batch = self.new_batch();
+        let quiet = self.tracker.quiet();
+        // Inside a batch of the client's, a failed question makes the server discard the
+        // client's messages up to its Sync: the error is then the client's.
+        let on_error = if quiet { OnError::Keep } else { OnError::Client };
+        for (index, sql) in sqls.iter().enumerate() {
+            self.send_hidden_statement(batch, index, sql, on_error);
+        }
+        if quiet {
+            let owner = Self::hidden(batch, sqls.len(), false, OnError::Keep);
+            self.send(&sync::build(), owner, Expect::Sync);
+        } else {
+            self.to_server.extend_from_slice(&sync::build_flush().bytes);
+        }
+        let status_before = self.tracker.status;
+        self.wait_for_batch(batch).await?;
+        let _ = self.tracker.take_result(batch, sqls.len());
+        let results: Vec<Option<HiddenResult>> = (0..sqls.len())
+            .map(|index| self.tracker.take_result(batch, index))
+            .collect();
+        if status_before == TransactionStatus::InBlock && self.tracker.status == TransactionStatus::Failed {
+            // A hidden statement failed in the client's transaction block (a cancel meant
+            // for the client's statement, say) and aborted it.
+            self.aborted_by_hidden_work = results.iter().flatten().find_map(|result| result.error.clone());
+        }
+        Ok(results)
+    }
+
+    /// Parse/Bind/Execute and Close of one hidden statement under a proxy-owned name. The
+    /// portal is closed too: an open one would be seen in pg_cursors and would stop a
+    /// later COPY FREEZE ("prior transaction activity").
+    pub(super) fn send_hidden_statement(&mut self, batch: u64, index: usize, sql: &str, on_error: OnError) {
+        let name = format!("__safe_migrations_{batch}_{index}");
+        let owner = Self::hidden(batch, index, false, on_error);
+        self.send(&parse::build(&name, sql), owner, Expect::Parse);
+        self.send(&bind::build(&name, &name), owner, Expect::Bind);
+        self.send(&execute::build(&name), owner, Expect::Execute);
+        self.send(&close::build_portal(&name), owner, Expect::Close);
+        self.send(&close::build_statement(&name), owner, Expect::Close);
+    }
+
+    pub(super) fn hidden(batch: u64, index: usize, forward_ready: bool, on_error: OnError) -> Owner {
+        Owner::Hidden {
+            batch,
+            index,
+            forward_ready,
+            on_error,
+        }
+    }
+
+    pub(super) fn new_batch(&mut self) -> u64 {
+        self.next_batch += 1;
+        self.next_batch
+    }
+
+    /// A hidden batch whose results nobody reads: dropped once answered
+    /// (`forget_answered_batches`), so a long session does not pile them up.
+    pub(super) fn new_unclaimed_batch(&mut self) -> u64 {
+        let batch = self.new_batch();
+        self.unclaimed.push(batch);
+        batch
+    }
+
+    pub(super) fn forget_answered_batches(&mut self) {
+        let tracker = &mut self.tracker;
+        self.unclaimed.retain(|&batch| {
+            if tracker.batch_pending(batch) {
+                return true;
+            }
+            for index in 0..2 {
+                let _ = tracker.take_result(batch, index);
+            }
+            false
+        });
+    }
+
+    /// The error that aborted the client's transaction block while the proxy worked on
+    /// the client's message: the client's message is answered with it (it would not run
+    /// now), so the client learns why, as it would have without the proxy.
+    pub(super) fn take_abort_by_hidden_work(&mut self) -> Option<Bytes> {
+        self.aborted_by_hidden_work.take()
+    }
+
+    /// Relay the server's messages until every message of hidden batch `batch` is answered.
+    pub(super) async fn wait_for_batch(&mut self, batch: u64) -> Result<(), SessionError> {
+        self.relay_server_until(|tracker| !tracker.batch_pending(batch)).await
+    }
+
+    /// When the client pipelined messages whose answers are still to come, relay them
+    /// first, so that the transaction status (and standard_conforming_strings) the next
+    /// decision reads is the present one, not the one before those messages. Only
+    /// outside a batch: inside one the server answers nothing before its Sync; and not
+    /// into COPY, which waits for the client.
+    pub(super) async fn catch_up_with_the_server(&mut self) -> Result<(), SessionError> {
+        if !self.tracker.quiet() {
+            return Ok(());
+        }
+        self.relay_server_until(|tracker| tracker.idle() || !tracker.quiet())
+            .await
+    }
+
+    /// Relay the server's messages (to the client, or to the hidden statements they
+    /// answer) until `done`; large rows and COPY data pass through in pieces as in `serve`.
+    async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
+        while !done(&self.tracker) {
+            self.flush().await?;
+            match self
+                .server_rd
+                .next_frame(WHOLE_UP_TO)
+                .await
+                .map_err(SessionError::Server)?
+            {
+                Some(Frame::Whole(message)) => self
+                    .tracker
+                    .on_server(message, &mut self.to_client)
+                    .map_err(SessionError::Server)?,
+                Some(Frame::Large(large)) => self.on_server_large(large).await?,
+                None => {
+                    return Err(SessionError::Server(FrameError::Malformed(
+                        "the server closed the connection".into(),
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,111 @@
+//! The simple-query path: a Query decided, then sent on as it is, capped or refused; and
+//! a FunctionCall, which runs at once too.
+
+use crate::clean_verdicts::rememberable_shape;
+use crate::guard::{self, unchecked, unchecked_report, Refusal, Unchecked};
+use crate::messages::function_call::{function_oid, is_user_defined, SET_CONFIG_OID};
+use crate::messages::{query, Message};
+use crate::tracker::{Expect, Owner};
+
+use super::{Session, SessionError};
+
+impl Session {
+    pub(super) async fn simple_query(&mut self, message: Message) -> Result<(), SessionError> {
+        self.catch_up_with_the_server().await?;
+        self.settle_restore().await?;
+        self.aborted_by_hidden_work = None;
+        self.forget_tables_of_ended_transaction();
+        let text = query::text(&message).map_err(SessionError::Client)?;
+        let shape = rememberable_shape(text);
+        if self.passed_before(text) || shape.as_ref().is_some_and(|shape| self.passed_before(&shape.text)) {
+            self.send(&message, Owner::Client, Expect::Query);
+            return Ok(());
+        }
+        let sql = text.to_string();
+        let parsed = match self.parse_as_the_server_would(&sql) {
+            Ok(parsed) => parsed,
+            Err((report, allowable)) => match unchecked(report, &self.settings, allowable) {
+                Unchecked::Pass(warning) => {
+                    self.send_notices(warning.into_iter().collect()).await?;
+                    self.send(&message, Owner::Client, Expect::Query);
+                    return Ok(());
+                }
+                Unchecked::Refuse(report) => {
+                    if let Some(error) = self.server_syntax_error(&sql, None).await? {
+                        self.answer_with_server_error(error);
+                        return Ok(());
+                    }
+                    let refusal = Refusal::new("unparsable", &sql);
+                    self.refuse_query(vec![report], refusal);
+                    return Ok(());
+                }
+            },
+        };
+        if self.nothing_will_run(&parsed) {
+            self.send(&message, Owner::Client, Expect::Query);
+            return Ok(());
+        }
+        let verdict = self
+            .judge_remembered(&sql, shape.map(|shape| shape.text), &parsed)
+            .await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.answer_with_server_error(error);
+            return Ok(());
+        }
+        if let Some(refusal) = verdict.refusal.clone() {
+            if let Some(error) = self.server_syntax_error(&sql, Some(&parsed)).await? {
+                self.answer_with_server_error(error);
+                return Ok(());
+            }
+            self.refuse_query(verdict.reports, refusal);
+            return Ok(());
+        }
+        self.send_notices(verdict.reports).await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            self.answer_with_server_error(error);
+            return Ok(());
+        }
+        self.transaction.record_created(&verdict.created);
+        let caps = &verdict.caps;
+        match &caps[..] {
+            caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
+            [Some(cap)] if self.tracker.idle() => self.send_capped_alone(message, *cap).await?,
+            _ => self.send_rewritten(&sql, &parsed, caps),
+        }
+        Ok(())
+    }
+
+    pub(super) async fn function_call(&mut self, message: Message) -> Result<(), SessionError> {
+        let oid = function_oid(&message).map_err(SessionError::Client)?;
+        if oid == SET_CONFIG_OID {
+            let report = guard::policy_change_report("A FunctionCall of set_config");
+            self.refuse_query(
+                vec![report],
+                Refusal {
+                    rule: "policy_change".into(),
+                    statement: "FunctionCall set_config".into(),
+                },
+            );
+        } else if is_user_defined(oid) {
+            // Built-in functions (the large-object calls libpq makes this way) run no
+            // SQL of the caller's; a user-defined one is a routine whose body the
+            // proxy does not read on this path: fail closed.
+            match unchecked_report(guard::function_call_unchecked(oid), &self.settings) {
+                Unchecked::Pass(warning) => {
+                    self.send_notices(warning.into_iter().collect()).await?;
+                    self.send(&message, Owner::Client, Expect::Query);
+                }
+                Unchecked::Refuse(report) => self.refuse_query(
+                    vec![report],
+                    Refusal {
+                        rule: "unparsable".into(),
+                        statement: format!("FunctionCall of oid {oid}"),
+                    },
+                ),
+            }
+        } else {
+            self.send(&message, Owner::Client, Expect::Query);
+        }
+        Ok(())
+    }
+}
