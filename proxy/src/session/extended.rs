@@ -1,6 +1,7 @@
 //! The extended-query path: a Parse decided, the prepared statements and portals
 //! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
 
+use policy::unchecked;
 use policy::QualifiedName;
 
 use crate::guard::{unchecked, Refusal, Unchecked};
@@ -43,7 +44,7 @@ impl Session {
                     return Ok(());
                 }
                 Unchecked::Refuse(report) => {
-                    let refusal = Refusal::new("unparsable", &sql);
+                    let refusal = Refusal::new(unchecked::RULE, &sql);
                     let server_error = self.server_syntax_error(&sql, None).await?;
                     self.refuse_extended(vec![report], refusal, server_error);
                     return Ok(());

@@ -35,7 +35,7 @@ impl Session {
                         self.answer_with_server_error(error);
                         return Ok(());
                     }
-                    let refusal = Refusal::new("unparsable", &sql);
+                    let refusal = Refusal::new(policy::unchecked::RULE, &sql);
                     self.refuse_query(vec![report], refusal);
                     return Ok(());
                 }
@@ -98,7 +98,7 @@ impl Session {
                 Unchecked::Refuse(report) => self.refuse_query(
                     vec![report],
                     Refusal {
-                        rule: "unparsable".into(),
+                        rule: policy::unchecked::RULE.into(),
                         statement: format!("FunctionCall of oid {oid}"),
                     },
                 ),
