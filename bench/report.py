@@ -21,7 +21,7 @@ CLASSIFY_TARGET = 50_000
 # only next to a missed target; the measured margin is always computed.
 CAUSES = {
     "unguarded_vs_pgbouncer": (
-        "Sessions are served by one single-threaded runtime per core (proxy/src/mod.rs, "
+        "Sessions are served by one single-threaded runtime per core (proxy/src/lib.rs, "
         "`Worker`, connections handed round-robin, so a session's wake-ups stay on its thread), "
         "and an unguarded session over plain TCP is copied on its two sockets "
         "(proxy/src/passthrough.rs): one read and one write per chunk, as PgBouncer does; "

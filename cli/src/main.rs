@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use safe_migrations::check;
+use safe_migrations_cli::check;
 
 /// Stop unsafe PostgreSQL schema migrations: lint SQL files, or guard a live session.
 #[derive(Parser)]

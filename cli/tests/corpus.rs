@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use parse::parse_sql;
 use policy::{Mode, Settings, Severity};
-use safe_migrations::check::FileCheck;
+use safe_migrations_cli::check::FileCheck;
 
 /// The spec asks for at least this many statements.
 const MIN_STATEMENTS: usize = 200;

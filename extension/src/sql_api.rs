@@ -46,7 +46,7 @@ fn check(
 
 /// What the guard makes of each statement in `sql` (its model, as the policy sees it),
 /// and the lock_timeout cap (ms) it would run under, as `check` judges it. Nothing is
-/// executed. The proxy's adapter must make the same of the same text (tests/parity.rs).
+/// executed. The proxy's adapter must make the same of the same text (tests/tests/parity.rs).
 #[pg_extern]
 fn describe(
     sql: &str,
@@ -90,7 +90,8 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
     for raw in raw_statements.iter_ptr() {
         // SAFETY: each element is a RawStmt the parser just built, alive for this call.
         let raw = unsafe { &*raw };
-        let statement = nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len);
+        // SAFETY: raw.stmt is the statement's parse node, built by the parser just now.
+        let statement = unsafe { nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len) };
         let context = transaction.context(placement);
         let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
         transaction.observe(&statement.stmt, &BackendCatalog);

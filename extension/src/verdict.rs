@@ -77,7 +77,8 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     // SAFETY: both come from ProcessUtility (see # Safety), non-NULL and valid for the call.
     let (pstmt, query) = unsafe { (&*pstmt, CStr::from_ptr(query_string).to_string_lossy()) };
     let toplevel = u32::try_from(context) == Ok(pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL);
-    let statement = nodes::statement(pstmt.utilityStmt, &query, pstmt.stmt_location, pstmt.stmt_len);
+    // SAFETY: utilityStmt is the utility statement's parse node, alive for the call.
+    let statement = unsafe { nodes::statement(pstmt.utilityStmt, &query, pstmt.stmt_location, pstmt.stmt_len) };
     // IsTransactionBlock is true inside BEGIN and in a multi-statement string's implicit
     // block; statements run by functions are always inside a transaction.
     // SAFETY: IsTransactionBlock only reads the backend's transaction state.

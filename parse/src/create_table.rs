@@ -19,6 +19,7 @@ pub fn create_table(create: &protobuf::CreateStmt, input: &Input) -> Stmt {
             .relation
             .as_ref()
             .is_some_and(|relation| relation.relpersistence == TEMPORARY),
+        if_not_exists: create.if_not_exists,
         ..CreateTable::default()
     };
     for element in create.table_elts.iter().chain(&create.constraints) {
@@ -46,6 +47,7 @@ pub fn create_table_as(create: &protobuf::CreateTableAsStmt) -> Stmt {
     Stmt::CreateTableAs {
         table: names::range_var(create.into.as_ref().and_then(|into| into.rel.as_ref())),
         materialized: create.objtype() == ObjectType::ObjectMatview,
+        if_not_exists: create.if_not_exists,
     }
 }
 
@@ -55,6 +57,7 @@ pub fn select(select: &protobuf::SelectStmt) -> Stmt {
         Some(into) => Stmt::CreateTableAs {
             table: names::range_var(into.rel.as_ref()),
             materialized: false,
+            if_not_exists: false,
         },
         None => Stmt::Query,
     }
@@ -151,23 +154,40 @@ mod tests {
             stmt("CREATE TABLE archive.old_orders AS SELECT * FROM orders WHERE created_at < '2020-01-01'"),
             Stmt::CreateTableAs {
                 table: QualifiedName::new(Some("archive"), "old_orders"),
-                materialized: false
+                materialized: false,
+                if_not_exists: false
             }
         );
         assert_eq!(
             stmt("SELECT * INTO TEMP recent FROM orders"),
             Stmt::CreateTableAs {
                 table: QualifiedName::bare("recent"),
-                materialized: false
+                materialized: false,
+                if_not_exists: false
             }
         );
         assert_eq!(
             stmt(r#"CREATE MATERIALIZED VIEW "Sales" AS SELECT 1 WITH NO DATA"#),
             Stmt::CreateTableAs {
                 table: QualifiedName::bare("Sales"),
-                materialized: true
+                materialized: true,
+                if_not_exists: false
+            }
+        );
+        assert_eq!(
+            stmt("CREATE MATERIALIZED VIEW IF NOT EXISTS totals AS SELECT 1"),
+            Stmt::CreateTableAs {
+                table: QualifiedName::bare("totals"),
+                materialized: true,
+                if_not_exists: true
             }
         );
         assert_eq!(stmt("SELECT * FROM orders"), Stmt::Query);
+    }
+
+    #[test]
+    fn if_not_exists() {
+        assert!(created("CREATE TABLE IF NOT EXISTS users (id int)").if_not_exists);
+        assert!(!created("CREATE TABLE users (id int)").if_not_exists);
     }
 }

@@ -2,7 +2,7 @@
 //! `$2` ...), found by a scan of the tokens, not a parse. Application traffic sent as
 //! simple queries repeats a few shapes with different constants (`... WHERE aid = 1`,
 //! `... WHERE aid = 2`); a guarded session decides a shape once instead of parsing
-//! every text (proxy/src/proxy/clean_verdicts.rs says when that is sound).
+//! every text (proxy/src/clean_verdicts.rs says when that is sound).
 //!
 //! The scan gives up (`None`) wherever it could read a token differently from the
 //! server: backslashes (whose meaning depends on standard_conforming_strings), `U&`

@@ -317,7 +317,7 @@ impl Catalog for FileCatalog {
         let table = key(table);
         self.tables
             .contains_key(&table)
-            .then(|| self.transaction.created().iter().any(|created| key(created) == table))
+            .then(|| self.transaction.created_under(&table))
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {

@@ -106,6 +106,8 @@ pub enum Stmt {
     CreateTableAs {
         table: QualifiedName,
         materialized: bool,
+        /// IF NOT EXISTS: may leave an existing relation as it is.
+        if_not_exists: bool,
     },
     Rename(Rename),
     SetSchema(SetSchema),
@@ -338,6 +340,8 @@ pub struct CreateTable {
     pub temporary: bool,
     /// CREATE TABLE ... PARTITION OF parent: attaches to an existing table.
     pub partition_of: Option<QualifiedName>,
+    /// IF NOT EXISTS: may leave an existing table as it is.
+    pub if_not_exists: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

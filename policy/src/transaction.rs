@@ -9,7 +9,9 @@
 //! the CLI has only the file, which it reads as one transaction.
 
 use crate::catalog::Catalog;
-use crate::model::{Context, ObjectKind, QualifiedName, Rename, SetSchema, Stmt, TransactionKind};
+use crate::model::{
+    Context, ObjectKind, QualifiedName, Rename, SetSchema, SetSetting, SettingChange, Statement, Stmt, TransactionKind,
+};
 
 /// Where the session's transaction stands, as ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +64,50 @@ pub const NESTED_CONTEXT: Context = Context {
     session_lock_timeout_ms: 0,
 };
 
+/// How an unqualified name resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Naming {
+    /// By the session's search_path, which is not known here: an unqualified name may be
+    /// any schema's, so it matches a created relation only when written the same way,
+    /// and forgetting a name forgets every relation it may stand for.
+    #[default]
+    SearchPath,
+    /// To `public`, as a migration file is read: `t` and `public.t` are the same table.
+    Public,
+}
+
+impl Naming {
+    /// Is `created` surely the relation `name` stands for?
+    fn same(self, created: &QualifiedName, name: &QualifiedName) -> bool {
+        match self {
+            Naming::SearchPath => created == name,
+            Naming::Public => created.name == name.name && public(&created.schema) == public(&name.schema),
+        }
+    }
+
+    /// May `name` stand for `created` (so that dropping, renaming or moving it must forget
+    /// `created`)?
+    fn may_be(self, created: &QualifiedName, name: &QualifiedName) -> bool {
+        match self {
+            Naming::SearchPath => created.may_be(name),
+            Naming::Public => self.same(created, name),
+        }
+    }
+
+    /// Is `created` in schema `schema`?
+    fn in_schema(self, created: &QualifiedName, schema: &str) -> bool {
+        match self {
+            Naming::SearchPath => created.schema.as_deref() == Some(schema),
+            Naming::Public => public(&created.schema) == public(&Some(schema.to_string())),
+        }
+    }
+}
+
+/// A schema with `public` written as no schema.
+fn public(schema: &Option<String>) -> Option<&str> {
+    schema.as_deref().filter(|schema| *schema != "public")
+}
+
 /// One session's transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
@@ -69,9 +115,18 @@ pub struct Transaction {
     /// An implicit transaction is open besides any block: an extended-protocol batch until
     /// its Sync, or a migration file that a tool runs as one transaction.
     implicit: bool,
-    /// Relations (tables, indexes, views) created in the running transaction, as written:
-    /// other sessions cannot see them, so their locks harm no one.
+    /// Relations (tables, indexes, views) created in the running transaction by
+    /// statements the server has run, as written: other sessions cannot see them, so
+    /// their locks harm no one.
     created: Vec<QualifiedName>,
+    /// Relations created by statements judged but not run yet (earlier statements of the
+    /// message being judged; every statement of a file): they do not exist on the server,
+    /// so only their names tell.
+    pending: Vec<QualifiedName>,
+    naming: Naming,
+    /// A statement judged since the last `ran` may have changed the search_path, so the
+    /// server's current schema, asked before, may no longer be where unqualified names go.
+    search_path_changed: bool,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
 }
@@ -82,6 +137,9 @@ impl Transaction {
         status: TransactionStatus::Idle,
         implicit: false,
         created: Vec::new(),
+        pending: Vec::new(),
+        naming: Naming::SearchPath,
+        search_path_changed: false,
         lock_timeout_ms: 0,
     };
 
@@ -95,9 +153,11 @@ impl Transaction {
 
     /// A migration file: without COMMIT or ROLLBACK the whole file is one transaction (as
     /// Flyway, sqlx and Rails run it), though not a transaction block until its BEGIN.
+    /// Unqualified names are `public`'s, as in a migration's usual search_path.
     pub fn file() -> Transaction {
         Transaction {
             implicit: true,
+            naming: Naming::Public,
             ..Transaction::default()
         }
     }
@@ -116,9 +176,78 @@ impl Transaction {
         }
     }
 
-    /// The relations created in the running transaction, in the order they were created.
+    /// The relations created in the running transaction by statements the server ran.
     pub fn created(&self) -> &[QualifiedName] {
         &self.created
+    }
+
+    /// The relations created by statements judged but not run yet.
+    pub fn pending(&self) -> &[QualifiedName] {
+        &self.pending
+    }
+
+    /// Was a relation created in the running transaction, or by a statement before this
+    /// one, under the name `name`, written so that it surely is the same one?
+    pub fn created_under(&self, name: &QualifiedName) -> bool {
+        self.created
+            .iter()
+            .chain(&self.pending)
+            .any(|c| self.naming.same(c, name))
+    }
+
+    /// Was a relation created by a statement judged but not run yet under the name `name`?
+    pub fn pending_under(&self, name: &QualifiedName) -> bool {
+        self.pending.iter().any(|c| self.naming.same(c, name))
+    }
+
+    /// Might a relation created by a statement judged but not run yet be `name`, written
+    /// another way (one of them unqualified)? The server's current schema then tells.
+    pub fn pending_may_be(&self, name: &QualifiedName) -> bool {
+        self.pending.iter().any(|c| c.may_be(name))
+    }
+
+    /// As `pending_under`, an unqualified name read as `current_schema`'s: where CREATE
+    /// puts a relation, and (the first schema of the search_path that may hold one) where
+    /// an unqualified name finds it. Never once a statement since the last `ran` may
+    /// have changed the search_path.
+    pub fn pending_in(&self, name: &QualifiedName, current_schema: &str) -> bool {
+        let qualified = |n: &QualifiedName| {
+            (
+                n.schema.as_deref().unwrap_or(current_schema).to_string(),
+                n.name.clone(),
+            )
+        };
+        !self.search_path_changed && self.pending.iter().any(|c| qualified(c) == qualified(name))
+    }
+
+    /// Is the current schema, asked of the server before the message, still where
+    /// unqualified names go?
+    pub fn search_path_changed(&self) -> bool {
+        self.search_path_changed
+    }
+
+    /// Note whether `statement` may change the search_path: SET or RESET of it, RESET
+    /// ALL, DISCARD ALL, a `set_config` of it or of a name computed when it runs.
+    pub fn note_settings(&mut self, statement: &Statement) {
+        let set = match &statement.stmt {
+            Stmt::Set(SetSetting { name, .. }) => name.as_deref().is_none_or(|name| name == "search_path"),
+            Stmt::Discard { all } => *all,
+            _ => false,
+        };
+        if set
+            || statement.changes.iter().any(|change| match change {
+                SettingChange::SetConfig(name) => name == "search_path",
+                SettingChange::SetConfigComputed => true,
+                SettingChange::Stored { .. } => false,
+            })
+        {
+            self.search_path_changed = true;
+        }
+    }
+
+    /// Nothing was created in the running transaction, run or pending.
+    pub fn created_nothing(&self) -> bool {
+        self.created.is_empty() && self.pending.is_empty()
     }
 
     /// The server's word on where the session stands (ReadyForQuery, IsTransactionBlock).
@@ -151,6 +280,7 @@ impl Transaction {
     pub fn forget_ended(&mut self) {
         if !self.running() {
             self.created.clear();
+            self.pending.clear();
         }
     }
 
@@ -160,9 +290,38 @@ impl Transaction {
         self.created.extend(relations.iter().cloned());
     }
 
-    /// `stmt` runs (it passed): follow the transaction statements and the relations it
-    /// creates. `catalog` tells whether a renamed or moved relation was created in this
-    /// transaction.
+    /// Relations created by statements judged but not run yet (those a function or DO
+    /// block runs, judged before the statement that runs it).
+    pub fn add_pending(&mut self, relations: &[QualifiedName]) {
+        self.pending.extend(relations.iter().cloned());
+    }
+
+    /// Take in what the routines a statement runs did, judged from `before` into
+    /// `routines`: the relations they created and whether they changed the search_path.
+    pub fn include(&mut self, routines: &Transaction, before: &Transaction) {
+        self.pending
+            .extend(routines.pending.iter().skip(before.pending.len()).cloned());
+        self.search_path_changed |= routines.search_path_changed;
+    }
+
+    /// The statements judged so far have run: their relations exist on the server.
+    pub fn ran(&mut self) {
+        self.created.append(&mut self.pending);
+        self.search_path_changed = false;
+    }
+
+    /// The statements judged in `judged` (which started from this transaction) have been
+    /// sent to run: take the relations as they left them. The status stays the server's.
+    pub fn ran_as(&mut self, mut judged: Transaction) {
+        judged.ran();
+        self.created = judged.created;
+        self.pending.clear();
+        self.search_path_changed = false;
+    }
+
+    /// `stmt` is let through: follow the transaction statements and the relations it
+    /// creates, renames, moves and drops (pending until `ran`). `catalog` tells whether a
+    /// renamed, moved or dropped relation was created in this transaction.
     pub fn observe(&mut self, stmt: &Stmt, catalog: &dyn Catalog) {
         match stmt {
             Stmt::Transaction(TransactionKind::Begin) if self.status == TransactionStatus::Idle => {
@@ -171,10 +330,11 @@ impl Transaction {
             Stmt::Transaction(TransactionKind::Commit | TransactionKind::Rollback | TransactionKind::Prepare) => {
                 self.status = TransactionStatus::Idle;
                 self.created.clear();
+                self.pending.clear();
             }
-            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable; it releases no lock
-            // and forgets no relation (a relation created after the savepoint is gone, and
-            // a name that no longer resolves harms no one).
+            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock;
+            // the relations created after the savepoint are gone, but are not told apart
+            // here (savepoints are not followed yet), so their names stay.
             Stmt::Transaction(TransactionKind::RollbackToSavepoint) if self.status == TransactionStatus::Failed => {
                 self.status = TransactionStatus::InBlock
             }
@@ -184,26 +344,21 @@ impl Transaction {
                 new_name,
                 ..
             }) => {
-                for created in self
-                    .created
-                    .iter_mut()
-                    .filter(|c| c.schema.as_ref() == Some(&object.name))
-                {
-                    created.schema = Some(new_name.clone());
-                }
-            }
-            Stmt::Drop(drop) if drop.kind == ObjectKind::Schema => {
-                let schemas: Vec<&String> = drop.objects.iter().map(|schema| &schema.name).collect();
-                self.created
-                    .retain(|created| !created.schema.as_ref().is_some_and(|s| schemas.contains(&s)));
-            }
-            Stmt::Drop(drop) if is_relation(drop.kind) || drop.kind == ObjectKind::Index => {
-                for object in &drop.objects {
-                    if catalog.created_in_transaction(object) == Some(true) {
-                        self.forget(object);
+                let naming = self.naming;
+                for created in self.created.iter_mut().chain(self.pending.iter_mut()) {
+                    if naming.in_schema(created, &object.name) {
+                        created.schema = Some(new_name.clone());
                     }
                 }
             }
+            Stmt::Drop(drop) if drop.kind == ObjectKind::Schema => {
+                let naming = self.naming;
+                let dropped = |created: &QualifiedName| drop.objects.iter().any(|s| naming.in_schema(created, &s.name));
+                self.created.retain(|created| !dropped(created));
+                self.pending.retain(|created| !dropped(created));
+            }
+            Stmt::Drop(drop) if is_relation(drop.kind) => self.forget_created(&drop.objects, catalog),
+            Stmt::DropIndex(drop) => self.forget_created(&drop.indexes, catalog),
             _ => {
                 let created = relations_created(stmt, catalog);
                 if !created.is_empty() {
@@ -212,14 +367,25 @@ impl Transaction {
                         self.forget(object);
                     }
                 }
-                self.created.extend(created);
+                self.pending.extend(created);
             }
         }
     }
 
-    /// Forget `relation`, which no longer stands under that name.
-    fn forget(&mut self, relation: &QualifiedName) {
-        self.created.retain(|created| !created.may_be(relation));
+    /// Forget the relations among `objects` that were created in this transaction.
+    fn forget_created(&mut self, objects: &[QualifiedName], catalog: &dyn Catalog) {
+        for object in objects {
+            if catalog.created_in_transaction(object) == Some(true) {
+                self.forget(object);
+            }
+        }
+    }
+
+    /// Forget every relation `name` may stand for: it no longer stands under that name.
+    fn forget(&mut self, name: &QualifiedName) {
+        let naming = self.naming;
+        self.created.retain(|created| !naming.may_be(created, name));
+        self.pending.retain(|created| !naming.may_be(created, name));
     }
 }
 
@@ -234,8 +400,13 @@ fn is_relation(kind: ObjectKind) -> bool {
 /// The relations `stmt` creates in the running transaction, under their new names.
 pub fn relations_created(stmt: &Stmt, catalog: &dyn Catalog) -> Vec<QualifiedName> {
     match stmt {
-        Stmt::CreateTable(create) => vec![create.table.clone()],
-        Stmt::CreateTableAs { table, .. } => vec![table.clone()],
+        // IF NOT EXISTS may leave a table that already exists: not known to be new.
+        Stmt::CreateTable(create) if !create.if_not_exists => vec![create.table.clone()],
+        Stmt::CreateTableAs {
+            table,
+            if_not_exists: false,
+            ..
+        } => vec![table.clone()],
         // IF NOT EXISTS may name an index that already exists: not known to be new.
         Stmt::CreateIndex(index) if !index.if_not_exists => index
             .name
@@ -266,27 +437,98 @@ pub fn relations_created(stmt: &Stmt, catalog: &dyn Catalog) -> Vec<QualifiedNam
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::NoCatalog;
-    use crate::model::CreateTable;
+    use crate::model::{CreateTable, Drop};
+
+    fn q(name: &str) -> QualifiedName {
+        match name.split_once('.') {
+            Some((schema, name)) => QualifiedName::new(Some(schema), name),
+            None => QualifiedName::bare(name),
+        }
+    }
 
     fn create(name: &str) -> Stmt {
         Stmt::CreateTable(CreateTable {
-            table: QualifiedName::new(None, name),
+            table: q(name),
             ..CreateTable::default()
         })
+    }
+
+    fn drop_table(name: &str) -> Stmt {
+        Stmt::Drop(Drop {
+            kind: ObjectKind::Table,
+            objects: vec![q(name)],
+            if_exists: false,
+            cascade: false,
+        })
+    }
+
+    /// Answers from the transaction itself, as the CLI's catalog does.
+    struct Own<'a>(&'a Transaction);
+
+    impl Catalog for Own<'_> {
+        fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+            Some(self.0.created_under(table))
+        }
+        fn column_type(&self, _: &QualifiedName, _: &str) -> Option<crate::TypeName> {
+            None
+        }
+        fn function_volatility(&self, _: &QualifiedName) -> Option<crate::Volatility> {
+            None
+        }
+        fn has_validated_not_null_check(&self, _: &QualifiedName, _: &str) -> Option<bool> {
+            None
+        }
+        fn estimated_rows(&self, _: &QualifiedName) -> Option<f64> {
+            None
+        }
+        fn is_partitioned(&self, _: &QualifiedName) -> Option<bool> {
+            None
+        }
+        fn domain_has_constraints(&self, _: &crate::TypeName) -> Option<bool> {
+            None
+        }
+        fn nullable_index_columns(&self, _: &QualifiedName, _: &str) -> Option<Vec<String>> {
+            None
+        }
+        fn coercion(&self, _: &crate::TypeName, _: &crate::TypeName) -> Option<crate::types::Coercion> {
+            None
+        }
+        fn type_change_dependents(
+            &self,
+            _: &crate::catalog::ColumnTypeChange,
+        ) -> Option<crate::catalog::ColumnDependents> {
+            None
+        }
+        fn is_superuser(&self) -> Option<bool> {
+            None
+        }
+        fn server_version_num(&self) -> Option<u32> {
+            None
+        }
+        fn timezone(&self) -> Option<String> {
+            None
+        }
+    }
+
+    fn observe(tx: &mut Transaction, stmt: Stmt) {
+        let before = tx.clone();
+        tx.observe(&stmt, &Own(&before));
     }
 
     #[test]
     fn a_block_opens_at_begin_and_ends_at_commit_with_what_it_created() {
         let mut tx = Transaction::default();
         assert!(!tx.context(Placement::ALONE).in_transaction_block);
-        tx.observe(&Stmt::Transaction(TransactionKind::Begin), &NoCatalog);
-        tx.observe(&create("t"), &NoCatalog);
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Begin));
+        observe(&mut tx, create("t"));
         assert!(tx.context(Placement::ALONE).in_transaction_block);
-        assert_eq!(tx.created(), &[QualifiedName::new(None, "t")]);
-        tx.observe(&Stmt::Transaction(TransactionKind::Commit), &NoCatalog);
+        assert_eq!(tx.pending(), &[q("t")]);
+        tx.ran();
+        assert_eq!(tx.created(), &[q("t")]);
+        assert!(tx.pending().is_empty());
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Commit));
         assert_eq!(tx.status(), TransactionStatus::Idle);
-        assert!(tx.created().is_empty());
+        assert!(tx.created_nothing());
     }
 
     #[test]
@@ -303,34 +545,120 @@ mod tests {
     #[test]
     fn rollback_to_savepoint_recovers_a_failed_block_and_keeps_its_relations() {
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
-        tx.observe(&create("t"), &NoCatalog);
+        observe(&mut tx, create("t"));
         tx.set_status(TransactionStatus::Failed);
-        tx.observe(&Stmt::Transaction(TransactionKind::RollbackToSavepoint), &NoCatalog);
+        observe(&mut tx, Stmt::Transaction(TransactionKind::RollbackToSavepoint));
         assert_eq!(tx.status(), TransactionStatus::InBlock);
-        assert_eq!(tx.created().len(), 1);
+        assert!(tx.created_under(&q("t")));
     }
 
     #[test]
     fn what_an_ended_transaction_created_is_forgotten_only_outside_any_transaction() {
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
-        tx.observe(&create("t"), &NoCatalog);
+        tx.record_created(&[q("t")]);
         tx.set_status(TransactionStatus::Idle);
         tx.set_implicit(true);
         tx.forget_ended();
         assert_eq!(tx.created().len(), 1);
         tx.set_implicit(false);
         tx.forget_ended();
-        assert!(tx.created().is_empty());
+        assert!(tx.created_nothing());
     }
 
     #[test]
     fn a_file_counts_its_relations_as_new_until_commit() {
         let mut tx = Transaction::file();
-        tx.observe(&create("t"), &NoCatalog);
+        observe(&mut tx, create("t"));
         tx.forget_ended();
-        assert_eq!(tx.created().len(), 1);
+        assert!(tx.created_under(&q("t")));
+        assert!(tx.created_under(&q("public.t")));
         assert!(!tx.context(Placement::ALONE).in_transaction_block);
-        tx.observe(&Stmt::Transaction(TransactionKind::Commit), &NoCatalog);
-        assert!(tx.created().is_empty());
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Commit));
+        assert!(tx.created_nothing());
+    }
+
+    #[test]
+    fn a_live_session_matches_a_name_only_as_written() {
+        // The search_path is not known: `t` may be another schema's `t`.
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(&mut tx, create("s1.t"));
+        assert!(tx.pending_under(&q("s1.t")));
+        assert!(!tx.pending_under(&q("t")));
+        // So moving `t` does not make `s3.t` new.
+        observe(
+            &mut tx,
+            Stmt::SetSchema(SetSchema {
+                kind: ObjectKind::Table,
+                object: q("t"),
+                new_schema: "s3".into(),
+            }),
+        );
+        assert!(!tx.created_under(&q("s3.t")));
+        // Moving the relation created here does.
+        observe(
+            &mut tx,
+            Stmt::SetSchema(SetSchema {
+                kind: ObjectKind::Table,
+                object: q("s1.t"),
+                new_schema: "s3".into(),
+            }),
+        );
+        assert!(tx.created_under(&q("s3.t")));
+        assert!(!tx.created_under(&q("s1.t")));
+    }
+
+    #[test]
+    fn dropping_forgets_what_the_name_may_stand_for() {
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(&mut tx, create("t"));
+        observe(&mut tx, create("s.t"));
+        observe(&mut tx, drop_table("s.t"));
+        // In a live session `t` may have been `s.t`: forgotten too (stricter, never looser).
+        assert!(!tx.created_under(&q("t")));
+        // A file reads `t` as `public.t`, another table.
+        let mut file = Transaction::file();
+        observe(&mut file, create("t"));
+        observe(&mut file, create("s.t"));
+        observe(&mut file, drop_table("s.t"));
+        assert!(file.created_under(&q("t")));
+        assert!(!file.created_under(&q("s.t")));
+    }
+
+    #[test]
+    fn renaming_public_moves_the_unqualified_names_of_a_file() {
+        let mut file = Transaction::file();
+        observe(&mut file, create("t"));
+        observe(
+            &mut file,
+            Stmt::Rename(Rename {
+                kind: ObjectKind::Schema,
+                object: q("public"),
+                subname: None,
+                new_name: "p2".into(),
+            }),
+        );
+        assert!(file.created_under(&q("p2.t")));
+    }
+
+    #[test]
+    fn if_not_exists_creates_nothing_known() {
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(
+            &mut tx,
+            Stmt::CreateTable(CreateTable {
+                table: q("users"),
+                if_not_exists: true,
+                ..CreateTable::default()
+            }),
+        );
+        observe(
+            &mut tx,
+            Stmt::CreateTableAs {
+                table: q("totals"),
+                materialized: true,
+                if_not_exists: true,
+            },
+        );
+        assert!(tx.created_nothing());
     }
 }

@@ -3,7 +3,7 @@
 //! adapters that judge SQL text before it runs (the proxy and `safe-migrations check`);
 //! the extension sees every statement when it runs, parsed by PostgreSQL itself.
 
-use crate::sql::first_line;
+use crate::sql::one_line;
 
 /// The rule id these reports carry.
 pub const RULE: &str = "unparsable";
@@ -16,17 +16,19 @@ pub enum Reader {
 }
 
 impl Reader {
-    fn name(self) -> &'static str {
-        match self {
-            Reader::Proxy => "the proxy",
-            Reader::Check => "safe-migrations check",
-        }
-    }
-
+    /// How its user lets SQL it cannot check through.
     fn allow(self) -> &'static str {
         match self {
             Reader::Proxy => "set safe_migrations.unparsable = 'allow' for this role",
             Reader::Check => "pass --unparsable allow",
+        }
+    }
+
+    /// Which routines' SQL it reads.
+    fn reads(self) -> &'static str {
+        match self {
+            Reader::Proxy => "The proxy reads the SQL of PL/pgSQL DO blocks and of PL/pgSQL and SQL functions only.",
+            Reader::Check => "safe-migrations check reads the SQL of PL/pgSQL DO blocks only.",
         }
     }
 }
@@ -50,26 +52,27 @@ pub struct Text {
     pub hint: String,
 }
 
-/// The report on SQL that `what` runs ("this statement", "this DO block", "function f
-/// (called by this statement)") and `reader` cannot check, for `reason`.
+/// The report on SQL that `what` runs ("this DO block", "function f (called by this
+/// statement)") and `reader` cannot check, for `reason`. Each adapter puts its own prefix
+/// before the message.
 pub fn text(what: &str, reason: Reason, reader: Reader) -> Text {
-    let (name, allow) = (reader.name(), reader.allow());
+    let allow = reader.allow();
     match reason {
         Reason::Unparsable(error) => Text {
-            message: format!("{name} cannot parse SQL that {what} runs: {error}"),
+            message: format!("cannot parse SQL that {what} runs: {error}"),
             detail: "What cannot be parsed cannot be checked (fail closed).".to_string(),
             hint: format!("Fix the statement, or {allow}."),
         },
         Reason::Dynamic(expression) => Text {
             message: format!(
-                "{what} runs dynamic SQL (EXECUTE of a computed string) that {name} cannot check before it runs"
+                "{what} runs dynamic SQL (EXECUTE of a computed string) that cannot be checked before it runs"
             ),
-            detail: format!("EXECUTE {}", first_line(expression)),
-            hint: format!("Write the statements as plain SQL, in the DO block or outside it, or {allow}."),
+            detail: format!("EXECUTE {}", shortened(&one_line(expression))),
+            hint: format!("Write the statements as plain SQL rather than a computed string, or {allow}."),
         },
         Reason::OtherLanguage(language) => Text {
-            message: format!("{what} is in language {language}, whose SQL {name} cannot check"),
-            detail: "Only the SQL of PL/pgSQL DO blocks and of PL/pgSQL and SQL functions is read.".to_string(),
+            message: format!("{what} is in language {language}, whose SQL cannot be checked"),
+            detail: reader.reads().to_string(),
             hint: format!("Run the statements directly, or {allow}."),
         },
     }
@@ -78,9 +81,17 @@ pub fn text(what: &str, reason: Reason, reader: Reader) -> Text {
 /// The report on a statement `reader` cannot parse.
 pub fn unparsable_statement(error: &str, reader: Reader) -> Text {
     Text {
-        message: format!("{} cannot parse this statement: {error}", reader.name()),
+        message: format!("cannot parse this statement: {error}"),
         detail: "What cannot be parsed cannot be checked (fail closed).".to_string(),
         hint: format!("Fix the statement, or {}.", reader.allow()),
+    }
+}
+
+/// At most 200 characters of `text`, with an ellipsis where it was cut.
+fn shortened(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -89,21 +100,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_reader_says_how_its_user_lets_such_sql_through() {
-        let proxy = text("this DO block", Reason::Dynamic("'DROP TABLE ' || t"), Reader::Proxy);
+    fn each_reader_says_what_it_reads_and_how_to_let_such_sql_through() {
+        let proxy = text(
+            "this DO block",
+            Reason::Dynamic("'ALTER TABLE '\n || quote_ident(t) || ' DROP COLUMN x'"),
+            Reader::Proxy,
+        );
         assert_eq!(
             proxy.message,
-            "this DO block runs dynamic SQL (EXECUTE of a computed string) that the proxy cannot check before it runs"
+            "this DO block runs dynamic SQL (EXECUTE of a computed string) that cannot be checked before it runs"
         );
-        assert_eq!(proxy.detail, "EXECUTE 'DROP TABLE ' || t");
+        assert_eq!(
+            proxy.detail,
+            "EXECUTE 'ALTER TABLE ' || quote_ident(t) || ' DROP COLUMN x'"
+        );
         assert!(proxy
             .hint
             .ends_with("or set safe_migrations.unparsable = 'allow' for this role."));
         let check = text("this DO block", Reason::OtherLanguage("plperl"), Reader::Check);
         assert_eq!(
             check.message,
-            "this DO block is in language plperl, whose SQL safe-migrations check cannot check"
+            "this DO block is in language plperl, whose SQL cannot be checked"
+        );
+        assert_eq!(
+            check.detail,
+            "safe-migrations check reads the SQL of PL/pgSQL DO blocks only."
         );
         assert!(check.hint.ends_with("or pass --unparsable allow."));
+        let long = "x".repeat(300);
+        assert_eq!(
+            text("f", Reason::Dynamic(&long), Reader::Proxy).detail.len(),
+            "EXECUTE ".len() + 203
+        );
     }
 }

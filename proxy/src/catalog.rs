@@ -11,7 +11,7 @@ use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, ColumnTypeCh
 use policy::catalog_queries;
 use policy::sql::literal;
 use policy::types::Coercion;
-use policy::{QualifiedName, TypeName};
+use policy::{QualifiedName, Transaction, TypeName};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Question {
@@ -48,6 +48,8 @@ pub enum Question {
     ViewQuery(QualifiedName),
     /// The functions of the database's enabled event triggers, which DDL fires.
     EventTriggerFunctions,
+    /// The session's current schema: where CREATE puts an unqualified name.
+    CurrentSchema,
 }
 
 /// The query of a view or materialized view.
@@ -175,6 +177,7 @@ impl Question {
             Question::Coercion(from, to) => catalog_queries::coercion_sql(from, to),
             Question::TypeChangeDependents(change) => catalog_queries::dependents_sql(change),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
+            Question::CurrentSchema => "SELECT pg_catalog.current_schema()".to_string(),
             Question::TriggerFunctions(table, events) => format!(
                 "WITH RECURSIVE rel(oid, events) AS (SELECT {}::pg_catalog.oid, {events}::pg_catalog.int4 \
                    UNION SELECT x.oid, x.events FROM rel CROSS JOIN LATERAL (\
@@ -266,6 +269,7 @@ impl Question {
                 Answer::Dependents(rows.and_then(|rows| catalog_queries::dependents_from_rows(&rows)))
             }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
+            Question::CurrentSchema => Answer::Names(rows.and_then(|rows| Some(vec![first(&rows, 0)?]))),
             Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| {
                 Some(ViewQuery {
                     materialized: first(&rows, 0)? == "m",
@@ -281,12 +285,12 @@ impl Question {
 
 /// What the session knows; questions without an answer are recorded in `missing`.
 pub struct SessionCatalog<'a> {
-    /// Relations created in the current transaction by earlier messages (tracked by the
-    /// proxy): they exist on the server, so a name is theirs when it resolves to them.
-    pub created: &'a [QualifiedName],
-    /// Relations created by earlier statements of the message being judged: they do not
-    /// exist yet, so only their names can tell.
-    pub pending: &'a [QualifiedName],
+    /// The session's transaction as the statements before this one leave it: relations
+    /// created by earlier messages exist on the server, so a name is theirs when it
+    /// resolves to them; those created earlier in the message being judged (pending) do
+    /// not exist yet, so only their names can tell: written the same way, or in the
+    /// session's current schema.
+    pub transaction: &'a Transaction,
     pub answers: &'a HashMap<Question, Answer>,
     pub timezone: Option<String>,
     pub server_version_num: Option<u32>,
@@ -359,11 +363,24 @@ impl Catalog for SessionCatalog<'_> {
     /// the transaction, whatever schema each was written with; an unqualified name does
     /// not match a table of that name in another schema.
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
-        if self.pending.iter().any(|created| created.may_be(table)) {
+        if self.transaction.pending_under(table) {
             return Some(true);
         }
+        // Written another way (`t`, `public.t`): the current schema tells, unless the
+        // message may have changed the search_path.
+        if self.transaction.pending_may_be(table) && !self.transaction.search_path_changed() {
+            if let Some(Answer::Names(Some(schema))) = self.ask(Question::CurrentSchema) {
+                if schema
+                    .first()
+                    .is_some_and(|schema| self.transaction.pending_in(table, schema))
+                {
+                    return Some(true);
+                }
+            }
+        }
         let candidates: Vec<&QualifiedName> = self
-            .created
+            .transaction
+            .created()
             .iter()
             .filter(|created| created.name == table.name)
             .collect();
@@ -496,8 +513,7 @@ mod tests {
     fn unanswered_questions_are_recorded_once() {
         let answers = HashMap::new();
         let catalog = SessionCatalog {
-            created: &[],
-            pending: &[],
+            transaction: &Transaction::IDLE,
             answers: &answers,
             timezone: None,
             server_version_num: None,
@@ -523,9 +539,11 @@ mod tests {
         answers: &HashMap<Question, Answer>,
         table: &QualifiedName,
     ) -> Option<bool> {
+        let mut transaction = Transaction::default();
+        transaction.record_created(created);
+        transaction.add_pending(pending);
         SessionCatalog {
-            created,
-            pending,
+            transaction: &transaction,
             answers,
             timezone: None,
             server_version_num: None,
@@ -554,9 +572,10 @@ mod tests {
         );
         // Unanswered yet: unknown, and both questions are asked in one round.
         let empty = HashMap::new();
+        let mut transaction = Transaction::default();
+        transaction.record_created(std::slice::from_ref(&public_accounts));
         let catalog = SessionCatalog {
-            created: std::slice::from_ref(&public_accounts),
-            pending: &[],
+            transaction: &transaction,
             answers: &empty,
             timezone: None,
             server_version_num: None,
@@ -574,18 +593,21 @@ mod tests {
     }
 
     #[test]
-    fn relations_created_earlier_in_the_same_message_match_by_name() {
+    fn relations_created_earlier_in_the_same_message_match_by_name_in_the_current_schema() {
         let fresh = QualifiedName::bare("fresh");
+        let public_fresh = QualifiedName::new(Some("public"), "fresh");
         let empty = HashMap::new();
         assert_eq!(
-            created_in_transaction(
-                &[],
-                std::slice::from_ref(&fresh),
-                &empty,
-                &QualifiedName::new(Some("public"), "fresh")
-            ),
+            created_in_transaction(&[], std::slice::from_ref(&fresh), &empty, &fresh),
             Some(true)
         );
+        // `fresh` went to the current schema: public.fresh is it only when that is public.
+        let in_schema = |schema: &str| {
+            let answers = HashMap::from([(Question::CurrentSchema, Answer::Names(Some(vec![schema.to_string()])))]);
+            created_in_transaction(&[], std::slice::from_ref(&fresh), &answers, &public_fresh)
+        };
+        assert_eq!(in_schema("public"), Some(true));
+        assert_eq!(in_schema("app"), Some(false));
         assert_eq!(created_in_transaction(&[], &[], &empty, &fresh), Some(false));
     }
 }

@@ -46,8 +46,11 @@ pub struct Verdict {
     pub refusal: Option<Refusal>,
     /// The lock_timeout cap for each statement (ms), when it gets one.
     pub caps: Vec<Option<u64>>,
-    /// Tables the statements create.
+    /// Relations the statements create.
     pub created: Vec<QualifiedName>,
+    /// The session's transaction as the statements leave it, when they all run: what
+    /// they created is pending in it.
+    pub transaction: Transaction,
 }
 
 /// The session facts a decision needs besides the statements.
@@ -89,10 +92,9 @@ impl<'a> Facts<'a> {
 /// Decide every statement; also returns the catalog questions that had no answer.
 pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Question>) {
     let mut verdict = Verdict::default();
+    // Relations created before this message exist on the server; those it creates are
+    // pending until it runs.
     let mut transaction = facts.transaction.clone();
-    // Relations created before this message: they exist on the server. Those this
-    // message creates (after them in the list) are pending until it runs.
-    let mut before_message = transaction.created().len();
     let placement = Placement {
         multi_statement: statements.len() > 1,
         nested: false,
@@ -104,10 +106,8 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let statement = &parsed.statement;
         let context = transaction.context(placement);
         let snapshot = transaction.clone();
-        let (created, pending) = snapshot.created().split_at(before_message);
         let catalog = SessionCatalog {
-            created,
-            pending,
+            transaction: &snapshot,
             answers: facts.answers,
             timezone: facts.timezone.clone(),
             server_version_num: facts.server_version_num,
@@ -119,6 +119,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         // The transaction once the statement has run (what it runs joins it below).
         let mut after = snapshot.clone();
         after.observe(&statement.stmt, &catalog);
+        after.note_settings(statement);
         missing.extend(catalog.missing.into_inner());
         verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
@@ -130,7 +131,6 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let mut nested = NestedJudgement {
             facts,
             transaction: &mut transaction,
-            before_message,
             defined: &defined,
             verdict: &mut verdict,
             missing: &mut missing,
@@ -165,11 +165,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
                 });
             }
         }
-        after.record_created(&transaction.created()[snapshot.created().len()..]);
+        after.include(&transaction, &snapshot);
         transaction = after;
-        // A transaction that ends takes its relations with it.
-        before_message = before_message.min(transaction.created().len());
     }
+    verdict.transaction = transaction;
     (verdict, missing)
 }
 
@@ -188,11 +187,8 @@ fn smallest_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 struct NestedJudgement<'a, 'f> {
     facts: &'a Facts<'f>,
     /// The session's transaction as the statements before this one leave it (the
-    /// routine's own creations join it).
+    /// routine's own creations join its pending relations).
     transaction: &'a mut Transaction,
-    /// How many of its relations were created before this message: they exist on the
-    /// server; the rest are pending until the message runs.
-    before_message: usize,
     /// Functions created earlier in this message, read from their own statements.
     defined: &'a [FunctionBody],
     verdict: &'a mut Verdict,
@@ -319,7 +315,8 @@ impl NestedJudgement<'_, '_> {
         if let Some(finding) = decision.rejection() {
             return Err(finding.rule.to_string());
         }
-        self.transaction.record_created(&creates);
+        self.transaction.add_pending(&creates);
+        self.transaction.note_settings(statement);
         self.verdict.created.extend(creates);
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             self.judge_do_block(&statement.source)?
@@ -532,10 +529,8 @@ impl NestedJudgement<'_, '_> {
     }
 
     fn catalog(&self) -> SessionCatalog<'_> {
-        let (created, pending) = self.transaction.created().split_at(self.before_message);
         SessionCatalog {
-            created,
-            pending,
+            transaction: self.transaction,
             answers: self.facts.answers,
             timezone: self.facts.timezone.clone(),
             server_version_num: self.facts.server_version_num,
@@ -723,7 +718,7 @@ fn unparsable_in(routine: &Routine, error: &ParseError) -> Report {
 fn unchecked_text(text: unchecked::Text) -> Report {
     error_report(
         SQLSTATE_UNPARSABLE,
-        format!("safe_migrations: {}", text.message),
+        format!("safe_migrations proxy: {}", text.message),
         Some(text.detail),
         Some(text.hint),
     )
@@ -926,6 +921,111 @@ mod tests {
         // Renaming a relation that is not new creates nothing.
         let verdict = judge_sql("ALTER INDEX old_i RENAME TO new_i", &enforce());
         assert!(verdict.created.is_empty());
+    }
+
+    /// `sql` judged in a transaction block in which earlier messages created `created`,
+    /// each resolving to the OID given.
+    fn judge_in_transaction(sql: &str, created: &[(&str, u32)]) -> Verdict {
+        judge_in_schema(sql, created, "public")
+    }
+
+    /// As `judge_in_transaction`, the session's current schema being `current_schema`.
+    fn judge_in_schema(sql: &str, created: &[(&str, u32)], current_schema: &str) -> Verdict {
+        let settings = enforce();
+        let statements = parse_sql(sql).unwrap();
+        let mut transaction = Transaction::with_status(policy::TransactionStatus::InBlock);
+        let names: Vec<QualifiedName> = created.iter().map(|(name, _)| QualifiedName::bare(name)).collect();
+        transaction.record_created(&names);
+        let mut answers: HashMap<Question, Answer> = created
+            .iter()
+            .map(|(name, oid)| {
+                (
+                    Question::RelationOid(QualifiedName::bare(name)),
+                    Answer::Oid(Some(*oid)),
+                )
+            })
+            .collect();
+        loop {
+            let facts = Facts {
+                transaction: &transaction,
+                ..Facts::idle(&settings, &answers)
+            };
+            let (verdict, missing) = judge(&statements, &facts);
+            if missing.is_empty() {
+                return verdict;
+            }
+            // No functions, no event triggers; no other relation either.
+            for question in missing {
+                let answer = match question {
+                    Question::RelationOid(_) => Answer::Oid(None),
+                    Question::CurrentSchema => Answer::Names(Some(vec![current_schema.to_string()])),
+                    _ => Answer::Bodies(Some(Vec::new())),
+                };
+                answers.insert(question, answer);
+            }
+        }
+    }
+
+    #[test]
+    fn relations_a_message_creates_stay_new_whatever_it_drops_or_renames() {
+        // `a` was created by an earlier message; this one renames it and indexes it.
+        let verdict = judge_in_transaction("ALTER TABLE a RENAME TO b; CREATE INDEX ON b (x)", &[("a", 10)]);
+        assert_eq!(refusal(&verdict), None, "{:?}", verdict.reports);
+        // Or drops it, and creates and indexes another.
+        let verdict = judge_in_transaction(
+            "CREATE TABLE c (x int); DROP TABLE a; CREATE INDEX ON c (x)",
+            &[("a", 10)],
+        );
+        assert_eq!(refusal(&verdict), None, "{:?}", verdict.reports);
+        // The message's transaction, as the session takes it once the message runs.
+        assert_eq!(verdict.transaction.pending(), &[QualifiedName::bare("c")]);
+    }
+
+    #[test]
+    fn a_name_written_another_way_is_not_known_to_be_new() {
+        // `t` may be public.t, an existing table: moving it does not make s3.t new.
+        let settings = Settings {
+            allow: ["rename_table".to_string()].into(),
+            ..enforce()
+        };
+        let verdict = judge_sql(
+            "CREATE TABLE s1.t (x int); ALTER TABLE t SET SCHEMA s3; CREATE INDEX ON s3.t (x)",
+            &settings,
+        );
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+    }
+
+    #[test]
+    fn a_name_written_another_way_is_new_in_the_current_schema() {
+        let sql = "CREATE TABLE public.foo (x int); CREATE INDEX ON foo (x)";
+        assert_eq!(refusal(&judge_in_schema(sql, &[], "public")), None);
+        // In schema app, `foo` is app.foo (or nothing): not the new table.
+        assert_eq!(
+            refusal(&judge_in_schema(sql, &[], "app")),
+            Some(("create_index_non_concurrently", "SM001"))
+        );
+        let sql = "CREATE TABLE foo (x int); CREATE INDEX ON public.foo (x)";
+        assert_eq!(refusal(&judge_in_schema(sql, &[], "public")), None);
+        // The current schema was asked before the message: once it may have changed, only
+        // names written the same way tell.
+        for change in [
+            "SET search_path = app, public",
+            "SELECT set_config('search_path', 'app', false)",
+        ] {
+            let sql = format!("CREATE TABLE foo (x int); {change}; CREATE INDEX ON public.foo (x)");
+            assert_eq!(
+                refusal(&judge_in_schema(&sql, &[], "public")),
+                Some(("create_index_non_concurrently", "SM001")),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_commit_ends_what_the_message_created() {
+        let verdict = judge_sql("BEGIN; CREATE TABLE t (x int); COMMIT; BEGIN", &enforce());
+        assert_eq!(refusal(&verdict), None);
+        assert!(verdict.transaction.created_nothing());
     }
 
     fn refusal(verdict: &Verdict) -> Option<(&str, &str)> {

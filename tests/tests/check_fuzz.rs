@@ -9,7 +9,7 @@ use std::path::Path;
 use e2e::{env_number, Rng};
 use parse::parse_sql;
 use policy::{Mode, Settings};
-use safe_migrations::check::check_sql;
+use safe_migrations_cli::check::check_sql;
 
 const SPLICES: &[&str] = &[
     " CONCURRENTLY ",

@@ -2,7 +2,8 @@
 //! decision (in-process, file catalog), by the extension (guarded role, real cluster) and
 //! by the proxy (guarded role, cluster without the extension). The extension and the
 //! proxy must send exactly the same reports, errors and leave the same server state; the
-//! CLI may differ only where its catalog cannot know. See tests/corpus/live/README.md.
+//! CLI may differ only where its catalog cannot know. The corpus is tests/corpus/*.sql;
+//! tests/corpus/live/ holds the cases that need a real schema (setup/ creates it).
 
 use std::cell::Cell;
 use std::fmt::Write as _;

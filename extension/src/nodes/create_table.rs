@@ -19,6 +19,7 @@ pub fn create_table(stmt: &pg_sys::CreateStmt, source: &str) -> Stmt {
         } else {
             range_vars(stmt.inhRelations).into_iter().next()
         },
+        if_not_exists: stmt.if_not_exists,
         ..CreateTable::default()
     };
     for node in nodes(stmt.tableElts).into_iter().chain(nodes(stmt.constraints)) {
@@ -49,5 +50,6 @@ pub fn create_table_as(stmt: &pg_sys::CreateTableAsStmt) -> Stmt {
     Stmt::CreateTableAs {
         table,
         materialized: stmt.objtype == pg_sys::ObjectType::OBJECT_MATVIEW,
+        if_not_exists: stmt.if_not_exists,
     }
 }

@@ -32,10 +32,11 @@ use self::cast::{as_node, node_tag};
 /// The model of one raw statement. `query` is the whole query string the node's
 /// locations point into; `location`/`len` delimit the statement (len 0 = to the end).
 ///
+/// # Safety
 /// `node` must be NULL or a raw (or utility) parse node the parser built, alive and
-/// unmodified for the duration of the call (see the module documentation): this is a
-/// safe `fn` whose callers (hook.c through `verdict`, `sql_api`) uphold that.
-pub fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len: i32) -> Statement {
+/// unmodified for the duration of the call (see the module documentation). This is the
+/// one entry point into `nodes`; the helpers beneath it rely on this contract.
+pub unsafe fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len: i32) -> Statement {
     Statement {
         stmt: stmt(node, query),
         source: statement_text(query, location, len).to_string(),

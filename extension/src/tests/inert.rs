@@ -42,7 +42,8 @@ mod tests {
             // SAFETY: each element is a RawStmt of that List; its stmt is the statement's
             // parse node, non-NULL and alive for the test.
             let (node, location, len) = unsafe { ((*raw).stmt, (*raw).stmt_location, (*raw).stmt_len) };
-            let statement = crate::nodes::statement(node, query, location, len);
+            // SAFETY: `node` is that parse node, alive for the test.
+            let statement = unsafe { crate::nodes::statement(node, query, location, len) };
             // SAFETY: hook.c's function takes NULL or a parse node and only reads its tag
             // and, for a VariableSetStmt, its name; it cannot raise.
             if unsafe { sm_is_inert_utility(node) } {

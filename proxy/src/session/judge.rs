@@ -24,7 +24,7 @@ impl Session {
         }
         let in_transaction_block = self.tracker.status.in_block();
         // Tables created in the open transaction are a fact too: only none is remembered.
-        (!self.created_tables_count() || self.transaction.created().is_empty())
+        (!self.created_tables_count() || self.transaction.created_nothing())
             && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
     }
 
@@ -91,7 +91,7 @@ impl Session {
         // What passes for a superuser (a policy change) may not after SET ROLE: a
         // superuser's verdicts are not remembered.
         let rememberable = self.tracker.status != TransactionStatus::Failed
-            && (!self.created_tables_count() || self.transaction.created().is_empty())
+            && (!self.created_tables_count() || self.transaction.created_nothing())
             && self.tracker.superuser != Some(true);
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;

@@ -65,7 +65,8 @@ impl Session {
             self.answer_with_server_error(error);
             return Ok(());
         }
-        self.transaction.record_created(&verdict.created);
+        // The statements run as judged: COMMITs, drops and renames included.
+        self.transaction.ran_as(verdict.transaction.clone());
         let caps = &verdict.caps;
         match &caps[..] {
             caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),

@@ -442,6 +442,23 @@ CREATE TABLE big_archive AS SELECT * FROM big;
 -- expect: ok
 CREATE INDEX big_archive_id ON big_archive (id);
 
+-- A table created here stays new when moved to another schema.
+-- expect: ok
+CREATE TABLE moved (id int);
+
+-- expect: ok
+ALTER TABLE moved SET SCHEMA other;
+
+-- expect: ok
+CREATE INDEX other_moved_id ON other.moved (id);
+
+-- IF NOT EXISTS leaves an existing table as it is: it is not new.
+-- expect: ok
+CREATE TABLE IF NOT EXISTS big (id int);
+
+-- expect: create_index_non_concurrently
+CREATE INDEX big_payload ON big (payload);
+
 -- An index created earlier (before this transaction) is not new.
 -- expect: drop_index_non_concurrently
 DROP INDEX big_account_id;
