@@ -68,8 +68,9 @@ pub const NESTED_CONTEXT: Context = Context {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Naming {
     /// By the session's search_path, which is not known here: an unqualified name may be
-    /// any schema's, so it matches a created relation only when written the same way,
-    /// and forgetting a name forgets every relation it may stand for.
+    /// any schema's, so it is surely a created relation only when written the same way
+    /// (the proxy asks the server more), and forgetting a name forgets every relation it
+    /// may stand for.
     #[default]
     SearchPath,
     /// To `public`, as a migration file is read: `t` and `public.t` are the same table.
@@ -124,9 +125,13 @@ pub struct Transaction {
     /// so only their names tell.
     pending: Vec<QualifiedName>,
     naming: Naming,
-    /// A statement judged since the last `ran` may have changed the search_path, so the
-    /// server's current schema, asked before, may no longer be where unqualified names go.
+    /// A statement judged since the last `ran` may have changed where unqualified names
+    /// go (the search_path, the role, the schemas): what the server said of a name
+    /// before the message may no longer hold for it.
     search_path_changed: bool,
+    /// A SET LOCAL (or a `set_config`, which may be local) of the search_path or the
+    /// role ran in this transaction: its end puts the old one back.
+    search_path_set_locally: bool,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
 }
@@ -140,6 +145,7 @@ impl Transaction {
         pending: Vec::new(),
         naming: Naming::SearchPath,
         search_path_changed: false,
+        search_path_set_locally: false,
         lock_timeout_ms: 0,
     };
 
@@ -195,54 +201,63 @@ impl Transaction {
             .any(|c| self.naming.same(c, name))
     }
 
-    /// Was a relation created by a statement judged but not run yet under the name `name`?
-    pub fn pending_under(&self, name: &QualifiedName) -> bool {
-        self.pending.iter().any(|c| self.naming.same(c, name))
-    }
-
-    /// Might a relation created by a statement judged but not run yet be `name`, written
-    /// another way (one of them unqualified)? The server's current schema then tells.
+    /// Might a relation created by a statement judged but not run yet be `name`, as far
+    /// as names tell (one of them may be unqualified)? The server then tells whether the
+    /// name resolved to anything before the message (see the proxy's `SessionCatalog`).
     pub fn pending_may_be(&self, name: &QualifiedName) -> bool {
         self.pending.iter().any(|c| c.may_be(name))
     }
 
-    /// As `pending_under`, an unqualified name read as `current_schema`'s: where CREATE
-    /// puts a relation, and (the first schema of the search_path that may hold one) where
-    /// an unqualified name finds it. Never once a statement since the last `ran` may
-    /// have changed the search_path.
-    pub fn pending_in(&self, name: &QualifiedName, current_schema: &str) -> bool {
-        let qualified = |n: &QualifiedName| {
-            (
-                n.schema.as_deref().unwrap_or(current_schema).to_string(),
-                n.name.clone(),
-            )
-        };
-        !self.search_path_changed && self.pending.iter().any(|c| qualified(c) == qualified(name))
-    }
-
-    /// Is the current schema, asked of the server before the message, still where
-    /// unqualified names go?
+    /// May an unqualified name resolve otherwise than the server said before the message?
     pub fn search_path_changed(&self) -> bool {
         self.search_path_changed
     }
 
-    /// Note whether `statement` may change the search_path: SET or RESET of it, RESET
-    /// ALL, DISCARD ALL, a `set_config` of it or of a name computed when it runs.
+    /// Note whether `statement` may change where unqualified names go: SET or RESET of
+    /// the search_path or of the role (`$user` in the search_path), RESET ALL, DISCARD
+    /// ALL, a `set_config` of those or of a name computed when it runs, and statements
+    /// that create, rename or drop schemas or change who may use them (the search_path
+    /// skips schemas the role may not use).
     pub fn note_settings(&mut self, statement: &Statement) {
-        let set = match &statement.stmt {
-            Stmt::Set(SetSetting { name, .. }) => name.as_deref().is_none_or(|name| name == "search_path"),
-            Stmt::Discard { all } => *all,
-            _ => false,
+        let moves_names = |name: &str| matches!(name, "search_path" | "role" | "session_authorization");
+        let (changes, local) = match &statement.stmt {
+            Stmt::Set(SetSetting { name, local, .. }) => (name.as_deref().is_none_or(moves_names), *local),
+            Stmt::Discard { all } => (*all, false),
+            Stmt::Other { tag, .. } => (
+                tag.starts_with("GRANT")
+                    || tag.starts_with("REVOKE")
+                    || matches!(
+                        tag.as_str(),
+                        "CREATE SCHEMA"
+                            | "ALTER SCHEMA"
+                            | "DROP OWNED"
+                            | "REASSIGN OWNED"
+                            | "CREATE EXTENSION"
+                            | "ALTER EXTENSION"
+                    ),
+                false,
+            ),
+            Stmt::Drop(drop) => (drop.kind == ObjectKind::Schema, false),
+            Stmt::Rename(rename) => (rename.kind == ObjectKind::Schema, false),
+            _ => (false, false),
         };
-        if set
-            || statement.changes.iter().any(|change| match change {
-                SettingChange::SetConfig(name) => name == "search_path",
-                SettingChange::SetConfigComputed => true,
-                SettingChange::Stored { .. } => false,
-            })
-        {
+        let set_config = statement.changes.iter().any(|change| match change {
+            SettingChange::SetConfig(name) => moves_names(name),
+            SettingChange::SetConfigComputed => true,
+            SettingChange::Stored { .. } => false,
+        });
+        if changes || set_config {
             self.search_path_changed = true;
         }
+        if (changes && local) || set_config {
+            self.search_path_set_locally = true;
+        }
+    }
+
+    /// Where unqualified names go may change in a way not told apart: a function's own
+    /// SET search_path, for one.
+    pub fn search_path_may_change(&mut self) {
+        self.search_path_changed = true;
     }
 
     /// Nothing was created in the running transaction, run or pending.
@@ -281,6 +296,7 @@ impl Transaction {
         if !self.running() {
             self.created.clear();
             self.pending.clear();
+            self.search_path_set_locally = false;
         }
     }
 
@@ -302,10 +318,17 @@ impl Transaction {
         self.pending
             .extend(routines.pending.iter().skip(before.pending.len()).cloned());
         self.search_path_changed |= routines.search_path_changed;
+        self.search_path_set_locally |= routines.search_path_set_locally;
     }
 
     /// The statements judged so far have run: their relations exist on the server.
     pub fn ran(&mut self) {
+        if self.search_path_changed {
+            // An unqualified name may now stand for another relation: only qualified
+            // names stay known.
+            self.created.retain(|created| created.schema.is_some());
+            self.pending.retain(|created| created.schema.is_some());
+        }
         self.created.append(&mut self.pending);
         self.search_path_changed = false;
     }
@@ -317,6 +340,7 @@ impl Transaction {
         self.created = judged.created;
         self.pending.clear();
         self.search_path_changed = false;
+        self.search_path_set_locally = judged.search_path_set_locally;
     }
 
     /// `stmt` is let through: follow the transaction statements and the relations it
@@ -331,12 +355,19 @@ impl Transaction {
                 self.status = TransactionStatus::Idle;
                 self.created.clear();
                 self.pending.clear();
+                self.search_path_changed |= std::mem::take(&mut self.search_path_set_locally);
             }
-            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock;
-            // the relations created after the savepoint are gone, but are not told apart
-            // here (savepoints are not followed yet), so their names stay.
-            Stmt::Transaction(TransactionKind::RollbackToSavepoint) if self.status == TransactionStatus::Failed => {
-                self.status = TransactionStatus::InBlock
+            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock.
+            // The relations created since the savepoint are gone, and one of them may have
+            // hidden an older relation of the same name: savepoints are not followed yet,
+            // so every relation of the transaction is forgotten (stricter, never looser).
+            Stmt::Transaction(TransactionKind::RollbackToSavepoint) => {
+                if self.status == TransactionStatus::Failed {
+                    self.status = TransactionStatus::InBlock
+                }
+                self.created.clear();
+                self.pending.clear();
+                self.search_path_changed |= self.search_path_set_locally;
             }
             Stmt::Rename(Rename {
                 kind: ObjectKind::Schema,
@@ -543,13 +574,12 @@ mod tests {
     }
 
     #[test]
-    fn rollback_to_savepoint_recovers_a_failed_block_and_keeps_its_relations() {
+    fn rollback_to_savepoint_recovers_a_failed_block() {
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
         observe(&mut tx, create("t"));
         tx.set_status(TransactionStatus::Failed);
         observe(&mut tx, Stmt::Transaction(TransactionKind::RollbackToSavepoint));
         assert_eq!(tx.status(), TransactionStatus::InBlock);
-        assert!(tx.created_under(&q("t")));
     }
 
     #[test]
@@ -578,12 +608,13 @@ mod tests {
     }
 
     #[test]
-    fn a_live_session_matches_a_name_only_as_written() {
+    fn a_live_session_follows_a_move_only_of_what_it_created() {
         // The search_path is not known: `t` may be another schema's `t`.
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
         observe(&mut tx, create("s1.t"));
-        assert!(tx.pending_under(&q("s1.t")));
-        assert!(!tx.pending_under(&q("t")));
+        assert!(tx.created_under(&q("s1.t")));
+        assert!(!tx.created_under(&q("t")));
+        assert!(tx.pending_may_be(&q("t")));
         // So moving `t` does not make `s3.t` new.
         observe(
             &mut tx,
@@ -660,5 +691,61 @@ mod tests {
             },
         );
         assert!(tx.created_nothing());
+    }
+
+    #[test]
+    fn rollback_to_savepoint_forgets_every_relation() {
+        // One created since the savepoint is gone, and may have hidden an older one.
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        tx.record_created(&[q("a")]);
+        observe(&mut tx, create("b"));
+        observe(&mut tx, Stmt::Transaction(TransactionKind::RollbackToSavepoint));
+        assert!(tx.created_nothing());
+    }
+
+    fn set(name: &str, local: bool) -> Statement {
+        Statement {
+            stmt: Stmt::Set(SetSetting {
+                name: Some(name.to_string()),
+                value: Some("app".to_string()),
+                local,
+            }),
+            source: String::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_that_may_resolve_otherwise_are_forgotten_unless_qualified() {
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(&mut tx, create("t"));
+        observe(&mut tx, create("app.u"));
+        tx.note_settings(&set("search_path", false));
+        assert!(tx.search_path_changed());
+        tx.ran();
+        assert_eq!(tx.created(), &[q("app.u")]);
+        assert!(!tx.search_path_changed());
+        // A role is a schema of the search_path too ($user); other settings are not.
+        tx.note_settings(&set("role", false));
+        assert!(tx.search_path_changed());
+        tx.ran();
+        tx.note_settings(&set("work_mem", false));
+        assert!(!tx.search_path_changed());
+    }
+
+    #[test]
+    fn the_end_of_a_transaction_undoes_a_local_search_path() {
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        tx.note_settings(&set("search_path", true));
+        tx.ran();
+        assert!(!tx.search_path_changed());
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Commit));
+        assert!(tx.search_path_changed());
+        // A plain SET outlives the transaction.
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        tx.note_settings(&set("search_path", false));
+        tx.ran();
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Commit));
+        assert!(!tx.search_path_changed());
     }
 }

@@ -48,8 +48,6 @@ pub enum Question {
     ViewQuery(QualifiedName),
     /// The functions of the database's enabled event triggers, which DDL fires.
     EventTriggerFunctions,
-    /// The session's current schema: where CREATE puts an unqualified name.
-    CurrentSchema,
 }
 
 /// The query of a view or materialized view.
@@ -177,7 +175,6 @@ impl Question {
             Question::Coercion(from, to) => catalog_queries::coercion_sql(from, to),
             Question::TypeChangeDependents(change) => catalog_queries::dependents_sql(change),
             Question::RelationOid(relation) => format!("SELECT {}::pg_catalog.oid", regclass(relation)),
-            Question::CurrentSchema => "SELECT pg_catalog.current_schema()".to_string(),
             Question::TriggerFunctions(table, events) => format!(
                 "WITH RECURSIVE rel(oid, events) AS (SELECT {}::pg_catalog.oid, {events}::pg_catalog.int4 \
                    UNION SELECT x.oid, x.events FROM rel CROSS JOIN LATERAL (\
@@ -269,7 +266,6 @@ impl Question {
                 Answer::Dependents(rows.and_then(|rows| catalog_queries::dependents_from_rows(&rows)))
             }
             Question::RelationOid(_) => Answer::Oid(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
-            Question::CurrentSchema => Answer::Names(rows.and_then(|rows| Some(vec![first(&rows, 0)?]))),
             Question::ViewQuery(_) => Answer::ViewQuery(rows.map(|rows| {
                 Some(ViewQuery {
                     materialized: first(&rows, 0)? == "m",
@@ -363,20 +359,18 @@ impl Catalog for SessionCatalog<'_> {
     /// the transaction, whatever schema each was written with; an unqualified name does
     /// not match a table of that name in another schema.
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
-        if self.transaction.pending_under(table) {
+        // A relation created earlier in this message does not exist yet. A name that may
+        // be one (as far as names tell) is new when it resolved to nothing before the
+        // message: whatever it names when the statement runs was created since. If it
+        // resolved to a relation, it is that older one (with a temporary table or a
+        // pg_catalog one of the same name, or a CREATE that a DO block's IF or EXCEPTION
+        // skipped). An unqualified name counts only while the search_path, the role and
+        // the schemas stay as they were when the server was asked.
+        if self.transaction.pending_may_be(table)
+            && (table.schema.is_some() || !self.transaction.search_path_changed())
+            && self.relation_oid(table)?.is_none()
+        {
             return Some(true);
-        }
-        // Written another way (`t`, `public.t`): the current schema tells, unless the
-        // message may have changed the search_path.
-        if self.transaction.pending_may_be(table) && !self.transaction.search_path_changed() {
-            if let Some(Answer::Names(Some(schema))) = self.ask(Question::CurrentSchema) {
-                if schema
-                    .first()
-                    .is_some_and(|schema| self.transaction.pending_in(table, schema))
-                {
-                    return Some(true);
-                }
-            }
         }
         let candidates: Vec<&QualifiedName> = self
             .transaction
@@ -593,21 +587,29 @@ mod tests {
     }
 
     #[test]
-    fn relations_created_earlier_in_the_same_message_match_by_name_in_the_current_schema() {
+    fn a_relation_created_earlier_in_the_message_is_a_name_that_resolved_to_nothing() {
         let fresh = QualifiedName::bare("fresh");
         let public_fresh = QualifiedName::new(Some("public"), "fresh");
-        let empty = HashMap::new();
+        let resolving = |name: &QualifiedName, oid: Option<u32>| {
+            HashMap::from([(Question::RelationOid(name.clone()), Answer::Oid(oid))])
+        };
+        let pending = std::slice::from_ref(&fresh);
+        // Unanswered yet: unknown.
+        assert_eq!(created_in_transaction(&[], pending, &HashMap::new(), &fresh), None);
         assert_eq!(
-            created_in_transaction(&[], std::slice::from_ref(&fresh), &empty, &fresh),
+            created_in_transaction(&[], pending, &resolving(&fresh, None), &fresh),
             Some(true)
         );
-        // `fresh` went to the current schema: public.fresh is it only when that is public.
-        let in_schema = |schema: &str| {
-            let answers = HashMap::from([(Question::CurrentSchema, Answer::Names(Some(vec![schema.to_string()])))]);
-            created_in_transaction(&[], std::slice::from_ref(&fresh), &answers, &public_fresh)
-        };
-        assert_eq!(in_schema("public"), Some(true));
-        assert_eq!(in_schema("app"), Some(false));
-        assert_eq!(created_in_transaction(&[], &[], &empty, &fresh), Some(false));
+        assert_eq!(
+            created_in_transaction(&[], pending, &resolving(&public_fresh, None), &public_fresh),
+            Some(true)
+        );
+        // public.fresh existed before the message: it is that table, not the new one.
+        assert_eq!(
+            created_in_transaction(&[], pending, &resolving(&public_fresh, Some(7)), &public_fresh),
+            Some(false)
+        );
+        // Nothing of that name was created.
+        assert_eq!(created_in_transaction(&[], &[], &HashMap::new(), &fresh), Some(false));
     }
 }

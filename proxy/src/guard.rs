@@ -128,6 +128,9 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             return (verdict, missing);
         }
         let mut cap = decision.lock_timeout_ms;
+        // What the statement itself sets (a set_config beside a function call) holds for
+        // the routines it runs.
+        transaction.note_settings(statement);
         let mut nested = NestedJudgement {
             facts,
             transaction: &mut transaction,
@@ -501,6 +504,12 @@ impl NestedJudgement<'_, '_> {
             if let Some(finding) = decision.rejection() {
                 return Err(finding.rule.to_string());
             }
+            self.transaction.note_settings(&settings_changed);
+        }
+        // A function's own SET search_path (or one its body mentions) moves names while
+        // it runs.
+        if body.definition.to_ascii_lowercase().contains("search_path") {
+            self.transaction.search_path_may_change();
         }
         let statements = function_sql(&body.definition).unwrap_or_default();
         self.depth += 1;
@@ -892,9 +901,9 @@ mod tests {
 
     #[test]
     fn a_create_table_earlier_in_the_string_counts_as_new() {
-        let verdict = judge_sql("CREATE TABLE n (id int); CREATE INDEX ON n (id)", &enforce());
+        let verdict = judge_resolving("CREATE TABLE n (id int); CREATE INDEX ON n (id)", &[], &[]);
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
-        let verdict = judge_sql("CREATE INDEX ON old (id)", &enforce());
+        let verdict = judge_resolving("CREATE INDEX ON old (id)", &[], &[]);
         assert_eq!(
             verdict.refusal.map(|r| r.rule),
             Some("create_index_non_concurrently".to_string())
@@ -911,39 +920,44 @@ mod tests {
 
     #[test]
     fn named_indexes_and_renames_of_new_relations_count_as_created() {
-        let verdict = judge_sql(
+        let verdict = judge_resolving(
             "CREATE TABLE n (id int); CREATE INDEX n_id ON n (id); ALTER TABLE n RENAME TO m; \
              CREATE INDEX IF NOT EXISTS n_id2 ON m (id); DROP INDEX n_id; CREATE INDEX ON m (id)",
-            &enforce(),
+            &[],
+            &[],
         );
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
         assert_eq!(verdict.created, ["n", "n_id", "m"].map(QualifiedName::bare).to_vec());
         // Renaming a relation that is not new creates nothing.
-        let verdict = judge_sql("ALTER INDEX old_i RENAME TO new_i", &enforce());
+        let verdict = judge_resolving("ALTER INDEX old_i RENAME TO new_i", &[], &[]);
         assert!(verdict.created.is_empty());
     }
 
     /// `sql` judged in a transaction block in which earlier messages created `created`,
-    /// each resolving to the OID given.
+    /// each resolving to the OID given; other names resolve to nothing.
     fn judge_in_transaction(sql: &str, created: &[(&str, u32)]) -> Verdict {
-        judge_in_schema(sql, created, "public")
+        judge_resolving(sql, created, &[])
     }
 
-    /// As `judge_in_transaction`, the session's current schema being `current_schema`.
-    fn judge_in_schema(sql: &str, created: &[(&str, u32)], current_schema: &str) -> Verdict {
+    /// As `judge_in_transaction`, the names `existing` resolving to older relations.
+    fn judge_resolving(sql: &str, created: &[(&str, u32)], existing: &[&str]) -> Verdict {
         let settings = enforce();
         let statements = parse_sql(sql).unwrap();
         let mut transaction = Transaction::with_status(policy::TransactionStatus::InBlock);
         let names: Vec<QualifiedName> = created.iter().map(|(name, _)| QualifiedName::bare(name)).collect();
         transaction.record_created(&names);
+        let name = |text: &str| match text.split_once('.') {
+            Some((schema, name)) => QualifiedName::new(Some(schema), name),
+            None => QualifiedName::bare(text),
+        };
         let mut answers: HashMap<Question, Answer> = created
             .iter()
-            .map(|(name, oid)| {
-                (
-                    Question::RelationOid(QualifiedName::bare(name)),
-                    Answer::Oid(Some(*oid)),
-                )
-            })
+            .map(|(created, oid)| (Question::RelationOid(name(created)), Answer::Oid(Some(*oid))))
+            .chain(
+                existing
+                    .iter()
+                    .map(|existing| (Question::RelationOid(name(existing)), Answer::Oid(Some(99)))),
+            )
             .collect();
         loop {
             let facts = Facts {
@@ -958,7 +972,6 @@ mod tests {
             for question in missing {
                 let answer = match question {
                     Question::RelationOid(_) => Answer::Oid(None),
-                    Question::CurrentSchema => Answer::Names(Some(vec![current_schema.to_string()])),
                     _ => Answer::Bodies(Some(Vec::new())),
                 };
                 answers.insert(question, answer);
@@ -982,42 +995,55 @@ mod tests {
     }
 
     #[test]
-    fn a_name_written_another_way_is_not_known_to_be_new() {
-        // `t` may be public.t, an existing table: moving it does not make s3.t new.
+    fn a_name_that_resolved_to_a_relation_before_the_message_is_that_relation() {
         let settings = Settings {
             allow: ["rename_table".to_string()].into(),
             ..enforce()
         };
-        let verdict = judge_sql(
-            "CREATE TABLE s1.t (x int); ALTER TABLE t SET SCHEMA s3; CREATE INDEX ON s3.t (x)",
-            &settings,
-        );
+        let sql = "CREATE TABLE s1.t (x int); ALTER TABLE t SET SCHEMA s3; CREATE INDEX ON s3.t (x)";
+        // `t` was public.t, an existing table: moving it does not make s3.t new.
+        let verdict = judge_sql(sql, &settings);
         assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+        let index = Some(("create_index_non_concurrently", "SM001"));
+        // A temporary table, or a pg_catalog one, of the name of an existing table.
+        let sql = "CREATE TEMP TABLE users (id int); CREATE INDEX ON public.users (id)";
+        assert_eq!(refusal(&judge_resolving(sql, &[], &["public.users"])), index);
+        let sql = "CREATE TABLE pg_class (x int); CREATE INDEX ON pg_class (x)";
+        assert_eq!(refusal(&judge_resolving(sql, &[], &["pg_class"])), index);
+        // A CREATE that a DO block may skip (IF, EXCEPTION) when the table exists.
+        let sql = "DO $$ BEGIN CREATE TABLE users (id int); EXCEPTION WHEN duplicate_table THEN NULL; END $$; \
+                   CREATE INDEX ON users (id)";
+        assert_eq!(refusal(&judge_resolving(sql, &[], &["users"])), index);
+        // The same, where the names resolved to nothing: the relations are new.
+        for sql in [
+            "CREATE TEMP TABLE users (id int); CREATE INDEX ON users (id)",
+            "CREATE TABLE public.foo (x int); CREATE INDEX ON foo (x)",
+            "CREATE TABLE foo (x int); CREATE INDEX ON public.foo (x)",
+            "DO $$ BEGIN CREATE TABLE users (id int); EXCEPTION WHEN duplicate_table THEN NULL; END $$; \
+             CREATE INDEX ON users (id)",
+        ] {
+            assert_eq!(refusal(&judge_resolving(sql, &[], &[])), None, "{sql}");
+        }
     }
 
     #[test]
-    fn a_name_written_another_way_is_new_in_the_current_schema() {
-        let sql = "CREATE TABLE public.foo (x int); CREATE INDEX ON foo (x)";
-        assert_eq!(refusal(&judge_in_schema(sql, &[], "public")), None);
-        // In schema app, `foo` is app.foo (or nothing): not the new table.
-        assert_eq!(
-            refusal(&judge_in_schema(sql, &[], "app")),
-            Some(("create_index_non_concurrently", "SM001"))
-        );
-        let sql = "CREATE TABLE foo (x int); CREATE INDEX ON public.foo (x)";
-        assert_eq!(refusal(&judge_in_schema(sql, &[], "public")), None);
-        // The current schema was asked before the message: once it may have changed, only
-        // names written the same way tell.
+    fn once_names_may_resolve_otherwise_only_qualified_names_tell() {
         for change in [
             "SET search_path = app, public",
             "SELECT set_config('search_path', 'app', false)",
+            "SET ROLE app",
+            "CREATE SCHEMA app",
+            "GRANT USAGE ON SCHEMA app TO migrator",
+            "DO $$ BEGIN SET search_path = app; END $$",
         ] {
-            let sql = format!("CREATE TABLE foo (x int); {change}; CREATE INDEX ON public.foo (x)");
+            let sql = format!("CREATE TABLE foo (x int); {change}; CREATE INDEX ON foo (x)");
             assert_eq!(
-                refusal(&judge_in_schema(&sql, &[], "public")),
+                refusal(&judge_resolving(&sql, &[], &[])),
                 Some(("create_index_non_concurrently", "SM001")),
                 "{sql}"
             );
+            let sql = format!("CREATE TABLE app.foo (x int); {change}; CREATE INDEX ON app.foo (x)");
+            assert_eq!(refusal(&judge_resolving(&sql, &[], &[])), None, "{sql}");
         }
     }
 
@@ -1082,17 +1108,21 @@ mod tests {
 
     #[test]
     fn a_harmless_do_block_passes_and_its_new_tables_count_as_created() {
-        assert!(judge_sql("DO $$ BEGIN PERFORM 1; END $$", &enforce()).refusal.is_none());
-        let verdict = judge_sql(
+        assert!(judge_resolving("DO $$ BEGIN PERFORM 1; END $$", &[], &[])
+            .refusal
+            .is_none());
+        let verdict = judge_resolving(
             "DO $$ BEGIN CREATE TABLE n (id int); CREATE INDEX ON n (id); END $$",
-            &enforce(),
+            &[],
+            &[],
         );
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
         assert_eq!(verdict.created, [QualifiedName::bare("n")]);
         // ... and for the statements after the block in the same message.
-        let verdict = judge_sql(
+        let verdict = judge_resolving(
             "DO $$ BEGIN CREATE TABLE n (id int); END $$; CREATE INDEX ON n (id)",
-            &enforce(),
+            &[],
+            &[],
         );
         assert!(verdict.refusal.is_none(), "{:?}", verdict.reports);
     }
@@ -1180,6 +1210,27 @@ mod tests {
             }
         }
         unreachable!()
+    }
+
+    #[test]
+    fn a_function_with_its_own_search_path_does_not_see_the_message_s_new_tables_by_name() {
+        let sql = "CREATE TABLE foo (x int); SELECT index_foo()";
+        let plain = plpgsql("index_foo", "CREATE INDEX ON foo (x);");
+        let (verdict, _) = judge_with_functions(sql, &enforce(), &[("index_foo", "plpgsql", plain)]);
+        assert_eq!(refusal(&verdict), None, "{:?}", verdict.reports);
+        // With SET search_path = app, `foo` in its body is app.foo: maybe an older table.
+        let own_path = plpgsql("index_foo", "CREATE INDEX ON foo (x);")
+            .replace(" LANGUAGE plpgsql\n", " LANGUAGE plpgsql\n SET search_path TO 'app'\n");
+        let (verdict, _) = judge_with_functions(sql, &enforce(), &[("index_foo", "plpgsql", own_path)]);
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
+        // As when the statement that calls it sets the search_path itself.
+        let plain = plpgsql("index_foo", "CREATE INDEX ON foo (x);");
+        let (verdict, _) = judge_with_functions(
+            "CREATE TABLE foo (x int); SELECT set_config('search_path', 'app', false), index_foo()",
+            &enforce(),
+            &[("index_foo", "plpgsql", plain)],
+        );
+        assert_eq!(refusal(&verdict), Some(("create_index_non_concurrently", "SM001")));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! Postgres' raw parse nodes to `policy::model::Statement`: one file per statement
 //! family. This code knows parse trees and nothing about policy.
 //!
-//! The functions of this module are safe `fn`s that take raw pointers into a parse tree
-//! (nodes, Lists, RangeVars, TypeNames, C strings). Their soundness rests on one rule,
-//! the `nodes` contract, which callers of [`statement`] (the only way in) uphold: every
+//! The one way in is [`statement`], an `unsafe fn`; the private functions beneath it take
+//! raw pointers into a parse tree (nodes, Lists, RangeVars, TypeNames, C strings) and rely
+//! on one rule, the `nodes` contract, which callers of [`statement`] uphold: every
 //! such pointer is NULL or points into the tree the parser built for the statement being
 //! mapped, which lives in that statement's memory context for the whole call and which
 //! nothing modifies meanwhile. Inside, pointers only ever come from fields of that tree.
