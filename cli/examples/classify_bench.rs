@@ -72,7 +72,7 @@ fn decide_all<'a>(statements: impl Iterator<Item = &'a policy::Statement>, setti
         findings += policy::decide(statement, &Context::default(), settings, &catalog)
             .findings
             .len();
-        catalog.observe(&statement.stmt);
+        catalog.observe(statement);
     }
     findings
 }

@@ -10,7 +10,9 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_constraint.h"
+#include "executor/executor.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
@@ -18,6 +20,7 @@
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -48,6 +51,8 @@ typedef struct SmVerdict
 
 /* Implemented in Rust (src/verdict.rs, src/settings.rs). */
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
+extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text);
+extern void sm_transaction_ended(void);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
 
 /*
@@ -93,6 +98,14 @@ static int	sm_unparsable = 0;
 
 static bool sm_hook_installed = false;
 static ProcessUtility_hook_type prev_process_utility = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
+
+/*
+ * How many utility statements other than DO and CALL are running: the queries they run
+ * (REFRESH MATERIALIZED VIEW CONCURRENTLY's DELETE and INSERT, EXPLAIN ANALYZE's
+ * statement) are PostgreSQL's own work, decided with the statement that runs them.
+ */
+static int	sm_internal_depth = 0;
 
 #if PG_VERSION_NUM >= 140000
 #define SM_UTILITY_PARAMS \
@@ -295,7 +308,7 @@ sm_is_inert_utility(Node *node)
  * cost a comparison or a switch.
  */
 static void
-sm_process_utility(SM_UTILITY_PARAMS)
+sm_decide_and_run(SM_UTILITY_PARAMS)
 {
 	SmVerdict  *verdict;
 
@@ -313,11 +326,100 @@ sm_process_utility(SM_UTILITY_PARAMS)
 		sm_run_next(SM_UTILITY_ARGS);
 }
 
+static void
+sm_process_utility(SM_UTILITY_PARAMS)
+{
+	NodeTag		tag = pstmt->utilityStmt ? nodeTag(pstmt->utilityStmt) : T_Invalid;
+
+	if (sm_mode == SM_MODE_OFF || tag == T_DoStmt || tag == T_CallStmt)
+	{
+		sm_decide_and_run(SM_UTILITY_ARGS);
+		return;
+	}
+	sm_internal_depth++;
+	PG_TRY();
+	{
+		sm_decide_and_run(SM_UTILITY_ARGS);
+	}
+	PG_FINALLY();
+	{
+		sm_internal_depth--;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Does the plan write a table: INSERT, UPDATE, DELETE, MERGE, or a query whose WITH does?
+ * Rust decides those only while the transaction holds a lock that blocks traffic.
+ */
+static bool
+sm_plan_writes(const PlannedStmt *pstmt)
+{
+	switch (pstmt->commandType)
+	{
+		case CMD_INSERT:
+		case CMD_UPDATE:
+		case CMD_DELETE:
+#if PG_VERSION_NUM >= 150000
+		case CMD_MERGE:
+#endif
+			return true;
+		case CMD_SELECT:
+			return pstmt->hasModifyingCTE;
+		default:
+			return false;
+	}
+}
+
+/*
+ * The executor hook: a backfill (UPDATE, DELETE, MERGE, INSERT ... SELECT) while the
+ * transaction holds a lock a guarded DDL statement took. Roles whose mode is off, and
+ * plans that write nothing, cost a comparison; the rest a call that returns at once
+ * while no such lock is held. Reports are raised before the executor starts, so a
+ * refusal runs nothing. Statements written by the client, a DO block, a function or a
+ * procedure are decided; those PostgreSQL runs itself are not: inside a utility
+ * statement's own work (sm_internal_depth) or a trigger (foreign key actions run their
+ * DELETE and UPDATE as trigger queries; the statement that fires them is decided).
+ */
+static void
+sm_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (sm_mode != SM_MODE_OFF && !IsBinaryUpgrade && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
+		sm_internal_depth == 0 && sm_plan_writes(queryDesc->plannedstmt) &&
+		DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0)) == 0)
+		sm_raise(sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText));
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
+/* The transaction's locks are gone once it commits, aborts or is prepared. */
+static void
+sm_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			sm_transaction_ended();
+			break;
+		default:
+			break;
+	}
+}
+
 void
 sm_install_hook(void)
 {
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = sm_process_utility;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = sm_executor_start;
+	RegisterXactCallback(sm_xact_callback, NULL);
 	sm_hook_installed = true;
 }
 

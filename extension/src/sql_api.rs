@@ -94,7 +94,7 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         let statement = unsafe { nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len) };
         let context = transaction.context(placement);
         let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
-        transaction.observe(&statement.stmt, &BackendCatalog);
+        transaction.observe(&statement, &BackendCatalog);
         out.push((statement, decision));
     }
     out

@@ -2,6 +2,7 @@
 //! decide with the session's settings and the backend catalog, and hand hook.c the
 //! reports to raise and the lock_timeout to run with, in plain C structs.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr};
 
 use pgrx::pg_sys;
@@ -83,23 +84,22 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     // block; statements run by functions are always inside a transaction.
     // SAFETY: IsTransactionBlock only reads the backend's transaction state.
     let in_block = unsafe { pg_sys::IsTransactionBlock() };
-    let mut transaction = Transaction::with_status(if in_block {
-        TransactionStatus::InBlock
-    } else {
-        TransactionStatus::Idle
-    });
-    transaction.set_lock_timeout_ms(session_lock_timeout_ms());
-    let context = transaction.context(Placement {
+    let placement = Placement {
         // Outside any block the string holds this statement alone, whatever `;` its
         // comments or literals hold.
         multi_statement: toplevel
             && in_block
             && nodes::has_other_statements(&query, pstmt.stmt_location, pstmt.stmt_len),
         nested: !toplevel,
-    });
+    };
     let messages = match current_settings() {
         Ok(settings) => {
+            let context = with_transaction(in_block, |transaction| transaction.context(placement));
             let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+            if decision.rejection().is_none() {
+                // It runs: the locks it takes are held until the transaction ends.
+                with_transaction(in_block, |transaction| transaction.observe(&statement, &BackendCatalog));
+            }
             let lock_timeout_ms = decision.lock_timeout_ms;
             return to_c(messages_for(&decision), lock_timeout_ms);
         }
@@ -113,6 +113,85 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
         }],
     };
     to_c(messages, None)
+}
+
+thread_local! {
+    /// This backend's transaction as the guard followed it: the locks its guarded
+    /// statements took on existing tables. Reset when the transaction ends
+    /// (`sm_transaction_ended`, from hook.c's transaction callback).
+    static TRANSACTION: RefCell<Transaction> = RefCell::new(Transaction::default());
+}
+
+/// Run `f` on this backend's transaction, its status and lock_timeout as they are now.
+fn with_transaction<T>(in_block: bool, f: impl FnOnce(&mut Transaction) -> T) -> T {
+    TRANSACTION.with_borrow_mut(|transaction| {
+        transaction.set_status(if in_block {
+            TransactionStatus::InBlock
+        } else {
+            TransactionStatus::Idle
+        });
+        transaction.set_lock_timeout_ms(session_lock_timeout_ms());
+        f(transaction)
+    })
+}
+
+/// Called by hook.c when a transaction commits, aborts or is prepared: its locks are gone.
+#[no_mangle]
+pub extern "C-unwind" fn sm_transaction_ended() {
+    // Never borrowed here while the guard holds it (an ERROR under the guard unwinds and
+    // releases it before the abort callback runs); if it were, keep it rather than panic.
+    TRANSACTION.with(|transaction| {
+        if let Ok(mut transaction) = transaction.try_borrow_mut() {
+            *transaction = Transaction::default();
+        }
+    });
+}
+
+/// Called by hook.c's ExecutorStart hook for an INSERT, UPDATE, DELETE or MERGE (or a
+/// query whose WITH writes) of a role whose mode is not off. Decided only while the
+/// transaction holds a lock that blocks reads or writes (a backfill under a schema
+/// change's lock); otherwise it costs a thread-local read.
+///
+/// # Safety
+/// `pstmt` is the PlannedStmt the executor is about to run and `source_text` the query
+/// text it came from (QueryDesc's plannedstmt and sourceText), both valid for the call.
+#[pgrx::pg_guard]
+#[no_mangle]
+pub unsafe extern "C-unwind" fn sm_judge_executor(
+    pstmt: *mut pg_sys::PlannedStmt,
+    source_text: *const c_char,
+) -> *mut SmVerdict {
+    if TRANSACTION.with_borrow(|transaction| transaction.locks().is_empty()) || source_text.is_null() {
+        return to_c(Vec::new(), None);
+    }
+    // SAFETY: both come from the QueryDesc (see # Safety), valid for the call.
+    let (pstmt, source) = unsafe { (&*pstmt, CStr::from_ptr(source_text).to_string_lossy()) };
+    let text = nodes::statement_text(&source, pstmt.stmt_location, pstmt.stmt_len).to_string();
+    let Some(statement) = parsed_statement(&text) else {
+        return to_c(Vec::new(), None);
+    };
+    let Ok(settings) = current_settings() else {
+        return to_c(Vec::new(), None);
+    };
+    // SAFETY: IsTransactionBlock only reads the backend's transaction state.
+    let in_block = unsafe { pg_sys::IsTransactionBlock() };
+    let context = with_transaction(in_block, |transaction| transaction.context(Placement::NESTED));
+    let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+    to_c(messages_for(&decision), None)
+}
+
+/// The model of the one statement `text` holds (the executor has a plan, not the tree as
+/// written, and findings name tables as the statement wrote them).
+fn parsed_statement(text: &str) -> Option<policy::Statement> {
+    let source = std::ffi::CString::new(text).ok()?;
+    // SAFETY: `source` is a live C string. The text already parsed once (it is running),
+    // so pg_parse_query does not raise; it returns a List of RawStmt in the current
+    // memory context, which PgList only reads.
+    let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
+    let raw = raw_statements.get_ptr(0)?;
+    // SAFETY: a RawStmt the parser just built; its stmt is the statement's parse node.
+    let statement = unsafe { nodes::statement((*raw).stmt, text, (*raw).stmt_location, (*raw).stmt_len) };
+    matches!(statement.stmt, policy::Stmt::Dml(_)).then_some(statement)
 }
 
 /// The LockTimeout global, which the lock_timeout GUC assigns.

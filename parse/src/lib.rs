@@ -6,6 +6,7 @@ mod alter_table;
 pub mod calls;
 mod columns;
 mod create_table;
+mod dml;
 mod drop;
 mod error_position;
 mod expr;
@@ -211,6 +212,9 @@ impl Input<'_> {
 }
 
 fn translate(node: &NodeEnum, input: &Input) -> Stmt {
+    if let Some(dml) = dml::dml(node) {
+        return dml;
+    }
     match node {
         NodeEnum::IndexStmt(index) => index::create_index(index),
         NodeEnum::ReindexStmt(reindex) => index::reindex(reindex),

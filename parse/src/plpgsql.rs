@@ -347,6 +347,16 @@ impl<'a> Walk<'a> {
                             }
                         }
                     }
+                    // A procedure's COMMIT and ROLLBACK end the transaction (and its locks).
+                    if let Some(end) = match key.as_str() {
+                        "PLpgSQL_stmt_commit" => Some("COMMIT"),
+                        "PLpgSQL_stmt_rollback" => Some("ROLLBACK"),
+                        _ => None,
+                    } {
+                        let offset = self.locate(lineno, end, Located::Statement);
+                        self.push(InnerSql::Known(end.to_string()), offset);
+                        continue;
+                    }
                     if key == "PLpgSQL_stmt_if" {
                         // The branches in source order (the JSON's keys are sorted).
                         for branch in ["cond", "then_body", "elsif_list", "else_body"] {
@@ -710,5 +720,29 @@ mod tests {
             matches!(statements.as_slice(), [BlockStatement::Parsed(parsed)] if parsed.statement.source.contains("CREATE INDEX")),
             "{statements:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod transaction_control_tests {
+    use super::*;
+    use policy::model::TransactionKind;
+    use policy::Stmt;
+
+    #[test]
+    fn a_procedure_s_commit_and_rollback_are_statements_of_its_body() {
+        let sql = "CREATE PROCEDURE p() LANGUAGE plpgsql AS $$\nBEGIN\n    ALTER TABLE t ADD COLUMN c int;\n    COMMIT;\n    UPDATE t SET c = 1;\n    ROLLBACK;\nEND\n$$";
+        let kinds: Vec<Stmt> = function_sql(sql)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|statement| match statement {
+                BlockStatement::Parsed(parsed) => parsed.statement.stmt,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(matches!(kinds[0], Stmt::AlterTable(_)), "{kinds:?}");
+        assert_eq!(kinds[1], Stmt::Transaction(TransactionKind::Commit));
+        assert!(matches!(kinds[2], Stmt::Dml(_)), "{kinds:?}");
+        assert_eq!(kinds[3], Stmt::Transaction(TransactionKind::Rollback));
     }
 }

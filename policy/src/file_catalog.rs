@@ -7,7 +7,9 @@ use std::collections::{HashMap, HashSet};
 use crate::transaction::Transaction;
 
 use crate::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
-use crate::model::{AlterAction, Constraint, ConstraintKind, ObjectKind, QualifiedName, Rename, Stmt, TransactionKind};
+use crate::model::{
+    AlterAction, Constraint, ConstraintKind, ObjectKind, QualifiedName, Rename, Statement, Stmt, TransactionKind,
+};
 use crate::rules::unparenthesized;
 use crate::types::{Coercion, TypeName};
 
@@ -77,11 +79,13 @@ impl FileCatalog {
         &self.transaction
     }
 
-    /// Learn from `stmt`, which has just been decided (and, as far as the file knows, run).
-    pub fn observe(&mut self, stmt: &Stmt) {
+    /// Learn from `statement`, which has just been decided (and, as far as the file knows,
+    /// run).
+    pub fn observe(&mut self, statement: &Statement) {
+        let stmt = &statement.stmt;
         // First, while the facts still stand under the names the statement uses.
         let mut transaction = self.transaction.clone();
-        transaction.observe(stmt, self);
+        transaction.observe(statement, self);
         self.transaction = transaction;
         match stmt {
             Stmt::CreateTable(create) => {
@@ -384,6 +388,12 @@ impl Catalog for FileCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl FileCatalog {
+        fn observe_stmt(&mut self, stmt: &Stmt) {
+            self.observe(&Statement::new(stmt.clone(), ""));
+        }
+    }
     use crate::model::{AlterTable, ColumnDef, CreateIndex, CreateTable, Drop, SetSchema, Statement, Using};
     use crate::rules::decide;
     use crate::settings::{Mode, Settings};
@@ -442,7 +452,7 @@ mod tests {
     fn learnt(stmts: &[Stmt]) -> FileCatalog {
         let mut catalog = FileCatalog::new();
         for stmt in stmts {
-            catalog.observe(stmt);
+            catalog.observe_stmt(stmt);
         }
         catalog
     }
@@ -452,7 +462,7 @@ mod tests {
         let mut catalog = learnt(&[Stmt::Transaction(TransactionKind::Begin), create_table("orders", &[])]);
         assert_eq!(catalog.created_in_transaction(&q("orders")), Some(true));
         assert_eq!(catalog.created_in_transaction(&q("customers")), None);
-        catalog.observe(&Stmt::Transaction(TransactionKind::Commit));
+        catalog.observe_stmt(&Stmt::Transaction(TransactionKind::Commit));
         assert_eq!(catalog.created_in_transaction(&q("orders")), Some(false));
     }
 
@@ -540,7 +550,7 @@ mod tests {
             vec![add_check(Some("users_email_nn"), "email is not null", true)],
         )]);
         assert_eq!(catalog.has_validated_not_null_check(&q("users"), "email"), None);
-        catalog.observe(&alter(
+        catalog.observe_stmt(&alter(
             "users",
             vec![AlterAction::ValidateConstraint {
                 name: "users_email_nn".into(),
@@ -579,10 +589,10 @@ mod tests {
     #[test]
     fn dropping_or_renaming_keeps_checks_consistent() {
         let mut catalog = learnt(&[alter("users", vec![add_check(Some("nn"), "email IS NOT NULL", false)])]);
-        catalog.observe(&rename(ObjectKind::Column, "users", Some("email"), "mail"));
+        catalog.observe_stmt(&rename(ObjectKind::Column, "users", Some("email"), "mail"));
         assert_eq!(catalog.has_validated_not_null_check(&q("users"), "mail"), Some(true));
-        catalog.observe(&rename(ObjectKind::Constraint, "users", Some("nn"), "mail_nn"));
-        catalog.observe(&alter(
+        catalog.observe_stmt(&rename(ObjectKind::Constraint, "users", Some("nn"), "mail_nn"));
+        catalog.observe_stmt(&alter(
             "users",
             vec![AlterAction::DropConstraint {
                 name: "mail_nn".into(),
@@ -601,18 +611,18 @@ mod tests {
     #[test]
     fn rename_set_schema_and_drop_move_or_forget_the_table() {
         let mut catalog = learnt(&[create_table("users", &[("id", "int4")])]);
-        catalog.observe(&rename(ObjectKind::Table, "users", None, "accounts"));
+        catalog.observe_stmt(&rename(ObjectKind::Table, "users", None, "accounts"));
         assert_eq!(catalog.created_in_transaction(&q("users")), None);
         assert_eq!(catalog.created_in_transaction(&q("accounts")), Some(true));
-        catalog.observe(&Stmt::SetSchema(SetSchema {
+        catalog.observe_stmt(&Stmt::SetSchema(SetSchema {
             kind: ObjectKind::Table,
             object: q("accounts"),
             new_schema: "archive".into(),
         }));
         assert_eq!(catalog.column_type(&q("archive.accounts"), "id"), Some(ty("int4")));
-        catalog.observe(&rename(ObjectKind::Schema, "archive", None, "old"));
+        catalog.observe_stmt(&rename(ObjectKind::Schema, "archive", None, "old"));
         assert_eq!(catalog.created_in_transaction(&q("old.accounts")), Some(true));
-        catalog.observe(&Stmt::Drop(Drop {
+        catalog.observe_stmt(&Stmt::Drop(Drop {
             kind: ObjectKind::Table,
             objects: vec![q("old.accounts")],
             if_exists: false,
@@ -624,7 +634,7 @@ mod tests {
     #[test]
     fn drop_schema_forgets_its_tables() {
         let mut catalog = learnt(&[create_table("app.users", &[])]);
-        catalog.observe(&Stmt::Drop(Drop {
+        catalog.observe_stmt(&Stmt::Drop(Drop {
             kind: ObjectKind::Schema,
             objects: vec![q("app")],
             if_exists: false,
@@ -659,7 +669,7 @@ mod tests {
         let mut catalog = learnt(&[create_table("orders", &[("customer_id", "int8")])]);
         let context = Default::default();
         assert!(decide(&index, &context, &settings, &catalog).findings.is_empty());
-        catalog.observe(&Stmt::Transaction(TransactionKind::Commit));
+        catalog.observe_stmt(&Stmt::Transaction(TransactionKind::Commit));
         let decision = decide(&index, &context, &settings, &catalog);
         assert_eq!(decision.findings[0].rule, "create_index_non_concurrently");
     }

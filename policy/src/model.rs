@@ -83,7 +83,7 @@ pub enum SettingChange {
 }
 
 /// Where the statement runs; decides `concurrently_in_transaction` and nesting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Context {
     /// Inside BEGIN ... COMMIT (or an implicit transaction of a multi-statement string).
     pub in_transaction_block: bool,
@@ -93,6 +93,8 @@ pub struct Context {
     pub nested: bool,
     /// The session's current lock_timeout in milliseconds (0 = wait forever).
     pub session_lock_timeout_ms: u64,
+    /// Locks the transaction already holds that block reads or writes of existing tables.
+    pub held_locks: Vec<crate::transaction::HeldLock>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +144,9 @@ pub enum Stmt {
     Routine(RoutineKind),
     /// SELECT / INSERT / UPDATE / DELETE / MERGE / COPY / EXPLAIN / SHOW ...: no DDL.
     Query,
+    /// INSERT, UPDATE, DELETE or MERGE, or a SELECT whose WITH holds one: every table it
+    /// writes, the statement's own target first, then its data-modifying CTEs in order.
+    Dml(Vec<DmlWrite>),
     /// A statement the model does not describe. `ddl` says whether it changes schema
     /// (it still gets the lock_timeout cap and is never assumed harmless).
     Other {
@@ -411,6 +416,43 @@ pub enum RoutineKind {
     Do,
     CreateFunction,
     Call,
+}
+
+/// A table a data-modifying statement writes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmlWrite {
+    pub table: QualifiedName,
+    pub kind: WriteKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    Update,
+    Delete,
+    Merge,
+    /// INSERT ... SELECT reading a table (or a CTE, or a set operation).
+    InsertSelect,
+    /// INSERT ... VALUES, DEFAULT VALUES, or a SELECT of constants: rows the statement
+    /// carries itself.
+    InsertValues,
+}
+
+impl WriteKind {
+    /// Does it change rows already in the table, or copy rows from tables: the work a
+    /// backfill does, which takes as long as the tables are large?
+    pub fn rewrites_rows(self) -> bool {
+        self != WriteKind::InsertValues
+    }
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            WriteKind::Update => "UPDATE",
+            WriteKind::Delete => "DELETE",
+            WriteKind::Merge => "MERGE",
+            WriteKind::InsertSelect => "INSERT ... SELECT",
+            WriteKind::InsertValues => "INSERT",
+        }
+    }
 }
 
 /// Postgres' table lock levels, weakest first.

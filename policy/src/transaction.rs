@@ -8,10 +8,17 @@
 //! relcache what a transaction created; the proxy reads the status from ReadyForQuery;
 //! the CLI has only the file, which it reads as one transaction.
 
+use std::time::Instant;
+
+use crate::bookkeeping::is_bookkeeping;
 use crate::catalog::Catalog;
+use crate::finding::Lock;
+use crate::locks::table_locks;
 use crate::model::{
-    Context, ObjectKind, QualifiedName, Rename, SetSchema, SetSetting, SettingChange, Statement, Stmt, TransactionKind,
+    Context, LockLevel, ObjectKind, QualifiedName, Rename, SetSchema, SetSetting, SettingChange, Statement, Stmt,
+    TransactionKind,
 };
+use crate::sql::first_line;
 
 /// Where the session's transaction stands, as ReadyForQuery reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -62,6 +69,7 @@ pub const NESTED_CONTEXT: Context = Context {
     multi_statement: false,
     nested: true,
     session_lock_timeout_ms: 0,
+    held_locks: Vec::new(),
 };
 
 /// How an unqualified name resolves.
@@ -109,6 +117,28 @@ fn public(schema: &Option<String>) -> Option<&str> {
     schema.as_deref().filter(|schema| *schema != "public")
 }
 
+/// A lock a transaction holds that blocks reads or writes of a table that existed before
+/// it: every query of that kind on the table waits until the transaction ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldLock {
+    pub table: QualifiedName,
+    pub level: LockLevel,
+    /// The statement that took it: its first line.
+    pub statement: String,
+    /// When the adapter saw the statement let through.
+    pub since: Instant,
+}
+
+impl HeldLock {
+    /// The lock as findings describe it.
+    pub fn lock(&self) -> Lock {
+        Lock {
+            level: self.level,
+            relation: self.table.clone(),
+        }
+    }
+}
+
 /// One session's transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
@@ -132,6 +162,9 @@ pub struct Transaction {
     /// A SET LOCAL (or a `set_config`, which may be local) of the search_path or the
     /// role ran in this transaction: its end puts the old one back.
     search_path_set_locally: bool,
+    /// Locks the transaction holds that block reads or writes of tables that existed
+    /// before it, the strongest per table, in the order taken.
+    locks: Vec<HeldLock>,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
 }
@@ -146,6 +179,7 @@ impl Transaction {
         naming: Naming::SearchPath,
         search_path_changed: false,
         search_path_set_locally: false,
+        locks: Vec::new(),
         lock_timeout_ms: 0,
     };
 
@@ -179,6 +213,32 @@ impl Transaction {
             multi_statement: placement.multi_statement,
             nested: placement.nested,
             session_lock_timeout_ms: self.lock_timeout_ms,
+            held_locks: self.locks.clone(),
+        }
+    }
+
+    /// The locks the transaction holds that block reads or writes of existing tables.
+    pub fn locks(&self) -> &[HeldLock] {
+        &self.locks
+    }
+
+    /// Locks that statements judged earlier took, once they run (an Execute of a prepared
+    /// statement).
+    pub fn record_locks(&mut self, locks: &[HeldLock]) {
+        for lock in locks {
+            self.hold(lock.clone());
+        }
+    }
+
+    fn hold(&mut self, lock: HeldLock) {
+        match self.locks.iter_mut().find(|held| held.table == lock.table) {
+            Some(held) if held.level >= lock.level => {}
+            // A stronger lock on the same table: the strongest counts, since the first.
+            Some(held) => {
+                held.level = lock.level;
+                held.statement = lock.statement;
+            }
+            None => self.locks.push(lock),
         }
     }
 
@@ -296,6 +356,7 @@ impl Transaction {
         if !self.running() {
             self.created.clear();
             self.pending.clear();
+            self.locks.clear();
             self.search_path_set_locally = false;
         }
     }
@@ -310,15 +371,6 @@ impl Transaction {
     /// block runs, judged before the statement that runs it).
     pub fn add_pending(&mut self, relations: &[QualifiedName]) {
         self.pending.extend(relations.iter().cloned());
-    }
-
-    /// Take in what the routines a statement runs did, judged from `before` into
-    /// `routines`: the relations they created and whether they changed the search_path.
-    pub fn include(&mut self, routines: &Transaction, before: &Transaction) {
-        self.pending
-            .extend(routines.pending.iter().skip(before.pending.len()).cloned());
-        self.search_path_changed |= routines.search_path_changed;
-        self.search_path_set_locally |= routines.search_path_set_locally;
     }
 
     /// The statements judged so far have run: their relations exist on the server.
@@ -338,15 +390,35 @@ impl Transaction {
     pub fn ran_as(&mut self, mut judged: Transaction) {
         judged.ran();
         self.created = judged.created;
+        self.locks = judged.locks;
         self.pending.clear();
         self.search_path_changed = false;
         self.search_path_set_locally = judged.search_path_set_locally;
     }
 
-    /// `stmt` is let through: follow the transaction statements and the relations it
-    /// creates, renames, moves and drops (pending until `ran`). `catalog` tells whether a
-    /// renamed, moved or dropped relation was created in this transaction.
-    pub fn observe(&mut self, stmt: &Stmt, catalog: &dyn Catalog) {
+    /// `statement` is let through: follow the transaction statements, the relations it
+    /// creates, renames, moves and drops (pending until `ran`), the locks it takes on
+    /// tables that existed before the transaction, and whether it may move unqualified
+    /// names. `catalog` tells whether a relation was created in this transaction.
+    pub fn observe(&mut self, statement: &Statement, catalog: &dyn Catalog) {
+        let stmt = &statement.stmt;
+        self.note_settings(statement);
+        let now = Instant::now();
+        for (table, level) in table_locks(stmt) {
+            // Migration tools' own tables block no one else; new tables no one can see.
+            if is_bookkeeping(&table)
+                || self.created_under(&table)
+                || catalog.created_in_transaction(&table) == Some(true)
+            {
+                continue;
+            }
+            self.hold(HeldLock {
+                table,
+                level,
+                statement: first_line(&statement.source),
+                since: now,
+            });
+        }
         match stmt {
             Stmt::Transaction(TransactionKind::Begin) if self.status == TransactionStatus::Idle => {
                 self.status = TransactionStatus::InBlock
@@ -355,6 +427,7 @@ impl Transaction {
                 self.status = TransactionStatus::Idle;
                 self.created.clear();
                 self.pending.clear();
+                self.locks.clear();
                 self.search_path_changed |= std::mem::take(&mut self.search_path_set_locally);
             }
             // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock.
@@ -543,7 +616,7 @@ mod tests {
 
     fn observe(tx: &mut Transaction, stmt: Stmt) {
         let before = tx.clone();
-        tx.observe(&stmt, &Own(&before));
+        tx.observe(&Statement::new(stmt, ""), &Own(&before));
     }
 
     #[test]

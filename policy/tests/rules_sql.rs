@@ -36,7 +36,7 @@ fn findings(sql: &str) -> Vec<(&'static str, Severity)> {
         let context = catalog.transaction().context(Placement::ALONE);
         let decision = decide(&parsed.statement, &context, &settings, &catalog);
         found.extend(decision.findings.iter().map(|finding| (finding.rule, finding.severity)));
-        catalog.observe(&parsed.statement.stmt);
+        catalog.observe(&parsed.statement);
     }
     found
 }

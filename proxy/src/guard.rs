@@ -10,7 +10,7 @@ use policy::model::{RoutineKind, Stmt};
 use policy::report::{reports, Level, Report};
 use policy::settings::Unparsable;
 use policy::sql::first_line;
-use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus, NESTED_CONTEXT};
+use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus};
 use policy::unchecked::{self, Reader, Reason};
 use policy::{decide, Mode, QualifiedName, Settings, Statement};
 
@@ -106,21 +106,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let statement = &parsed.statement;
         let context = transaction.context(placement);
         let snapshot = transaction.clone();
-        let catalog = SessionCatalog {
-            transaction: &snapshot,
-            answers: facts.answers,
-            timezone: facts.timezone.clone(),
-            server_version_num: facts.server_version_num,
-            superuser: facts.superuser,
-            missing: RefCell::new(Vec::new()),
-        };
+        let catalog = session_catalog(facts, &snapshot);
         let decision = decide(statement, &context, facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
-        // The transaction once the statement has run (what it runs joins it below).
-        let mut after = snapshot.clone();
-        after.observe(&statement.stmt, &catalog);
-        after.note_settings(statement);
-        missing.extend(catalog.missing.into_inner());
+        missing.extend(catalog.missing.take());
         verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
             verdict.caps.push(decision.lock_timeout_ms);
@@ -168,11 +157,25 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
                 });
             }
         }
-        after.include(&transaction, &snapshot);
-        transaction = after;
+        // The statement's own effect, after the routines it runs: the relations it
+        // creates, the locks it takes, the transaction it ends.
+        transaction.observe(statement, &catalog);
+        missing.extend(catalog.missing.take());
     }
     verdict.transaction = transaction;
     (verdict, missing)
+}
+
+/// What the session knows, as `transaction` leaves it.
+fn session_catalog<'c>(facts: &'c Facts, transaction: &'c Transaction) -> SessionCatalog<'c> {
+    SessionCatalog {
+        transaction,
+        answers: facts.answers,
+        timezone: facts.timezone.clone(),
+        server_version_num: facts.server_version_num,
+        superuser: facts.superuser,
+        missing: RefCell::new(Vec::new()),
+    }
 }
 
 fn smallest_cap(a: Option<u64>, b: Option<u64>) -> Option<u64> {
@@ -310,15 +313,18 @@ impl NestedJudgement<'_, '_> {
 
     fn judge_statement(&mut self, parsed: &ParsedStatement) -> Result<Option<u64>, String> {
         let statement = &parsed.statement;
-        let catalog = self.catalog();
-        let decision = decide(statement, &NESTED_CONTEXT, self.facts.settings, &catalog);
+        let snapshot = self.transaction.clone();
+        let facts = self.facts;
+        let catalog = session_catalog(facts, &snapshot);
+        let context = snapshot.context(Placement::NESTED);
+        let decision = decide(statement, &context, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
-        self.missing.extend(catalog.missing.into_inner());
+        self.missing.extend(catalog.missing.take());
         self.verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
             return Err(finding.rule.to_string());
         }
-        self.transaction.add_pending(&creates);
+        // What the statement sets holds for the routines it runs.
         self.transaction.note_settings(statement);
         self.verdict.created.extend(creates);
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
@@ -326,6 +332,9 @@ impl NestedJudgement<'_, '_> {
         } else {
             self.judge_calls(parsed)?
         };
+        // Then its own effect: relations, locks, a procedure's COMMIT.
+        self.transaction.observe(statement, &catalog);
+        self.missing.extend(catalog.missing.take());
         Ok(smallest_cap(decision.lock_timeout_ms, inner))
     }
 
@@ -499,7 +508,8 @@ impl NestedJudgement<'_, '_> {
                 source: body.definition.clone(),
                 changes,
             };
-            let decision = decide(&settings_changed, &NESTED_CONTEXT, self.facts.settings, &self.catalog());
+            let context = self.transaction.context(Placement::NESTED);
+            let decision = decide(&settings_changed, &context, self.facts.settings, &self.catalog());
             self.verdict.reports.extend(reports(&decision));
             if let Some(finding) = decision.rejection() {
                 return Err(finding.rule.to_string());
@@ -538,14 +548,7 @@ impl NestedJudgement<'_, '_> {
     }
 
     fn catalog(&self) -> SessionCatalog<'_> {
-        SessionCatalog {
-            transaction: self.transaction,
-            answers: self.facts.answers,
-            timezone: self.facts.timezone.clone(),
-            server_version_num: self.facts.server_version_num,
-            superuser: self.facts.superuser,
-            missing: RefCell::new(Vec::new()),
-        }
+        session_catalog(self.facts, self.transaction)
     }
 
     /// A routine body whose literals the server may read differently (backslashes without

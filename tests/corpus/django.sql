@@ -143,9 +143,10 @@ DROP TABLE "shop_coupon" CASCADE;
 -- expect: drop_index_non_concurrently
 DROP INDEX IF EXISTS "shop_order_created_idx";
 --
--- Raw SQL operation
+-- Raw SQL operation: a data migration in the transaction that still holds the locks of
+-- the operations above.
 --
--- expect: ok
+-- expect: backfill_in_ddl_transaction
 UPDATE "shop_order" SET "metadata" = '{"v": 1}'::jsonb WHERE "metadata" = '{}'::jsonb;
 -- expect: ok
 COMMIT;

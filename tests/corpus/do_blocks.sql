@@ -47,7 +47,8 @@ BEGIN
 END
 $$;
 
--- expect: ok
+-- Read as one migration, the file still holds the locks the blocks above took.
+-- expect: backfill_in_ddl_transaction
 DO $$
 DECLARE
     updated bigint;

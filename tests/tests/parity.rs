@@ -303,7 +303,7 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             outcome
                 .reports
                 .extend(reports(&decision).iter().map(Message::from_report));
-            catalog.observe(&statement.stmt);
+            catalog.observe(statement);
         };
         decide(&statement, &context);
         if statement.stmt == Stmt::Routine(RoutineKind::Do) {
@@ -481,7 +481,7 @@ fn run_file(target: &Target, file: &CorpusFile, mode: Mode) -> (Vec<Outcome>, St
                 .unwrap_or_else(|err| panic!("{}: {end}: {err}", context(piece)));
         }
         outcomes.push(outcome);
-        transaction.observe(&piece.stmt, &NoCatalog);
+        transaction.observe(&Statement::new(piece.stmt.clone(), ""), &NoCatalog);
     }
     drop(client);
     let schema = cluster.execute(&cluster.url(SUPERUSER, &db), SCHEMA_SQL);

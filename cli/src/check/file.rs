@@ -5,7 +5,7 @@ use policy::file_catalog::FileCatalog;
 use policy::finding::SQLSTATE_UNPARSABLE;
 use policy::model::RoutineKind;
 use policy::settings::Unparsable;
-use policy::transaction::{Placement, NESTED_CONTEXT};
+use policy::transaction::Placement;
 use policy::unchecked::{self, Reader, Reason, Text};
 use policy::{Context, Mode, Settings, Severity, Statement, Stmt};
 
@@ -54,7 +54,8 @@ impl<'a> FileCheck<'a> {
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 match inner {
                     BlockStatement::Parsed(inner) => {
-                        problems.extend(self.decide(&inner.statement, &NESTED_CONTEXT, parsed.offset + inner.offset))
+                        let context = self.catalog.transaction().context(Placement::NESTED);
+                        problems.extend(self.decide(&inner.statement, &context, parsed.offset + inner.offset))
                     }
                     BlockStatement::Unreadable { .. } if self.settings.unparsable == Unparsable::Allow => {}
                     BlockStatement::Unreadable { offset, reason } => {
@@ -90,7 +91,7 @@ impl<'a> FileCheck<'a> {
             unchecked: false,
             counts: false,
         }));
-        self.catalog.observe(&statement.stmt);
+        self.catalog.observe(statement);
         problems
     }
 

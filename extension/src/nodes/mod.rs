@@ -14,6 +14,7 @@ mod alter_table;
 mod cast;
 mod columns;
 mod create_table;
+mod dml;
 mod drop;
 mod index;
 mod misc;
@@ -101,6 +102,9 @@ fn stored_setting(node: *mut pg_sys::Node) -> Option<policy::model::SettingChang
 }
 
 fn stmt(node: *mut pg_sys::Node, query: &str) -> Stmt {
+    if let Some(dml) = dml::dml(node) {
+        return dml;
+    }
     // SAFETY: `node` is NULL or a parser-built node alive for this call (the `nodes`
     // contract). Each arm hands `as_node` the tag it matched with the struct parsenodes.h
     // declares for that tag, so every `as_node` here is Some.

@@ -18,6 +18,7 @@ mod add_column_volatile_default;
 mod add_exclusion_constraint;
 mod add_foreign_key_validated;
 mod add_unique_constraint;
+mod backfill_in_ddl_transaction;
 mod change_column_type;
 mod concurrently_in_transaction;
 mod create_index_non_concurrently;
@@ -77,6 +78,7 @@ pub const RULES: &[Rule] = &[
     rewrite_table::RULE,
     lock_table::RULE,
     truncate::RULE,
+    backfill_in_ddl_transaction::RULE,
     json_column::RULE,
     rename_column::RULE,
     rename_table::RULE,
@@ -542,7 +544,7 @@ mod tests {
                 in_transaction_block,
                 multi_statement,
                 nested,
-                session_lock_timeout_ms: 0,
+                ..Context::default()
             },
         );
         let catalog = CountingCatalog::default();

@@ -6,6 +6,7 @@
 //! table, under its own advisory lock.
 
 use super::{Category, Rule, Scope};
+use crate::bookkeeping::is_bookkeeping;
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{LockLevel, Statement, Stmt};
 
@@ -16,33 +17,13 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-/// Tables that migration tools keep for themselves (version rows, locks, checksums).
-const MIGRATION_BOOKKEEPING_TABLES: &[&str] = &[
-    "schema_migrations",
-    "schema_lock",
-    "ar_internal_metadata",
-    "goose_db_version",
-    "flyway_schema_history",
-    "_sqlx_migrations",
-    "alembic_version",
-    "django_migrations",
-    "knex_migrations",
-    "knex_migrations_lock",
-    "pgmigrations",
-    "_prisma_migrations",
-    "__diesel_schema_migrations",
-    "refinery_schema_history",
-    "databasechangelog",
-    "databasechangeloglock",
-];
-
 fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let Stmt::Truncate { tables } = &statement.stmt else {
         return vec![];
     };
     tables
         .iter()
-        .filter(|table| !MIGRATION_BOOKKEEPING_TABLES.contains(&table.name.as_str()))
+        .filter(|table| !is_bookkeeping(table))
         .filter(|table| scope.lock_rules_apply(table))
         .map(|table| {
             let lock = Lock {

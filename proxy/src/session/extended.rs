@@ -1,6 +1,7 @@
 //! The extended-query path: a Parse decided, the prepared statements and portals
 //! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
 
+use policy::transaction::HeldLock;
 use policy::unchecked;
 use policy::QualifiedName;
 
@@ -17,6 +18,9 @@ use super::{Session, SessionError};
 pub(super) struct Prepared {
     pub(super) cap: Option<u64>,
     pub(super) created: Vec<QualifiedName>,
+    /// Locks on existing tables the statement takes (held once it runs, until the
+    /// transaction ends).
+    pub(super) locks: Vec<HeldLock>,
 }
 
 impl Session {
@@ -74,6 +78,14 @@ impl Session {
         let prepared = Prepared {
             cap: verdict.caps.iter().flatten().copied().min(),
             created: verdict.created,
+            // A statement's own locks: those its transaction holds, less those held before.
+            locks: verdict
+                .transaction
+                .locks()
+                .iter()
+                .filter(|lock| !self.transaction.locks().contains(lock))
+                .cloned()
+                .collect(),
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -103,6 +115,7 @@ impl Session {
                         (a, b) => a.or(b),
                     },
                     created,
+                    locks: known.locks.iter().chain(&prepared.locks).cloned().collect(),
                 }
             }
             _ => prepared,
@@ -133,6 +146,7 @@ impl Session {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
         self.transaction.record_created(&prepared.created);
+        self.transaction.record_locks(&prepared.locks);
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
         match prepared.cap {

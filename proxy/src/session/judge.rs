@@ -17,15 +17,19 @@ use ::parse::{parse_sql, reads_the_same_with_nonstandard_strings, ParsedStatemen
 use super::{Session, SessionError};
 
 impl Session {
+    /// Tables created in the open transaction, and locks it holds, are facts a verdict
+    /// depends on too: verdicts are remembered, and used, only without them.
+    fn transaction_adds_no_facts(&self) -> bool {
+        !self.created_tables_count() || (self.transaction.created_nothing() && self.transaction.locks().is_empty())
+    }
+
     /// Did `sql` pass unchanged before, under the session's present facts?
     pub(super) fn passed_before(&self, sql: &str) -> bool {
         if self.nonstandard_backslashes(sql) {
             return false;
         }
         let in_transaction_block = self.tracker.status.in_block();
-        // Tables created in the open transaction are a fact too: only none is remembered.
-        (!self.created_tables_count() || self.transaction.created_nothing())
-            && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
+        self.transaction_adds_no_facts() && self.clean.passed(sql, in_transaction_block, &self.tracker.timezone)
     }
 
     /// `sql` split and parsed as the server will read it, or why the proxy cannot.
@@ -91,7 +95,7 @@ impl Session {
         // What passes for a superuser (a policy change) may not after SET ROLE: a
         // superuser's verdicts are not remembered.
         let rememberable = self.tracker.status != TransactionStatus::Failed
-            && (!self.created_tables_count() || self.transaction.created_nothing())
+            && self.transaction_adds_no_facts()
             && self.tracker.superuser != Some(true);
         let timezone = self.tracker.timezone.clone();
         let (verdict, asked_server) = self.judge(parsed).await?;

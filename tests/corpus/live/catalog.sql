@@ -1,5 +1,9 @@
 -- Catalog-dependent cases with real answers: the setup below runs first (as the
--- database's owner), then every statement after `-- end setup` runs as the guarded
+-- database's owner), then every statement after `CREATE TABLE schema_migrations (version text PRIMARY KEY);
+CREATE TABLE ledger (id int PRIMARY KEY, amount int, settled boolean);
+INSERT INTO ledger SELECT i, i, false FROM generate_series(1, 1000) AS i;
+ANALYZE ledger;
+-- end setup` runs as the guarded
 -- role, in order. `-- expect:` names every rule that reports on the statement on a live
 -- server (warnings included). Both guarded roles have safe_migrations.min_table_rows = 100.
 CREATE SCHEMA other;
@@ -625,3 +629,68 @@ ALTER TABLE keyless_nn ADD CONSTRAINT keyless_nn_pkey PRIMARY KEY USING INDEX ke
 
 -- expect: ok
 ALTER TABLE keyless_proven ADD CONSTRAINT keyless_proven_pkey PRIMARY KEY USING INDEX keyless_proven_code;
+
+-- Backfills under the lock of a schema change in the same transaction
+-- (backfill_in_ddl_transaction): every query the lock blocks waits for the whole backfill.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE ledger ADD COLUMN note text;
+
+-- expect: backfill_in_ddl_transaction
+UPDATE ledger SET note = 'x';
+
+-- expect: backfill_in_ddl_transaction
+DELETE FROM ledger WHERE id > 990;
+
+-- expect: backfill_in_ddl_transaction
+INSERT INTO ledger (id, amount) SELECT id + 5000, amount FROM ledger WHERE id < 5;
+
+-- expect: backfill_in_ddl_transaction
+WITH settled AS (UPDATE ledger SET settled = true WHERE id < 10 RETURNING id) SELECT count(*) FROM settled;
+
+-- expect: backfill_in_ddl_transaction
+DO $$ BEGIN UPDATE ledger SET settled = true WHERE id < 20; END $$;
+
+-- Rows the statement carries, and the migration tool's own bookkeeping, are no backfill.
+-- expect: ok
+INSERT INTO ledger (id, amount) VALUES (20001, 1);
+
+-- expect: ok
+INSERT INTO schema_migrations (version) VALUES ('20260101');
+
+-- expect: ok
+UPDATE schema_migrations SET version = '20260102';
+
+-- expect: ok
+COMMIT;
+
+-- After COMMIT the lock is gone.
+-- expect: ok
+UPDATE ledger SET settled = false WHERE id < 5;
+
+-- A procedure that commits the schema change before the backfill passes; one that
+-- backfills under the lock does not.
+-- expect: ok
+CREATE PROCEDURE add_then_fill() LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER TABLE ledger ADD COLUMN checked boolean;
+    COMMIT;
+    UPDATE ledger SET checked = true WHERE id < 100;
+END
+$$;
+
+-- expect: ok
+CALL add_then_fill();
+
+-- expect: ok
+CREATE PROCEDURE add_and_fill() LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER TABLE ledger ADD COLUMN audited boolean;
+    UPDATE ledger SET audited = true;
+END
+$$;
+
+-- expect: backfill_in_ddl_transaction
+CALL add_and_fill();

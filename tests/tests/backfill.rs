@@ -1,0 +1,111 @@
+//! A backfill in the transaction of a schema change (rule backfill_in_ddl_transaction),
+//! through both live paths: the extension, and the proxy in front of a server without it.
+//! The parity corpus (tests/corpus/live/catalog.sql) covers explicit transactions, DO
+//! blocks, CTEs, procedures and the tools' bookkeeping; these are the cases one corpus
+//! statement cannot show: several statements in one string (an implicit transaction),
+//! and the lock forgotten once its transaction ends, by COMMIT or by an error.
+
+use e2e::{Cluster, ClusterOptions, Proxy};
+use postgres::{Client, NoTls};
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
+}
+
+/// A cluster (with or without the extension) where the guarded `migrator` owns `t`, a
+/// table of 100 rows.
+fn cluster(extension: bool) -> Cluster {
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension,
+        ..ClusterOptions::default()
+    });
+    cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t SELECT g, g FROM generate_series(1, 100) g; \
+         ALTER TABLE t OWNER TO migrator;",
+    );
+    cluster
+}
+
+fn rule_of(result: Result<(), postgres::Error>) -> Option<String> {
+    let err = result.err()?;
+    let db = err.as_db_error().unwrap_or_else(|| panic!("not a server error: {err}"));
+    Some(format!("{} {}", db.code().code(), db.message()))
+}
+
+fn scenario(url: &str, path: &str) {
+    let mut migrator = connect(url);
+    // One string: an implicit transaction holds the ALTER's lock during the UPDATE.
+    let refused = rule_of(migrator.batch_execute("ALTER TABLE t ADD COLUMN v boolean; UPDATE t SET v = true"))
+        .unwrap_or_else(|| panic!("{path}: the backfill in one string ran"));
+    assert!(
+        refused.starts_with(
+            "SM001 backfill_in_ddl_transaction: UPDATE of t runs while this transaction holds ACCESS EXCLUSIVE on \
+             t, taken by `ALTER TABLE t ADD COLUMN v boolean`"
+        ),
+        "{path}: {refused}"
+    );
+    // The error ended that transaction: its lock is gone, and so is the column.
+    assert_eq!(
+        rule_of(migrator.batch_execute("UPDATE t SET c = c + 1 WHERE id < 50")),
+        None,
+        "{path}"
+    );
+    // Committed first, the same two steps pass.
+    migrator.batch_execute("ALTER TABLE t ADD COLUMN v boolean").unwrap();
+    assert_eq!(rule_of(migrator.batch_execute("UPDATE t SET v = true")), None, "{path}");
+    // A statement that passed before, with no lock held, is decided again under one.
+    migrator.batch_execute("UPDATE t SET c = 1 WHERE id = 1").unwrap();
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN x int").unwrap();
+    let refused = rule_of(migrator.batch_execute("UPDATE t SET c = 1 WHERE id = 1")).unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: UPDATE of t"),
+        "{path}: {refused}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    // The extended protocol (Parse, Bind, Execute), as client libraries send parameters.
+    let mut transaction = migrator.transaction().unwrap();
+    transaction.execute("ALTER TABLE t ADD COLUMN y int", &[]).unwrap();
+    let refused = transaction
+        .execute("UPDATE t SET c = $1 WHERE id < $2", &[&1i32, &50i32])
+        .map(|_| ())
+        .err()
+        .map(|err| {
+            err.as_db_error()
+                .map(|db| db.message().to_string())
+                .unwrap_or_else(|| err.to_string())
+        })
+        .unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: UPDATE of t"),
+        "{path}: {refused}"
+    );
+    transaction.rollback().unwrap();
+    // In an explicit block, until COMMIT.
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN w int").unwrap();
+    let refused = rule_of(migrator.batch_execute("DELETE FROM t WHERE id > 90")).unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: DELETE of t"),
+        "{path}: {refused}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        rule_of(migrator.batch_execute("DELETE FROM t WHERE id > 90")),
+        None,
+        "{path}"
+    );
+}
+
+#[test]
+fn the_extension_refuses_a_backfill_under_the_lock_until_the_transaction_ends() {
+    let cluster = cluster(true);
+    scenario(&cluster.url("migrator", "postgres"), "extension");
+}
+
+#[test]
+fn the_proxy_refuses_a_backfill_under_the_lock_until_the_transaction_ends() {
+    let cluster = cluster(false);
+    let proxy = Proxy::start(&cluster, &[]);
+    scenario(&proxy.url("migrator", "postgres"), "proxy");
+}
