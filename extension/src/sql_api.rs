@@ -84,6 +84,8 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         nested: false,
     };
     let mut transaction = Transaction::default();
+    // Several statements in one string run in one implicit transaction.
+    transaction.set_implicit(placement.multi_statement);
     // SAFETY: a plain int read on the backend's only thread.
     transaction.set_lock_timeout_ms(u64::try_from(unsafe { pg_sys::LockTimeout }).unwrap_or(0));
     let mut out = Vec::new();

@@ -94,11 +94,15 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
     };
     let messages = match current_settings() {
         Ok(settings) => {
-            let context = with_transaction(in_block, |transaction| transaction.context(placement));
+            // Statements a function or procedure runs are always inside a transaction.
+            let in_transaction = in_block || !toplevel;
+            let context = with_transaction(in_transaction, |transaction| transaction.context(placement));
             let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
             if decision.rejection().is_none() {
                 // It runs: the locks it takes are held until the transaction ends.
-                with_transaction(in_block, |transaction| transaction.observe(&statement, &BackendCatalog));
+                with_transaction(in_transaction, |transaction| {
+                    transaction.observe(&statement, &BackendCatalog)
+                });
             }
             let lock_timeout_ms = decision.lock_timeout_ms;
             return to_c(messages_for(&decision), lock_timeout_ms);

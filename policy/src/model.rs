@@ -95,6 +95,8 @@ pub struct Context {
     pub session_lock_timeout_ms: u64,
     /// Locks the transaction already holds that block reads or writes of existing tables.
     pub held_locks: Vec<crate::transaction::HeldLock>,
+    /// Constraints the transaction added NOT VALID (by name), still to be validated.
+    pub added_not_valid: Vec<crate::transaction::AddedNotValid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

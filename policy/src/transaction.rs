@@ -15,8 +15,8 @@ use crate::catalog::Catalog;
 use crate::finding::Lock;
 use crate::locks::table_locks;
 use crate::model::{
-    Context, LockLevel, ObjectKind, QualifiedName, Rename, SetSchema, SetSetting, SettingChange, Statement, Stmt,
-    TransactionKind,
+    AlterAction, Constraint, ConstraintKind, Context, LockLevel, ObjectKind, QualifiedName, Rename, SetSchema,
+    SetSetting, SettingChange, Statement, Stmt, TransactionKind,
 };
 use crate::sql::first_line;
 
@@ -70,6 +70,7 @@ pub const NESTED_CONTEXT: Context = Context {
     nested: true,
     session_lock_timeout_ms: 0,
     held_locks: Vec::new(),
+    added_not_valid: Vec::new(),
 };
 
 /// How an unqualified name resolves.
@@ -139,6 +140,15 @@ impl HeldLock {
     }
 }
 
+/// A constraint the transaction added NOT VALID: validating it before the transaction
+/// ends scans the table under the lock the ADD took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedNotValid {
+    pub table: QualifiedName,
+    pub name: String,
+    pub foreign_key: bool,
+}
+
 /// One session's transaction.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Transaction {
@@ -165,6 +175,8 @@ pub struct Transaction {
     /// Locks the transaction holds that block reads or writes of tables that existed
     /// before it, the strongest per table, in the order taken.
     locks: Vec<HeldLock>,
+    /// Constraints added NOT VALID in the transaction.
+    added_not_valid: Vec<AddedNotValid>,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
 }
@@ -180,6 +192,7 @@ impl Transaction {
         search_path_changed: false,
         search_path_set_locally: false,
         locks: Vec::new(),
+        added_not_valid: Vec::new(),
         lock_timeout_ms: 0,
     };
 
@@ -214,6 +227,7 @@ impl Transaction {
             nested: placement.nested,
             session_lock_timeout_ms: self.lock_timeout_ms,
             held_locks: self.locks.clone(),
+            added_not_valid: self.added_not_valid.clone(),
         }
     }
 
@@ -357,6 +371,7 @@ impl Transaction {
             self.created.clear();
             self.pending.clear();
             self.locks.clear();
+            self.added_not_valid.clear();
             self.search_path_set_locally = false;
         }
     }
@@ -391,6 +406,7 @@ impl Transaction {
         judged.ran();
         self.created = judged.created;
         self.locks = judged.locks;
+        self.added_not_valid = judged.added_not_valid;
         self.pending.clear();
         self.search_path_changed = false;
         self.search_path_set_locally = judged.search_path_set_locally;
@@ -419,6 +435,22 @@ impl Transaction {
                 since: now,
             });
         }
+        if let Stmt::AlterTable(alter) = stmt {
+            for action in &alter.actions {
+                if let AlterAction::AddConstraint(Constraint {
+                    name: Some(name),
+                    kind,
+                    not_valid: true,
+                }) = action
+                {
+                    self.added_not_valid.push(AddedNotValid {
+                        table: alter.table.clone(),
+                        name: name.clone(),
+                        foreign_key: matches!(kind, ConstraintKind::ForeignKey { .. }),
+                    });
+                }
+            }
+        }
         match stmt {
             Stmt::Transaction(TransactionKind::Begin) if self.status == TransactionStatus::Idle => {
                 self.status = TransactionStatus::InBlock
@@ -428,6 +460,7 @@ impl Transaction {
                 self.created.clear();
                 self.pending.clear();
                 self.locks.clear();
+                self.added_not_valid.clear();
                 self.search_path_changed |= std::mem::take(&mut self.search_path_set_locally);
             }
             // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock.
@@ -473,6 +506,26 @@ impl Transaction {
                 }
                 self.pending.extend(created);
             }
+        }
+        // A file that shows its own transaction control runs what lies outside its blocks
+        // one statement at a time, as psql would.
+        if self.naming == Naming::Public
+            && matches!(
+                stmt,
+                Stmt::Transaction(
+                    TransactionKind::Begin
+                        | TransactionKind::Commit
+                        | TransactionKind::Rollback
+                        | TransactionKind::Prepare
+                )
+            )
+        {
+            self.implicit = false;
+        }
+        // Outside any transaction a statement commits when it ends, and its locks go.
+        if !self.running() {
+            self.locks.clear();
+            self.added_not_valid.clear();
         }
     }
 

@@ -190,3 +190,40 @@ fn acknowledged_statements_pass() {
     )
     .is_empty());
 }
+
+#[test]
+fn transaction_scope() {
+    // Without COMMIT a file is one transaction (as Flyway, sqlx and Rails run it): a backfill
+    // after its schema change runs under the change's lock.
+    assert_eq!(
+        rules("ALTER TABLE users ADD COLUMN verified boolean;\nUPDATE users SET verified = false;"),
+        ["backfill_in_ddl_transaction"]
+    );
+    assert_eq!(
+        rules("BEGIN;\nALTER TABLE users ADD COLUMN verified boolean;\nDELETE FROM users WHERE age < 0;\nCOMMIT;"),
+        ["backfill_in_ddl_transaction"]
+    );
+    // Committed first, it is no backfill under the lock; nor is a statement outside the
+    // blocks of a file that shows its own transaction control.
+    assert!(rules(
+        "BEGIN;\nALTER TABLE users ADD COLUMN verified boolean;\nCOMMIT;\nUPDATE users SET verified = false;"
+    )
+    .is_empty());
+    assert!(rules(
+        "BEGIN;\nCOMMIT;\nALTER TABLE users ADD COLUMN verified boolean;\nUPDATE users SET verified = false;"
+    )
+    .is_empty());
+    // VALIDATE in the transaction that added the constraint NOT VALID.
+    assert_eq!(
+        rules(
+            "ALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0) NOT VALID;\n\
+             ALTER TABLE users VALIDATE CONSTRAINT age_positive;"
+        ),
+        ["add_check_constraint_validated"]
+    );
+    assert!(rules(
+        "BEGIN;\nALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0) NOT VALID;\nCOMMIT;\n\
+         ALTER TABLE users VALIDATE CONSTRAINT age_positive;"
+    )
+    .is_empty());
+}

@@ -95,6 +95,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     // Relations created before this message exist on the server; those it creates are
     // pending until it runs.
     let mut transaction = facts.transaction.clone();
+    if statements.len() > 1 {
+        // Several statements in one Query run in one implicit transaction.
+        transaction.set_implicit(true);
+    }
     let placement = Placement {
         multi_statement: statements.len() > 1,
         nested: false,
@@ -118,8 +122,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         }
         let mut cap = decision.lock_timeout_ms;
         // What the statement itself sets (a set_config beside a function call) holds for
-        // the routines it runs.
+        // the routines it runs, which run inside the statement's transaction.
         transaction.note_settings(statement);
+        let implicit = transaction.implicit();
+        transaction.set_implicit(true);
         let mut nested = NestedJudgement {
             facts,
             transaction: &mut transaction,
@@ -159,6 +165,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         }
         // The statement's own effect, after the routines it runs: the relations it
         // creates, the locks it takes, the transaction it ends.
+        transaction.set_implicit(implicit);
         transaction.observe(statement, &catalog);
         missing.extend(catalog.missing.take());
     }

@@ -66,7 +66,9 @@ ALTER TABLE distributors ADD CONSTRAINT distfk FOREIGN KEY (address) REFERENCES 
 -- expect: ok
 ALTER TABLE distributors ADD CONSTRAINT distfk FOREIGN KEY (address) REFERENCES addresses (address) NOT VALID;
 
--- expect: ok
+-- Read as one migration (this file has no COMMIT), the validation runs in the
+-- transaction that added the key NOT VALID, under the ADD's lock.
+-- expect: add_foreign_key_validated
 ALTER TABLE distributors VALIDATE CONSTRAINT distfk;
 
 -- expect: add_unique_constraint

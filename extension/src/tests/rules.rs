@@ -249,8 +249,9 @@ mod tests {
     fn real_migration_flows_pass() {
         mode("enforce");
         for flow in [
-            "ALTER TABLE fixture.orders ADD CONSTRAINT orders_c_fk FOREIGN KEY (c) REFERENCES fixture.customers (id) NOT VALID; \
-             ALTER TABLE fixture.orders VALIDATE CONSTRAINT orders_c_fk",
+            // VALIDATE belongs in a transaction of its own (a pg_test is one transaction):
+            // `validating_in_the_adding_transaction_is_refused`.
+            "ALTER TABLE fixture.orders ADD CONSTRAINT orders_c_fk FOREIGN KEY (c) REFERENCES fixture.customers (id) NOT VALID",
             "ALTER TABLE fixture.orders ADD COLUMN discount numeric(10,2)",
             "CREATE TABLE fixture.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
              order_id int NOT NULL REFERENCES fixture.orders (id), sku text UNIQUE); \
@@ -259,6 +260,35 @@ mod tests {
         ] {
             assert_eq!(outcome(flow), "ok", "{flow}");
         }
+    }
+
+    #[pg_test]
+    fn validating_in_the_adding_transaction_is_refused() {
+        mode("enforce");
+        let add = "ALTER TABLE fixture.orders ADD CONSTRAINT orders_c_fk FOREIGN KEY (c) REFERENCES fixture.customers (id) NOT VALID";
+        assert_eq!(outcome(add), "ok");
+        assert_rejected(
+            &outcome("ALTER TABLE fixture.orders VALIDATE CONSTRAINT orders_c_fk"),
+            "SM001",
+            "add_foreign_key_validated",
+        );
+    }
+
+    #[pg_test]
+    fn a_backfill_under_the_transaction_s_ddl_lock_is_refused() {
+        mode("enforce");
+        assert_eq!(
+            outcome("ALTER TABLE fixture.orders ADD COLUMN discount numeric(10,2)"),
+            "ok"
+        );
+        assert_rejected(
+            &outcome("UPDATE fixture.orders SET c = c + 1"),
+            "SM001",
+            "backfill_in_ddl_transaction",
+        );
+        // Rows the statement carries are no backfill (the fixture's own constraints decide).
+        let insert = outcome("INSERT INTO fixture.orders (id, c) VALUES (100000, 1)");
+        assert!(!insert.starts_with("SM"), "{insert}");
     }
 
     #[pg_test]

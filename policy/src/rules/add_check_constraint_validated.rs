@@ -3,7 +3,8 @@
 //! which blocks neither reads nor writes.
 
 use super::{
-    added_constraints, alter_table_sql, default_constraint_name, unless_exempt, unparenthesized, Category, Rule, Scope,
+    added_constraints, alter_table_sql, default_constraint_name, unless_exempt, unparenthesized, validation_under_lock,
+    Category, Rule, Scope,
 };
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
@@ -24,7 +25,9 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         .filter(|added| added.validated)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    let mut findings = unless_exempt(findings, &alter.table, scope);
+    findings.extend(validation_under_lock(alter, scope, false, RULE.id));
+    findings
 }
 
 /// The finding for one CHECK; `inline` is the column it was declared on, if any.

@@ -2,7 +2,10 @@
 //! of both tables. NOT VALID skips the check; VALIDATE CONSTRAINT later checks the rows
 //! under SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes.
 
-use super::{added_constraints, alter_table_sql, default_constraint_name, unless_exempt, Category, Rule, Scope};
+use super::{
+    added_constraints, alter_table_sql, default_constraint_name, unless_exempt, validation_under_lock, Category, Rule,
+    Scope,
+};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -22,7 +25,9 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         .filter(|added| added.validated)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    let mut findings = unless_exempt(findings, &alter.table, scope);
+    findings.extend(validation_under_lock(alter, scope, true, RULE.id));
+    findings
 }
 
 /// The finding for one FOREIGN KEY; `inline` is the column it was declared on, if any.

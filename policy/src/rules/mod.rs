@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
-use crate::finding::{Finding, Severity};
+use crate::finding::{Finding, Severity, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement, Stmt};
 use crate::settings::{Mode, Settings};
 
@@ -152,6 +152,69 @@ fn remembered(
 /// `findings` about `table`, unless lock rules do not apply to it (new in this transaction
 /// or small). The catalog is asked only when there is something to report: most ALTER
 /// TABLE statements have nothing for a given rule, and each question costs a lookup.
+/// VALIDATE CONSTRAINT of a constraint this transaction added NOT VALID (a FOREIGN KEY
+/// when `foreign_key`, else a CHECK), while the transaction holds a lock that blocks reads
+/// or writes: the scan NOT VALID put off runs under that lock after all, as a validated
+/// ADD's would. Reported by `rule`, the rule of the validated ADD.
+pub(crate) fn validation_under_lock(
+    alter: &crate::model::AlterTable,
+    scope: &Scope,
+    foreign_key: bool,
+    rule: &'static str,
+) -> Vec<Finding> {
+    let Some(held) = scope
+        .context
+        .held_locks
+        .iter()
+        .find(|lock| lock.table == alter.table)
+        .or_else(|| scope.context.held_locks.iter().max_by_key(|lock| lock.level))
+    else {
+        return Vec::new();
+    };
+    let findings = alter
+        .actions
+        .iter()
+        .filter_map(|action| match action {
+            AlterAction::ValidateConstraint { name } => Some(name),
+            _ => None,
+        })
+        .filter(|name| {
+            scope.context.added_not_valid.iter().any(|added| {
+                added.foreign_key == foreign_key && &added.name == *name && added.table.may_be(&alter.table)
+            })
+        })
+        .map(|name| {
+            let table = &alter.table;
+            let lock = held.lock();
+            Finding::new(
+                rule,
+                SQLSTATE_LOCK,
+                Some(lock.clone()),
+                format!(
+                    "VALIDATE CONSTRAINT {} scans every row of {table} while this transaction holds {} on {}, \
+                     taken by `{}`: the scan NOT VALID put off runs under that lock after all",
+                    crate::sql::ident(name),
+                    held.level,
+                    held.table,
+                    held.statement
+                ),
+                format!(
+                    "Lock: {}, held until the transaction ends. VALIDATE CONSTRAINT blocks neither reads nor \
+                     writes only in a transaction of its own.",
+                    lock.describe()
+                ),
+                format!(
+                    "Commit after adding the constraint NOT VALID, then validate it in a transaction (or \
+                     migration) of its own:\n    {} VALIDATE CONSTRAINT {};",
+                    alter_table_sql(alter),
+                    crate::sql::ident(name)
+                ),
+            )
+        })
+        .collect();
+    unless_exempt(findings, &alter.table, scope)
+}
+
 pub(crate) fn unless_exempt(findings: Vec<Finding>, table: &QualifiedName, scope: &Scope) -> Vec<Finding> {
     if findings.is_empty() || !scope.lock_rules_apply(table) {
         Vec::new()

@@ -694,3 +694,26 @@ $$;
 
 -- expect: backfill_in_ddl_transaction
 CALL add_and_fill();
+
+-- VALIDATE CONSTRAINT in the transaction that added the constraint NOT VALID scans under
+-- the ADD's lock after all; in a transaction of its own it blocks neither reads nor writes.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE ledger ADD CONSTRAINT ledger_amount_positive CHECK (amount > 0) NOT VALID;
+
+-- expect: add_check_constraint_validated
+ALTER TABLE ledger VALIDATE CONSTRAINT ledger_amount_positive;
+
+-- expect: ok
+ALTER TABLE ledger ADD CONSTRAINT ledger_id_big FOREIGN KEY (id) REFERENCES big (id) NOT VALID;
+
+-- expect: add_foreign_key_validated
+ALTER TABLE ledger VALIDATE CONSTRAINT ledger_id_big;
+
+-- expect: ok
+COMMIT;
+
+-- expect: ok
+ALTER TABLE ledger VALIDATE CONSTRAINT ledger_amount_positive;
