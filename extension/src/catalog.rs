@@ -13,13 +13,18 @@ use policy::catalog::is_not_null_check;
 use policy::catalog::{ColumnDependents, ColumnTypeChange};
 use policy::catalog_queries::{self, Rows};
 use policy::types::Coercion;
-use policy::{Catalog, QualifiedName, TypeName, Volatility};
+use policy::{Catalog, QualifiedName, Statement, TypeName, Volatility};
 
 /// InvalidSubTransactionId: rd_createSubid of a relation not created in this transaction.
 const INVALID_SUBTRANSACTION_ID: pg_sys::SubTransactionId = 0;
 
 /// The catalog of the database this backend is connected to, as this session sees it.
-pub struct BackendCatalog;
+#[derive(Debug, Default)]
+pub struct BackendCatalog {
+    /// The estimate of rows changed in the plan the executor is about to run, when the
+    /// question is about that statement.
+    pub rows_changed: Option<f64>,
+}
 
 /// A copy of `text` in the current memory context, for the C APIs that take `char *`.
 fn palloc_cstring(text: &str) -> *mut c_char {
@@ -290,6 +295,10 @@ impl Catalog for BackendCatalog {
         // SAFETY: a static NUL-terminated name; with missing_ok GetConfigOption returns a
         // pointer into the GUC's own storage or NULL, which `text` copies at once.
         text(unsafe { pg_sys::GetConfigOption(c"TimeZone".as_ptr(), true, false) })
+    }
+
+    fn rows_changed_estimate(&self, _: &Statement) -> Option<f64> {
+        self.rows_changed
     }
 }
 

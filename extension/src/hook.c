@@ -22,8 +22,12 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/backend_status.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
+#include "utils/timeout.h"
 
 /* Must match report::Level in src/verdict.rs. */
 #define SM_LEVEL_LOG 0
@@ -47,11 +51,22 @@ typedef struct SmVerdict
 	int			nreports;
 	const SmReport *reports;
 	int			lock_timeout_ms;	/* > 0: run the statement with this lock_timeout */
+	/*
+	 * > 0: the transaction holds a lock that blocks traffic, and rule lock_held_too_long
+	 * ends it in this many ms unless it ends first (armed once per transaction), with
+	 * these reports (message when a statement is cancelled, when an idle session is
+	 * terminated; detail and hint of both).
+	 */
+	int			lock_hold_ms;
+	const char *lock_hold_cancelled;
+	const char *lock_hold_terminated;
+	const char *lock_hold_detail;
+	const char *lock_hold_hint;
 } SmVerdict;
 
 /* Implemented in Rust (src/verdict.rs, src/settings.rs). */
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
-extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text);
+extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, double rows_changed);
 extern void sm_transaction_ended(void);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
 
@@ -95,15 +110,46 @@ static char *sm_allow = NULL;
 static bool sm_acknowledgements = true;
 static int	sm_min_table_rows = 0;
 static int	sm_unparsable = 0;
+static int	sm_max_rows_per_statement = 50000;
+static int	sm_max_lock_hold_ms = 10000;
+
+/*
+ * Set by Rust (verdict.rs) while the guard's model of this transaction holds a lock that
+ * blocks reads or writes of an existing table; cleared when the transaction ends. The
+ * executor hook asks Rust about a write only then, or when the write is large.
+ */
+bool		sm_transaction_holds_locks = false;
+
+/* Rust's model of this transaction has seen a statement since the transaction began. */
+static bool sm_transaction_observed = false;
+
+/*
+ * Rule lock_held_too_long: a timer armed when a guarded transaction first holds a lock
+ * that blocks traffic. When it fires, the running statement is cancelled, or a session
+ * idle in its transaction is terminated, through PostgreSQL's own interrupts (so the
+ * transaction ends as a cancel or pg_terminate_backend would end it); the emit_log hook
+ * then puts the rule's report in place of PostgreSQL's words for that interrupt.
+ */
+static TimeoutId sm_lock_hold_timeout = MAX_TIMEOUTS;	/* registered on first use */
+static bool sm_lock_hold_armed = false;
+/* 0: not fired; 1: a cancel was asked for; 2: a termination. Set in the handler. */
+static volatile sig_atomic_t sm_lock_hold_fired = 0;
+static char *sm_lock_hold_cancelled = NULL; /* in TopMemoryContext while armed */
+static char *sm_lock_hold_terminated = NULL;
+static char *sm_lock_hold_detail = NULL;
+static char *sm_lock_hold_hint = NULL;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool sm_hook_installed = false;
 static ProcessUtility_hook_type prev_process_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
 /*
- * How many utility statements other than DO and CALL are running: the queries they run
- * (REFRESH MATERIALIZED VIEW CONCURRENTLY's DELETE and INSERT, EXPLAIN ANALYZE's
- * statement) are PostgreSQL's own work, decided with the statement that runs them.
+ * How many utility statements that run queries of their own are running: REFRESH
+ * MATERIALIZED VIEW CONCURRENTLY's DELETE and INSERT, and an extension's script, are
+ * PostgreSQL's (or the extension's) work, decided with the statement that runs them.
+ * The queries other utility statements run are the client's (EXECUTE, EXPLAIN ANALYZE,
+ * COPY (query), CREATE TABLE AS, DO, CALL) and are decided like any other.
  */
 static int	sm_internal_depth = 0;
 
@@ -176,6 +222,14 @@ sm_define_settings(void)
 							"Lock rules do not apply to tables with fewer estimated rows (0 = always apply).",
 							NULL, &sm_min_table_rows, 0, 0, INT_MAX,
 							PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
+	DefineCustomIntVariable("safe_migrations.max_rows_per_statement",
+							"An UPDATE, DELETE or MERGE the planner expects to change more rows is an unbatched backfill (0 = no limit).",
+							NULL, &sm_max_rows_per_statement, 50000, 0, INT_MAX,
+							PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
+	DefineCustomIntVariable("safe_migrations.max_lock_hold",
+							"How long a guarded transaction may hold a lock that blocks reads or writes of an existing table (0 = no limit).",
+							NULL, &sm_max_lock_hold_ms, 10000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, sm_int_assigned, NULL);
 	DefineCustomEnumVariable("safe_migrations.unparsable",
 							 "Proxy only: what to do with a statement that does not parse.",
 							 NULL, &sm_unparsable, 0, sm_unparsable_options,
@@ -303,6 +357,100 @@ sm_is_inert_utility(Node *node)
 }
 
 /*
+ * The timer's handler, run in the SIGALRM handler: only flags and the latch. A session
+ * idle in its transaction (as pgstat knows it) is terminated; otherwise its statement is
+ * cancelled. With track_activities off pgstat cannot tell, and the session is terminated
+ * (a cancel would be ignored while it waits for the client).
+ */
+static void
+sm_lock_hold_expired(void)
+{
+	volatile PgBackendStatus *entry = MyBEEntry;
+	bool		running = entry != NULL &&
+		entry->st_state != STATE_IDLEINTRANSACTION &&
+		entry->st_state != STATE_IDLEINTRANSACTION_ABORTED &&
+		entry->st_state != STATE_DISABLED &&
+		entry->st_state != STATE_UNDEFINED;
+
+	if (running)
+	{
+		sm_lock_hold_fired = 1;
+		QueryCancelPending = true;
+	}
+	else
+	{
+		sm_lock_hold_fired = 2;
+		ProcDiePending = true;
+	}
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
+static void
+sm_free_lock_hold_reports(void)
+{
+	char	  **texts[] = {&sm_lock_hold_cancelled, &sm_lock_hold_terminated,
+	&sm_lock_hold_detail, &sm_lock_hold_hint};
+	int			i;
+
+	for (i = 0; i < lengthof(texts); i++)
+	{
+		if (*texts[i] != NULL)
+			pfree(*texts[i]);
+		*texts[i] = NULL;
+	}
+}
+
+/* Arm the timer with the verdict's budget and reports; disarmed when the transaction ends. */
+static void
+sm_arm_lock_hold(const SmVerdict *verdict)
+{
+	if (sm_lock_hold_timeout == MAX_TIMEOUTS)
+		sm_lock_hold_timeout = RegisterTimeout(USER_TIMEOUT, sm_lock_hold_expired);
+	sm_free_lock_hold_reports();
+	sm_lock_hold_cancelled = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_cancelled);
+	sm_lock_hold_terminated = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_terminated);
+	sm_lock_hold_detail = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_detail);
+	sm_lock_hold_hint = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_hint);
+	sm_lock_hold_fired = 0;
+	enable_timeout_after(sm_lock_hold_timeout, verdict->lock_hold_ms);
+	sm_lock_hold_armed = true;
+}
+
+static void
+sm_disarm_lock_hold(void)
+{
+	if (!sm_lock_hold_armed)
+		return;
+	disable_timeout(sm_lock_hold_timeout, false);
+	sm_lock_hold_armed = false;
+	sm_lock_hold_fired = 0;
+	sm_free_lock_hold_reports();
+}
+
+/*
+ * The error a fired timer causes (57014 query_canceled, 57P01 admin_shutdown) gets the
+ * rule's report instead of PostgreSQL's words; every other message passes untouched.
+ * PostgreSQL calls this hook only for messages it also logs (log_min_messages at ERROR
+ * or below, the default WARNING included); above that the client gets PostgreSQL's own.
+ */
+static void
+sm_emit_log(ErrorData *edata)
+{
+	if (sm_lock_hold_fired != 0 && sm_lock_hold_armed && edata->elevel >= ERROR &&
+		(edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN))
+	{
+		bool		terminated = edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN;
+
+		edata->message = pstrdup(terminated ? sm_lock_hold_terminated : sm_lock_hold_cancelled);
+		edata->detail = pstrdup(sm_lock_hold_detail);
+		edata->hint = pstrdup(sm_lock_hold_hint);
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/*
  * The hook. Roles whose mode is off, binary upgrade, the sub-commands Postgres
  * generates itself (the index of CREATE TABLE ... PRIMARY KEY) and inert statements
  * cost a comparison or a switch.
@@ -318,8 +466,11 @@ sm_decide_and_run(SM_UTILITY_PARAMS)
 		sm_run_next(SM_UTILITY_ARGS);
 		return;
 	}
+	sm_transaction_observed = true;
 	verdict = sm_judge_utility(pstmt, queryString, (int) context);
 	sm_raise(verdict);
+	if (verdict->lock_hold_ms > 0 && !sm_lock_hold_armed)
+		sm_arm_lock_hold(verdict);
 	if (verdict->lock_timeout_ms > 0)
 		sm_run_with_lock_timeout(verdict->lock_timeout_ms, SM_UTILITY_ARGS);
 	else
@@ -331,7 +482,8 @@ sm_process_utility(SM_UTILITY_PARAMS)
 {
 	NodeTag		tag = pstmt->utilityStmt ? nodeTag(pstmt->utilityStmt) : T_Invalid;
 
-	if (sm_mode == SM_MODE_OFF || tag == T_DoStmt || tag == T_CallStmt)
+	if (sm_mode == SM_MODE_OFF ||
+		(tag != T_RefreshMatViewStmt && tag != T_CreateExtensionStmt && tag != T_AlterExtensionStmt))
 	{
 		sm_decide_and_run(SM_UTILITY_ARGS);
 		return;
@@ -371,11 +523,43 @@ sm_plan_writes(const PlannedStmt *pstmt)
 	}
 }
 
+/* The ModifyTable at the top of `plan`: the rows it changes, by the planner's estimate. */
+static double
+sm_modify_table_rows(const Plan *plan)
+{
+	const ModifyTable *modify;
+
+	if (plan == NULL || !IsA(plan, ModifyTable))
+		return -1;
+	modify = (const ModifyTable *) plan;
+	if (modify->operation == CMD_INSERT || outerPlan(plan) == NULL)
+		return -1;
+	/* The ModifyTable's own estimate is 0 without RETURNING: its input's is the count. */
+	return outerPlan(plan)->plan_rows;
+}
+
+/*
+ * The planner's estimate of the rows a plan's UPDATE, DELETE or MERGE changes: the
+ * largest over the statement's own and its WITH's (each a subplan); -1 for none.
+ */
+static double
+sm_rows_changed(const PlannedStmt *pstmt)
+{
+	double		rows = sm_modify_table_rows(pstmt->planTree);
+	ListCell   *lc;
+
+	foreach(lc, pstmt->subplans)
+		rows = Max(rows, sm_modify_table_rows((const Plan *) lfirst(lc)));
+	return rows;
+}
+
 /*
  * The executor hook: a backfill (UPDATE, DELETE, MERGE, INSERT ... SELECT) while the
- * transaction holds a lock a guarded DDL statement took. Roles whose mode is off, and
- * plans that write nothing, cost a comparison; the rest a call that returns at once
- * while no such lock is held. Reports are raised before the executor starts, so a
+ * transaction holds a lock a guarded DDL statement took, and an UPDATE, DELETE or MERGE
+ * the planner expects to change more than max_rows_per_statement rows. Roles whose mode
+ * is off, and plans that write nothing, cost a comparison; other writes a look at the
+ * plan's top; Rust is asked only when such a lock is held or the write is large
+ * (sm_transaction_holds_locks, which Rust sets). Reports are raised before the executor starts, so a
  * refusal runs nothing. Statements written by the client, a DO block, a function or a
  * procedure are decided; those PostgreSQL runs itself are not: inside a utility
  * statement's own work (sm_internal_depth) or a trigger (foreign key actions run their
@@ -385,9 +569,20 @@ static void
 sm_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	if (sm_mode != SM_MODE_OFF && !IsBinaryUpgrade && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
-		sm_internal_depth == 0 && sm_plan_writes(queryDesc->plannedstmt) &&
-		DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0)) == 0)
-		sm_raise(sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText));
+		sm_internal_depth == 0 && sm_plan_writes(queryDesc->plannedstmt))
+	{
+		double		rows = sm_rows_changed(queryDesc->plannedstmt);
+		bool		large = sm_max_rows_per_statement > 0 && rows > (double) sm_max_rows_per_statement;
+
+		if ((sm_transaction_holds_locks || large) &&
+			DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0)) == 0)
+		{
+			SmVerdict  *verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows);
+
+			if (verdict != NULL)
+				sm_raise(verdict);
+		}
+	}
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
@@ -405,7 +600,11 @@ sm_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			sm_transaction_ended();
+			if (sm_transaction_observed)
+				sm_transaction_ended();
+			sm_transaction_observed = false;
+			sm_transaction_holds_locks = false;
+			sm_disarm_lock_hold();
 			break;
 		default:
 			break;
@@ -420,6 +619,8 @@ sm_install_hook(void)
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = sm_executor_start;
 	RegisterXactCallback(sm_xact_callback, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = sm_emit_log;
 	sm_hook_installed = true;
 }
 

@@ -95,8 +95,8 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         // SAFETY: raw.stmt is the statement's parse node, built by the parser just now.
         let statement = unsafe { nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len) };
         let context = transaction.context(placement);
-        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
-        transaction.observe(&statement, &BackendCatalog);
+        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog::default());
+        transaction.observe(&statement, &BackendCatalog::default());
         out.push((statement, decision));
     }
     out

@@ -37,6 +37,40 @@ pub struct SmVerdict {
     reports: *const SmReport,
     /// > 0: run the statement with this lock_timeout (ms).
     lock_timeout_ms: c_int,
+    /// Above 0: arm rule lock_held_too_long's timer (unless armed) for this many ms,
+    /// with the reports below.
+    lock_hold_ms: c_int,
+    lock_hold_cancelled: *const c_char,
+    lock_hold_terminated: *const c_char,
+    lock_hold_detail: *const c_char,
+    lock_hold_hint: *const c_char,
+}
+
+/// Rule lock_held_too_long's timer for the transaction: when it fires, and what it says.
+struct LockHold {
+    remaining_ms: u64,
+    cancelled: String,
+    terminated: String,
+    detail: String,
+    hint: String,
+}
+
+/// The timer for a transaction that holds a lock blocking traffic, when the rule applies:
+/// the budget runs from when the statement that took the first such lock started.
+fn lock_hold(transaction: &Transaction, settings: &policy::Settings) -> Option<LockHold> {
+    use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+    let first = transaction.locks().iter().min_by_key(|lock| lock.since)?;
+    let budget = budget_ms(settings)?;
+    let elapsed = u64::try_from(first.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (cancelled, detail, hint) = report(first, budget, Ending::Cancelled);
+    let (terminated, ..) = report(first, budget, Ending::Terminated);
+    Some(LockHold {
+        remaining_ms: budget.saturating_sub(elapsed).max(1),
+        cancelled,
+        terminated,
+        detail,
+        hint,
+    })
 }
 
 /// A message to raise, before it is copied into C memory.
@@ -97,15 +131,18 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
             // Statements a function or procedure runs are always inside a transaction.
             let in_transaction = in_block || !toplevel;
             let context = with_transaction(in_transaction, |transaction| transaction.context(placement));
-            let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
+            let decision = policy::decide(&statement, &context, &settings, &BackendCatalog::default());
+            let mut hold = None;
             if decision.rejection().is_none() {
                 // It runs: the locks it takes are held until the transaction ends.
-                with_transaction(in_transaction, |transaction| {
-                    transaction.observe(&statement, &BackendCatalog)
+                hold = with_transaction(in_transaction, |transaction| {
+                    transaction.observe(&statement, &BackendCatalog::default());
+                    note_locks_held(transaction);
+                    lock_hold(transaction, &settings)
                 });
             }
             let lock_timeout_ms = decision.lock_timeout_ms;
-            return to_c(messages_for(&decision), lock_timeout_ms);
+            return to_c(messages_for(&decision), lock_timeout_ms, hold);
         }
         // The GUCs hold only values their own checks accepted; fail closed if they disagree.
         Err(error) => vec![Message {
@@ -116,7 +153,7 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
             hint: None,
         }],
     };
-    to_c(messages, None)
+    to_c(messages, None, None)
 }
 
 thread_local! {
@@ -139,6 +176,19 @@ fn with_transaction<T>(in_block: bool, f: impl FnOnce(&mut Transaction) -> T) ->
     })
 }
 
+unsafe extern "C" {
+    /// hook.c: does the guard's model of this transaction hold a lock that blocks reads or
+    /// writes of an existing table? Cleared by hook.c when the transaction ends.
+    static mut sm_transaction_holds_locks: bool;
+}
+
+/// Tell hook.c's executor hook whether a backfill could now be under such a lock.
+fn note_locks_held(transaction: &Transaction) {
+    // SAFETY: a plain bool write to hook.c's global on the backend's only thread; hook.c
+    // reads it only from hooks running on that thread, never during this write.
+    unsafe { sm_transaction_holds_locks = !transaction.locks().is_empty() };
+}
+
 /// Called by hook.c when a transaction commits, aborts or is prepared: its locks are gone.
 #[no_mangle]
 pub extern "C-unwind" fn sm_transaction_ended() {
@@ -152,9 +202,10 @@ pub extern "C-unwind" fn sm_transaction_ended() {
 }
 
 /// Called by hook.c's ExecutorStart hook for an INSERT, UPDATE, DELETE or MERGE (or a
-/// query whose WITH writes) of a role whose mode is not off. Decided only while the
-/// transaction holds a lock that blocks reads or writes (a backfill under a schema
-/// change's lock); otherwise it costs a thread-local read.
+/// query whose WITH writes) of a role whose mode is not off, while the transaction holds
+/// a lock that blocks reads or writes (a backfill under a schema change's lock) or when
+/// the planner expects it to change more than max_rows_per_statement rows
+/// (`rows_changed`, -1 when it changes none). NULL when there is nothing to raise.
 ///
 /// # Safety
 /// `pstmt` is the PlannedStmt the executor is about to run and `source_text` the query
@@ -164,28 +215,37 @@ pub extern "C-unwind" fn sm_transaction_ended() {
 pub unsafe extern "C-unwind" fn sm_judge_executor(
     pstmt: *mut pg_sys::PlannedStmt,
     source_text: *const c_char,
+    rows_changed: f64,
 ) -> *mut SmVerdict {
-    if TRANSACTION.with_borrow(|transaction| transaction.locks().is_empty()) || source_text.is_null() {
-        return to_c(Vec::new(), None);
+    if source_text.is_null() {
+        return std::ptr::null_mut();
     }
     // SAFETY: both come from the QueryDesc (see # Safety), valid for the call.
     let (pstmt, source) = unsafe { (&*pstmt, CStr::from_ptr(source_text).to_string_lossy()) };
     let text = nodes::statement_text(&source, pstmt.stmt_location, pstmt.stmt_len).to_string();
     let Some(statement) = parsed_statement(&text) else {
-        return to_c(Vec::new(), None);
+        return std::ptr::null_mut();
     };
     let Ok(settings) = current_settings() else {
-        return to_c(Vec::new(), None);
+        return std::ptr::null_mut();
     };
     // SAFETY: IsTransactionBlock only reads the backend's transaction state.
     let in_block = unsafe { pg_sys::IsTransactionBlock() };
     let context = with_transaction(in_block, |transaction| transaction.context(Placement::NESTED));
-    let decision = policy::decide(&statement, &context, &settings, &BackendCatalog);
-    to_c(messages_for(&decision), None)
+    let catalog = BackendCatalog {
+        rows_changed: (rows_changed >= 0.0).then_some(rows_changed),
+    };
+    let decision = policy::decide(&statement, &context, &settings, &catalog);
+    let messages = messages_for(&decision);
+    if messages.is_empty() {
+        return std::ptr::null_mut();
+    }
+    to_c(messages, None, None)
 }
 
-/// The model of the one statement `text` holds (the executor has a plan, not the tree as
-/// written, and findings name tables as the statement wrote them).
+/// The model of the write `text` holds (the executor has a plan, not the tree as
+/// written, and findings name tables as the statement wrote them): the statement itself,
+/// or the query that PREPARE, EXPLAIN ANALYZE, COPY (query) or CREATE TABLE AS runs.
 fn parsed_statement(text: &str) -> Option<policy::Statement> {
     let source = std::ffi::CString::new(text).ok()?;
     // SAFETY: `source` is a live C string. The text already parsed once (it is running),
@@ -193,8 +253,12 @@ fn parsed_statement(text: &str) -> Option<policy::Statement> {
     // memory context, which PgList only reads.
     let raw_statements = unsafe { pgrx::PgList::<pg_sys::RawStmt>::from_pg(pg_sys::pg_parse_query(source.as_ptr())) };
     let raw = raw_statements.get_ptr(0)?;
-    // SAFETY: a RawStmt the parser just built; its stmt is the statement's parse node.
-    let statement = unsafe { nodes::statement((*raw).stmt, text, (*raw).stmt_location, (*raw).stmt_len) };
+    // SAFETY: a RawStmt the parser just built; its stmt is the statement's parse node, and
+    // the wrappers' query fields are parse nodes of the same tree.
+    let statement = unsafe {
+        let node = nodes::query_run_by((*raw).stmt);
+        nodes::statement(node, text, (*raw).stmt_location, (*raw).stmt_len)
+    };
     matches!(statement.stmt, policy::Stmt::Dml(_)).then_some(statement)
 }
 
@@ -252,7 +316,7 @@ fn role_description() -> String {
 }
 
 /// Copy the verdict into palloc'd C structs that hook.c reads before the statement runs.
-fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>) -> *mut SmVerdict {
+fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>, hold: Option<LockHold>) -> *mut SmVerdict {
     let cstring = |text: &str| {
         // SAFETY: CurrentMemoryContext is the statement's context inside ProcessUtility.
         unsafe { PgMemoryContexts::CurrentMemoryContext.pstrdup(&text.replace('\0', "")) as *const c_char }
@@ -276,10 +340,18 @@ fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>) -> *mut SmVerdict 
             });
         }
         let verdict = pg_sys::palloc0(std::mem::size_of::<SmVerdict>()) as *mut SmVerdict;
+        let text = |text: Option<&String>| text.map_or(std::ptr::null(), |text| cstring(text));
         verdict.write(SmVerdict {
             nreports: c_int::try_from(messages.len()).unwrap_or(c_int::MAX),
             reports,
             lock_timeout_ms: lock_timeout_ms.map_or(0, |ms| c_int::try_from(ms).unwrap_or(c_int::MAX)),
+            lock_hold_ms: hold
+                .as_ref()
+                .map_or(0, |hold| c_int::try_from(hold.remaining_ms).unwrap_or(c_int::MAX)),
+            lock_hold_cancelled: text(hold.as_ref().map(|hold| &hold.cancelled)),
+            lock_hold_terminated: text(hold.as_ref().map(|hold| &hold.terminated)),
+            lock_hold_detail: text(hold.as_ref().map(|hold| &hold.detail)),
+            lock_hold_hint: text(hold.as_ref().map(|hold| &hold.hint)),
         });
         verdict
     }

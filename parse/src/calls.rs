@@ -181,6 +181,11 @@ fn string_constant(text: &str) -> Option<String> {
     text.strip_prefix(tag)?.strip_suffix(tag).map(str::to_owned)
 }
 
+/// Does `sql` hold a `$n` parameter reference (outside literals and comments)?
+pub fn has_parameters(sql: &str) -> bool {
+    code_tokens(sql).is_some_and(|tokens| tokens.iter().any(|token| token.token == Token::Param as i32))
+}
+
 /// The tokens of `sql` without its comments, which may stand between any two tokens
 /// (`set_config/**/(...)` is a call).
 fn code_tokens(sql: &str) -> Option<Vec<ScanToken>> {

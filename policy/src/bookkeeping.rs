@@ -28,9 +28,24 @@ const TABLES: &[&str] = &[
     "mikro_orm_migrations",
     "phinxlog",
     "migrations",
+    "_yoyo_migration",
+    "_yoyo_log",
+    "_yoyo_version",
+    "yoyo_lock",
+    "atlas_schema_revisions",
+    "__drizzle_migrations",
+    "kysely_migration",
+    "kysely_migration_lock",
+    "SequelizeData",
+    // Django's contenttypes app renames a model's row in its migration's transaction
+    // (RenameModel: UPDATE django_content_type SET model = ... WHERE id = ...).
+    "django_content_type",
 ];
+
+/// Schemas that hold only a tool's bookkeeping (sqitch's registry, graphile-migrate's).
+const SCHEMAS: &[&str] = &["sqitch", "graphile_migrate"];
 
 /// Is `table` one of the migration tools' own tables?
 pub fn is_bookkeeping(table: &QualifiedName) -> bool {
-    TABLES.contains(&table.name.as_str())
+    TABLES.contains(&table.name.as_str()) || table.schema.as_deref().is_some_and(|schema| SCHEMAS.contains(&schema))
 }

@@ -1,7 +1,7 @@
 //! Facts only a live database knows. Every answer may be "unknown" (`None`): the CLI
 //! knows little, the extension and the proxy ask the server.
 
-use crate::model::QualifiedName;
+use crate::model::{QualifiedName, Statement};
 use crate::types::{Coercion, TypeName};
 
 /// What ALTER COLUMN TYPE redoes for the objects that depend on the column, even when
@@ -75,6 +75,13 @@ pub trait Catalog {
     fn server_version_num(&self) -> Option<u32>;
     /// The session's TimeZone setting.
     fn timezone(&self) -> Option<String>;
+    /// The planner's estimate of the rows `statement` (an UPDATE, DELETE or MERGE, or a
+    /// query whose WITH runs one) changes: the largest over its writes. Known only where
+    /// the statement is about to run (the extension reads it from the plan, the proxy asks
+    /// the server to EXPLAIN it).
+    fn rows_changed_estimate(&self, _statement: &Statement) -> Option<f64> {
+        None
+    }
 }
 
 /// A catalog that knows nothing: every answer is unknown.

@@ -46,6 +46,12 @@ pub struct Settings {
     pub min_table_rows: u64,
     /// Proxy only: statements that do not parse.
     pub unparsable: Unparsable,
+    /// An UPDATE, DELETE or MERGE the planner expects to change more rows than this is an
+    /// unbatched backfill; 0 = no limit.
+    pub max_rows_per_statement: u64,
+    /// A guarded transaction may hold a lock that blocks reads or writes of an existing
+    /// table this long (ms) before it is ended; 0 = no limit.
+    pub max_lock_hold_ms: u64,
 }
 
 impl Default for Settings {
@@ -57,11 +63,19 @@ impl Default for Settings {
             acknowledgements: true,
             min_table_rows: 0,
             unparsable: Unparsable::Reject,
+            max_rows_per_statement: DEFAULT_MAX_ROWS_PER_STATEMENT,
+            max_lock_hold_ms: DEFAULT_MAX_LOCK_HOLD_MS,
         }
     }
 }
 
 pub const DEFAULT_LOCK_TIMEOUT_CAP_MS: u64 = 5_000;
+/// The guides batch backfills by 1,000 to 10,000 rows: such batches pass with margin.
+pub const DEFAULT_MAX_ROWS_PER_STATEMENT: u64 = 50_000;
+/// DDL that the rules let run under a lock blocking traffic takes milliseconds (what would
+/// scan or rewrite under it is refused); 10 s is far past that, and below the 30 s request
+/// timeout most web stacks use, so the migration ends before the application's requests do.
+pub const DEFAULT_MAX_LOCK_HOLD_MS: u64 = 10_000;
 
 /// One setting's name (without the `safe_migrations.` prefix), default and meaning.
 pub struct SettingSpec {
@@ -107,6 +121,18 @@ pub const SETTINGS: &[SettingSpec] = &[
         default: "reject",
         accepts: "reject, allow",
         description: "Proxy only: what to do with a statement that does not parse.",
+    },
+    SettingSpec {
+        name: "max_rows_per_statement",
+        default: "50000",
+        accepts: "a whole number of rows, 0 or more",
+        description: "An UPDATE, DELETE or MERGE the planner expects to change more rows is an unbatched backfill (0 = no limit).",
+    },
+    SettingSpec {
+        name: "max_lock_hold",
+        default: "10s",
+        accepts: "a duration such as 10s, 500ms, 1min (a bare number is milliseconds); 0 disables the limit",
+        description: "How long a guarded transaction may hold a lock that blocks reads or writes of an existing table before it is ended.",
     },
 ];
 
@@ -154,6 +180,13 @@ impl Settings {
                     .parse::<u64>()
                     .map_err(|_| accepted("not a whole number of rows"))?
             }
+            "max_rows_per_statement" => {
+                self.max_rows_per_statement = value
+                    .trim()
+                    .parse::<u64>()
+                    .map_err(|_| accepted("not a whole number of rows"))?
+            }
+            "max_lock_hold" => self.max_lock_hold_ms = parse_duration_ms(value).map_err(|why| accepted(&why))?,
             "unparsable" => {
                 self.unparsable = match value.trim().to_ascii_lowercase().as_str() {
                     "reject" => Unparsable::Reject,
@@ -175,6 +208,8 @@ impl Settings {
             "allow" => self.allow.iter().cloned().collect::<Vec<_>>().join(","),
             "acknowledgements" => if self.acknowledgements { "on" } else { "off" }.to_string(),
             "min_table_rows" => self.min_table_rows.to_string(),
+            "max_rows_per_statement" => self.max_rows_per_statement.to_string(),
+            "max_lock_hold" => format_duration_ms(self.max_lock_hold_ms),
             "unparsable" => match self.unparsable {
                 Unparsable::Reject => "reject",
                 Unparsable::Allow => "allow",

@@ -11,6 +11,7 @@ use super::tls::{server_name, Stream, UpstreamTls};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(Clone)]
 pub struct Upstream {
     /// host:port as given.
     pub address: String,

@@ -11,7 +11,7 @@ use policy::catalog::{is_not_null_check, Catalog, ColumnDependents, ColumnTypeCh
 use policy::catalog_queries;
 use policy::sql::literal;
 use policy::types::Coercion;
-use policy::{QualifiedName, Transaction, TypeName};
+use policy::{QualifiedName, Statement, Transaction, TypeName};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Question {
@@ -48,6 +48,11 @@ pub enum Question {
     ViewQuery(QualifiedName),
     /// The functions of the database's enabled event triggers, which DDL fires.
     EventTriggerFunctions,
+    /// The planner's estimate of the rows an UPDATE, DELETE or MERGE (the statement's
+    /// text) changes, by EXPLAIN on the session (`Session::explain`: never left to abort
+    /// the client's transaction). The flag: use GENERIC_PLAN (PostgreSQL 16 and later) for
+    /// a statement with parameters.
+    RowsChanged(String, bool),
 }
 
 /// The query of a view or materialized view.
@@ -200,6 +205,10 @@ impl Question {
                  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {BODY_JOINS}",
                 regclass(table)
             ),
+            Question::RowsChanged(statement, generic) => {
+                let generic = if *generic { "GENERIC_PLAN, " } else { "" };
+                format!("EXPLAIN ({generic}FORMAT JSON)\n{statement}")
+            }
             Question::EventTriggerFunctions => format!(
                 "SELECT {BODY_COLUMNS} FROM pg_catalog.pg_event_trigger e \
                  JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid {BODY_JOINS} WHERE e.evtenabled <> 'D'"
@@ -275,8 +284,45 @@ impl Question {
             Question::FunctionBodies(_) | Question::TriggerFunctions(..) | Question::EventTriggerFunctions => {
                 Answer::Bodies(rows.map(bodies))
             }
+            Question::RowsChanged(..) => Answer::Rows(rows.and_then(|rows| rows_changed(&first(&rows, 0)?))),
         }
     }
+
+    /// Is it answered by EXPLAIN of the client's statement?
+    pub fn is_explain(&self) -> bool {
+        matches!(self, Question::RowsChanged(..))
+    }
+}
+
+/// The rows an EXPLAIN (FORMAT JSON) plan's UPDATE, DELETE or MERGE changes: the largest
+/// over its ModifyTable nodes of the estimate of the node's input (the ModifyTable's own
+/// is 0 without RETURNING), as the extension reads it from the plan.
+fn rows_changed(plan_json: &str) -> Option<f64> {
+    fn walk(node: &serde_json::Value, most: &mut Option<f64>) {
+        match node {
+            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, most)),
+            serde_json::Value::Object(fields) => {
+                let changes = fields.get("Node Type").and_then(|t| t.as_str()) == Some("ModifyTable")
+                    && fields.get("Operation").and_then(|o| o.as_str()) != Some("Insert");
+                if changes {
+                    let input = fields
+                        .get("Plans")
+                        .and_then(|plans| plans.get(0))
+                        .and_then(|plan| plan.get("Plan Rows"))
+                        .and_then(|rows| rows.as_f64());
+                    if let Some(rows) = input {
+                        *most = Some(most.map_or(rows, |most: f64| most.max(rows)));
+                    }
+                }
+                fields.values().for_each(|value| walk(value, most));
+            }
+            _ => {}
+        }
+    }
+    let plan: serde_json::Value = serde_json::from_str(plan_json).ok()?;
+    let mut most = None;
+    walk(&plan, &mut most);
+    most
 }
 
 /// What the session knows; questions without an answer are recorded in `missing`.
@@ -469,6 +515,17 @@ impl Catalog for SessionCatalog<'_> {
 
     fn timezone(&self) -> Option<String> {
         self.timezone.clone()
+    }
+
+    fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
+        // PostgreSQL 16 plans a statement with parameters generically when asked; before,
+        // its EXPLAIN fails ("there is no parameter $1") and the estimate is unknown.
+        let generic = self.server_version_num.is_some_and(|version| version >= 160_000)
+            && ::parse::calls::has_parameters(&statement.source);
+        match self.ask(Question::RowsChanged(statement.source.clone(), generic)) {
+            Some(Answer::Rows(answer)) => *answer,
+            _ => None,
+        }
     }
 }
 

@@ -27,6 +27,9 @@ const MIN_STATEMENTS: usize = 200;
 /// `safe_migrations.min_table_rows` of both guarded roles, so that the estimated row
 /// count of analyzed tables is a catalog answer too.
 const MIN_TABLE_ROWS: u64 = 100;
+/// `safe_migrations.max_rows_per_statement` of both guarded roles: the live corpus's
+/// tables of 1,000 rows are below it, its `history` of 5,000 rows above.
+const MAX_ROWS_PER_STATEMENT: u64 = 2_000;
 /// In a live corpus file, the line that ends the setup section.
 const SETUP_END: &str = "-- end setup";
 /// Guarded role in warn mode: every statement runs, every finding arrives as a WARNING.
@@ -207,6 +210,7 @@ fn settings(mode: Mode) -> Settings {
         mode,
         acknowledgements: true,
         min_table_rows: MIN_TABLE_ROWS,
+        max_rows_per_statement: MAX_ROWS_PER_STATEMENT,
         ..Settings::default()
     }
 }
@@ -509,8 +513,17 @@ fn start_cluster(extension: bool) -> Cluster {
         ..ClusterOptions::default()
     });
     let min_rows = MIN_TABLE_ROWS.to_string();
-    cluster.create_role(WARN_ROLE, &[("mode", "warn"), ("min_table_rows", &min_rows)]);
-    cluster.create_role(ENFORCE_ROLE, &[("mode", "enforce"), ("min_table_rows", &min_rows)]);
+    let max_rows = MAX_ROWS_PER_STATEMENT.to_string();
+    for (role, mode) in [(WARN_ROLE, "warn"), (ENFORCE_ROLE, "enforce")] {
+        cluster.create_role(
+            role,
+            &[
+                ("mode", mode),
+                ("min_table_rows", &min_rows),
+                ("max_rows_per_statement", &max_rows),
+            ],
+        );
+    }
     cluster
 }
 

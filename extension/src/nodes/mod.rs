@@ -168,6 +168,32 @@ fn other(node: *mut pg_sys::Node) -> Stmt {
     Stmt::Other { tag, ddl }
 }
 
+/// The query a utility statement that wraps one runs; `node` itself otherwise.
+///
+/// # Safety
+/// `node` is NULL or a valid raw parse node.
+pub unsafe fn query_run_by(node: *mut pg_sys::Node) -> *mut pg_sys::Node {
+    // SAFETY: as_node checks the tag before the cast; each wrapper's query is a raw
+    // parse node of the same tree (or NULL for COPY of a table).
+    unsafe {
+        if let Some(prepare) = as_node::<pg_sys::PrepareStmt>(node, pg_sys::NodeTag::T_PrepareStmt) {
+            return query_run_by(prepare.query);
+        }
+        if let Some(explain) = as_node::<pg_sys::ExplainStmt>(node, pg_sys::NodeTag::T_ExplainStmt) {
+            return query_run_by(explain.query);
+        }
+        if let Some(copy) = as_node::<pg_sys::CopyStmt>(node, pg_sys::NodeTag::T_CopyStmt) {
+            if !copy.query.is_null() {
+                return query_run_by(copy.query);
+            }
+        }
+        if let Some(ctas) = as_node::<pg_sys::CreateTableAsStmt>(node, pg_sys::NodeTag::T_CreateTableAsStmt) {
+            return query_run_by(ctas.query);
+        }
+    }
+    node
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

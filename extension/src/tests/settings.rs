@@ -58,6 +58,8 @@ mod tests {
             ("safe_migrations.acknowledgements", "on"),
             ("safe_migrations.min_table_rows", "0"),
             ("safe_migrations.unparsable", "reject"),
+            ("safe_migrations.max_rows_per_statement", "50000"),
+            ("safe_migrations.max_lock_hold", "10s"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -27,6 +27,7 @@ mod drop_column;
 mod drop_index_non_concurrently;
 mod drop_table;
 mod json_column;
+pub mod lock_held_too_long;
 mod lock_table;
 pub mod lock_timeout;
 pub mod policy_change;
@@ -37,6 +38,7 @@ mod rename_table;
 mod rewrite_table;
 mod set_not_null;
 mod truncate;
+mod unbatched_backfill;
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -79,6 +81,7 @@ pub const RULES: &[Rule] = &[
     lock_table::RULE,
     truncate::RULE,
     backfill_in_ddl_transaction::RULE,
+    unbatched_backfill::RULE,
     json_column::RULE,
     rename_column::RULE,
     rename_table::RULE,
@@ -86,6 +89,7 @@ pub const RULES: &[Rule] = &[
     drop_table::RULE,
     add_column_required::RULE,
     lock_timeout::RULE,
+    lock_held_too_long::RULE,
     policy_change::RULE,
 ];
 

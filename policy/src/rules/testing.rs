@@ -29,9 +29,15 @@ pub struct TestCatalog {
     pub superuser: Option<bool>,
     /// server_version_num; 15.0 when not stated.
     pub version: Option<u32>,
+    /// The planner's estimate of the rows the statement changes.
+    pub rows_changed: Option<f64>,
 }
 
 impl TestCatalog {
+    pub fn rows_changed(mut self, rows: f64) -> Self {
+        self.rows_changed = Some(rows);
+        self
+    }
     pub fn new_table(mut self, table: &str) -> Self {
         self.new_tables.insert(table.to_string());
         self
@@ -142,6 +148,9 @@ impl Catalog for TestCatalog {
     }
     fn timezone(&self) -> Option<String> {
         self.timezone.clone()
+    }
+    fn rows_changed_estimate(&self, _: &crate::model::Statement) -> Option<f64> {
+        self.rows_changed
     }
 }
 

@@ -16,7 +16,7 @@ impl Session {
     /// the server could not run it now (aborted transaction, COPY, discarding to Sync).
     pub(super) async fn hidden_queries(&mut self, sqls: &[String]) -> Result<Vec<Option<Rows>>, SessionError> {
         Ok(self
-            .hidden_results(sqls)
+            .hidden_results(sqls, false)
             .await?
             .into_iter()
             .map(|result| result.filter(|result| !result.failed).map(|result| result.rows))
@@ -25,7 +25,7 @@ impl Session {
 
     /// Run one hidden statement and wait for it: its rows, or the server's ErrorResponse.
     pub(super) async fn hidden_statement(&mut self, sql: &str) -> Result<Result<Rows, Bytes>, SessionError> {
-        let result = self.hidden_results(&[sql.to_string()]).await?.pop().flatten();
+        let result = self.hidden_results(&[sql.to_string()], false).await?.pop().flatten();
         Ok(match result {
             Some(HiddenResult { error: Some(error), .. }) => Err(error),
             Some(result) if !result.failed => Ok(result.rows),
@@ -36,10 +36,58 @@ impl Session {
         })
     }
 
+    /// The rows of EXPLAIN `sql` (a `Question::RowsChanged`), leaving no trace on the
+    /// session: asked only with nothing of the client's in flight (an error would
+    /// otherwise be the client's), and inside the client's transaction block under a
+    /// savepoint rolled back at once, so that neither the EXPLAIN's error (a statement
+    /// that will fail anyway) nor its locks outlive it. None when it failed or could not
+    /// be asked.
+    pub(super) async fn explain(&mut self, sql: &str) -> Result<Option<Rows>, SessionError> {
+        const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
+        const UNDO: [&str; 2] = [
+            "ROLLBACK TO SAVEPOINT __safe_migrations_explain",
+            "RELEASE SAVEPOINT __safe_migrations_explain",
+        ];
+        if !self.tracker.idle() {
+            return Ok(None);
+        }
+        match self.tracker.status {
+            TransactionStatus::Failed => Ok(None),
+            TransactionStatus::Idle => Ok(self.hidden_queries(&[sql.to_string()]).await?.pop().flatten()),
+            TransactionStatus::InBlock => {
+                let aborted_before = self.aborted_by_hidden_work.take();
+                let mut results = self.hidden_queries(&[SAVEPOINT.to_string(), sql.to_string()]).await?;
+                if results.first().is_some_and(Option::is_some) {
+                    let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
+                    let undone = self.hidden_results(&undo, true).await?;
+                    if undone
+                        .iter()
+                        .all(|result| result.as_ref().is_some_and(|result| !result.failed))
+                    {
+                        // The savepoint took the EXPLAIN's error with it.
+                        self.aborted_by_hidden_work = None;
+                    }
+                }
+                if self.aborted_by_hidden_work.is_none() {
+                    self.aborted_by_hidden_work = aborted_before;
+                }
+                Ok(results.pop().flatten())
+            }
+        }
+    }
+
     /// Run hidden statements on the session and wait for their results (None where the
-    /// server could not run them now: aborted transaction, COPY, discarding to Sync).
-    async fn hidden_results(&mut self, sqls: &[String]) -> Result<Vec<Option<HiddenResult>>, SessionError> {
-        if sqls.is_empty() || !self.tracker.server_listening() || self.tracker.status == TransactionStatus::Failed {
+    /// server could not run them now: aborted transaction (unless `even_if_failed`: a
+    /// ROLLBACK TO SAVEPOINT), COPY, discarding to Sync).
+    async fn hidden_results(
+        &mut self,
+        sqls: &[String],
+        even_if_failed: bool,
+    ) -> Result<Vec<Option<HiddenResult>>, SessionError> {
+        if sqls.is_empty()
+            || !self.tracker.server_listening()
+            || (self.tracker.status == TransactionStatus::Failed && !even_if_failed)
+        {
             return Ok((0..sqls.len()).map(|_| None).collect());
         }
         let batch = self.new_batch();
@@ -154,10 +202,12 @@ impl Session {
                 .await
                 .map_err(SessionError::Server)?
             {
-                Some(Frame::Whole(message)) => self
-                    .tracker
-                    .on_server(message, &mut self.to_client)
-                    .map_err(SessionError::Server)?,
+                Some(Frame::Whole(message)) => {
+                    let message = self.lock_hold_rewrite(message);
+                    self.tracker
+                        .on_server(message, &mut self.to_client)
+                        .map_err(SessionError::Server)?
+                }
                 Some(Frame::Large(large)) => self.on_server_large(large).await?,
                 None => {
                     return Err(SessionError::Server(FrameError::Malformed(

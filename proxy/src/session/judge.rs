@@ -143,9 +143,16 @@ impl Session {
             if missing.is_empty() || rounds > guard::MAX_CALL_DEPTH + 2 {
                 return Ok((verdict, rounds > 1));
             }
-            let sqls: Vec<String> = missing.iter().map(Question::sql).collect();
+            let (explains, questions): (Vec<Question>, Vec<Question>) =
+                missing.into_iter().partition(Question::is_explain);
+            let sqls: Vec<String> = questions.iter().map(Question::sql).collect();
             let results = self.hidden_queries(&sqls).await?;
-            for (question, rows) in missing.into_iter().zip(results) {
+            for (question, rows) in questions.into_iter().zip(results) {
+                let answer = question.answer(rows);
+                answers.insert(question, answer);
+            }
+            for question in explains {
+                let rows = self.explain(&question.sql()).await?;
                 let answer = question.answer(rows);
                 answers.insert(question, answer);
             }

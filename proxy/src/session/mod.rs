@@ -16,6 +16,7 @@ mod extended;
 mod hidden;
 mod judge;
 mod large;
+mod lock_hold;
 mod refusal;
 mod reports;
 mod simple;
@@ -110,6 +111,9 @@ pub struct Session {
     clean: CleanVerdicts,
     /// The longest statement (Query, Parse ...) the session reads whole to decide.
     max_statement_bytes: usize,
+    /// The server, for the proxy's own CancelRequest (rule lock_held_too_long).
+    upstream: super::backend::Upstream,
+    lock_hold: lock_hold::LockHold,
 }
 
 /// Run a session after the startup packet: connect, relay auth, read the policy, serve.
@@ -145,7 +149,8 @@ pub async fn run(
     write(&mut server_wr, &startup.bytes)
         .await
         .map_err(SessionError::Server)?;
-    let Some(ready) = relay_auth(&mut client_rd, &mut client_wr, &mut server_rd, &mut server_wr).await? else {
+    let Some((ready, backend_key)) = relay_auth(&mut client_rd, &mut client_wr, &mut server_rd, &mut server_wr).await?
+    else {
         return Ok(());
     };
     let status = super::messages::ready_for_query::status(&ready).map_err(SessionError::Server)?;
@@ -173,6 +178,11 @@ pub async fn run(
         next_batch: 0,
         clean: CleanVerdicts::default(),
         max_statement_bytes,
+        upstream: upstream.clone(),
+        lock_hold: lock_hold::LockHold {
+            backend_key,
+            ..Default::default()
+        },
     };
     session.read_policy(config).await?;
     session.to_client.extend_from_slice(&ready.bytes);
@@ -234,7 +244,15 @@ impl Session {
     async fn serve(mut self) -> Result<(), SessionError> {
         loop {
             self.flush().await?;
+            self.lock_hold_settle();
+            let lock_hold_deadline = self.lock_hold_deadline();
             tokio::select! {
+                _ = tokio::time::sleep_until(lock_hold_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if lock_hold_deadline.is_some() => {
+                    if !self.lock_hold_expired().await? {
+                        return Ok(());
+                    }
+                }
                 frame = self.client_rd.next_frame(WHOLE_UP_TO) => {
                     let mut next = frame;
                     loop {
@@ -264,6 +282,7 @@ impl Session {
                     loop {
                         match next {
                             Ok(Some(Frame::Whole(message))) => {
+                                let message = self.lock_hold_rewrite(message);
                                 if let Err(err) = self.tracker.on_server(message, &mut self.to_client) {
                                     return Err(self.protocol_violation(SessionError::Server(err)).await);
                                 }

@@ -1,6 +1,7 @@
 //! Startup: the startup packet's parameters checked, authentication relayed between
 //! client and server, and the role's policy read from the server.
 
+use bytes::Bytes;
 use policy::settings::SETTINGS;
 use policy::Settings;
 
@@ -27,13 +28,15 @@ pub fn startup_names_policy(startup: &Startup) -> Option<String> {
     })
 }
 
-/// Relay authentication; returns the server's first ReadyForQuery (not yet relayed).
+/// Relay authentication; returns the server's first ReadyForQuery (not yet relayed) and
+/// the body of its BackendKeyData (relayed), which a cancel of the proxy's own needs.
 pub(super) async fn relay_auth(
     client_rd: &mut Reader,
     client_wr: &mut Writer,
     server_rd: &mut Reader,
     server_wr: &mut Writer,
-) -> Result<Option<Message>, SessionError> {
+) -> Result<Option<(Message, Option<Bytes>)>, SessionError> {
+    let mut backend_key = None;
     // The server offered channel binding and the proxy hid it.
     let mut hid_channel_binding = false;
     loop {
@@ -72,7 +75,11 @@ pub(super) async fn relay_auth(
                     write(server_wr, &answer.bytes).await.map_err(SessionError::Server)?;
                 }
             }
-            b'Z' => return Ok(Some(message)),
+            b'Z' => return Ok(Some((message, backend_key))),
+            b'K' => {
+                backend_key = Some(Bytes::copy_from_slice(message.body()));
+                write(client_wr, &message.bytes).await.map_err(SessionError::Client)?
+            }
             b'E' => {
                 write(client_wr, &message.bytes).await.map_err(SessionError::Client)?;
                 return Ok(None);

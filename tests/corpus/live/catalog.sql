@@ -5,7 +5,8 @@ INSERT INTO ledger SELECT i, i, false FROM generate_series(1, 1000) AS i;
 ANALYZE ledger;
 -- end setup` runs as the guarded
 -- role, in order. `-- expect:` names every rule that reports on the statement on a live
--- server (warnings included). Both guarded roles have safe_migrations.min_table_rows = 100.
+-- server (warnings included). Both guarded roles have safe_migrations.min_table_rows = 100
+-- and safe_migrations.max_rows_per_statement = 2000.
 CREATE SCHEMA other;
 CREATE TABLE accounts (
     id int PRIMARY KEY,
@@ -158,6 +159,9 @@ CREATE TRIGGER moving_high_index AFTER INSERT ON moving_high FOR EACH ROW EXECUT
 CREATE TABLE view_base (id int);
 CREATE TRIGGER view_base_index AFTER INSERT ON view_base FOR EACH ROW EXECUTE FUNCTION index_on_write();
 CREATE VIEW view_over_base AS SELECT id FROM view_base;
+CREATE TABLE history (id int PRIMARY KEY, kind text);
+INSERT INTO history SELECT i, 'a' FROM generate_series(1, 5000) AS i;
+ANALYZE history;
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -717,3 +721,50 @@ COMMIT;
 
 -- expect: ok
 ALTER TABLE ledger VALIDATE CONSTRAINT ledger_amount_positive;
+
+-- An UPDATE, DELETE or MERGE the planner expects to change more rows than
+-- max_rows_per_statement (2000 here) is an unbatched backfill, at every nesting level;
+-- batches pass, and so does a procedure that commits each batch.
+-- expect: unbatched_backfill
+UPDATE history SET kind = 'b';
+
+-- expect: ok
+UPDATE history SET kind = 'b' WHERE id <= 1000;
+
+-- expect: ok
+DELETE FROM history WHERE kind = 'never';
+
+-- expect: unbatched_backfill
+DELETE FROM history WHERE id > 0;
+
+-- expect: unbatched_backfill
+MERGE INTO history h USING (SELECT id FROM history) s ON h.id = s.id WHEN MATCHED THEN UPDATE SET kind = 'm';
+
+-- expect: unbatched_backfill
+WITH relabelled AS (UPDATE history SET kind = 'w' RETURNING id) SELECT count(*) FROM relabelled;
+
+-- expect: unbatched_backfill
+DO $$ BEGIN UPDATE history SET kind = 'd'; END $$;
+
+-- expect: ok
+CREATE FUNCTION relabel_history() RETURNS void LANGUAGE sql AS $$ UPDATE history SET kind = 'f' $$;
+
+-- expect: unbatched_backfill
+SELECT relabel_history();
+
+-- expect: ok
+CREATE PROCEDURE relabel_history_in_batches() LANGUAGE plpgsql AS $$
+BEGIN
+    LOOP
+        UPDATE history SET kind = 'p' WHERE ctid IN (SELECT ctid FROM history WHERE kind <> 'p' LIMIT 1000);
+        EXIT WHEN NOT FOUND;
+        COMMIT;
+    END LOOP;
+END
+$$;
+
+-- expect: ok
+CALL relabel_history_in_batches();
+
+-- expect: ok
+UPDATE history SET kind = 'q' WHERE id IN (SELECT id FROM history ORDER BY id LIMIT 1000);

@@ -1,0 +1,160 @@
+//! Rule lock_held_too_long in the proxy: a guarded transaction that has held a lock
+//! blocking reads or writes of an existing table for `max_lock_hold` is ended, as the
+//! extension ends it. A statement in flight is cancelled with a CancelRequest of the
+//! proxy's own (the server's key, captured at startup), and the server's 57014 for it
+//! carries the rule's report instead of PostgreSQL's words; a session idle in its
+//! transaction block gets the rule's FATAL and both connections close, which ends the
+//! transaction on the server. A cancel that does not end the transaction within a grace
+//! period (it met a COMMIT, or the statement had just finished) ends the session.
+
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use pgwire::messages::response::ErrorResponse;
+use pgwire::messages::Message as _;
+use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+
+use crate::messages::error_response;
+use crate::messages::ready_for_query::TransactionStatus;
+use crate::messages::Message;
+
+use super::{Session, SessionError};
+
+/// How long a cancelled transaction may take to end before its session is ended.
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// CancelRequest's request code (protocol.h: 1234 << 16 | 5678).
+const CANCEL_REQUEST_CODE: u32 = 80_877_102;
+
+/// The rule's timer in one session.
+#[derive(Debug, Default)]
+pub(super) struct LockHold {
+    /// The server's BackendKeyData body (process id, secret key): what a cancel needs.
+    pub(super) backend_key: Option<Bytes>,
+    /// A cancel was sent at this moment; its 57014 carries the rule's report.
+    pub(super) cancelled_at: Option<Instant>,
+}
+
+impl Session {
+    /// When the rule acts next: the budget's end, counted from the statement that took
+    /// the transaction's first such lock, or the end of a cancel's grace. None while the
+    /// role is not under the rule or the transaction holds no such lock.
+    pub(super) fn lock_hold_deadline(&self) -> Option<tokio::time::Instant> {
+        if let Some(cancelled_at) = self.lock_hold.cancelled_at {
+            return Some((cancelled_at + CANCEL_GRACE).into());
+        }
+        let budget = budget_ms(&self.settings)?;
+        let first = self.transaction.locks().iter().map(|lock| lock.since).min()?;
+        Some((first + Duration::from_millis(budget)).into())
+    }
+
+    /// The deadline passed: end the transaction that still holds the lock.
+    pub(super) async fn lock_hold_expired(&mut self) -> Result<bool, SessionError> {
+        let in_flight = !self.tracker.idle();
+        let holding = in_flight || self.tracker.status == TransactionStatus::InBlock;
+        if !holding {
+            // Its transaction ended (or failed, which released its locks).
+            self.lock_hold.cancelled_at = None;
+            self.forget_tables_of_ended_transaction();
+            return Ok(true);
+        }
+        if in_flight && self.lock_hold.cancelled_at.is_none() {
+            self.send_cancel().await;
+            self.lock_hold.cancelled_at = Some(Instant::now());
+            return Ok(true);
+        }
+        self.terminate_for_lock_hold().await?;
+        Ok(false)
+    }
+
+    /// Once the cancelled transaction has ended (its 57014 relayed), the next lock
+    /// starts a budget of its own.
+    pub(super) fn lock_hold_settle(&mut self) {
+        if self.lock_hold.cancelled_at.is_some()
+            && self.tracker.idle()
+            && self.tracker.status != TransactionStatus::InBlock
+        {
+            self.lock_hold.cancelled_at = None;
+            self.forget_tables_of_ended_transaction();
+        }
+    }
+
+    async fn send_cancel(&mut self) {
+        let Some(key) = &self.lock_hold.backend_key else {
+            return;
+        };
+        let mut packet = BytesMut::with_capacity(16);
+        packet.put_u32(16);
+        packet.put_u32(CANCEL_REQUEST_CODE);
+        packet.put_slice(key);
+        if let Err(err) = self.upstream.cancel(&packet).await {
+            tracing::warn!(role = %self.role, error = %err, "cannot send the lock_held_too_long cancel");
+        }
+    }
+
+    /// The rule's report for the transaction's first lock.
+    fn lock_hold_report(&self, ending: Ending) -> Option<(String, String, String)> {
+        let first = self.transaction.locks().iter().min_by_key(|lock| lock.since)?;
+        Some(report(first, budget_ms(&self.settings)?, ending))
+    }
+
+    /// The server's 57014 for the proxy's own cancel, with the rule's report in place of
+    /// PostgreSQL's message, detail and hint; every other message as it came.
+    pub(super) fn lock_hold_rewrite(&self, message: Message) -> Message {
+        if self.lock_hold.cancelled_at.is_none()
+            || message.tag != b'E'
+            || error_response::sqlstate(&message).as_deref() != Some("57014")
+        {
+            return message;
+        }
+        let (Some((text, detail, hint)), Ok(fields)) = (
+            self.lock_hold_report(Ending::Cancelled),
+            error_response::fields(&message),
+        ) else {
+            return message;
+        };
+        let mut fields: Vec<(u8, String)> = fields
+            .into_iter()
+            .filter(|(code, _)| !matches!(code, b'D' | b'H'))
+            .map(|(code, value)| {
+                if code == b'M' {
+                    (code, text.clone())
+                } else {
+                    (code, value)
+                }
+            })
+            .collect();
+        fields.push((b'D', detail));
+        fields.push((b'H', hint));
+        let mut out = BytesMut::new();
+        let _ = ErrorResponse::new(fields).encode(&mut out);
+        Message {
+            tag: b'E',
+            bytes: out.freeze(),
+        }
+    }
+
+    /// The rule's FATAL to the client, then both connections close: the server ends the
+    /// transaction when its client goes, as pg_terminate_backend would.
+    async fn terminate_for_lock_hold(&mut self) -> Result<(), SessionError> {
+        let (text, detail, hint) = self.lock_hold_report(Ending::Terminated).unwrap_or_else(|| {
+            (
+                policy::rules::lock_held_too_long::RULE.id.to_string(),
+                String::new(),
+                String::new(),
+            )
+        });
+        tracing::warn!(role = %self.role, "{text}");
+        let fields = vec![
+            (b'S', "FATAL".to_string()),
+            (b'V', "FATAL".to_string()),
+            (b'C', "57P01".to_string()),
+            (b'M', text),
+            (b'D', detail),
+            (b'H', hint),
+        ];
+        let _ = ErrorResponse::new(fields).encode(&mut self.to_client);
+        self.to_server.extend_from_slice(&[b'X', 0, 0, 0, 4]);
+        self.flush().await
+    }
+}

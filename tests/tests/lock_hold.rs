@@ -1,0 +1,139 @@
+//! Rule lock_held_too_long end to end, through both live paths: a guarded transaction that
+//! holds a lock blocking reads and writes of an existing table past
+//! safe_migrations.max_lock_hold is ended (its running statement cancelled, or its idle
+//! session terminated) within the budget and a margin, with a message naming the rule,
+//! the table, the lock and the time, and other sessions' queries on the table resume.
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use e2e::{Cluster, ClusterOptions, Proxy};
+use postgres::{Client, NoTls};
+
+/// The budget the tests give the guarded role, and the margin they allow past it.
+const BUDGET: Duration = Duration::from_secs(1);
+const MARGIN: Duration = Duration::from_millis(1500);
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
+}
+
+fn cluster(extension: bool) -> Cluster {
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension,
+        ..ClusterOptions::default()
+    });
+    cluster.create_role("migrator", &[("mode", "enforce"), ("max_lock_hold", "1s")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10); \
+         ALTER TABLE t OWNER TO migrator; CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app;",
+    );
+    cluster
+}
+
+/// `SELECT count(*) FROM t` from another session, started now: how long it waited.
+fn reader(url: String) -> mpsc::Receiver<Duration> {
+    let (done, waited) = mpsc::channel();
+    thread::spawn(move || {
+        let mut app = connect(&url);
+        let start = Instant::now();
+        let count: i64 = app.query_one("SELECT count(*) FROM t", &[]).unwrap().get(0);
+        assert_eq!(count, 10);
+        let _ = done.send(start.elapsed());
+    });
+    waited
+}
+
+fn expect_ended(error: postgres::Error, code: &str, ending: &str, path: &str) {
+    let db = error
+        .as_db_error()
+        .unwrap_or_else(|| panic!("{path}: not the server's report: {error}"));
+    assert_eq!(db.code().code(), code, "{path}: {db:?}");
+    assert_eq!(
+        db.message(),
+        format!(
+            "lock_held_too_long: this transaction held ACCESS EXCLUSIVE on t for 1s (safe_migrations.max_lock_hold), \
+             since `ALTER TABLE t ADD COLUMN v int`: {ending}"
+        ),
+        "{path}"
+    );
+}
+
+fn scenario(url: &str, app_url: &str, path: &str) {
+    // A running statement under the lock is cancelled; the reader queued behind the lock
+    // resumes.
+    let mut migrator = connect(url);
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN v int").unwrap();
+    let start = Instant::now();
+    let waited = reader(app_url.to_string());
+    let error = migrator
+        .batch_execute("SELECT pg_sleep(30)")
+        .expect_err("the sleep under the lock ran to its end");
+    let elapsed = start.elapsed();
+    expect_ended(error, "57014", "its running statement is cancelled", path);
+    assert!(elapsed < BUDGET + MARGIN, "{path}: cancelled after {elapsed:?}");
+    let waited = waited.recv_timeout(MARGIN).expect("the reader did not resume");
+    assert!(waited < BUDGET + MARGIN, "{path}: the reader waited {waited:?}");
+    migrator.batch_execute("ROLLBACK").unwrap();
+    // The column went with the transaction.
+    let columns: i64 = migrator
+        .query_one(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'v' AND NOT attisdropped",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 0, "{path}");
+
+    // A session idle in its transaction under the lock is terminated.
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN v int").unwrap();
+    let start = Instant::now();
+    let waited = reader(app_url.to_string());
+    let waited = waited.recv_timeout(BUDGET + MARGIN).expect("the reader did not resume");
+    assert!(
+        waited < BUDGET + MARGIN,
+        "{path}: the reader waited {waited:?} ({:?})",
+        start.elapsed()
+    );
+    let error = migrator
+        .batch_execute("SELECT 1")
+        .expect_err("the idle transaction outlived the budget");
+    assert!(migrator.is_closed(), "{path}: the session is still open");
+    expect_ended(
+        error,
+        "57P01",
+        "the session, idle in its transaction, is terminated",
+        path,
+    );
+
+    // Within the budget, a transaction commits as usual.
+    let mut migrator = connect(url);
+    migrator
+        .batch_execute("BEGIN; ALTER TABLE t ADD COLUMN w int; COMMIT")
+        .unwrap();
+    thread::sleep(BUDGET + MARGIN);
+    migrator.batch_execute("SELECT 1").unwrap();
+}
+
+#[test]
+fn the_extension_ends_a_transaction_that_holds_the_lock_too_long() {
+    let cluster = cluster(true);
+    scenario(
+        &cluster.url("migrator", "postgres"),
+        &cluster.url("app", "postgres"),
+        "extension",
+    );
+}
+
+#[test]
+fn the_proxy_ends_a_transaction_that_holds_the_lock_too_long() {
+    let cluster = cluster(false);
+    let proxy = Proxy::start(&cluster, &[]);
+    scenario(
+        &proxy.url("migrator", "postgres"),
+        &cluster.url("app", "postgres"),
+        "proxy",
+    );
+}

@@ -1,0 +1,125 @@
+//! An UPDATE, DELETE or MERGE the planner expects to change more rows than
+//! safe_migrations.max_rows_per_statement (rule unbatched_backfill), through both live
+//! paths: the extension reads the estimate from the plan it is about to run; the proxy
+//! asks the server with EXPLAIN on the client's session, which must leave no trace: a
+//! statement that fails gets the server's own error, and the client's transaction block
+//! goes on as if the proxy had asked nothing. The parity corpus covers the nesting levels
+//! (CTEs, DO blocks, functions, a procedure committing each batch); these are the
+//! protocol paths and the transaction around the question.
+
+use e2e::{Cluster, ClusterOptions, Proxy};
+use postgres::{Client, NoTls};
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
+}
+
+/// A cluster where the guarded `migrator` (max_rows_per_statement 500) owns `t`, an
+/// analyzed table of 2,000 rows.
+fn cluster(extension: bool) -> Cluster {
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension,
+        conf: vec![("autovacuum".to_string(), "off".to_string())],
+        ..ClusterOptions::default()
+    });
+    cluster.create_role("migrator", &[("mode", "enforce"), ("max_rows_per_statement", "500")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t SELECT g, g FROM generate_series(1, 2000) g; \
+         ANALYZE t; ALTER TABLE t OWNER TO migrator;",
+    );
+    cluster
+}
+
+/// SQLSTATE, message and position of the error, if any.
+fn error_of<T>(result: Result<T, postgres::Error>) -> Option<String> {
+    let err = result.err()?;
+    let db = err.as_db_error().unwrap_or_else(|| panic!("not a server error: {err}"));
+    Some(format!("{} {} {:?}", db.code().code(), db.message(), db.position()))
+}
+
+fn scenario(url: &str, path: &str) {
+    let mut migrator = connect(url);
+    let unbatched = |error: Option<String>| {
+        error.is_some_and(|error| {
+            error.starts_with("SM001 unbatched_backfill: UPDATE of t changes about ")
+                && error.contains("rows in one statement")
+        })
+    };
+    // Simple protocol, and the extended protocol (a statement without parameters).
+    assert!(
+        unbatched(error_of(migrator.batch_execute("UPDATE t SET c = 0"))),
+        "{path}"
+    );
+    assert!(
+        unbatched(error_of(migrator.execute("UPDATE t SET c = 0", &[]))),
+        "{path}"
+    );
+    // Batches pass, each in its own transaction (with margin: the estimate grows with the
+    // dead rows each batch leaves, autovacuum being off).
+    for batch in 0..8 {
+        let (low, high) = (batch * 250, batch * 250 + 250);
+        let sql = format!("UPDATE t SET c = 0 WHERE id > {low} AND id <= {high}");
+        assert_eq!(error_of(migrator.batch_execute(&sql)), None, "{path}: {sql}");
+    }
+    // Inside a transaction block: a batch passes and the block goes on; an unbatched
+    // statement is refused; a statement that fails gets the server's own error,
+    // position and all, and the block is as the server alone leaves it.
+    migrator.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        error_of(migrator.batch_execute("UPDATE t SET c = 1 WHERE id <= 100")),
+        None,
+        "{path}"
+    );
+    assert!(
+        unbatched(error_of(migrator.batch_execute("UPDATE t SET c = 2"))),
+        "{path}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    migrator.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        error_of(migrator.batch_execute("UPDATE t SET missing = 1")),
+        Some("42703 column \"missing\" of relation \"t\" does not exist Some(Original(14))".to_string()),
+        "{path}"
+    );
+    assert_eq!(
+        error_of(migrator.batch_execute("SELECT 1")).map(|e| e[..5].to_string()),
+        Some("25P02".to_string()),
+        "{path}: the failed statement aborted the block, as on the server alone"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    migrator.batch_execute("BEGIN").unwrap();
+    assert_eq!(
+        error_of(migrator.batch_execute("UPDATE t SET c = 3 WHERE id = 1")),
+        None,
+        "{path}"
+    );
+    let c: i32 = migrator.query_one("SELECT c FROM t WHERE id = 1", &[]).unwrap().get(0);
+    assert_eq!(c, 3, "{path}: the block's own update is visible in it");
+    migrator.batch_execute("COMMIT").unwrap();
+    // EXECUTE of a prepared statement and EXPLAIN ANALYZE run the client's statement.
+    migrator
+        .batch_execute("PREPARE everything AS UPDATE t SET c = 4")
+        .unwrap();
+    let refused = error_of(migrator.batch_execute("EXECUTE everything"));
+    if path == "extension" {
+        assert!(unbatched(refused), "{path}");
+        assert!(
+            unbatched(error_of(migrator.batch_execute("EXPLAIN ANALYZE UPDATE t SET c = 5"))),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn the_extension_refuses_an_unbatched_backfill_from_the_plan() {
+    let cluster = cluster(true);
+    scenario(&cluster.url("migrator", "postgres"), "extension");
+}
+
+#[test]
+fn the_proxy_refuses_an_unbatched_backfill_by_explain_and_leaves_no_trace() {
+    let cluster = cluster(false);
+    let proxy = Proxy::start(&cluster, &[]);
+    scenario(&proxy.url("migrator", "postgres"), "proxy");
+}
