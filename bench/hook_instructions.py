@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""The hook's cost in instructions: bench/hook.sql in one backend under callgrind.
+"""The hooks' cost in instructions: bench/hook.sql (utility statements: the ProcessUtility
+hook) and bench/dml.sql (INSERT, UPDATE, DELETE, SELECT: the ExecutorStart hook) in one
+backend under callgrind.
 
 Wall-clock figures of a 1.3 ms transaction of catalog writes move by ±10% between runs on
 a shared 2-core VM, five times the hook's 2% budget. Callgrind counts the instructions a
@@ -19,8 +21,9 @@ Repetitions interleave the variants (a restart with or without the preload per r
 
 Usage (as root; bench/run.sh runs it):
     bench/hook_instructions.py --lib path/to/safe_migrations.so [--reps 3] [--txns 40]
-Prints one JSON object: per variant and repetition, instructions per transaction of the
-whole backend and of `sm_judge_utility` (the Rust side of the hook, inclusive).
+Prints one JSON object: per workload, variant and repetition, instructions per
+transaction of the whole backend and of the Rust side of the hooks (`sm_judge_utility`
+and `sm_judge_executor`, inclusive).
 """
 
 import argparse
@@ -35,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+WORKLOADS = {"utility": "hook.sql", "dml": "dml.sql"}
+JUDGES = ["sm_judge_utility", "sm_judge_executor"]
 VARIANTS = [("not_loaded", "bench_plain"), ("loaded_off", "bench_plain"), ("loaded_enforce", "bench_guarded")]
 
 
@@ -126,7 +131,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pg-bin", default="/usr/lib/postgresql/15/bin")
     parser.add_argument("--lib", required=True, help="safe_migrations.so to preload")
-    parser.add_argument("--hook-sql", default=str(Path(__file__).with_name("hook.sql")))
+    parser.add_argument("--hook-sql", default=str(Path(__file__).with_name("hook.sql")),
+                        help="the utility workload's script")
+    parser.add_argument("--dml-sql", default=str(Path(__file__).with_name("dml.sql")),
+                        help="the DML workload's script")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--txns", type=int, default=40, help="measured transactions per session")
     parser.add_argument("--warmup", type=int, default=5, help="transactions before the first marker")
@@ -136,7 +144,8 @@ def main():
         raise SystemExit("run as root (the cluster runs as the postgres user via runuser)")
     if shutil.which("valgrind") is None or shutil.which("callgrind_annotate") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
-    for name, path in (("--lib", args.lib), ("--hook-sql", args.hook_sql), ("--pg-bin", Path(args.pg_bin) / "postgres")):
+    for name, path in (("--lib", args.lib), ("--hook-sql", args.hook_sql), ("--dml-sql", args.dml_sql),
+                       ("--pg-bin", Path(args.pg_bin) / "postgres")):
         if not Path(path).is_file():
             raise SystemExit(f"{name}: {path} is not a file")
     for name, value in (("--reps", args.reps), ("--txns", args.txns)):
@@ -156,21 +165,28 @@ def main():
         cluster.psql("postgres", "bench_template", """
             CREATE TABLE hook_tiny (id int PRIMARY KEY, v text);
             INSERT INTO hook_tiny SELECT g, 'row ' || g FROM generate_series(1, 10) g;
-            ALTER TABLE hook_tiny OWNER TO bench_owner;""")
-        script = Path(args.hook_sql).read_text()
-        session = work / "session.sql"
-        session.write_text(
-            "SELECT pg_backend_pid();\n" + script * args.warmup + "SELECT pg_sleep(0);\n"
-            + script * args.txns + "SELECT pg_sleep(0);\n")
-        warmup = work / "warmup.sql"
-        warmup.write_text(script * args.warmup)
-        for path in (session, warmup):
-            os.chmod(path, 0o644)
+            ALTER TABLE hook_tiny OWNER TO bench_owner;
+            CREATE TABLE hook_dml (id int PRIMARY KEY, v text);
+            INSERT INTO hook_dml SELECT g, 'row ' || g FROM generate_series(1, 1000) g;
+            ANALYZE hook_dml;
+            ALTER TABLE hook_dml OWNER TO bench_owner;""")
+        sessions, warmups = {}, {}
+        for workload, path in (("utility", args.hook_sql), ("dml", args.dml_sql)):
+            script = Path(path).read_text()
+            sessions[workload] = work / f"session-{workload}.sql"
+            sessions[workload].write_text(
+                "SELECT pg_backend_pid();\n" + script * args.warmup + "SELECT pg_sleep(0);\n"
+                + script * args.txns + "SELECT pg_sleep(0);\n")
+            warmups[workload] = work / f"warmup-{workload}.sql"
+            warmups[workload].write_text(script * args.warmup)
+            for file in (sessions[workload], warmups[workload]):
+                os.chmod(file, 0o644)
 
         # Every measured session gets a fresh copy of one database, so no session runs on
         # catalogs that the previous sessions' CREATE/DROP left behind. The template is aged
         # by one session first (catalog index pages split once, then reused).
-        cluster.psql("bench_plain", "bench_template", file=session)
+        for workload_session in sessions.values():
+            cluster.psql("bench_plain", "bench_template", file=workload_session)
         cluster.psql("postgres", "bench_template", "VACUUM")
         fresh_database = ("DROP DATABASE IF EXISTS bench;\n"
                           "CREATE DATABASE bench TEMPLATE bench_template STRATEGY FILE_COPY OWNER bench_owner;")
@@ -181,11 +197,13 @@ def main():
                 cluster.start(preload=preload, callgrind=True)
                 # The first session after a start pays for what the cluster caches (the
                 # relcache init file, the temp schema's first use): not measured.
-                cluster.psql("bench_plain", "bench", file=warmup)
-                variants = [v for v in VARIANTS if (v[0] != "not_loaded") == preload]
+                for workload_warmup in warmups.values():
+                    cluster.psql("bench_plain", "bench", file=workload_warmup)
+                variants = [(workload, variant, role) for workload in sessions
+                            for variant, role in VARIANTS if (variant != "not_loaded") == preload]
                 if rep % 2 == 0:
                     variants.reverse()
-                for variant, role in variants:
+                for workload, variant, role in variants:
                     if variant == "loaded_enforce":
                         refusal = subprocess.run(
                             [str(cluster.pg_bin / "psql"), "-X", "-At", "-h", "127.0.0.1", "-p", str(cluster.port),
@@ -194,7 +212,7 @@ def main():
                         if "create_index_non_concurrently" not in refusal:
                             raise SystemExit(f"the hook did not guard {role}: {refusal.strip()}")
                     cluster.psql("postgres", "postgres", fresh_database)
-                    pid = cluster.psql(role, "bench", file=session).split()[0]
+                    pid = cluster.psql(role, "bench", file=sessions[workload]).split()[0]
                     dump = cluster.out / f"cg.{pid}.2"
                     for _ in range(100):  # written when the backend reaches the second marker
                         if dump.exists():
@@ -204,17 +222,18 @@ def main():
                         raise SystemExit(f"callgrind wrote no {dump} for backend {pid} (see {work}/postgres.log)")
                     if args.keep:
                         Path(args.keep).mkdir(parents=True, exist_ok=True)
-                        shutil.copy(dump, Path(args.keep) / f"{variant}.{rep}.callgrind")
-                    total, inclusive = callgrind_costs(dump, ["sm_judge_utility"])
+                        shutil.copy(dump, Path(args.keep) / f"{workload}.{variant}.{rep}.callgrind")
+                    total, inclusive = callgrind_costs(dump, JUDGES)
                     sample = {
+                        "workload": workload,
                         "variant": variant,
                         "rep": rep,
                         "instructions_per_txn": total / args.txns,
-                        "judge_instructions_per_txn": inclusive["sm_judge_utility"] / args.txns,
+                        "judge_instructions_per_txn": sum(inclusive.values()) / args.txns,
                     }
                     samples.append(sample)
-                    log(f"rep {rep} {variant:15} {sample['instructions_per_txn']:12,.0f} instructions/txn, "
-                        f"sm_judge_utility {sample['judge_instructions_per_txn']:9,.0f}")
+                    log(f"rep {rep} {workload:8} {variant:15} {sample['instructions_per_txn']:12,.0f} "
+                        f"instructions/txn, judges {sample['judge_instructions_per_txn']:9,.0f}")
             cluster.stop()
         version = subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip()
         print(json.dumps({"tool": version, "txns": args.txns, "warmup": args.warmup, "samples": samples}, indent=2))

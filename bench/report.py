@@ -97,6 +97,16 @@ CAUSES = {
         "Trim the judge: map only the fields some rule reads, borrow names instead of copying "
         "them into Strings, build the verdict without an intermediate Vec.",
     ),
+    "hook_dml_off_instructions": (
+        "Counted, not timed: a role whose mode is off costs the executor hook one comparison "
+        "per statement.",
+        "Look at the plan only after the mode comparison.",
+    ),
+    "hook_dml_enforce_instructions": (
+        "Counted, not timed: with no lock held and small writes, the executor hook reads the "
+        "plan's top node and calls no Rust (`sm_judge_executor` stays at 0).",
+        "Call Rust only when a lock is held or the estimate is over the limit.",
+    ),
     "classification": (
         "perf on classify_bench: about 30% of the samples are libpg_query encoding its parse "
         "tree as protobuf (upb's `encode_message` walks every field of the 270-way Node oneof "
@@ -205,10 +215,13 @@ def paired(summary, a_key, b_key, field="by_rep"):
     return median(ratios), min(ratios), max(ratios)
 
 
-def instruction_medians(instructions):
-    """Per variant: instructions per transaction by repetition, and the sm_judge_utility share."""
+def instruction_medians(instructions, workload="utility"):
+    """Per variant of one workload: instructions per transaction by repetition, and the
+    judges' share (samples from before the DML workload are the utility workload's)."""
     by_variant = {}
     for sample in (instructions or {}).get("samples", []):
+        if sample.get("workload", "utility") != workload:
+            continue
         entry = by_variant.setdefault(sample["variant"], {"by_rep": {}, "judge_by_rep": {}})
         entry["by_rep"][sample["rep"]] = sample["instructions_per_txn"]
         entry["judge_by_rep"][sample["rep"]] = sample["judge_instructions_per_txn"]
@@ -343,6 +356,22 @@ def evaluate(summary, classify, busy_poll_us, instructions=None):
                 f"per-repetition ratios {low:.4f}–{high:.4f}" if low != high else "",
             )
         )
+    dml = instruction_medians(instructions, "dml")
+    for variant, check_id, budget in (("loaded_off", "hook_dml_off_instructions", 1.01),
+                                      ("loaded_enforce", "hook_dml_enforce_instructions", 1.02)):
+        if dml.get("not_loaded") and dml.get(variant):
+            value, low, high = paired({"a": dml[variant], "b": dml["not_loaded"]}, "a", "b")
+            checks.append(
+                check(
+                    check_id,
+                    f"executor hook, mode {variant.split('_')[1]} / not loaded, DML script (bench/dml.sql): "
+                    "the backend's instructions per transaction, counted by callgrind",
+                    value,
+                    "<=",
+                    budget,
+                    f"per-repetition ratios {low:.4f}–{high:.4f}" if low != high else "",
+                )
+            )
     per_statement = classify.get("10,000 separate strings (proxy)")
     checks.append(
         check("classification", "classification, statements/s, one thread", per_statement, ">=", CLASSIFY_TARGET)
@@ -561,6 +590,28 @@ def markdown(meta, summary, checks, classify, instructions=None):
                 f"{num(min(entry['by_rep'].values()), 0)}–{num(max(entry['by_rep'].values()), 0)} | "
                 f"{num(ratio(entry['per_txn'], base), 4)} | "
                 f"{num(entry['judge_per_txn'], 0)} | {'–' if share is None else f'{share:.2%}'} |"
+            )
+    dml = instruction_medians(instructions, "dml")
+    if dml:
+        base = (dml.get("not_loaded") or {}).get("per_txn")
+        lines += [
+            "",
+            "The executor hook, in instructions: bench/dml.sql (an INSERT, two UPDATEs and a DELETE "
+            "of one row each, a SELECT, in one transaction), measured the same way; the judges' "
+            "column is `sm_judge_utility` plus `sm_judge_executor`, which no statement here reaches "
+            "(no lock held, no write over max_rows_per_statement):",
+            "",
+            "| variant | instructions / txn | min–max of the sessions | / not loaded | judges / txn |",
+            "|---|---|---|---|---|",
+        ]
+        for variant in HOOK_VARIANTS:
+            entry = dml.get(variant)
+            if not entry:
+                continue
+            lines.append(
+                f"| {variant} | {num(entry['per_txn'], 0)} | "
+                f"{num(min(entry['by_rep'].values()), 0)}–{num(max(entry['by_rep'].values()), 0)} | "
+                f"{num(ratio(entry['per_txn'], base), 4)} | {num(entry['judge_per_txn'], 0)} |"
             )
     lines += ["", "## Classification (classify_bench, release, one thread)", ""]
     for what, rate in classify.items():

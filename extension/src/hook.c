@@ -68,6 +68,7 @@ typedef struct SmVerdict
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
 extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, double rows_changed);
 extern void sm_transaction_ended(void);
+extern SmVerdict *sm_subtransaction_ended(SubTransactionId id, SubTransactionId parent, bool committed);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
 
 /*
@@ -611,6 +612,29 @@ sm_xact_callback(XactEvent event, void *arg)
 	}
 }
 
+/*
+ * A subtransaction's end, while the guard's model holds a lock: an aborted one released
+ * the locks taken in it (the lock_held_too_long budget then runs from the first lock
+ * still held, or stops), a committed one hands them to its parent. Otherwise (the common
+ * case: every PL/pgSQL EXCEPTION block is a subtransaction) a comparison.
+ */
+static void
+sm_subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void *arg)
+{
+	SmVerdict  *verdict;
+
+	if (!sm_transaction_holds_locks ||
+		(event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB))
+		return;
+	verdict = sm_subtransaction_ended(mySubid, parentSubid, event == SUBXACT_EVENT_COMMIT_SUB);
+	if (event == SUBXACT_EVENT_ABORT_SUB && sm_lock_hold_armed)
+	{
+		sm_disarm_lock_hold();
+		if (verdict != NULL && verdict->lock_hold_ms > 0)
+			sm_arm_lock_hold(verdict);
+	}
+}
+
 void
 sm_install_hook(void)
 {
@@ -619,6 +643,7 @@ sm_install_hook(void)
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = sm_executor_start;
 	RegisterXactCallback(sm_xact_callback, NULL);
+	RegisterSubXactCallback(sm_subxact_callback, NULL);
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = sm_emit_log;
 	sm_hook_installed = true;

@@ -172,6 +172,8 @@ fn with_transaction<T>(in_block: bool, f: impl FnOnce(&mut Transaction) -> T) ->
             TransactionStatus::Idle
         });
         transaction.set_lock_timeout_ms(session_lock_timeout_ms());
+        // SAFETY: GetCurrentSubTransactionId only reads the backend's transaction state.
+        transaction.set_subtransaction(unsafe { pg_sys::GetCurrentSubTransactionId() });
         f(transaction)
     })
 }
@@ -187,6 +189,32 @@ fn note_locks_held(transaction: &Transaction) {
     // SAFETY: a plain bool write to hook.c's global on the backend's only thread; hook.c
     // reads it only from hooks running on that thread, never during this write.
     unsafe { sm_transaction_holds_locks = !transaction.locks().is_empty() };
+}
+
+/// Called by hook.c's subtransaction callback, while the transaction holds a lock that
+/// blocks traffic, when subtransaction `id` commits (its locks are `parent`'s now) or
+/// aborts (ROLLBACK TO SAVEPOINT, an error a PL/pgSQL EXCEPTION block caught: PostgreSQL
+/// released the locks taken in it). After an abort, the lock_held_too_long timer for the
+/// locks still held (NULL when none, or nothing to arm): its budget runs from the first
+/// of them.
+#[pgrx::pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn sm_subtransaction_ended(id: u32, parent: u32, committed: bool) -> *mut SmVerdict {
+    let hold = TRANSACTION.with(|transaction| {
+        let mut transaction = transaction.try_borrow_mut().ok()?;
+        if committed {
+            transaction.subtransaction_committed(id, parent);
+            note_locks_held(&transaction);
+            return None;
+        }
+        transaction.subtransaction_aborted(id, parent);
+        note_locks_held(&transaction);
+        lock_hold(&transaction, &*current_settings().ok()?)
+    });
+    match hold {
+        Some(hold) => to_c(Vec::new(), None, Some(hold)),
+        None => std::ptr::null_mut(),
+    }
 }
 
 /// Called by hook.c when a transaction commits, aborts or is prepared: its locks are gone.

@@ -14,9 +14,9 @@ pub fn transaction(transaction: &protobuf::TransactionStmt) -> Stmt {
         TransStmtBegin | TransStmtStart | Undefined => TransactionKind::Begin,
         TransStmtCommit => TransactionKind::Commit,
         TransStmtRollback => TransactionKind::Rollback,
-        TransStmtSavepoint => TransactionKind::Savepoint,
-        TransStmtRelease => TransactionKind::Release,
-        TransStmtRollbackTo => TransactionKind::RollbackToSavepoint,
+        TransStmtSavepoint => TransactionKind::Savepoint(transaction.savepoint_name.clone()),
+        TransStmtRelease => TransactionKind::Release(transaction.savepoint_name.clone()),
+        TransStmtRollbackTo => TransactionKind::RollbackToSavepoint(transaction.savepoint_name.clone()),
         TransStmtPrepare => TransactionKind::Prepare,
         TransStmtCommitPrepared => TransactionKind::CommitPrepared,
         TransStmtRollbackPrepared => TransactionKind::RollbackPrepared,
@@ -133,9 +133,12 @@ mod tests {
         assert_eq!(kind("END"), TransactionKind::Commit);
         assert_eq!(kind("ROLLBACK"), TransactionKind::Rollback);
         assert_eq!(kind("ABORT"), TransactionKind::Rollback);
-        assert_eq!(kind("SAVEPOINT s1"), TransactionKind::Savepoint);
-        assert_eq!(kind("RELEASE SAVEPOINT s1"), TransactionKind::Release);
-        assert_eq!(kind("ROLLBACK TO SAVEPOINT s1"), TransactionKind::RollbackToSavepoint);
+        assert_eq!(kind("SAVEPOINT s1"), TransactionKind::Savepoint("s1".into()));
+        assert_eq!(kind("RELEASE SAVEPOINT s1"), TransactionKind::Release("s1".into()));
+        assert_eq!(
+            kind("ROLLBACK TO \"S1\""),
+            TransactionKind::RollbackToSavepoint("S1".into())
+        );
         assert_eq!(kind("PREPARE TRANSACTION 'x'"), TransactionKind::Prepare);
         assert_eq!(kind("COMMIT PREPARED 'x'"), TransactionKind::CommitPrepared);
         assert_eq!(kind("ROLLBACK PREPARED 'x'"), TransactionKind::RollbackPrepared);

@@ -391,14 +391,15 @@ pub struct Drop {
     pub cascade: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransactionKind {
     Begin,
     Commit,
     Rollback,
-    Savepoint,
-    Release,
-    RollbackToSavepoint,
+    /// SAVEPOINT name; RELEASE [SAVEPOINT] name; ROLLBACK TO [SAVEPOINT] name.
+    Savepoint(String),
+    Release(String),
+    RollbackToSavepoint(String),
     Prepare,
     CommitPrepared,
     RollbackPrepared,

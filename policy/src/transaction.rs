@@ -128,6 +128,9 @@ pub struct HeldLock {
     pub statement: String,
     /// When the adapter saw the statement let through.
     pub since: Instant,
+    /// The subtransaction it was taken in (`Transaction::subtransaction`): rolling that
+    /// back releases it.
+    pub subtransaction: u32,
 }
 
 impl HeldLock {
@@ -149,8 +152,11 @@ pub struct AddedNotValid {
     pub foreign_key: bool,
 }
 
+/// The number of a transaction's top level (PostgreSQL's TopSubTransactionId).
+pub const TOP_SUBTRANSACTION: u32 = 1;
+
 /// One session's transaction.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transaction {
     status: TransactionStatus,
     /// An implicit transaction is open besides any block: an extended-protocol batch until
@@ -179,6 +185,21 @@ pub struct Transaction {
     added_not_valid: Vec<AddedNotValid>,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
+    /// The subtransaction statements run in now, numbered as PostgreSQL numbers them
+    /// (SubTransactionId: the top level is 1, each new one, nested or not, the next):
+    /// the extension reads it from the backend; for the proxy and the CLI the SAVEPOINT,
+    /// RELEASE and ROLLBACK TO statements move it.
+    subtransaction: u32,
+    /// The savepoints open, innermost last: name and subtransaction.
+    savepoints: Vec<(String, u32)>,
+    /// The last subtransaction number given out.
+    last_subtransaction: u32,
+}
+
+impl Default for Transaction {
+    fn default() -> Transaction {
+        Transaction::IDLE
+    }
 }
 
 impl Transaction {
@@ -194,6 +215,9 @@ impl Transaction {
         locks: Vec::new(),
         added_not_valid: Vec::new(),
         lock_timeout_ms: 0,
+        subtransaction: TOP_SUBTRANSACTION,
+        savepoints: Vec::new(),
+        last_subtransaction: TOP_SUBTRANSACTION,
     };
 
     /// A session whose server reports `status`.
@@ -245,14 +269,95 @@ impl Transaction {
     }
 
     fn hold(&mut self, lock: HeldLock) {
-        match self.locks.iter_mut().find(|held| held.table == lock.table) {
-            Some(held) if held.level >= lock.level => {}
-            // A stronger lock on the same table: the strongest counts, since the first.
+        let same_table = self.locks.iter().filter(|held| held.table == lock.table);
+        if same_table.clone().any(|held| held.level >= lock.level) {
+            return;
+        }
+        match self
+            .locks
+            .iter_mut()
+            .find(|held| held.table == lock.table && held.subtransaction == lock.subtransaction)
+        {
+            // A stronger lock on the same table in the same subtransaction: the strongest
+            // counts, since the first.
             Some(held) => {
                 held.level = lock.level;
                 held.statement = lock.statement;
             }
+            // Taken in a subtransaction of its own, a rollback of which releases it alone.
             None => self.locks.push(lock),
+        }
+    }
+
+    /// The subtransaction statements run in now (the extension: the backend's
+    /// GetCurrentSubTransactionId()).
+    pub fn set_subtransaction(&mut self, subtransaction: u32) {
+        self.subtransaction = subtransaction;
+    }
+
+    /// Subtransaction `id` rolled back (ROLLBACK TO SAVEPOINT, or an error caught by a
+    /// PL/pgSQL EXCEPTION block): PostgreSQL releases the locks taken in it and in the
+    /// subtransactions it contained (their numbers are larger).
+    pub fn subtransaction_aborted(&mut self, id: u32, parent: u32) {
+        self.locks.retain(|lock| lock.subtransaction < id);
+        self.subtransaction = parent;
+    }
+
+    /// Subtransaction `id` committed (RELEASE SAVEPOINT, a PL/pgSQL block that ended
+    /// without error): its locks, and those of what it contained, are its parent's now.
+    pub fn subtransaction_committed(&mut self, id: u32, parent: u32) {
+        for lock in self.locks.iter_mut().filter(|lock| lock.subtransaction >= id) {
+            lock.subtransaction = parent;
+        }
+        self.subtransaction = parent;
+    }
+
+    /// A SAVEPOINT, RELEASE or ROLLBACK TO judged earlier ran (an Execute of a prepared
+    /// statement).
+    pub fn savepoint_ran(&mut self, kind: &TransactionKind) {
+        if let TransactionKind::RollbackToSavepoint(_) = kind {
+            self.observe(
+                &Statement::new(Stmt::Transaction(kind.clone()), ""),
+                &crate::catalog::NoCatalog,
+            );
+        } else {
+            self.follow_savepoints(kind);
+        }
+    }
+
+    /// The SAVEPOINT, RELEASE and ROLLBACK TO statements, for an adapter that sees no
+    /// subtransaction numbers (the proxy, the CLI).
+    fn follow_savepoints(&mut self, kind: &TransactionKind) {
+        let parent_of = |savepoints: &[(String, u32)], index: usize| {
+            index
+                .checked_sub(1)
+                .map_or(TOP_SUBTRANSACTION, |outer| savepoints[outer].1)
+        };
+        match kind {
+            TransactionKind::Savepoint(name) if self.running() => {
+                self.last_subtransaction = self.last_subtransaction.max(self.subtransaction) + 1;
+                self.savepoints.push((name.clone(), self.last_subtransaction));
+                self.subtransaction = self.last_subtransaction;
+            }
+            TransactionKind::Release(name) => {
+                if let Some(index) = self.savepoints.iter().rposition(|(open, _)| open == name) {
+                    let parent = parent_of(&self.savepoints, index);
+                    self.subtransaction_committed(self.savepoints[index].1, parent);
+                    self.savepoints.truncate(index);
+                }
+            }
+            TransactionKind::RollbackToSavepoint(name) => {
+                if let Some(index) = self.savepoints.iter().rposition(|(open, _)| open == name) {
+                    let parent = parent_of(&self.savepoints, index);
+                    self.subtransaction_aborted(self.savepoints[index].1, parent);
+                    // The savepoint stays, as a new subtransaction.
+                    self.savepoints.truncate(index + 1);
+                    self.last_subtransaction = self.last_subtransaction.max(self.subtransaction) + 1;
+                    self.savepoints[index].1 = self.last_subtransaction;
+                    self.subtransaction = self.last_subtransaction;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -371,9 +476,17 @@ impl Transaction {
             self.created.clear();
             self.pending.clear();
             self.locks.clear();
+            self.end_subtransactions();
             self.added_not_valid.clear();
             self.search_path_set_locally = false;
         }
+    }
+
+    /// The transaction ended, and its savepoints with it.
+    fn end_subtransactions(&mut self) {
+        self.savepoints.clear();
+        self.subtransaction = TOP_SUBTRANSACTION;
+        self.last_subtransaction = TOP_SUBTRANSACTION;
     }
 
     /// Relations that a statement judged earlier created, once it runs (an Execute of a
@@ -406,6 +519,9 @@ impl Transaction {
         judged.ran();
         self.created = judged.created;
         self.locks = judged.locks;
+        self.savepoints = judged.savepoints;
+        self.subtransaction = judged.subtransaction;
+        self.last_subtransaction = judged.last_subtransaction;
         self.added_not_valid = judged.added_not_valid;
         self.pending.clear();
         self.search_path_changed = false;
@@ -433,6 +549,7 @@ impl Transaction {
                 level,
                 statement: first_line(&statement.source),
                 since: now,
+                subtransaction: self.subtransaction,
             });
         }
         if let Stmt::AlterTable(alter) = stmt {
@@ -460,17 +577,22 @@ impl Transaction {
                 self.created.clear();
                 self.pending.clear();
                 self.locks.clear();
+                self.end_subtransactions();
                 self.added_not_valid.clear();
                 self.search_path_changed |= std::mem::take(&mut self.search_path_set_locally);
             }
-            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable. It releases no lock.
-            // The relations created since the savepoint are gone, and one of them may have
-            // hidden an older relation of the same name: savepoints are not followed yet,
-            // so every relation of the transaction is forgotten (stricter, never looser).
-            Stmt::Transaction(TransactionKind::RollbackToSavepoint) => {
+            Stmt::Transaction(kind @ (TransactionKind::Savepoint(_) | TransactionKind::Release(_))) => {
+                self.follow_savepoints(kind)
+            }
+            // ROLLBACK TO SAVEPOINT leaves a failed transaction usable, and releases the
+            // locks taken since the savepoint. The relations created since are gone, and
+            // one of them may have hidden an older relation of the same name: every
+            // relation of the transaction is forgotten (stricter, never looser).
+            Stmt::Transaction(kind @ TransactionKind::RollbackToSavepoint(_)) => {
                 if self.status == TransactionStatus::Failed {
                     self.status = TransactionStatus::InBlock
                 }
+                self.follow_savepoints(kind);
                 self.created.clear();
                 self.pending.clear();
                 self.search_path_changed |= self.search_path_set_locally;
@@ -525,6 +647,7 @@ impl Transaction {
         // Outside any transaction a statement commits when it ends, and its locks go.
         if !self.running() {
             self.locks.clear();
+            self.end_subtransactions();
             self.added_not_valid.clear();
         }
     }
@@ -704,7 +827,10 @@ mod tests {
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
         observe(&mut tx, create("t"));
         tx.set_status(TransactionStatus::Failed);
-        observe(&mut tx, Stmt::Transaction(TransactionKind::RollbackToSavepoint));
+        observe(
+            &mut tx,
+            Stmt::Transaction(TransactionKind::RollbackToSavepoint("s".into())),
+        );
         assert_eq!(tx.status(), TransactionStatus::InBlock);
     }
 
@@ -825,8 +951,94 @@ mod tests {
         let mut tx = Transaction::with_status(TransactionStatus::InBlock);
         tx.record_created(&[q("a")]);
         observe(&mut tx, create("b"));
-        observe(&mut tx, Stmt::Transaction(TransactionKind::RollbackToSavepoint));
+        observe(
+            &mut tx,
+            Stmt::Transaction(TransactionKind::RollbackToSavepoint("s".into())),
+        );
         assert!(tx.created_nothing());
+    }
+
+    fn lock(table: &str) -> Stmt {
+        Stmt::Lock {
+            tables: vec![q(table)],
+            mode: LockLevel::AccessExclusive,
+        }
+    }
+
+    fn locked(tx: &Transaction) -> Vec<String> {
+        tx.locks().iter().map(|lock| lock.table.to_string()).collect()
+    }
+
+    fn savepoint(kind: fn(String) -> TransactionKind, name: &str) -> Stmt {
+        Stmt::Transaction(kind(name.to_string()))
+    }
+
+    #[test]
+    fn rollback_to_a_savepoint_releases_the_locks_taken_since_and_release_keeps_them() {
+        let mut tx = Transaction::default();
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Begin));
+        observe(&mut tx, lock("a"));
+        observe(&mut tx, savepoint(TransactionKind::Savepoint, "s1"));
+        observe(&mut tx, lock("b"));
+        observe(&mut tx, savepoint(TransactionKind::Savepoint, "s2"));
+        observe(&mut tx, lock("c"));
+        observe(&mut tx, savepoint(TransactionKind::Release, "s2"));
+        assert_eq!(locked(&tx), ["a", "b", "c"]);
+        // s1 contains what s2 took.
+        observe(&mut tx, savepoint(TransactionKind::RollbackToSavepoint, "s1"));
+        assert_eq!(locked(&tx), ["a"]);
+        // s1 stays open, as a new subtransaction.
+        observe(&mut tx, lock("d"));
+        observe(&mut tx, savepoint(TransactionKind::RollbackToSavepoint, "s1"));
+        assert_eq!(locked(&tx), ["a"]);
+        observe(&mut tx, lock("e"));
+        observe(&mut tx, savepoint(TransactionKind::Release, "s1"));
+        observe(&mut tx, savepoint(TransactionKind::Savepoint, "s3"));
+        observe(&mut tx, savepoint(TransactionKind::RollbackToSavepoint, "s3"));
+        assert_eq!(locked(&tx), ["a", "e"]);
+        // An unknown name changes nothing (the server refuses it).
+        observe(&mut tx, savepoint(TransactionKind::RollbackToSavepoint, "nope"));
+        assert_eq!(locked(&tx), ["a", "e"]);
+        observe(&mut tx, Stmt::Transaction(TransactionKind::Commit));
+        assert!(tx.locks().is_empty());
+    }
+
+    #[test]
+    fn a_stronger_lock_in_a_subtransaction_is_released_with_it() {
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(
+            &mut tx,
+            Stmt::Lock {
+                tables: vec![q("a")],
+                mode: LockLevel::Share,
+            },
+        );
+        observe(&mut tx, savepoint(TransactionKind::Savepoint, "s"));
+        observe(&mut tx, lock("a"));
+        assert_eq!(
+            tx.locks().iter().map(|l| l.level).max(),
+            Some(LockLevel::AccessExclusive)
+        );
+        observe(&mut tx, savepoint(TransactionKind::RollbackToSavepoint, "s"));
+        let levels: Vec<LockLevel> = tx.locks().iter().map(|l| l.level).collect();
+        assert_eq!(levels, [LockLevel::Share]);
+    }
+
+    #[test]
+    fn the_backend_s_subtransaction_numbers_release_what_an_aborted_one_took() {
+        // As the extension follows a PL/pgSQL EXCEPTION block, with PostgreSQL's numbers.
+        let mut tx = Transaction::with_status(TransactionStatus::InBlock);
+        observe(&mut tx, lock("a"));
+        tx.set_subtransaction(2);
+        observe(&mut tx, lock("b"));
+        tx.subtransaction_committed(2, 1);
+        tx.set_subtransaction(3);
+        observe(&mut tx, lock("c"));
+        tx.set_subtransaction(4);
+        observe(&mut tx, lock("d"));
+        tx.subtransaction_committed(4, 3);
+        tx.subtransaction_aborted(3, 1);
+        assert_eq!(locked(&tx), ["a", "b"]);
     }
 
     fn set(name: &str, local: bool) -> Statement {

@@ -82,6 +82,40 @@ fn scenario(url: &str, path: &str) {
         "{path}: {refused}"
     );
     transaction.rollback().unwrap();
+    // A statement prepared before the DDL and executed after it: decided again under the
+    // lock taken since (named prepared statements, as drivers cache them).
+    let mut transaction = migrator.transaction().unwrap();
+    let update = transaction.prepare("UPDATE t SET c = c + 1").unwrap();
+    transaction.batch_execute("ALTER TABLE t ADD COLUMN z int").unwrap();
+    let refused = transaction
+        .execute(&update, &[])
+        .map(|_| ())
+        .err()
+        .and_then(|err| err.as_db_error().map(|db| db.message().to_string()))
+        .unwrap_or_default();
+    assert!(
+        refused
+            .starts_with("backfill_in_ddl_transaction: UPDATE of t runs while this transaction holds ACCESS EXCLUSIVE"),
+        "{path}: {refused}"
+    );
+    transaction.rollback().unwrap();
+    // The same statement, prepared in a transaction that held no lock, runs in one that
+    // holds none.
+    let update = migrator.prepare("UPDATE t SET c = c + 1 WHERE id = 1").unwrap();
+    migrator.execute(&update, &[]).unwrap();
+    let mut transaction = migrator.transaction().unwrap();
+    transaction.batch_execute("ALTER TABLE t ADD COLUMN z int").unwrap();
+    let refused = transaction.execute(&update, &[]).map(|_| ()).err().map(|err| {
+        err.as_db_error()
+            .map_or_else(|| err.to_string(), |db| db.message().to_string())
+    });
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|err| err.contains("backfill_in_ddl_transaction")),
+        "{path}: a statement prepared in an earlier transaction ran under the lock: {refused:?}"
+    );
+    transaction.rollback().unwrap();
     // In an explicit block, until COMMIT.
     migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN w int").unwrap();
     let refused = rule_of(migrator.batch_execute("DELETE FROM t WHERE id > 90")).unwrap_or_default();

@@ -86,6 +86,70 @@ fn unsafe_stopped_then_safe_applies(cluster: &Cluster, url: &str, route: &str) {
     );
 }
 
+/// A data migration: `update_all` after `add_column` in one migration is stopped (it
+/// would rewrite every row under the ADD COLUMN's lock) and leaves nothing; the column in
+/// one migration and the batched backfill in another, outside a DDL transaction, apply
+/// and fill every row. ActiveRecord's own bookkeeping passes in both.
+fn data_migration_stopped_then_split_applies(cluster: &Cluster, url: &str, route: &str) {
+    let (ok, output) = migrate(url, &["base"]);
+    assert!(ok, "{route}: the table was not created:\n{output}");
+    cluster.execute(
+        &cluster.superuser_url(),
+        "INSERT INTO accounts (name) SELECT 'account ' || g FROM generate_series(1, 30) g",
+    );
+    let (ok, output) = migrate(url, &["base", "unsafe_backfill"]);
+    assert!(!ok, "{route}: update_all in the DDL transaction was applied:\n{output}");
+    for expected in [
+        "backfill_in_ddl_transaction: UPDATE of accounts runs while this transaction holds ACCESS EXCLUSIVE on \
+         accounts, taken by `ALTER TABLE \"accounts\" ADD \"status\" character varying`",
+        "DETAIL:  Lock: ACCESS EXCLUSIVE on accounts, blocks reads and writes.",
+        "HINT:  Commit the schema change first",
+    ] {
+        assert!(output.contains(expected), "{route}: {expected:?} not in:\n{output}");
+    }
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), SCHEMA),
+        "column id bigint not null\n\
+         column name character varying not null\n\
+         index CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)\n\
+         applied 20240101000001\n",
+        "{route}: the refused migration left a change behind"
+    );
+
+    let (ok, output) = migrate(url, &["base", "safe_backfill"]);
+    assert!(ok, "{route}: the split data migration was not applied:\n{output}");
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), SCHEMA),
+        "column id bigint not null\n\
+         column name character varying not null\n\
+         column status character varying\n\
+         index CREATE UNIQUE INDEX accounts_pkey ON public.accounts USING btree (id)\n\
+         applied 20240101000001\n\
+         applied 20240101000005\n\
+         applied 20240101000006\n",
+        "{route}"
+    );
+    assert_eq!(
+        cluster.execute(
+            &cluster.superuser_url(),
+            "SELECT count(*) FROM accounts WHERE status = 'active'"
+        ),
+        "30\n",
+        "{route}"
+    );
+}
+
+#[test]
+fn a_data_migration_in_the_ddl_transaction_is_stopped_and_applies_split() {
+    if !installed(TOOL, Path::new(MARKER)) {
+        return;
+    }
+    for guarded in [Guarded::extension(), Guarded::proxy()] {
+        data_migration_stopped_then_split_applies(&guarded.cluster, &guarded.migrator_url(), guarded.name());
+    }
+    report(&format!("tool {TOOL} data migration: pass"));
+}
+
 #[test]
 fn add_index_is_stopped_and_the_concurrent_index_applies() {
     if !installed(TOOL, Path::new(MARKER)) {

@@ -3,7 +3,11 @@
 //! `op.create_index(...)` on a table with rows is stopped with the rule's message in
 //! Alembic's output, and so is `postgresql_concurrently=True` left inside the migration's
 //! transaction; both leave nothing behind. The same index built with
-//! `postgresql_concurrently=True` inside `autocommit_block()` applies.
+//! `postgresql_concurrently=True` inside `autocommit_block()` applies. A data migration
+//! (`op.execute("UPDATE ...")`) in the revision that adds the column is stopped too (the
+//! UPDATE would run under the ADD COLUMN's lock; Alembic's own `alembic_version` update
+//! in that transaction is bookkeeping); split into a revision of its own whose UPDATE
+//! runs in `autocommit_block()`, it applies and fills every row.
 //!
 //! The project is tests/tools/alembic (`alembic -n safe|unsafe|unsafe_in_transaction`);
 //! tests/tools/alembic/install.sh installs Alembic into the Python venv
@@ -48,6 +52,11 @@ const UNSAFE: &[(&str, &str)] = &[
          blocks writes while the index builds",
     ),
     ("unsafe_in_transaction", "concurrently_in_transaction: "),
+    (
+        "unsafe_backfill",
+        "backfill_in_ddl_transaction: UPDATE of orders runs while this transaction holds ACCESS EXCLUSIVE on \
+         orders, taken by `ALTER TABLE orders ADD COLUMN status TEXT`",
+    ),
 ];
 
 const SCHEMA_AFTER_BASE: &str = "\
@@ -59,6 +68,7 @@ index CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id)
 
 const SCHEMA_AFTER_SAFE: &str = "\
 column orders.id bigint not null
+column orders.status text
 column orders.total integer not null
 constraint orders_pkey PRIMARY KEY (id)
 index CREATE INDEX orders_total_idx ON public.orders USING btree (total)
@@ -97,12 +107,15 @@ fn unsafe_upgrades_are_stopped_and_the_safe_one_applies(alembic: &Path, guarded:
 
     let (ok, printed) = upgrade(alembic, guarded, "safe", "head");
     assert!(ok, "{route}: the safe upgrade was stopped:\n{printed}");
-    assert_eq!(alembic_version(cluster), "0002\n", "{route}");
+    assert_eq!(alembic_version(cluster), "0004\n", "{route}");
     assert_eq!(schema(cluster, &["orders"]), SCHEMA_AFTER_SAFE, "{route}");
     assert_eq!(
-        cluster.execute(&cluster.superuser_url(), "SELECT count(*) FROM orders"),
+        cluster.execute(
+            &cluster.superuser_url(),
+            "SELECT count(*) FROM orders WHERE status = 'new'"
+        ),
         "50\n",
-        "{route}"
+        "{route}: the data migration after the schema change's commit filled every row"
     );
 }
 

@@ -3,6 +3,9 @@
 //! migrations `makemigrations` writes for an index, a foreign key and a check on a table
 //! with rows are stopped with the rule's message in Django's output and leave nothing
 //! behind; the same changes written the safe way apply and leave exactly that schema.
+//! A data migration (RunPython's UPDATE) in the migration that adds the column is stopped
+//! too; split into a migration of its own (not atomic, in batches), it applies, and
+//! Django's own bookkeeping (django_migrations) passes in every migration's transaction.
 //!
 //! The project is tests/tools/django; tests/tools/django/install.sh installs Django into
 //! the Python venv (tests/tools/install-all.sh runs it).
@@ -59,6 +62,11 @@ const UNSAFE: &[(&str, &str)] = &[
          blocks writes while every row is checked",
     ),
     (
+        "shop.migrations_unsafe_backfill",
+        "backfill_in_ddl_transaction: UPDATE of shop_order runs while this transaction holds ACCESS EXCLUSIVE \
+         on shop_order, taken by `ALTER TABLE \"shop_order\" ADD COLUMN \"status\" varchar(20) NULL`",
+    ),
+    (
         "shop.migrations_unsafe_check",
         "add_check_constraint_validated: ADD CONSTRAINT shop_order_total_nonnegative CHECK on shop_order without \
          NOT VALID blocks reads and writes while every row is checked",
@@ -81,6 +89,7 @@ column shop_customer.id bigint not null
 column shop_customer.name text not null
 column shop_order.customer_id bigint
 column shop_order.id bigint not null
+column shop_order.status character varying(20)
 column shop_order.total integer not null
 constraint shop_customer_pkey PRIMARY KEY (id)
 constraint shop_order_customer_id_fk FOREIGN KEY (customer_id) REFERENCES shop_customer(id) DEFERRABLE INITIALLY DEFERRED
@@ -136,14 +145,17 @@ fn unsafe_migrations_are_stopped_and_safe_ones_apply(python: &Path, guarded: &Gu
     assert_eq!(
         applied_migrations(cluster),
         "0001_initial\n0002_order_total_index\n0003_order_customer\n0004_validate_order_customer\n\
-         0005_order_total_check\n0006_validate_order_total_check\n",
+         0005_order_total_check\n0006_validate_order_total_check\n0007_order_status\n0008_fill_order_status\n",
         "{route}"
     );
     assert_eq!(schema(cluster, TABLES), SCHEMA_AFTER_SAFE, "{route}");
     assert_eq!(
-        cluster.execute(&cluster.superuser_url(), "SELECT count(*) FROM shop_order"),
+        cluster.execute(
+            &cluster.superuser_url(),
+            "SELECT count(*) FROM shop_order WHERE status = 'new'"
+        ),
         "50\n",
-        "{route}"
+        "{route}: the data migration after the schema change's commit filled every row"
     );
 }
 

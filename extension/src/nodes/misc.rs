@@ -59,13 +59,14 @@ pub fn refresh(stmt: &pg_sys::RefreshMatViewStmt) -> Stmt {
 
 pub fn transaction(stmt: &pg_sys::TransactionStmt) -> Stmt {
     use pg_sys::TransactionStmtKind::*;
+    let savepoint = cstr(stmt.savepoint_name).unwrap_or_default();
     Stmt::Transaction(match stmt.kind {
         TRANS_STMT_BEGIN | TRANS_STMT_START => TransactionKind::Begin,
         TRANS_STMT_COMMIT => TransactionKind::Commit,
         TRANS_STMT_ROLLBACK => TransactionKind::Rollback,
-        TRANS_STMT_SAVEPOINT => TransactionKind::Savepoint,
-        TRANS_STMT_RELEASE => TransactionKind::Release,
-        TRANS_STMT_ROLLBACK_TO => TransactionKind::RollbackToSavepoint,
+        TRANS_STMT_SAVEPOINT => TransactionKind::Savepoint(savepoint),
+        TRANS_STMT_RELEASE => TransactionKind::Release(savepoint),
+        TRANS_STMT_ROLLBACK_TO => TransactionKind::RollbackToSavepoint(savepoint),
         TRANS_STMT_PREPARE => TransactionKind::Prepare,
         TRANS_STMT_COMMIT_PREPARED => TransactionKind::CommitPrepared,
         _ => TransactionKind::RollbackPrepared,

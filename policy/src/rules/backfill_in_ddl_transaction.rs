@@ -122,6 +122,7 @@ mod tests {
                 level,
                 statement: format!("ALTER TABLE {table} ADD COLUMN verified boolean"),
                 since: Instant::now(),
+                subtransaction: 1,
             }],
             ..Context::default()
         }

@@ -81,6 +81,7 @@ mod tests {
             level: LockLevel::AccessExclusive,
             statement: "ALTER TABLE users ADD COLUMN v int".into(),
             since: Instant::now(),
+            subtransaction: 1,
         };
         let (message, detail, _) = report(&lock, 10_000, Ending::Terminated);
         assert_eq!(

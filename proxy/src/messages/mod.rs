@@ -134,6 +134,16 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
         }
     }
 
+    /// Read and drop whatever the peer sends until it closes the stream (or fails): a
+    /// socket closed with unread input resets the connection, and a reset may destroy
+    /// what was last written to the peer before it arrives.
+    pub async fn discard_until_closed(&mut self) {
+        use tokio::io::AsyncReadExt;
+        self.buf.clear();
+        let mut sink = [0u8; 8 * 1024];
+        while matches!(self.inner.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+
     /// The next message; `None` when the peer closed the stream between messages.
     pub async fn next(&mut self) -> Result<Option<Message>, FrameError> {
         loop {

@@ -1,15 +1,17 @@
 //! The extended-query path: a Parse decided, the prepared statements and portals
 //! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
 
+use policy::model::TransactionKind;
 use policy::transaction::HeldLock;
 use policy::unchecked;
-use policy::QualifiedName;
+use policy::{QualifiedName, Stmt};
 
 use crate::guard::{unchecked, Refusal, Unchecked};
 use crate::lock_timeout::{restore_sql, set_cap_sql};
 use crate::messages::parse::Parse;
 use crate::messages::{bind, close, describe, execute, Message};
 use crate::tracker::{Expect, OnError, Owner};
+use ::parse::ParsedStatement;
 
 use super::{Session, SessionError};
 
@@ -21,6 +23,13 @@ pub(super) struct Prepared {
     /// Locks on existing tables the statement takes (held once it runs, until the
     /// transaction ends).
     pub(super) locks: Vec<HeldLock>,
+    /// A SAVEPOINT, RELEASE or ROLLBACK TO: the subtransactions it moves when it runs.
+    pub(super) savepoint: Option<TransactionKind>,
+    /// The statement's text, and the locks its transaction held when it was judged:
+    /// executed under locks taken since (a statement prepared before the DDL, or a
+    /// pipeline that parses everything before executing), a data-modifying statement is
+    /// judged again.
+    pub(super) recheck: Option<(String, Vec<HeldLock>)>,
 }
 
 impl Session {
@@ -32,7 +41,11 @@ impl Session {
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
             if self.passed_before(parse.query) {
-                self.remember_statement(parse.name.to_string(), Prepared::default());
+                let prepared = Prepared {
+                    recheck: Some((parse.query.to_string(), Vec::new())),
+                    ..Prepared::default()
+                };
+                self.remember_statement(parse.name.to_string(), prepared);
                 self.send(&message, Owner::Client, Expect::Parse);
                 return Ok(());
             }
@@ -54,6 +67,17 @@ impl Session {
                     return Ok(());
                 }
             },
+        };
+        let savepoint = match parsed.as_slice() {
+            [only] => match &only.statement.stmt {
+                Stmt::Transaction(
+                    kind @ (TransactionKind::Savepoint(_)
+                    | TransactionKind::Release(_)
+                    | TransactionKind::RollbackToSavepoint(_)),
+                ) => Some(kind.clone()),
+                _ => None,
+            },
+            _ => None,
         };
         if self.nothing_will_run(&parsed) {
             self.remember_statement(name, Prepared::default());
@@ -86,6 +110,11 @@ impl Session {
                 .filter(|lock| !self.transaction.locks().contains(lock))
                 .cloned()
                 .collect(),
+            savepoint,
+            recheck: parsed
+                .iter()
+                .any(|parsed| matches!(parsed.statement.stmt, Stmt::Dml(_)))
+                .then(|| (sql.clone(), verdict.transaction.locks().to_vec())),
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -116,6 +145,8 @@ impl Session {
                     },
                     created,
                     locks: known.locks.iter().chain(&prepared.locks).cloned().collect(),
+                    savepoint: known.savepoint.clone(),
+                    recheck: known.recheck.clone(),
                 }
             }
             _ => prepared,
@@ -145,8 +176,35 @@ impl Session {
     pub(super) fn execute(&mut self, message: Message) -> Result<(), SessionError> {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
+        if let Some((sql, judged_under)) = &prepared.recheck {
+            let new_lock = self.transaction.locks().iter().any(|lock| {
+                !judged_under
+                    .iter()
+                    .any(|judged| judged.table == lock.table && judged.level >= lock.level)
+            });
+            let writes = |parsed: &Vec<ParsedStatement>| {
+                parsed
+                    .iter()
+                    .any(|parsed| matches!(parsed.statement.stmt, Stmt::Dml(_)))
+            };
+            if let Some(parsed) = new_lock
+                .then(|| self.parse_as_the_server_would(sql).ok())
+                .flatten()
+                .filter(writes)
+            {
+                let verdict = self.judge_again(&parsed);
+                if let Some(refusal) = verdict.refusal {
+                    self.refuse_extended(verdict.reports, refusal, None);
+                    return Ok(());
+                }
+                self.send_reports(&verdict.reports);
+            }
+        }
         self.transaction.record_created(&prepared.created);
         self.transaction.record_locks(&prepared.locks);
+        if let Some(kind) = &prepared.savepoint {
+            self.transaction.savepoint_ran(kind);
+        }
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
         match prepared.cap {

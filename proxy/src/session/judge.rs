@@ -75,7 +75,7 @@ impl Session {
                     Stmt::Transaction(
                         TransactionKind::Commit
                             | TransactionKind::Rollback
-                            | TransactionKind::RollbackToSavepoint
+                            | TransactionKind::RollbackToSavepoint(_)
                             | TransactionKind::Prepare
                     )
                 )
@@ -157,6 +157,17 @@ impl Session {
                 answers.insert(question, answer);
             }
         }
+    }
+
+    /// The verdict on a statement judged before (at its Parse), under the transaction as
+    /// it stands now: the locks taken since. Without asking the server anything (it may
+    /// be in the middle of the client's batch): what needs an answer counts as unknown,
+    /// which the lock rules read strictly (the table is neither new nor small).
+    pub(super) fn judge_again(&self, parsed: &[ParsedStatement]) -> Verdict {
+        let answers = HashMap::new();
+        let mut transaction = self.transaction.clone();
+        transaction.set_status(self.tracker.status);
+        guard::judge(parsed, &self.facts(&transaction, &answers)).0
     }
 
     fn facts<'a>(&'a self, transaction: &'a Transaction, answers: &'a HashMap<Question, Answer>) -> Facts<'a> {

@@ -13,6 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use pgwire::messages::response::ErrorResponse;
 use pgwire::messages::Message as _;
 use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+use tokio::io::AsyncWriteExt;
 
 use crate::messages::error_response;
 use crate::messages::ready_for_query::TransactionStatus;
@@ -154,7 +155,21 @@ impl Session {
             (b'H', hint),
         ];
         let _ = ErrorResponse::new(fields).encode(&mut self.to_client);
-        self.to_server.extend_from_slice(&[b'X', 0, 0, 0, 4]);
-        self.flush().await
+        // The client's FATAL first, then the end of its stream, and only then the
+        // server's Terminate: once the server ends the transaction, other sessions go on,
+        // and the client must already have been told why.
+        let fatal = std::mem::take(&mut self.to_client);
+        super::write(&mut self.client_wr, &fatal)
+            .await
+            .map_err(SessionError::Client)?;
+        let _ = self.client_wr.shutdown().await;
+        let terminate = [b'X', 0, 0, 0, 4];
+        self.to_server.extend_from_slice(&terminate);
+        let to_server = std::mem::take(&mut self.to_server);
+        let _ = super::write(&mut self.server_wr, &to_server).await;
+        // What the client sent meanwhile is read, not left to reset the connection (and
+        // lose the FATAL on its way); a client that keeps its end open gets a second.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client_rd.discard_until_closed()).await;
+        Ok(())
     }
 }

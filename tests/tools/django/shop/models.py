@@ -11,6 +11,7 @@ class Customer(models.Model):
 class Order(models.Model):
     total = models.IntegerField()
     customer = models.ForeignKey(Customer, null=True, on_delete=models.PROTECT, db_index=False)
+    status = models.CharField(max_length=20, null=True)
 
     class Meta:
         indexes = [models.Index(fields=["total"], name="shop_order_total_idx")]
