@@ -300,6 +300,10 @@ impl Catalog for BackendCatalog {
     fn rows_changed_estimate(&self, _: &Statement) -> Option<f64> {
         self.rows_changed
     }
+
+    fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
+        catalog_queries::constraint_type_from_rows(&query_rows(&catalog_queries::constraint_type_sql(table, name))?)
+    }
 }
 
 fn more_volatile(a: Volatility, b: Volatility) -> Volatility {

@@ -569,25 +569,40 @@ sm_rows_changed(const PlannedStmt *pstmt)
 static void
 sm_executor_start(QueryDesc *queryDesc, int eflags)
 {
+	double		rows = -1;
+	bool		judge_before = false;
+	bool		judge_after = false;
+	SmVerdict  *verdict;
+
 	if (sm_mode != SM_MODE_OFF && !IsBinaryUpgrade && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
 		sm_internal_depth == 0 && sm_plan_writes(queryDesc->plannedstmt))
 	{
-		double		rows = sm_rows_changed(queryDesc->plannedstmt);
-		bool		large = sm_max_rows_per_statement > 0 && rows > (double) sm_max_rows_per_statement;
+		bool		large;
 
+		rows = sm_rows_changed(queryDesc->plannedstmt);
+		large = sm_max_rows_per_statement > 0 && rows > (double) sm_max_rows_per_statement;
 		if ((sm_transaction_holds_locks || large) &&
 			DatumGetInt32(DirectFunctionCall1(pg_trigger_depth, (Datum) 0)) == 0)
 		{
-			SmVerdict  *verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows);
-
-			if (verdict != NULL)
-				sm_raise(verdict);
+			/*
+			 * A write under a held lock is decided before the executor starts, as the
+			 * proxy decides it before the statement is sent. A write that is only large
+			 * is decided once the executor has started: one the executor refuses on its
+			 * own (its permissions, a published table without replica identity) gets
+			 * that error, as the proxy's EXPLAIN of it does.
+			 */
+			judge_before = sm_transaction_holds_locks;
+			judge_after = !judge_before;
 		}
 	}
+	if (judge_before && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows)) != NULL)
+		sm_raise(verdict);
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+	if (judge_after && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows)) != NULL)
+		sm_raise(verdict);
 }
 
 /* The transaction's locks are gone once it commits, aborts or is prepared. */

@@ -19,6 +19,7 @@ mod options;
 mod other;
 pub mod plpgsql;
 mod plpgsql_json;
+pub mod probe;
 mod rename;
 mod session_commands;
 pub mod shape;

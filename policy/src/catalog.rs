@@ -82,6 +82,11 @@ pub trait Catalog {
     fn rows_changed_estimate(&self, _statement: &Statement) -> Option<f64> {
         None
     }
+    /// pg_constraint.contype of `table`'s constraint `name` ('f' foreign key, 'c' check,
+    /// ...), when it is not validated yet (a VALIDATE CONSTRAINT of it scans the table).
+    fn constraint_type(&self, _table: &QualifiedName, _name: &str) -> Option<char> {
+        None
+    }
 }
 
 /// A catalog that knows nothing: every answer is unknown.

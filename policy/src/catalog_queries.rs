@@ -207,6 +207,22 @@ pub fn dependents_from_rows(rows: &Rows) -> Option<ColumnDependents> {
     found.then_some(dependents)
 }
 
+/// pg_constraint.contype of `table`'s constraint `name` if it is not validated yet: one
+/// row, or none.
+pub fn constraint_type_sql(table: &QualifiedName, name: &str) -> String {
+    format!(
+        "SELECT c.contype::pg_catalog.text FROM pg_catalog.pg_constraint c WHERE c.conrelid = {} AND c.conname = {} \
+         AND NOT c.convalidated",
+        regclass(table),
+        literal(name)
+    )
+}
+
+/// The answer of `constraint_type_sql`.
+pub fn constraint_type_from_rows(rows: &Rows) -> Option<char> {
+    rows.first()?.first()?.as_deref()?.chars().next()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -53,6 +53,8 @@ pub enum Question {
     /// the client's transaction). The flag: use GENERIC_PLAN (PostgreSQL 16 and later) for
     /// a statement with parameters.
     RowsChanged(String, bool),
+    /// pg_constraint.contype of the table's constraint (by name).
+    ConstraintType(QualifiedName, String),
 }
 
 /// The query of a view or materialized view.
@@ -205,10 +207,8 @@ impl Question {
                  JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid {BODY_JOINS}",
                 regclass(table)
             ),
-            Question::RowsChanged(statement, generic) => {
-                let generic = if *generic { "GENERIC_PLAN, " } else { "" };
-                format!("EXPLAIN ({generic}FORMAT JSON)\n{statement}")
-            }
+            Question::ConstraintType(table, name) => catalog_queries::constraint_type_sql(table, name),
+            Question::RowsChanged(statement, generic) => explain_sql(statement, *generic),
             Question::EventTriggerFunctions => format!(
                 "SELECT {BODY_COLUMNS} FROM pg_catalog.pg_event_trigger e \
                  JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid {BODY_JOINS} WHERE e.evtenabled <> 'D'"
@@ -285,6 +285,10 @@ impl Question {
                 Answer::Bodies(rows.map(bodies))
             }
             Question::RowsChanged(..) => Answer::Rows(rows.and_then(|rows| rows_changed(&first(&rows, 0)?))),
+            Question::ConstraintType(..) => Answer::Names(
+                rows.and_then(|rows| catalog_queries::constraint_type_from_rows(&rows))
+                    .map(|kind| vec![kind.to_string()]),
+            ),
         }
     }
 
@@ -292,11 +296,29 @@ impl Question {
     pub fn is_explain(&self) -> bool {
         matches!(self, Question::RowsChanged(..))
     }
+
+    /// For a question `is_explain`: EXPLAIN of a SELECT that reads the rows the statement
+    /// would change (`parse::probe`), which takes no command id of the client's
+    /// transaction as EXPLAIN of the write itself does; None when there is none.
+    pub fn explain_read_only_sql(&self) -> Option<String> {
+        match self {
+            Question::RowsChanged(statement, generic) => {
+                Some(explain_sql(&::parse::probe::rows_changed_probe(statement)?, *generic))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn explain_sql(statement: &str, generic: bool) -> String {
+    let generic = if generic { "GENERIC_PLAN, " } else { "" };
+    format!("EXPLAIN ({generic}FORMAT JSON)\n{statement}")
 }
 
 /// The rows an EXPLAIN (FORMAT JSON) plan's UPDATE, DELETE or MERGE changes: the largest
 /// over its ModifyTable nodes of the estimate of the node's input (the ModifyTable's own
-/// is 0 without RETURNING), as the extension reads it from the plan.
+/// is 0 without RETURNING), as the extension reads it from the plan. A plan without one
+/// (of the read-only stand-in) changes the rows its top node returns.
 fn rows_changed(plan_json: &str) -> Option<f64> {
     fn walk(node: &serde_json::Value, most: &mut Option<f64>) {
         match node {
@@ -305,9 +327,15 @@ fn rows_changed(plan_json: &str) -> Option<f64> {
                 let changes = fields.get("Node Type").and_then(|t| t.as_str()) == Some("ModifyTable")
                     && fields.get("Operation").and_then(|o| o.as_str()) != Some("Insert");
                 if changes {
+                    // Its input is its outer plan; InitPlans and SubPlans are listed too.
                     let input = fields
                         .get("Plans")
-                        .and_then(|plans| plans.get(0))
+                        .and_then(|plans| plans.as_array())
+                        .and_then(|plans| {
+                            plans
+                                .iter()
+                                .find(|plan| plan.get("Parent Relationship").and_then(|r| r.as_str()) == Some("Outer"))
+                        })
                         .and_then(|plan| plan.get("Plan Rows"))
                         .and_then(|rows| rows.as_f64());
                     if let Some(rows) = input {
@@ -322,7 +350,7 @@ fn rows_changed(plan_json: &str) -> Option<f64> {
     let plan: serde_json::Value = serde_json::from_str(plan_json).ok()?;
     let mut most = None;
     walk(&plan, &mut most);
-    most
+    most.or_else(|| plan.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64())
 }
 
 /// What the session knows; questions without an answer are recorded in `missing`.
@@ -517,6 +545,13 @@ impl Catalog for SessionCatalog<'_> {
         self.timezone.clone()
     }
 
+    fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
+        match self.ask(Question::ConstraintType(table.clone(), name.to_string())) {
+            Some(Answer::Names(Some(kinds))) => kinds.first()?.chars().next(),
+            _ => None,
+        }
+    }
+
     fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
         // PostgreSQL 16 plans a statement with parameters generically when asked; before,
         // its EXPLAIN fails ("there is no parameter $1") and the estimate is unknown.
@@ -532,6 +567,30 @@ impl Catalog for SessionCatalog<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_changed_is_the_modify_table_s_outer_input_not_an_init_plan() {
+        // UPDATE ... WHERE b = (SELECT 1): the InitPlan is listed before the input.
+        let plan = r#"[{"Plan": {"Node Type": "ModifyTable", "Operation": "Update", "Plan Rows": 0,
+            "Plans": [
+                {"Node Type": "Result", "Parent Relationship": "InitPlan", "Plan Rows": 1},
+                {"Node Type": "Nested Loop", "Parent Relationship": "Outer", "Plan Rows": 223740}
+            ]}}]"#;
+        assert_eq!(rows_changed(plan), Some(223_740.0));
+        // A WITH's write is a ModifyTable below a CTE; the largest counts.
+        let cte = r#"[{"Plan": {"Node Type": "Aggregate", "Plan Rows": 1, "Plans": [
+            {"Node Type": "ModifyTable", "Operation": "Delete", "Parent Relationship": "InitPlan",
+             "Plans": [{"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Plan Rows": 5000}]},
+            {"Node Type": "CTE Scan", "Parent Relationship": "Outer", "Plan Rows": 5000}]}}]"#;
+        assert_eq!(rows_changed(cte), Some(5_000.0));
+        // The read-only stand-in: the rows its top node returns.
+        let select = r#"[{"Plan": {"Node Type": "Seq Scan", "Plan Rows": 42}}]"#;
+        assert_eq!(rows_changed(select), Some(42.0));
+        // An INSERT changes no existing row: its ModifyTable's own count (0).
+        let insert = r#"[{"Plan": {"Node Type": "ModifyTable", "Operation": "Insert", "Plan Rows": 0, "Plans": [
+            {"Node Type": "Seq Scan", "Parent Relationship": "Outer", "Plan Rows": 9}]}}]"#;
+        assert_eq!(rows_changed(insert), Some(0.0));
+    }
 
     #[test]
     fn column_types_come_from_the_catalog_row() {

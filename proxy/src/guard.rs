@@ -107,6 +107,10 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     // Functions created by earlier statements of the message: not on the server yet.
     let mut defined: Vec<FunctionBody> = Vec::new();
     for parsed in statements {
+        // EXPLAIN ANALYZE runs its statement: that is what is judged (the extension
+        // judges it where it runs, in its executor hook).
+        let analyzed = analyzed_write(parsed);
+        let parsed = analyzed.as_ref().unwrap_or(parsed);
         let statement = &parsed.statement;
         let context = transaction.context(placement);
         let snapshot = transaction.clone();
@@ -171,6 +175,34 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     }
     verdict.transaction = transaction;
     (verdict, missing)
+}
+
+/// The write an `EXPLAIN ANALYZE` statement runs, read as the statement it is; None for
+/// any other statement (a cheap look at its first word first).
+fn analyzed_write(parsed: &ParsedStatement) -> Option<ParsedStatement> {
+    if parsed.statement.stmt != Stmt::Query || !starts_with_explain(&parsed.statement.source) {
+        return None;
+    }
+    let write = ::parse::probe::analyzed_write(&parsed.statement.source)?;
+    let mut inner = ::parse::parse_sql(&write).ok()?.into_iter().next()?;
+    inner.offset = parsed.offset;
+    Some(inner)
+}
+
+/// Does `sql` start with EXPLAIN, after whitespace and comments?
+fn starts_with_explain(sql: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if rest.starts_with("/*") {
+            // Block comments nest in PostgreSQL: let the parser decide.
+            return true;
+        } else {
+            return rest.get(..7).is_some_and(|word| word.eq_ignore_ascii_case("explain"));
+        }
+    }
 }
 
 /// What the session knows, as `transaction` leaves it.

@@ -97,17 +97,24 @@ fn scenario(url: &str, path: &str) {
     let c: i32 = migrator.query_one("SELECT c FROM t WHERE id = 1", &[]).unwrap().get(0);
     assert_eq!(c, 3, "{path}: the block's own update is visible in it");
     migrator.batch_execute("COMMIT").unwrap();
-    // EXECUTE of a prepared statement and EXPLAIN ANALYZE run the client's statement.
+    // EXPLAIN ANALYZE runs the client's statement; plain EXPLAIN runs nothing.
+    assert!(
+        unbatched(error_of(migrator.batch_execute("EXPLAIN ANALYZE UPDATE t SET c = 5"))),
+        "{path}"
+    );
+    assert_eq!(
+        error_of(migrator.batch_execute("EXPLAIN UPDATE t SET c = 5")),
+        None,
+        "{path}"
+    );
+    // So does EXECUTE of a statement PREPAREd in SQL: the extension decides it where it
+    // runs; the proxy does not follow SQL-level prepared statements (a known gap).
     migrator
         .batch_execute("PREPARE everything AS UPDATE t SET c = 4")
         .unwrap();
     let refused = error_of(migrator.batch_execute("EXECUTE everything"));
     if path == "extension" {
         assert!(unbatched(refused), "{path}");
-        assert!(
-            unbatched(error_of(migrator.batch_execute("EXPLAIN ANALYZE UPDATE t SET c = 5"))),
-            "{path}"
-        );
     }
 }
 

@@ -166,6 +166,46 @@ mod tests {
     }
 
     #[test]
+    fn validating_an_older_constraint_under_a_held_lock_is_reported_by_its_kind() {
+        let validate = || {
+            alter(
+                "orders",
+                vec![AlterAction::ValidateConstraint {
+                    name: "orders_customer_id_fkey".into(),
+                }],
+            )
+        };
+        let mut catalog = TestCatalog::default().existing_table("orders");
+        catalog
+            .constraint_types
+            .insert(("orders".into(), "orders_customer_id_fkey".into()), 'f');
+        let holding = crate::model::Context {
+            in_transaction_block: true,
+            held_locks: vec![crate::transaction::HeldLock {
+                table: q("orders"),
+                level: LockLevel::Share,
+                statement: "LOCK TABLE orders IN SHARE MODE".into(),
+                since: std::time::Instant::now(),
+                subtransaction: 1,
+            }],
+            ..crate::model::Context::default()
+        };
+        let finding = only(findings_in(&RULE, validate(), &catalog, &holding));
+        assert!(
+            finding.message.contains("taken by `LOCK TABLE orders IN SHARE MODE`"),
+            "{}",
+            finding.message
+        );
+        // No such lock held: VALIDATE alone blocks neither reads nor writes.
+        assert!(findings(&RULE, validate(), &catalog).is_empty());
+        // A CHECK of that name is the other rule's.
+        catalog
+            .constraint_types
+            .insert(("orders".into(), "orders_customer_id_fkey".into()), 'c');
+        assert!(findings_in(&RULE, validate(), &catalog, &holding).is_empty());
+    }
+
+    #[test]
     fn fk_on_table_created_in_same_transaction_ok() {
         let stmt = alter(
             "orders",

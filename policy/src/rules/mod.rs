@@ -153,13 +153,11 @@ fn remembered(
     known
 }
 
-/// `findings` about `table`, unless lock rules do not apply to it (new in this transaction
-/// or small). The catalog is asked only when there is something to report: most ALTER
-/// TABLE statements have nothing for a given rule, and each question costs a lookup.
-/// VALIDATE CONSTRAINT of a constraint this transaction added NOT VALID (a FOREIGN KEY
-/// when `foreign_key`, else a CHECK), while the transaction holds a lock that blocks reads
-/// or writes: the scan NOT VALID put off runs under that lock after all, as a validated
-/// ADD's would. Reported by `rule`, the rule of the validated ADD.
+/// VALIDATE CONSTRAINT of a FOREIGN KEY (when `foreign_key`, else a CHECK) while the
+/// transaction holds a lock that blocks reads or writes: the scan NOT VALID put off runs
+/// under that lock after all, as a validated ADD's would. The constraint's kind is known
+/// when this transaction added it NOT VALID, else asked of the catalog (only while such a
+/// lock is held). Reported by `rule`, the rule of the validated ADD.
 pub(crate) fn validation_under_lock(
     alter: &crate::model::AlterTable,
     scope: &Scope,
@@ -183,9 +181,19 @@ pub(crate) fn validation_under_lock(
             _ => None,
         })
         .filter(|name| {
-            scope.context.added_not_valid.iter().any(|added| {
-                added.foreign_key == foreign_key && &added.name == *name && added.table.may_be(&alter.table)
-            })
+            let added = scope
+                .context
+                .added_not_valid
+                .iter()
+                .find(|added| &added.name == *name && added.table.may_be(&alter.table));
+            match added {
+                Some(added) => added.foreign_key == foreign_key,
+                // Added NOT VALID by an earlier transaction: its kind is the catalog's.
+                None => scope
+                    .catalog
+                    .constraint_type(&alter.table, name)
+                    .is_some_and(|kind| kind == if foreign_key { 'f' } else { 'c' }),
+            }
         })
         .map(|name| {
             let table = &alter.table;
@@ -219,6 +227,9 @@ pub(crate) fn validation_under_lock(
     unless_exempt(findings, &alter.table, scope)
 }
 
+/// `findings` about `table`, unless lock rules do not apply to it (new in this transaction
+/// or small). The catalog is asked only when there is something to report: most ALTER
+/// TABLE statements have nothing for a given rule, and each question costs a lookup.
 pub(crate) fn unless_exempt(findings: Vec<Finding>, table: &QualifiedName, scope: &Scope) -> Vec<Finding> {
     if findings.is_empty() || !scope.lock_rules_apply(table) {
         Vec::new()

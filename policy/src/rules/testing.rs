@@ -31,6 +31,8 @@ pub struct TestCatalog {
     pub version: Option<u32>,
     /// The planner's estimate of the rows the statement changes.
     pub rows_changed: Option<f64>,
+    /// (table, constraint) -> pg_constraint.contype.
+    pub constraint_types: HashMap<(String, String), char>,
 }
 
 impl TestCatalog {
@@ -151,6 +153,11 @@ impl Catalog for TestCatalog {
     }
     fn rows_changed_estimate(&self, _: &crate::model::Statement) -> Option<f64> {
         self.rows_changed
+    }
+    fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
+        self.constraint_types
+            .get(&(table.name.clone(), name.to_string()))
+            .copied()
     }
 }
 

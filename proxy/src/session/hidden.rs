@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::catalog::Question;
 use crate::messages::error_response;
 use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{bind, close, execute, parse, sync, Frame, FrameError};
@@ -36,13 +37,17 @@ impl Session {
         })
     }
 
-    /// The rows of EXPLAIN `sql` (a `Question::RowsChanged`), leaving no trace on the
-    /// session: asked only with nothing of the client's in flight (an error would
-    /// otherwise be the client's), and inside the client's transaction block under a
-    /// savepoint rolled back at once, so that neither the EXPLAIN's error (a statement
-    /// that will fail anyway) nor its locks outlive it. None when it failed or could not
-    /// be asked.
-    pub(super) async fn explain(&mut self, sql: &str) -> Result<Option<Rows>, SessionError> {
+    /// The rows of EXPLAIN for `question` (a `Question::RowsChanged`), leaving no trace on
+    /// the session: asked only with nothing of the client's in flight (an error would
+    /// otherwise be the client's). Outside a transaction block, EXPLAIN of the statement
+    /// itself, in a transaction of its own. Inside the client's block, under a savepoint
+    /// rolled back at once (so that no error and no lock of the proxy's outlives it): the
+    /// statement is only parsed (analysed, as the server will analyse it: a statement
+    /// that fails there gets no estimate, and its own error when it runs), and EXPLAIN is
+    /// of its read-only stand-in, since EXPLAIN of a write takes a command id of the
+    /// transaction, which the client sees in cmin and cmax. None when it failed or could
+    /// not be asked.
+    pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
         const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
         const UNDO: [&str; 2] = [
             "ROLLBACK TO SAVEPOINT __safe_migrations_explain",
@@ -53,27 +58,51 @@ impl Session {
         }
         match self.tracker.status {
             TransactionStatus::Failed => Ok(None),
-            TransactionStatus::Idle => Ok(self.hidden_queries(&[sql.to_string()]).await?.pop().flatten()),
+            TransactionStatus::Idle => Ok(self.hidden_queries(&[question.sql()]).await?.pop().flatten()),
             TransactionStatus::InBlock => {
+                let (Question::RowsChanged(statement, _), Some(explain)) = (question, question.explain_read_only_sql())
+                else {
+                    return Ok(None);
+                };
                 let aborted_before = self.aborted_by_hidden_work.take();
-                let mut results = self.hidden_queries(&[SAVEPOINT.to_string(), sql.to_string()]).await?;
-                if results.first().is_some_and(Option::is_some) {
+                let mut rows = None;
+                let saved = self.hidden_queries(&[SAVEPOINT.to_string()]).await?;
+                if saved.first().is_some_and(Option::is_some) {
+                    if self.hidden_parse_succeeds(statement).await? {
+                        rows = self.hidden_queries(&[explain]).await?.pop().flatten();
+                    }
                     let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
                     let undone = self.hidden_results(&undo, true).await?;
                     if undone
                         .iter()
                         .all(|result| result.as_ref().is_some_and(|result| !result.failed))
                     {
-                        // The savepoint took the EXPLAIN's error with it.
+                        // The savepoint took any error of the proxy's with it.
                         self.aborted_by_hidden_work = None;
                     }
                 }
                 if self.aborted_by_hidden_work.is_none() {
                     self.aborted_by_hidden_work = aborted_before;
                 }
-                Ok(results.pop().flatten())
+                Ok(rows)
             }
         }
+    }
+
+    /// Does the server parse (and analyse) `sql` without error? Parsed under a hidden
+    /// name and closed again; nothing runs.
+    async fn hidden_parse_succeeds(&mut self, sql: &str) -> Result<bool, SessionError> {
+        let batch = self.new_batch();
+        let name = format!("__safe_migrations_{batch}_parse");
+        let owner = Self::hidden(batch, 0, false, OnError::Keep);
+        self.send(&parse::build(&name, sql), owner, Expect::Parse);
+        self.send(&close::build_statement(&name), owner, Expect::Close);
+        let sync = Self::hidden(batch, 1, false, OnError::Keep);
+        self.send(&sync::build(), sync, Expect::Sync);
+        self.wait_for_batch(batch).await?;
+        let _ = self.tracker.take_result(batch, 1);
+        let result = self.tracker.take_result(batch, 0);
+        Ok(result.is_some_and(|result| !result.failed && result.error.is_none()))
     }
 
     /// Run hidden statements on the session and wait for their results (None where the

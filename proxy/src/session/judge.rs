@@ -152,7 +152,7 @@ impl Session {
                 answers.insert(question, answer);
             }
             for question in explains {
-                let rows = self.explain(&question.sql()).await?;
+                let rows = self.explain(&question).await?;
                 let answer = question.answer(rows);
                 answers.insert(question, answer);
             }

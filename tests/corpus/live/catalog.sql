@@ -768,3 +768,17 @@ CALL relabel_history_in_batches();
 
 -- expect: ok
 UPDATE history SET kind = 'q' WHERE id IN (SELECT id FROM history ORDER BY id LIMIT 1000);
+
+-- VALIDATE CONSTRAINT of a constraint an earlier transaction added NOT VALID, while this
+-- one holds a lock that blocks traffic (here LOCK TABLE): the scan runs under that lock.
+-- expect: ok
+BEGIN;
+
+-- expect: lock_table
+LOCK TABLE accounts IN SHARE MODE;
+
+-- expect: add_check_constraint_validated
+ALTER TABLE accounts VALIDATE CONSTRAINT accounts_nickname_not_null;
+
+-- expect: ok
+ROLLBACK;

@@ -1,0 +1,206 @@
+//! A read-only stand-in for a data-modifying statement, for the proxy to EXPLAIN inside
+//! the client's transaction block. EXPLAIN of an UPDATE, DELETE or MERGE starts its
+//! executor, which takes a command id of the transaction (visible to the client in cmin
+//! and cmax) even when nothing runs; a SELECT takes none. The stand-in reads the rows the
+//! statement would change, with the same target, joins and condition, so the planner's
+//! estimate of its rows is the estimate of the write's input.
+
+use pg_query::protobuf::{
+    a_const, AConst, Integer, JoinExpr, JoinType, LimitOption, MergeMatchKind, Node, ParseResult, RangeVar, RawStmt,
+    ResTarget, SelectStmt, SetOperation,
+};
+use pg_query::{DeparseOptions, NodeEnum};
+
+/// The write `EXPLAIN ANALYZE` runs, when `sql` is one: `EXPLAIN (ANALYZE ...)` of an
+/// INSERT, UPDATE, DELETE or MERGE (or a query whose WITH writes), as text.
+pub fn analyzed_write(sql: &str) -> Option<String> {
+    let parsed = pg_query::parse(sql, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let NodeEnum::ExplainStmt(explain) = raw.stmt.as_ref()?.node.as_ref()? else {
+        return None;
+    };
+    if !crate::options::enabled(&explain.options, "analyze") {
+        return None;
+    }
+    let query = explain.query.as_ref()?.node.as_ref()?;
+    crate::dml::dml(query)?;
+    query.deparse(DeparseOptions::default()).ok()
+}
+
+/// `SELECT 1 FROM <the rows sql's one UPDATE, DELETE or MERGE changes>`, or None for any
+/// other statement, several, or one the stand-in cannot describe (WHERE CURRENT OF).
+pub fn rows_changed_probe(sql: &str) -> Option<String> {
+    let parsed = pg_query::parse(sql, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let node = raw.stmt.as_ref()?.node.as_ref()?;
+    let select = match node {
+        NodeEnum::UpdateStmt(update) => reading(
+            update.relation.clone()?,
+            update.from_clause.clone(),
+            update.where_clause.clone(),
+            update.with_clause.clone(),
+        )?,
+        NodeEnum::DeleteStmt(delete) => reading(
+            delete.relation.clone()?,
+            delete.using_clause.clone(),
+            delete.where_clause.clone(),
+            delete.with_clause.clone(),
+        )?,
+        NodeEnum::MergeStmt(merge) => {
+            let kinds: Vec<i32> = merge
+                .merge_when_clauses
+                .iter()
+                .filter_map(|clause| match clause.node.as_ref()? {
+                    NodeEnum::MergeWhenClause(clause) => Some(clause.match_kind),
+                    _ => None,
+                })
+                .collect();
+            let unmatched_source = kinds.contains(&(MergeMatchKind::MergeWhenNotMatchedByTarget as i32));
+            let unmatched_target = kinds.contains(&(MergeMatchKind::MergeWhenNotMatchedBySource as i32));
+            let jointype = match (unmatched_target, unmatched_source) {
+                (false, false) => JoinType::JoinInner,
+                (true, false) => JoinType::JoinLeft,
+                (false, true) => JoinType::JoinRight,
+                (true, true) => JoinType::JoinFull,
+            };
+            let join = JoinExpr {
+                jointype: jointype as i32,
+                larg: Some(Box::new(range_var(merge.relation.clone()?))),
+                rarg: merge.source_relation.clone(),
+                quals: merge.join_condition.clone(),
+                ..JoinExpr::default()
+            };
+            select(
+                vec![Node {
+                    node: Some(NodeEnum::JoinExpr(Box::new(join))),
+                }],
+                None,
+                merge.with_clause.clone(),
+            )
+        }
+        _ => return None,
+    };
+    let result = ParseResult {
+        version: parsed.protobuf.version,
+        stmts: vec![RawStmt {
+            stmt: Some(Box::new(Node {
+                node: Some(NodeEnum::SelectStmt(Box::new(select))),
+            })),
+            stmt_location: 0,
+            stmt_len: 0,
+        }],
+    };
+    pg_query::deparse(&result, DeparseOptions::default()).ok()
+}
+
+/// `SELECT 1 FROM target, from... WHERE condition`; None for WHERE CURRENT OF.
+fn reading(
+    target: RangeVar,
+    from: Vec<Node>,
+    condition: Option<Box<Node>>,
+    with: Option<pg_query::protobuf::WithClause>,
+) -> Option<SelectStmt> {
+    if matches!(
+        condition.as_deref().and_then(|node| node.node.as_ref()),
+        Some(NodeEnum::CurrentOfExpr(_))
+    ) {
+        return None;
+    }
+    let mut from_clause = vec![range_var(target)];
+    from_clause.extend(from);
+    Some(select(from_clause, condition, with))
+}
+
+/// `WITH ... SELECT 1 FROM from_clause WHERE condition`.
+fn select(
+    from_clause: Vec<Node>,
+    where_clause: Option<Box<Node>>,
+    with_clause: Option<pg_query::protobuf::WithClause>,
+) -> SelectStmt {
+    SelectStmt {
+        target_list: vec![one()],
+        from_clause,
+        where_clause,
+        with_clause,
+        limit_option: LimitOption::Default as i32,
+        op: SetOperation::SetopNone as i32,
+        ..SelectStmt::default()
+    }
+}
+
+fn range_var(relation: RangeVar) -> Node {
+    Node {
+        node: Some(NodeEnum::RangeVar(relation)),
+    }
+}
+
+/// The target list `1`.
+fn one() -> Node {
+    let constant = AConst {
+        val: Some(a_const::Val::Ival(Integer { ival: 1 })),
+        ..AConst::default()
+    };
+    Node {
+        node: Some(NodeEnum::ResTarget(Box::new(ResTarget {
+            val: Some(Box::new(Node {
+                node: Some(NodeEnum::AConst(constant)),
+            })),
+            ..ResTarget::default()
+        }))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_write_reads_the_rows_it_would_change() {
+        let probe = |sql: &str| rows_changed_probe(sql);
+        assert_eq!(
+            probe("UPDATE ONLY s.t AS x SET c = 1 FROM u WHERE x.id = u.id AND u.k > 3").as_deref(),
+            Some("SELECT 1 FROM ONLY s.t x, u WHERE x.id = u.id AND u.k > 3")
+        );
+        assert_eq!(
+            probe("WITH d AS (SELECT 1) DELETE FROM t USING d WHERE t.id < 5").as_deref(),
+            Some("WITH d AS (SELECT 1) SELECT 1 FROM t, d WHERE t.id < 5")
+        );
+        assert_eq!(
+            probe("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN UPDATE SET c = s.c").as_deref(),
+            Some("SELECT 1 FROM t JOIN s ON t.id = s.id")
+        );
+        assert_eq!(
+            probe(
+                "MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE WHEN NOT MATCHED THEN INSERT VALUES (s.id)"
+            )
+            .as_deref(),
+            Some("SELECT 1 FROM t RIGHT JOIN s ON t.id = s.id")
+        );
+        assert_eq!(probe("UPDATE t SET c = 1 WHERE CURRENT OF cur"), None);
+        assert_eq!(probe("INSERT INTO t SELECT * FROM u"), None);
+        assert_eq!(probe("UPDATE t SET c = 1; UPDATE t SET c = 2"), None);
+        assert_eq!(
+            probe("WITH x AS (UPDATE t SET c = 1 RETURNING 1) SELECT * FROM x"),
+            None
+        );
+    }
+
+    #[test]
+    fn explain_analyze_runs_its_write_and_plain_explain_runs_nothing() {
+        assert_eq!(
+            analyzed_write("EXPLAIN (ANALYZE, COSTS OFF) UPDATE t SET c = 1 WHERE id < 3").as_deref(),
+            Some("UPDATE t SET c = 1 WHERE id < 3")
+        );
+        assert_eq!(
+            analyzed_write("explain analyze delete from t").as_deref(),
+            Some("DELETE FROM t")
+        );
+        assert_eq!(analyzed_write("EXPLAIN UPDATE t SET c = 1"), None);
+        assert_eq!(analyzed_write("EXPLAIN (ANALYZE false) UPDATE t SET c = 1"), None);
+        assert_eq!(analyzed_write("EXPLAIN ANALYZE SELECT 1"), None);
+    }
+}
