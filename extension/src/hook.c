@@ -11,6 +11,9 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "optimizer/optimizer.h"
+#include "tcop/tcopprot.h"
+#include "utils/resowner.h"
 #include "catalog/pg_constraint.h"
 #include "executor/executor.h"
 #include "fmgr.h"
@@ -84,6 +87,7 @@ void		sm_install_hook(void);
 bool		sm_guard_active(void);
 List	   *sm_raw_function_calls(Node *expr, bool *has_sublink);
 List	   *sm_validated_check_definitions(Oid relid);
+double		sm_plan_rows_changed(RawStmt *raw, const char *sql);
 
 typedef enum SmMode
 {
@@ -551,6 +555,55 @@ sm_rows_changed(const PlannedStmt *pstmt)
 
 	foreach(lc, pstmt->subplans)
 		rows = Max(rows, sm_modify_table_rows((const Plan *) lfirst(lc)));
+	return rows;
+}
+
+/*
+ * For safe_migrations.check(): the planner's estimate of the rows a statement changes
+ * (-1 for none, or when it does not analyse here: a table the checked string creates
+ * earlier, say). Analysed and planned, never run, in a subtransaction rolled back at
+ * once, so that neither its locks nor its error outlive the question.
+ */
+double
+sm_plan_rows_changed(RawStmt *raw, const char *sql)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	double		rows = -1;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		RawStmt    *copy = copyObject(raw);
+		List	   *queries;
+		List	   *plans;
+		ListCell   *lc;
+
+#if PG_VERSION_NUM >= 150000
+		queries = pg_analyze_and_rewrite_fixedparams(copy, sql, NULL, 0, NULL);
+#else
+		queries = pg_analyze_and_rewrite(copy, sql, NULL, 0, NULL);
+#endif
+		plans = pg_plan_queries(queries, sql, CURSOR_OPT_PARALLEL_OK, NULL);
+		foreach(lc, plans)
+		{
+			PlannedStmt *planned = lfirst_node(PlannedStmt, lc);
+
+			if (planned->commandType != CMD_UTILITY)
+				rows = Max(rows, sm_rows_changed(planned));
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		rows = -1;
+	}
+	PG_END_TRY();
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcontext);
+	CurrentResourceOwner = oldowner;
 	return rows;
 }
 

@@ -95,11 +95,42 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         // SAFETY: raw.stmt is the statement's parse node, built by the parser just now.
         let statement = unsafe { nodes::statement(raw.stmt, sql, raw.stmt_location, raw.stmt_len) };
         let context = transaction.context(placement);
-        let decision = policy::decide(&statement, &context, &settings, &BackendCatalog::default());
+        let catalog = BackendCatalog {
+            rows_changed: planned_rows_changed(&statement, raw, &source),
+        };
+        let decision = policy::decide(&statement, &context, &settings, &catalog);
         transaction.observe(&statement, &BackendCatalog::default());
         out.push((statement, decision));
     }
     out
+}
+
+unsafe extern "C" {
+    /// hook.c: the planner's estimate of the rows a raw statement changes (-1: none, or
+    /// it does not analyse), planned in a subtransaction rolled back at once.
+    fn sm_plan_rows_changed(raw: *mut pg_sys::RawStmt, sql: *const std::ffi::c_char) -> f64;
+}
+
+/// The estimate of rows an UPDATE, DELETE or MERGE changes, from the plan PostgreSQL
+/// makes for it here (nothing runs), as the executor hook reads it.
+fn planned_rows_changed(statement: &policy::Statement, raw: &pg_sys::RawStmt, source: &CString) -> Option<f64> {
+    let changes_rows = |write: &policy::model::DmlWrite| {
+        matches!(
+            write.kind,
+            policy::model::WriteKind::Update | policy::model::WriteKind::Delete | policy::model::WriteKind::Merge
+        )
+    };
+    let policy::Stmt::Dml(writes) = &statement.stmt else {
+        return None;
+    };
+    if !writes.iter().any(changes_rows) {
+        return None;
+    }
+    // SAFETY: `raw` is a RawStmt the parser built from `source`, alive for this call;
+    // hook.c copies it before analysis and catches every error it raises, so nothing
+    // unwinds through this frame.
+    let rows = unsafe { sm_plan_rows_changed(std::ptr::from_ref(raw).cast_mut(), source.as_ptr()) };
+    (rows >= 0.0).then_some(rows)
 }
 
 /// The effective `safe_migrations.*` settings of the current session.

@@ -295,6 +295,32 @@ mod tests {
     }
 
     #[pg_test]
+    fn check_reads_the_planner_s_estimate_of_an_unbatched_backfill() {
+        // A table of the fixture's (one created in this test's transaction would be new).
+        run("INSERT INTO fixture.u SELECT g FROM generate_series(2, 5000) g; ANALYZE fixture.u");
+        run("SET LOCAL safe_migrations.max_rows_per_statement = 1000");
+        assert_eq!(
+            error_findings("UPDATE fixture.u SET id = id"),
+            ["unbatched_backfill"]
+        );
+        assert!(error_findings("UPDATE fixture.u SET id = id WHERE id <= 500").is_empty());
+        // A table the checked string does not find here: no estimate, no error.
+        assert!(error_findings("DELETE FROM fixture.nowhere").is_empty());
+        // Nothing of the planning stays: a table this transaction did not touch is not
+        // locked by it after check() planned a statement on it.
+        // (Analyzed: a table never analyzed is planned as ten pages of rows.)
+        run("ANALYZE fixture.customers");
+        assert!(error_findings("UPDATE fixture.customers SET id = id").is_empty());
+        let locked: i64 = Spi::get_one(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'fixture.customers'::regclass \
+             AND pid = pg_backend_pid() AND mode = 'RowExclusiveLock'",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(locked, 0);
+    }
+
+    #[pg_test]
     fn acknowledgement_needs_a_reason_and_the_setting() {
         mode("enforce");
         let with_reason =
