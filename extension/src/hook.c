@@ -136,7 +136,7 @@ static bool sm_transaction_observed = false;
  * then puts the rule's report in place of PostgreSQL's words for that interrupt.
  */
 static TimeoutId sm_lock_hold_timeout = MAX_TIMEOUTS;	/* registered on first use */
-static bool sm_lock_hold_armed = false;
+bool		sm_lock_hold_armed = false;	/* read by Rust: no report built while armed */
 /* 0: not fired; 1: a cancel was asked for; 2: a termination. Set in the handler. */
 static volatile sig_atomic_t sm_lock_hold_fired = 0;
 static char *sm_lock_hold_cancelled = NULL; /* in TopMemoryContext while armed */

@@ -138,7 +138,14 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
                 hold = with_transaction(in_transaction, |transaction| {
                     transaction.observe(&statement, &BackendCatalog::default());
                     note_locks_held(transaction);
-                    lock_hold(transaction, &settings)
+                    // SAFETY: a plain bool read of hook.c's global on the backend's only
+                    // thread. Once armed, the timer needs no new report.
+                    let armed = unsafe { sm_lock_hold_armed };
+                    if armed {
+                        None
+                    } else {
+                        lock_hold(transaction, &settings)
+                    }
                 });
             }
             let lock_timeout_ms = decision.lock_timeout_ms;
@@ -182,6 +189,8 @@ unsafe extern "C" {
     /// hook.c: does the guard's model of this transaction hold a lock that blocks reads or
     /// writes of an existing table? Cleared by hook.c when the transaction ends.
     static mut sm_transaction_holds_locks: bool;
+    /// hook.c: is the lock_held_too_long timer armed for this transaction?
+    static sm_lock_hold_armed: bool;
 }
 
 /// Tell hook.c's executor hook whether a backfill could now be under such a lock.

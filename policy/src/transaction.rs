@@ -537,6 +537,10 @@ impl Transaction {
         self.note_settings(statement);
         let now = Instant::now();
         for (table, level) in table_locks(stmt) {
+            // Held already at this strength: nothing to learn (and no catalog question).
+            if self.locks.iter().any(|held| held.table == table && held.level >= level) {
+                continue;
+            }
             // Migration tools' own tables block no one else; new tables no one can see.
             if is_bookkeeping(&table)
                 || self.created_under(&table)

@@ -299,10 +299,7 @@ mod tests {
         // A table of the fixture's (one created in this test's transaction would be new).
         run("INSERT INTO fixture.u SELECT g FROM generate_series(2, 5000) g; ANALYZE fixture.u");
         run("SET LOCAL safe_migrations.max_rows_per_statement = 1000");
-        assert_eq!(
-            error_findings("UPDATE fixture.u SET id = id"),
-            ["unbatched_backfill"]
-        );
+        assert_eq!(error_findings("UPDATE fixture.u SET id = id"), ["unbatched_backfill"]);
         assert!(error_findings("UPDATE fixture.u SET id = id WHERE id <= 500").is_empty());
         // A table the checked string does not find here: no estimate, no error.
         assert!(error_findings("DELETE FROM fixture.nowhere").is_empty());
