@@ -69,7 +69,8 @@ typedef struct SmVerdict
 
 /* Implemented in Rust (src/verdict.rs, src/settings.rs). */
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
-extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, double rows_changed);
+extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, int location, int len,
+									 double rows_changed);
 extern void sm_transaction_ended(void);
 extern SmVerdict *sm_subtransaction_ended(SubTransactionId id, SubTransactionId parent, bool committed);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
@@ -136,6 +137,9 @@ static bool sm_transaction_observed = false;
  * then puts the rule's report in place of PostgreSQL's words for that interrupt.
  */
 static TimeoutId sm_lock_hold_timeout = MAX_TIMEOUTS;	/* registered on first use */
+/* A second, a grace period later: a cancel that did not end the transaction ends the session. */
+static TimeoutId sm_lock_hold_followup = MAX_TIMEOUTS;
+#define SM_CANCEL_GRACE_MS 1000
 bool		sm_lock_hold_armed = false;	/* read by Rust: no report built while armed */
 /* 0: not fired; 1: a cancel was asked for; 2: a termination. Set in the handler. */
 static volatile sig_atomic_t sm_lock_hold_fired = 0;
@@ -150,13 +154,18 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 static ExecutorStart_hook_type prev_executor_start = NULL;
 
 /*
- * How many utility statements that run queries of their own are running: REFRESH
- * MATERIALIZED VIEW CONCURRENTLY's DELETE and INSERT, and an extension's script, are
- * PostgreSQL's (or the extension's) work, decided with the statement that runs them.
- * The queries other utility statements run are the client's (EXECUTE, EXPLAIN ANALYZE,
- * COPY (query), CREATE TABLE AS, DO, CALL) and are decided like any other.
+ * How many utility statements are running whose queries are not the client's: what
+ * REFRESH MATERIALIZED VIEW CONCURRENTLY, an extension's script, an event trigger
+ * function fired by DDL, a foreign key's validation run is PostgreSQL's (or the
+ * extension's, or the trigger's) work, decided with the statement that runs it. Only
+ * the statements that run the client's own query (sm_runs_client_queries) leave it.
  */
 static int	sm_internal_depth = 0;
+
+/* The running utility statement that runs the client's query (sm_runs_client_queries). */
+static const char *sm_wrapper_source = NULL;
+static int	sm_wrapper_location = 0;
+static int	sm_wrapper_len = 0;
 
 #if PG_VERSION_NUM >= 140000
 #define SM_UTILITY_PARAMS \
@@ -391,6 +400,18 @@ sm_lock_hold_expired(void)
 	SetLatch(MyLatch);
 }
 
+/* The follow-up: still armed, so the transaction outlived the cancel. */
+static void
+sm_lock_hold_escalate(void)
+{
+	if (!sm_lock_hold_armed)
+		return;
+	sm_lock_hold_fired = 2;
+	ProcDiePending = true;
+	InterruptPending = true;
+	SetLatch(MyLatch);
+}
+
 static void
 sm_free_lock_hold_reports(void)
 {
@@ -412,14 +433,18 @@ sm_arm_lock_hold(const SmVerdict *verdict)
 {
 	if (sm_lock_hold_timeout == MAX_TIMEOUTS)
 		sm_lock_hold_timeout = RegisterTimeout(USER_TIMEOUT, sm_lock_hold_expired);
+	if (sm_lock_hold_followup == MAX_TIMEOUTS)
+		sm_lock_hold_followup = RegisterTimeout(USER_TIMEOUT, sm_lock_hold_escalate);
 	sm_free_lock_hold_reports();
 	sm_lock_hold_cancelled = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_cancelled);
 	sm_lock_hold_terminated = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_terminated);
 	sm_lock_hold_detail = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_detail);
 	sm_lock_hold_hint = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_hint);
 	sm_lock_hold_fired = 0;
-	enable_timeout_after(sm_lock_hold_timeout, verdict->lock_hold_ms);
 	sm_lock_hold_armed = true;
+	enable_timeout_after(sm_lock_hold_timeout, verdict->lock_hold_ms);
+	enable_timeout_after(sm_lock_hold_followup,
+						 verdict->lock_hold_ms > INT_MAX - SM_CANCEL_GRACE_MS ? INT_MAX : verdict->lock_hold_ms + SM_CANCEL_GRACE_MS);
 }
 
 static void
@@ -428,6 +453,10 @@ sm_disarm_lock_hold(void)
 	if (!sm_lock_hold_armed)
 		return;
 	disable_timeout(sm_lock_hold_timeout, false);
+	disable_timeout(sm_lock_hold_followup, false);
+	/* The transaction ended before our cancel was served: it must not hit the next one. */
+	if (sm_lock_hold_fired == 1)
+		QueryCancelPending = false;
 	sm_lock_hold_armed = false;
 	sm_lock_hold_fired = 0;
 	sm_free_lock_hold_reports();
@@ -482,15 +511,59 @@ sm_decide_and_run(SM_UTILITY_PARAMS)
 		sm_run_next(SM_UTILITY_ARGS);
 }
 
+/* Does a utility statement of this kind run a query the client wrote? */
+static bool
+sm_runs_client_queries(NodeTag tag)
+{
+	switch (tag)
+	{
+		case T_DoStmt:
+		case T_CallStmt:
+		case T_ExecuteStmt:
+		case T_ExplainStmt:
+		case T_CopyStmt:
+		case T_CreateTableAsStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
 static void
 sm_process_utility(SM_UTILITY_PARAMS)
 {
 	NodeTag		tag = pstmt->utilityStmt ? nodeTag(pstmt->utilityStmt) : T_Invalid;
 
-	if (sm_mode == SM_MODE_OFF ||
-		(tag != T_RefreshMatViewStmt && tag != T_CreateExtensionStmt && tag != T_AlterExtensionStmt))
+	if (sm_mode == SM_MODE_OFF || tag == T_DoStmt || tag == T_CallStmt)
 	{
 		sm_decide_and_run(SM_UTILITY_ARGS);
+		return;
+	}
+	if (sm_runs_client_queries(tag))
+	{
+		/*
+		 * The query EXPLAIN ANALYZE, COPY (query) or CREATE TABLE AS runs carries no
+		 * location of its own before PostgreSQL 18: the executor hook reads this
+		 * statement's, for the same query text.
+		 */
+		const char *saved_source = sm_wrapper_source;
+		int			saved_location = sm_wrapper_location;
+		int			saved_len = sm_wrapper_len;
+
+		sm_wrapper_source = queryString;
+		sm_wrapper_location = pstmt->stmt_location;
+		sm_wrapper_len = pstmt->stmt_len;
+		PG_TRY();
+		{
+			sm_decide_and_run(SM_UTILITY_ARGS);
+		}
+		PG_FINALLY();
+		{
+			sm_wrapper_source = saved_source;
+			sm_wrapper_location = saved_location;
+			sm_wrapper_len = saved_len;
+		}
+		PG_END_TRY();
 		return;
 	}
 	sm_internal_depth++;
@@ -596,8 +669,20 @@ sm_plan_rows_changed(RawStmt *raw, const char *sql)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
 		FlushErrorState();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED || edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+		{
+			/* A cancel or termination is not the statement's to swallow. */
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(oldcontext);
+			CurrentResourceOwner = oldowner;
+			ReThrowError(edata);
+		}
+		FreeErrorData(edata);
 		rows = -1;
 	}
 	PG_END_TRY();
@@ -626,6 +711,15 @@ sm_executor_start(QueryDesc *queryDesc, int eflags)
 	bool		judge_before = false;
 	bool		judge_after = false;
 	SmVerdict  *verdict;
+	int			location = queryDesc->plannedstmt->stmt_location;
+	int			len = queryDesc->plannedstmt->stmt_len;
+
+	/* A wrapped query without a location of its own: its wrapper's (see above). */
+	if (location <= 0 && len == 0 && queryDesc->sourceText == sm_wrapper_source)
+	{
+		location = sm_wrapper_location;
+		len = sm_wrapper_len;
+	}
 
 	if (sm_mode != SM_MODE_OFF && !IsBinaryUpgrade && !(eflags & EXEC_FLAG_EXPLAIN_ONLY) &&
 		sm_internal_depth == 0 && sm_plan_writes(queryDesc->plannedstmt))
@@ -648,13 +742,13 @@ sm_executor_start(QueryDesc *queryDesc, int eflags)
 			judge_after = !judge_before;
 		}
 	}
-	if (judge_before && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows)) != NULL)
+	if (judge_before && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, location, len, rows)) != NULL)
 		sm_raise(verdict);
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
-	if (judge_after && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, rows)) != NULL)
+	if (judge_after && (verdict = sm_judge_executor(queryDesc->plannedstmt, queryDesc->sourceText, location, len, rows)) != NULL)
 		sm_raise(verdict);
 }
 

@@ -246,20 +246,24 @@ pub extern "C-unwind" fn sm_transaction_ended() {
 ///
 /// # Safety
 /// `pstmt` is the PlannedStmt the executor is about to run and `source_text` the query
-/// text it came from (QueryDesc's plannedstmt and sourceText), both valid for the call.
+/// text it came from (QueryDesc's plannedstmt and sourceText), both valid for the call;
+/// `location` and `len` place the statement in that text (the plan's own, or for a
+/// query EXPLAIN ANALYZE, COPY or CREATE TABLE AS runs, the wrapper's).
 #[pgrx::pg_guard]
 #[no_mangle]
 pub unsafe extern "C-unwind" fn sm_judge_executor(
-    pstmt: *mut pg_sys::PlannedStmt,
+    _pstmt: *mut pg_sys::PlannedStmt,
     source_text: *const c_char,
+    location: c_int,
+    len: c_int,
     rows_changed: f64,
 ) -> *mut SmVerdict {
     if source_text.is_null() {
         return std::ptr::null_mut();
     }
-    // SAFETY: both come from the QueryDesc (see # Safety), valid for the call.
-    let (pstmt, source) = unsafe { (&*pstmt, CStr::from_ptr(source_text).to_string_lossy()) };
-    let text = nodes::statement_text(&source, pstmt.stmt_location, pstmt.stmt_len).to_string();
+    // SAFETY: the QueryDesc's sourceText (see # Safety), non-NULL, valid for the call.
+    let source = unsafe { CStr::from_ptr(source_text).to_string_lossy() };
+    let text = nodes::statement_text(&source, location, len).to_string();
     let Some(statement) = parsed_statement(&text) else {
         return std::ptr::null_mut();
     };

@@ -37,6 +37,9 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
         return None;
     };
     let node = raw.stmt.as_ref()?.node.as_ref()?;
+    if takes_a_command_id_anyway(node) {
+        return None;
+    }
     let select = match node {
         NodeEnum::UpdateStmt(update) => reading(
             update.relation.clone()?,
@@ -95,6 +98,24 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
         }],
     };
     pg_query::deparse(&result, DeparseOptions::default()).ok()
+}
+
+/// Would the stand-in still take a command id? PostgreSQL's executor takes one for a
+/// plan with row marks (FOR UPDATE / SHARE anywhere in it) or a data-modifying WITH,
+/// EXPLAIN only or not. The whole tree is searched, through its Debug form, which names
+/// every node it holds: a locking clause or a write may sit in any subquery.
+fn takes_a_command_id_anyway(node: &NodeEnum) -> bool {
+    let tree = format!("{node:?}");
+    let inner = tree.split_once('(').map_or("", |(_, rest)| rest);
+    [
+        "LockingClause(",
+        "InsertStmt(",
+        "UpdateStmt(",
+        "DeleteStmt(",
+        "MergeStmt(",
+    ]
+    .iter()
+    .any(|name| inner.contains(name))
 }
 
 /// `SELECT 1 FROM target, from... WHERE condition`; None for WHERE CURRENT OF.
@@ -187,6 +208,16 @@ mod tests {
             probe("WITH x AS (UPDATE t SET c = 1 RETURNING 1) SELECT * FROM x"),
             None
         );
+        // Row marks or a write in the WITH: the stand-in would take a command id too.
+        assert_eq!(
+            probe("DELETE FROM jobs WHERE id IN (SELECT id FROM jobs LIMIT 10 FOR UPDATE SKIP LOCKED)"),
+            None
+        );
+        assert_eq!(
+            probe("WITH x AS (UPDATE u SET c = 1 RETURNING id) DELETE FROM t USING x WHERE t.id = x.id"),
+            None
+        );
+        assert!(probe("WITH x AS (SELECT id FROM u) DELETE FROM t USING x WHERE t.id = x.id").is_some());
     }
 
     #[test]

@@ -261,11 +261,22 @@ impl Transaction {
     }
 
     /// Locks that statements judged earlier took, once they run (an Execute of a prepared
-    /// statement).
+    /// statement): held from now, in the subtransaction running now.
     pub fn record_locks(&mut self, locks: &[HeldLock]) {
+        let now = Instant::now();
         for lock in locks {
-            self.hold(lock.clone());
+            self.hold(HeldLock {
+                since: now,
+                subtransaction: self.subtransaction,
+                ..lock.clone()
+            });
         }
+    }
+
+    /// Is a savepoint open (as the proxy and the CLI follow them)? In a failed transaction
+    /// the locks taken before it are still held.
+    pub fn savepoints_open(&self) -> bool {
+        !self.savepoints.is_empty()
     }
 
     fn hold(&mut self, lock: HeldLock) {

@@ -107,6 +107,13 @@ fn scenario(url: &str, path: &str) {
         None,
         "{path}"
     );
+    // Not first in its string: the query EXPLAIN ANALYZE runs is read where it stands.
+    assert!(
+        unbatched(error_of(
+            migrator.batch_execute("SELECT 1; EXPLAIN ANALYZE UPDATE t SET c = 6")
+        )),
+        "{path}"
+    );
     // So does EXECUTE of a statement PREPAREd in SQL: the extension decides it where it
     // runs; the proxy does not follow SQL-level prepared statements (a known gap).
     migrator

@@ -318,6 +318,29 @@ mod tests {
     }
 
     #[pg_test]
+    fn an_event_trigger_s_queries_are_not_the_client_s() {
+        // A DDL audit trigger that writes with INSERT ... SELECT at every DDL statement:
+        // its write is PostgreSQL's work for the DDL, not a backfill of the client's.
+        run(
+            "CREATE FUNCTION fixture.audit_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ \
+             BEGIN INSERT INTO fixture.u SELECT coalesce(max(id), 0) + 1 FROM fixture.u; END $$",
+        );
+        run("CREATE EVENT TRIGGER audit_ddl ON ddl_command_end EXECUTE FUNCTION fixture.audit_ddl()");
+        mode("enforce");
+        run("ALTER TABLE fixture.orders ADD COLUMN discount numeric(10,2)");
+        assert_eq!(
+            outcome("ALTER TABLE fixture.orders ADD COLUMN rebate numeric(10,2)"),
+            "ok"
+        );
+        // The client's own INSERT ... SELECT under that lock is a backfill.
+        assert_rejected(
+            &outcome("INSERT INTO fixture.u SELECT max(id) + 1 FROM fixture.u"),
+            "SM001",
+            "backfill_in_ddl_transaction",
+        );
+    }
+
+    #[pg_test]
     fn acknowledgement_needs_a_reason_and_the_setting() {
         mode("enforce");
         let with_reason =

@@ -38,7 +38,8 @@ pub fn budget_ms(settings: &Settings) -> Option<u64> {
 pub enum Ending {
     /// Its running statement was cancelled (the transaction is aborted, its locks gone).
     Cancelled,
-    /// It sat idle in its transaction: its session was terminated.
+    /// Its session was terminated: it sat idle in its transaction, or a cancel did not
+    /// end it.
     Terminated,
 }
 
@@ -46,7 +47,7 @@ pub enum Ending {
 pub fn report(lock: &HeldLock, budget_ms: u64, ending: Ending) -> (String, String, String) {
     let what = match ending {
         Ending::Cancelled => "its running statement is cancelled",
-        Ending::Terminated => "the session, idle in its transaction, is terminated",
+        Ending::Terminated => "its session is terminated",
     };
     let message = format!(
         "{}: this transaction held {} on {} for {} (safe_migrations.max_lock_hold), since `{}`: {what}",
@@ -87,8 +88,8 @@ mod tests {
         assert_eq!(
             message,
             "lock_held_too_long: this transaction held ACCESS EXCLUSIVE on users for 10s \
-             (safe_migrations.max_lock_hold), since `ALTER TABLE users ADD COLUMN v int`: the session, idle in \
-             its transaction, is terminated"
+             (safe_migrations.max_lock_hold), since `ALTER TABLE users ADD COLUMN v int`: its session is \
+             terminated"
         );
         assert!(detail.contains("blocks reads and writes"), "{detail}");
     }

@@ -44,15 +44,30 @@ impl Session {
         if let Some(cancelled_at) = self.lock_hold.cancelled_at {
             return Some((cancelled_at + CANCEL_GRACE).into());
         }
+        if !self.lock_held_now() {
+            return None;
+        }
         let budget = budget_ms(&self.settings)?;
         let first = self.transaction.locks().iter().map(|lock| lock.since).min()?;
         Some((first + Duration::from_millis(budget)).into())
     }
 
+    /// May the transaction hold its locks now? Something of the client's is in flight, or
+    /// a block is open; a failed block released them (its error aborted the transaction)
+    /// unless a savepoint is open, whose outer subtransaction still holds what it took.
+    fn lock_held_now(&self) -> bool {
+        !self.tracker.idle()
+            || match self.tracker.status {
+                TransactionStatus::InBlock => true,
+                TransactionStatus::Failed => self.transaction.savepoints_open(),
+                TransactionStatus::Idle => false,
+            }
+    }
+
     /// The deadline passed: end the transaction that still holds the lock.
     pub(super) async fn lock_hold_expired(&mut self) -> Result<bool, SessionError> {
         let in_flight = !self.tracker.idle();
-        let holding = in_flight || self.tracker.status == TransactionStatus::InBlock;
+        let holding = self.lock_held_now();
         if !holding {
             // Its transaction ended (or failed, which released its locks).
             self.lock_hold.cancelled_at = None;
@@ -84,8 +99,9 @@ impl Session {
         let Some(key) = &self.lock_hold.backend_key else {
             return;
         };
-        let mut packet = BytesMut::with_capacity(16);
-        packet.put_u32(16);
+        let length = u32::try_from(8 + key.len()).unwrap_or(u32::MAX);
+        let mut packet = BytesMut::with_capacity(8 + key.len());
+        packet.put_u32(length);
         packet.put_u32(CANCEL_REQUEST_CODE);
         packet.put_slice(key);
         if let Err(err) = self.upstream.cancel(&packet).await {
@@ -146,6 +162,11 @@ impl Session {
             )
         });
         tracing::warn!(role = %self.role, "{text}");
+        if !self.tracker.idle() {
+            // A statement still running holds the lock until it ends: cancel it again,
+            // as the server ends the transaction only when it reads our Terminate.
+            self.send_cancel().await;
+        }
         let fields = vec![
             (b'S', "FATAL".to_string()),
             (b'V', "FATAL".to_string()),
