@@ -137,3 +137,44 @@ fn the_proxy_refuses_an_unbatched_backfill_by_explain_and_leaves_no_trace() {
     let proxy = Proxy::start(&cluster, &[]);
     scenario(&proxy.url("migrator", "postgres"), "proxy");
 }
+
+/// A client that cancels its statement while it waits for a lock gets the cancel, and
+/// its statement does not run: through the proxy the wait may be the proxy's EXPLAIN
+/// of it, which the cancel then ends in the statement's place.
+fn cancel_while_waiting(cluster: &Cluster, url: &str, path: &str) {
+    let mut holder = connect(&cluster.superuser_url());
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .unwrap();
+    // The lock goes after 3 s whatever happens: a statement the cancel missed then runs
+    // (and the assertion below says so) instead of waiting forever.
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        holder.batch_execute("COMMIT").unwrap();
+    });
+    let mut migrator = connect(url);
+    let token = migrator.cancel_token();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        token.cancel_query(NoTls).unwrap();
+    });
+    let error = error_of(migrator.batch_execute("UPDATE t SET c = -1 WHERE id = 1"));
+    canceller.join().unwrap();
+    assert_eq!(
+        error.as_deref().map(|error| &error[..5]),
+        Some("57014"),
+        "{path}: {error:?}"
+    );
+    releaser.join().unwrap();
+    let c: i32 = migrator.query_one("SELECT c FROM t WHERE id = 1", &[]).unwrap().get(0);
+    assert_ne!(c, -1, "{path}: the cancelled statement ran");
+}
+
+#[test]
+fn a_cancel_during_the_wait_for_a_lock_cancels_the_statement() {
+    let cluster = cluster(true);
+    cancel_while_waiting(&cluster, &cluster.url("migrator", "postgres"), "extension");
+    let plain = self::cluster(false);
+    let proxy = Proxy::start(&plain, &[]);
+    cancel_while_waiting(&plain, &proxy.url("migrator", "postgres"), "proxy");
+}

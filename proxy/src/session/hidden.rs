@@ -58,7 +58,20 @@ impl Session {
         }
         match self.tracker.status {
             TransactionStatus::Failed => Ok(None),
-            TransactionStatus::Idle => Ok(self.hidden_queries(&[question.sql()]).await?.pop().flatten()),
+            TransactionStatus::Idle => {
+                let result = self.hidden_results(&[question.sql()], false).await?.pop().flatten();
+                if let Some(error) = result
+                    .as_ref()
+                    .and_then(|result| result.error.clone())
+                    .filter(cancelled)
+                {
+                    // The client's cancel met the proxy's question: it was meant for the
+                    // client's statement, which is answered with it and not sent.
+                    self.aborted_by_hidden_work = Some(error);
+                    return Ok(None);
+                }
+                Ok(result.filter(|result| !result.failed).map(|result| result.rows))
+            }
             TransactionStatus::InBlock => {
                 let (Question::RowsChanged(statement, _), Some(explain)) = (question, question.explain_read_only_sql())
                 else {
@@ -68,8 +81,18 @@ impl Session {
                 let mut rows = None;
                 let saved = self.hidden_queries(&[SAVEPOINT.to_string()]).await?;
                 if saved.first().is_some_and(Option::is_some) {
-                    if self.hidden_parse_succeeds(statement).await? {
-                        rows = self.hidden_queries(&[explain]).await?.pop().flatten();
+                    let mut failure = self.hidden_parse(statement).await?;
+                    if failure.is_none() {
+                        let result = self.hidden_results(&[explain], false).await?.pop().flatten();
+                        failure = result.as_ref().and_then(|result| result.error.clone());
+                        rows = result.filter(|result| !result.failed).map(|result| result.rows);
+                    }
+                    if let Some(error) = failure.filter(cancelled) {
+                        // The client's cancel, meant for its statement: the block stays
+                        // failed, as the cancelled statement leaves it, and the client is
+                        // answered with the cancel.
+                        self.aborted_by_hidden_work = Some(error);
+                        return Ok(None);
                     }
                     let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
                     let undone = self.hidden_results(&undo, true).await?;
@@ -89,9 +112,9 @@ impl Session {
         }
     }
 
-    /// Does the server parse (and analyse) `sql` without error? Parsed under a hidden
-    /// name and closed again; nothing runs.
-    async fn hidden_parse_succeeds(&mut self, sql: &str) -> Result<bool, SessionError> {
+    /// Parse (and analyse) `sql` on the server under a hidden name, closed again; nothing
+    /// runs. None when it parsed, else its ErrorResponse (empty when there was none).
+    async fn hidden_parse(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
         let batch = self.new_batch();
         let name = format!("__safe_migrations_{batch}_parse");
         let owner = Self::hidden(batch, 0, false, OnError::Keep);
@@ -101,8 +124,11 @@ impl Session {
         self.send(&sync::build(), sync, Expect::Sync);
         self.wait_for_batch(batch).await?;
         let _ = self.tracker.take_result(batch, 1);
-        let result = self.tracker.take_result(batch, 0);
-        Ok(result.is_some_and(|result| !result.failed && result.error.is_none()))
+        Ok(match self.tracker.take_result(batch, 0) {
+            Some(result) if !result.failed && result.error.is_none() => None,
+            Some(result) => Some(result.error.unwrap_or_default()),
+            None => Some(Bytes::new()),
+        })
     }
 
     /// Run hidden statements on the session and wait for their results (None where the
@@ -247,4 +273,13 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Is `error` a cancel (57014 query_canceled)?
+fn cancelled(error: &Bytes) -> bool {
+    let message = crate::messages::Message {
+        tag: b'E',
+        bytes: error.clone(),
+    };
+    error_response::sqlstate(&message).as_deref() == Some("57014")
 }
