@@ -186,6 +186,24 @@ pub fn has_parameters(sql: &str) -> bool {
     code_tokens(sql).is_some_and(|tokens| tokens.iter().any(|token| token.token == Token::Param as i32))
 }
 
+/// The highest `$n` of `sql` (0 for none): how many parameters an EXECUTE of it takes.
+pub fn parameter_count(sql: &str) -> usize {
+    parameter_numbers(sql).last().copied().unwrap_or(0)
+}
+
+/// The `$n` numbers `sql` refers to (outside literals and comments).
+pub fn parameter_numbers(sql: &str) -> std::collections::BTreeSet<usize> {
+    code_tokens(sql)
+        .unwrap_or_default()
+        .iter()
+        .filter(|token| token.token == Token::Param as i32)
+        .filter_map(|token| {
+            let text = sql.get(usize::try_from(token.start).ok()?..usize::try_from(token.end).ok()?)?;
+            text.strip_prefix('$')?.parse::<usize>().ok()
+        })
+        .collect()
+}
+
 /// The tokens of `sql` without its comments, which may stand between any two tokens
 /// (`set_config/**/(...)` is a call).
 fn code_tokens(sql: &str) -> Option<Vec<ScanToken>> {
@@ -223,6 +241,14 @@ fn identifier(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_are_counted_by_their_highest_number_outside_literals_and_comments() {
+        assert_eq!(parameter_count("UPDATE t SET c = $2 WHERE id < $1"), 2);
+        assert_eq!(parameter_count("UPDATE t SET c = '$9' -- $8\n WHERE id = $1"), 1);
+        assert_eq!(parameter_count("UPDATE t SET c = 1"), 0);
+        assert!(has_parameters("DELETE FROM t WHERE id = $1"));
+    }
 
     #[test]
     fn set_config_names_come_from_the_tokens() {

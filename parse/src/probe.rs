@@ -87,8 +87,26 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
         }
         _ => return None,
     };
+    let version = parsed.protobuf.version;
+    let text = deparse(version, select.clone())?;
+    // Parameters only the write's SET list used: the stand-in still takes them all (an
+    // EXECUTE of it passes every one), typed so the server can prepare it.
+    let wanted = crate::calls::parameter_numbers(sql);
+    let present = crate::calls::parameter_numbers(&text);
+    let missing: Vec<usize> = wanted.difference(&present).copied().collect();
+    if missing.is_empty() {
+        return Some(text);
+    }
+    let mut select = select;
+    for number in missing {
+        select.target_list.push(parameter_as_text(number)?);
+    }
+    deparse(version, select)
+}
+
+fn deparse(version: i32, select: SelectStmt) -> Option<String> {
     let result = ParseResult {
-        version: parsed.protobuf.version,
+        version,
         stmts: vec![RawStmt {
             stmt: Some(Box::new(Node {
                 node: Some(NodeEnum::SelectStmt(Box::new(select))),
@@ -98,6 +116,37 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
         }],
     };
     pg_query::deparse(&result, DeparseOptions::default()).ok()
+}
+
+/// The target `$number::pg_catalog.text`.
+fn parameter_as_text(number: usize) -> Option<Node> {
+    let name = |text: &str| Node {
+        node: Some(NodeEnum::String(pg_query::protobuf::String { sval: text.to_string() })),
+    };
+    let cast = pg_query::protobuf::TypeCast {
+        arg: Some(Box::new(Node {
+            node: Some(NodeEnum::ParamRef(pg_query::protobuf::ParamRef {
+                number: i32::try_from(number).ok()?,
+                location: -1,
+            })),
+        })),
+        type_name: Some(pg_query::protobuf::TypeName {
+            names: vec![name("pg_catalog"), name("text")],
+            typemod: -1,
+            location: -1,
+            ..Default::default()
+        }),
+        location: -1,
+    };
+    Some(Node {
+        node: Some(NodeEnum::ResTarget(Box::new(ResTarget {
+            val: Some(Box::new(Node {
+                node: Some(NodeEnum::TypeCast(Box::new(cast))),
+            })),
+            location: -1,
+            ..ResTarget::default()
+        }))),
+    })
 }
 
 /// Would the stand-in still take a command id? PostgreSQL's executor takes one for a
@@ -200,6 +249,11 @@ mod tests {
             )
             .as_deref(),
             Some("SELECT 1 FROM t RIGHT JOIN s ON t.id = s.id")
+        );
+        // A parameter only the SET list used is still taken, typed.
+        assert_eq!(
+            probe("UPDATE t SET c = $1 WHERE id > $2").as_deref(),
+            Some("SELECT 1, $1::pg_catalog.text FROM t WHERE id > $2")
         );
         assert_eq!(probe("UPDATE t SET c = 1 WHERE CURRENT OF cur"), None);
         assert_eq!(probe("INSERT INTO t SELECT * FROM u"), None);

@@ -296,21 +296,9 @@ impl Question {
     pub fn is_explain(&self) -> bool {
         matches!(self, Question::RowsChanged(..))
     }
-
-    /// For a question `is_explain`: EXPLAIN of a SELECT that reads the rows the statement
-    /// would change (`parse::probe`), which takes no command id of the client's
-    /// transaction as EXPLAIN of the write itself does; None when there is none.
-    pub fn explain_read_only_sql(&self) -> Option<String> {
-        match self {
-            Question::RowsChanged(statement, generic) => {
-                Some(explain_sql(&::parse::probe::rows_changed_probe(statement)?, *generic))
-            }
-            _ => None,
-        }
-    }
 }
 
-fn explain_sql(statement: &str, generic: bool) -> String {
+pub(crate) fn explain_sql(statement: &str, generic: bool) -> String {
     let generic = if generic { "GENERIC_PLAN, " } else { "" };
     format!("EXPLAIN ({generic}FORMAT JSON)\n{statement}")
 }

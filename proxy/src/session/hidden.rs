@@ -59,7 +59,10 @@ impl Session {
         match self.tracker.status {
             TransactionStatus::Failed => Ok(None),
             TransactionStatus::Idle => {
-                let result = self.hidden_results(&[question.sql()], false).await?.pop().flatten();
+                let Question::RowsChanged(statement, generic) = question else {
+                    return Ok(None);
+                };
+                let result = self.explain_text(statement, *generic).await?;
                 if let Some(error) = result
                     .as_ref()
                     .and_then(|result| result.error.clone())
@@ -73,8 +76,10 @@ impl Session {
                 Ok(result.filter(|result| !result.failed).map(|result| result.rows))
             }
             TransactionStatus::InBlock => {
-                let (Question::RowsChanged(statement, _), Some(explain)) = (question, question.explain_read_only_sql())
-                else {
+                let Question::RowsChanged(statement, generic) = question else {
+                    return Ok(None);
+                };
+                let Some(stand_in) = ::parse::probe::rows_changed_probe(statement) else {
                     return Ok(None);
                 };
                 let aborted_before = self.aborted_by_hidden_work.take();
@@ -83,7 +88,7 @@ impl Session {
                 if saved.first().is_some_and(Option::is_some) {
                     let mut failure = self.hidden_parse(statement).await?;
                     if failure.is_none() {
-                        let result = self.hidden_results(&[explain], false).await?.pop().flatten();
+                        let result = self.explain_text(&stand_in, *generic).await?;
                         failure = result.as_ref().and_then(|result| result.error.clone());
                         rows = result.filter(|result| !result.failed).map(|result| result.rows);
                     }
@@ -110,6 +115,78 @@ impl Session {
                 Ok(rows)
             }
         }
+    }
+
+    /// EXPLAIN (FORMAT JSON) of `sql`, with GENERIC_PLAN when `generic`. A statement with
+    /// parameters on a server before PostgreSQL 16, which has no GENERIC_PLAN, is prepared
+    /// under a hidden name, planned generically (plan_cache_mode set for the hidden batch's
+    /// transaction only, or the savepoint's) and explained with NULL for each parameter,
+    /// which a generic plan does not look at; the statement is closed again whatever
+    /// failed.
+    async fn explain_text(&mut self, sql: &str, generic: bool) -> Result<Option<HiddenResult>, SessionError> {
+        let parameters = ::parse::calls::parameter_count(sql);
+        let before_16 = self.server_version_num.is_none_or(|version| version < 160_000);
+        if generic || parameters == 0 || !before_16 {
+            let explain = crate::catalog::explain_sql(sql, generic);
+            return Ok(self.hidden_results(&[explain], false).await?.pop().flatten());
+        }
+        let batch = self.new_batch();
+        let name = format!("__safe_migrations_{batch}_generic");
+        self.send_hidden_statement(
+            batch,
+            0,
+            "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)",
+            OnError::Keep,
+        );
+        self.send(
+            &parse::build(&name, sql),
+            Self::hidden(batch, 1, false, OnError::Keep),
+            Expect::Parse,
+        );
+        let nulls = vec!["NULL"; parameters].join(", ");
+        self.send_hidden_statement(
+            batch,
+            2,
+            &format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})"),
+            OnError::Keep,
+        );
+        let close = Self::hidden(batch, 3, false, OnError::Keep);
+        self.send(&close::build_statement(&name), close, Expect::Close);
+        self.send(
+            &sync::build(),
+            Self::hidden(batch, 4, false, OnError::Keep),
+            Expect::Sync,
+        );
+        self.wait_for_batch(batch).await?;
+        let results: Vec<Option<HiddenResult>> = (0..5).map(|index| self.tracker.take_result(batch, index)).collect();
+        let closed = results[3]
+            .as_ref()
+            .is_some_and(|result| !result.failed && result.error.is_none());
+        if !closed {
+            // An error skipped the Close: close it on its own (closing a name that does
+            // not exist is no error).
+            let again = self.new_batch();
+            self.send(
+                &close::build_statement(&name),
+                Self::hidden(again, 0, false, OnError::Keep),
+                Expect::Close,
+            );
+            self.send(
+                &sync::build(),
+                Self::hidden(again, 1, false, OnError::Keep),
+                Expect::Sync,
+            );
+            self.wait_for_batch(again).await?;
+            let _ = self.tracker.take_result(again, 0);
+            let _ = self.tracker.take_result(again, 1);
+        }
+        // An error before the EXPLAIN (the Parse's) is the answer's.
+        let failed_at = results.iter().take(2).position(|result| {
+            result
+                .as_ref()
+                .is_some_and(|result| result.failed || result.error.is_some())
+        });
+        Ok(results.into_iter().nth(failed_at.unwrap_or(2)).flatten())
     }
 
     /// Parse (and analyse) `sql` on the server under a hidden name, closed again; nothing
