@@ -183,7 +183,7 @@ fn string_constant(text: &str) -> Option<String> {
 
 /// Does `sql` hold a `$n` parameter reference (outside literals and comments)?
 pub fn has_parameters(sql: &str) -> bool {
-    code_tokens(sql).is_some_and(|tokens| tokens.iter().any(|token| token.token == Token::Param as i32))
+    !parameter_numbers(sql).is_empty()
 }
 
 /// The highest `$n` of `sql` (0 for none): how many parameters an EXECUTE of it takes.

@@ -126,6 +126,11 @@ impl Session {
     async fn explain_text(&mut self, sql: &str, generic: bool) -> Result<Option<HiddenResult>, SessionError> {
         let parameters = ::parse::calls::parameter_count(sql);
         let before_16 = self.server_version_num.is_none_or(|version| version < 160_000);
+        // A Bind carries at most 65535 parameters; a `$n` above that the server refuses
+        // anyway (and NULLs for it would be a string as long as the number says).
+        if parameters > usize::from(u16::MAX) {
+            return Ok(None);
+        }
         if generic || parameters == 0 || !before_16 {
             let explain = crate::catalog::explain_sql(sql, generic);
             return Ok(self.hidden_results(&[explain], false).await?.pop().flatten());
@@ -191,7 +196,7 @@ impl Session {
 
     /// Parse (and analyse) `sql` on the server under a hidden name, closed again; nothing
     /// runs. None when it parsed, else its ErrorResponse (empty when there was none).
-    async fn hidden_parse(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
+    pub(super) async fn hidden_parse(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
         let batch = self.new_batch();
         let name = format!("__safe_migrations_{batch}_parse");
         let owner = Self::hidden(batch, 0, false, OnError::Keep);

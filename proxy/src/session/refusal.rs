@@ -8,7 +8,7 @@ use policy::Stmt;
 use crate::guard::Refusal;
 use crate::messages::error_response::{self, fatal};
 use crate::messages::ready_for_query::TransactionStatus;
-use crate::messages::{close, parse, query, ready_for_query, sync, FrameError, Message};
+use crate::messages::{parse, query, ready_for_query, FrameError, Message};
 use crate::tracker::{Expect, OnError};
 use ::parse::ParsedStatement;
 
@@ -135,16 +135,7 @@ impl Session {
     /// Parse `sql` under a hidden name (closed again): the server's ErrorResponse when it
     /// is a syntax error with a position.
     async fn hidden_parse_error(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
-        let batch = self.new_batch();
-        let name = format!("__safe_migrations_{batch}_syntax");
-        let owner = Self::hidden(batch, 0, false, OnError::Keep);
-        self.send(&parse::build(&name, sql), owner, Expect::Parse);
-        self.send(&close::build_statement(&name), owner, Expect::Close);
-        let sync = Self::hidden(batch, 1, false, OnError::Keep);
-        self.send(&sync::build(), sync, Expect::Sync);
-        self.wait_for_batch(batch).await?;
-        let _ = self.tracker.take_result(batch, 1);
-        let error = self.tracker.take_result(batch, 0).and_then(|result| result.error);
+        let error = self.hidden_parse(sql).await?.filter(|error| !error.is_empty());
         Ok(error.filter(|error| {
             let message = Message {
                 tag: b'E',
