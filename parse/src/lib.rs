@@ -19,6 +19,7 @@ mod options;
 mod other;
 pub mod plpgsql;
 mod plpgsql_json;
+pub mod prepared;
 pub mod probe;
 mod rename;
 mod session_commands;
@@ -54,6 +55,24 @@ impl std::fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
+
+/// Does `sql` start with `word` (lower case), after whitespace and comments?
+pub fn starts_with_word(sql: &str, word: &str) -> bool {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix("--") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if rest.starts_with("/*") {
+            // Block comments nest in PostgreSQL: let the parser decide.
+            return true;
+        } else {
+            return rest
+                .get(..word.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(word));
+        }
+    }
+}
 
 /// Does `sql` parse to the same tree when '...' literals take backslash escapes
 /// (standard_conforming_strings off) as when they do not? Where it does, the literals

@@ -12,7 +12,8 @@ use pg_query::protobuf::{
 use pg_query::{DeparseOptions, NodeEnum};
 
 /// The write `EXPLAIN ANALYZE` runs, when `sql` is one: `EXPLAIN (ANALYZE ...)` of an
-/// INSERT, UPDATE, DELETE or MERGE (or a query whose WITH writes), as text.
+/// INSERT, UPDATE, DELETE or MERGE (or a query whose WITH writes), or of an EXECUTE (of
+/// a prepared statement that may write), as text.
 pub fn analyzed_write(sql: &str) -> Option<String> {
     let parsed = pg_query::parse(sql, 0).ok()?;
     let [raw] = parsed.protobuf.stmts.as_slice() else {
@@ -25,7 +26,9 @@ pub fn analyzed_write(sql: &str) -> Option<String> {
         return None;
     }
     let query = explain.query.as_ref()?.node.as_ref()?;
-    crate::dml::dml(query)?;
+    if crate::dml::dml(query).is_none() && !matches!(query, NodeEnum::ExecuteStmt(_)) {
+        return None;
+    }
     query.deparse(DeparseOptions::default()).ok()
 }
 

@@ -48,13 +48,44 @@ pub enum Question {
     ViewQuery(QualifiedName),
     /// The functions of the database's enabled event triggers, which DDL fires.
     EventTriggerFunctions,
-    /// The planner's estimate of the rows an UPDATE, DELETE or MERGE (the statement's
-    /// text) changes, by EXPLAIN on the session (`Session::explain`: never left to abort
-    /// the client's transaction). The flag: use GENERIC_PLAN (PostgreSQL 16 and later) for
-    /// a statement with parameters.
-    RowsChanged(String, bool),
+    /// The planner's estimate of the rows an UPDATE, DELETE or MERGE changes, by EXPLAIN
+    /// on the session (`Session::explain`: never left to abort the client's transaction).
+    RowsChanged(Estimate),
+    /// The query the session's prepared statement of this name runs, and its parameter
+    /// types (pg_prepared_statements).
+    PreparedStatement(String),
     /// pg_constraint.contype of the table's constraint (by name).
     ConstraintType(QualifiedName, String),
+}
+
+/// What `Question::RowsChanged` asks EXPLAIN about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Estimate {
+    /// The statement's text.
+    pub statement: String,
+    /// Use GENERIC_PLAN (PostgreSQL 16 and later) for a statement with parameters.
+    pub generic: bool,
+    /// The statement is a prepared statement's query, run by this EXECUTE.
+    pub executed: Option<Executed>,
+}
+
+/// An `EXECUTE` of a prepared statement: planned for its arguments, as the server plans it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Executed {
+    /// The client's `EXECUTE name (arguments)`.
+    pub execute: String,
+    /// The prepared statement's parameter types (oids), as the server resolved them.
+    pub parameter_types: Vec<u32>,
+    /// Its arguments call no volatile function: the proxy's question may evaluate them.
+    pub evaluate_arguments: bool,
+}
+
+/// A prepared statement, as pg_prepared_statements shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedQuery {
+    /// The query it runs.
+    pub query: String,
+    pub parameter_types: Vec<u32>,
 }
 
 /// The query of a view or materialized view.
@@ -91,6 +122,8 @@ pub enum Answer {
     Dependents(Option<ColumnDependents>),
     /// `None`: the query failed; `Some(None)`: not a view.
     ViewQuery(Option<Option<ViewQuery>>),
+    /// `None`: no such prepared statement (or the query failed, or its text could not be read).
+    Prepared(Option<PreparedQuery>),
 }
 
 type Rows = Vec<Vec<Option<String>>>;
@@ -208,7 +241,12 @@ impl Question {
                 regclass(table)
             ),
             Question::ConstraintType(table, name) => catalog_queries::constraint_type_sql(table, name),
-            Question::RowsChanged(statement, generic) => explain_sql(statement, *generic),
+            Question::RowsChanged(estimate) => explain_sql(&estimate.statement, estimate.generic),
+            Question::PreparedStatement(name) => format!(
+                "SELECT statement, from_sql, parameter_types::pg_catalog.oid[]::pg_catalog.text \
+                 FROM pg_catalog.pg_prepared_statements WHERE name = {}",
+                literal(name)
+            ),
             Question::EventTriggerFunctions => format!(
                 "SELECT {BODY_COLUMNS} FROM pg_catalog.pg_event_trigger e \
                  JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid {BODY_JOINS} WHERE e.evtenabled <> 'D'"
@@ -285,6 +323,14 @@ impl Question {
                 Answer::Bodies(rows.map(bodies))
             }
             Question::RowsChanged(..) => Answer::Rows(rows.and_then(|rows| rows_changed(&first(&rows, 0)?))),
+            Question::PreparedStatement(name) => Answer::Prepared(rows.and_then(|rows| {
+                let text = first(&rows, 0)?;
+                let from_sql = first(&rows, 1)? == "t";
+                Some(PreparedQuery {
+                    query: ::parse::prepared::prepared_query(&text, name, from_sql)?,
+                    parameter_types: oids(&first(&rows, 2)?)?,
+                })
+            })),
             Question::ConstraintType(..) => Answer::Names(
                 rows.and_then(|rows| catalog_queries::constraint_type_from_rows(&rows))
                     .map(|kind| vec![kind.to_string()]),
@@ -296,6 +342,15 @@ impl Question {
     pub fn is_explain(&self) -> bool {
         matches!(self, Question::RowsChanged(..))
     }
+}
+
+/// `{23,25}` (an oid[] as text) as numbers.
+fn oids(array: &str) -> Option<Vec<u32>> {
+    let inner = array.strip_prefix('{')?.strip_suffix('}')?;
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    inner.split(',').map(|oid| oid.parse().ok()).collect()
 }
 
 pub(crate) fn explain_sql(statement: &str, generic: bool) -> String {
@@ -354,6 +409,8 @@ pub struct SessionCatalog<'a> {
     pub server_version_num: Option<u32>,
     /// The session's is_superuser, as the server reported it.
     pub superuser: Option<bool>,
+    /// The statement judged is a prepared statement's query, run by this EXECUTE.
+    pub executed: Option<Executed>,
     pub missing: RefCell<Vec<Question>>,
 }
 
@@ -545,7 +602,12 @@ impl Catalog for SessionCatalog<'_> {
         // its EXPLAIN fails ("there is no parameter $1") and the estimate is unknown.
         let generic = self.server_version_num.is_some_and(|version| version >= 160_000)
             && ::parse::calls::has_parameters(&statement.source);
-        match self.ask(Question::RowsChanged(statement.source.clone(), generic)) {
+        let estimate = Estimate {
+            statement: statement.source.clone(),
+            generic: generic && self.executed.is_none(),
+            executed: self.executed.clone(),
+        };
+        match self.ask(Question::RowsChanged(estimate)) {
             Some(Answer::Rows(answer)) => *answer,
             _ => None,
         }
@@ -616,6 +678,7 @@ mod tests {
             timezone: None,
             server_version_num: None,
             superuser: None,
+            executed: None,
             missing: RefCell::new(Vec::new()),
         };
         let t = QualifiedName::bare("t");
@@ -646,6 +709,7 @@ mod tests {
             timezone: None,
             server_version_num: None,
             superuser: None,
+            executed: None,
             missing: RefCell::new(Vec::new()),
         }
         .created_in_transaction(table)
@@ -678,6 +742,7 @@ mod tests {
             timezone: None,
             server_version_num: None,
             superuser: None,
+            executed: None,
             missing: RefCell::new(Vec::new()),
         };
         assert_eq!(catalog.created_in_transaction(&accounts), None);

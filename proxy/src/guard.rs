@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use policy::catalog::Volatility;
 use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
 use policy::model::{RoutineKind, Stmt};
 use policy::report::{reports, Level, Report};
@@ -14,11 +15,12 @@ use policy::transaction::{relations_created, Placement, Transaction, Transaction
 use policy::unchecked::{self, Reader, Reason};
 use policy::{decide, Mode, QualifiedName, Settings, Statement};
 
-use super::catalog::{Answer, FunctionBody, Question, SessionCatalog};
+use super::catalog::{Answer, Executed, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
 use parse::calls::{called_functions, set_config_calls_in_bodies};
 use parse::plpgsql::{defined_function, do_block_sql, function_sql, BlockStatement, Unreadable};
-use parse::{parse_sql, ParseError, ParsedStatement};
+use parse::prepared::Prepares;
+use parse::{parse_sql, starts_with_word, ParseError, ParsedStatement};
 
 /// Why a message is refused: the rule, and the statement's first line (for the log).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,15 +108,24 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     let mut missing = Vec::new();
     // Functions created by earlier statements of the message: not on the server yet.
     let mut defined: Vec<FunctionBody> = Vec::new();
+    // Statements prepared earlier in this message (PREPARE): not on the server yet.
+    let mut prepared_here = Prepares::default();
     for parsed in statements {
-        // EXPLAIN ANALYZE runs its statement: that is what is judged (the extension
-        // judges it where it runs, in its executor hook).
+        // EXPLAIN ANALYZE runs its statement, and EXECUTE its prepared statement's query:
+        // that is what is judged (the extension judges it where it runs, in its executor
+        // hook).
         let analyzed = analyzed_write(parsed);
         let parsed = analyzed.as_ref().unwrap_or(parsed);
+        let executed = executed_query(parsed, facts, &prepared_here, &mut missing);
+        let (parsed, executed) = match executed {
+            Some((ref query, executed)) => (query, Some(executed)),
+            None => (parsed, None),
+        };
         let statement = &parsed.statement;
         let context = transaction.context(placement);
         let snapshot = transaction.clone();
-        let catalog = session_catalog(facts, &snapshot);
+        let mut catalog = session_catalog(facts, &snapshot);
+        catalog.executed = executed;
         let decision = decide(statement, &context, facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
         missing.extend(catalog.missing.take());
@@ -172,6 +183,9 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         transaction.set_implicit(implicit);
         transaction.observe(statement, &catalog);
         missing.extend(catalog.missing.take());
+        if statement.stmt == Stmt::Query {
+            prepared_here.note(&statement.source);
+        }
     }
     verdict.transaction = transaction;
     (verdict, missing)
@@ -180,7 +194,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
 /// The write an `EXPLAIN ANALYZE` statement runs, read as the statement it is; None for
 /// any other statement (a cheap look at its first word first).
 fn analyzed_write(parsed: &ParsedStatement) -> Option<ParsedStatement> {
-    if parsed.statement.stmt != Stmt::Query || !starts_with_explain(&parsed.statement.source) {
+    if parsed.statement.stmt != Stmt::Query || !starts_with_word(&parsed.statement.source, "explain") {
         return None;
     }
     let write = ::parse::probe::analyzed_write(&parsed.statement.source)?;
@@ -189,20 +203,59 @@ fn analyzed_write(parsed: &ParsedStatement) -> Option<ParsedStatement> {
     Some(inner)
 }
 
-/// Does `sql` start with EXPLAIN, after whitespace and comments?
-fn starts_with_explain(sql: &str) -> bool {
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(comment) = rest.strip_prefix("--") {
-            rest = comment.split_once('\n').map_or("", |(_, after)| after);
-        } else if rest.starts_with("/*") {
-            // Block comments nest in PostgreSQL: let the parser decide.
-            return true;
-        } else {
-            return rest.get(..7).is_some_and(|word| word.eq_ignore_ascii_case("explain"));
+/// The query an `EXECUTE name (arguments)` runs, read as the statement it is, and the
+/// EXECUTE (for the estimate of its rows, planned for its arguments); None for any other
+/// statement, and for a name the session has not prepared (the server refuses the
+/// EXECUTE). A PREPARE earlier in the same message is read from its text; otherwise the
+/// server is asked (pg_prepared_statements), as the text that prepared it may have come
+/// in any earlier message, or through the protocol's Parse.
+fn executed_query(
+    parsed: &ParsedStatement,
+    facts: &Facts,
+    prepared_here: &Prepares,
+    missing: &mut Vec<Question>,
+) -> Option<(ParsedStatement, Executed)> {
+    if parsed.statement.stmt != Stmt::Query || !starts_with_word(&parsed.statement.source, "execute") {
+        return None;
+    }
+    let name = ::parse::prepared::executed_name(&parsed.statement.source)?;
+    let (query, parameter_types) = match prepared_here.query(&name) {
+        // Its parameter types are the server's to infer, as it will when the PREPARE runs.
+        Some(query) => (query.to_string(), Vec::new()),
+        None => {
+            let question = Question::PreparedStatement(name);
+            match facts.answers.get(&question) {
+                Some(Answer::Prepared(Some(prepared))) => (prepared.query.clone(), prepared.parameter_types.clone()),
+                Some(_) => return None,
+                None => {
+                    missing.push(question);
+                    return None;
+                }
+            }
+        }
+    };
+    let mut inner = ::parse::parse_sql(&query).ok()?.into_iter().next()?;
+    inner.offset = parsed.offset;
+    // The extension's plan is for the arguments' values; the proxy's question evaluates
+    // them only when that does nothing (no volatile function: nextval, a write).
+    let mut evaluate_arguments = true;
+    for function in called_functions(&parsed.statement.source) {
+        let question = Question::Volatility(function);
+        match facts.answers.get(&question) {
+            Some(Answer::Volatility(Some(Volatility::Immutable | Volatility::Stable))) => {}
+            Some(_) => evaluate_arguments = false,
+            None => {
+                missing.push(question);
+                evaluate_arguments = false;
+            }
         }
     }
+    let executed = Executed {
+        execute: parsed.statement.source.clone(),
+        parameter_types,
+        evaluate_arguments,
+    };
+    Some((inner, executed))
 }
 
 /// What the session knows, as `transaction` leaves it.
@@ -213,6 +266,7 @@ fn session_catalog<'c>(facts: &'c Facts, transaction: &'c Transaction) -> Sessio
         timezone: facts.timezone.clone(),
         server_version_num: facts.server_version_num,
         superuser: facts.superuser,
+        executed: None,
         missing: RefCell::new(Vec::new()),
     }
 }

@@ -129,6 +129,28 @@ fn scenario(url: &str, path: &str) {
         None,
         "{path}"
     );
+    // EXECUTE of a statement PREPAREd in SQL (before the lock, or in the same string)
+    // runs its query under the lock.
+    migrator
+        .batch_execute("PREPARE mark(int) AS UPDATE t SET c = $1 WHERE id = 1")
+        .unwrap();
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN u int").unwrap();
+    let refused = rule_of(migrator.batch_execute("EXECUTE mark(5)")).unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: UPDATE of t"),
+        "{path}: {refused}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    let refused =
+        rule_of(migrator.batch_execute(
+            "ALTER TABLE t ADD COLUMN u int; PREPARE purge AS DELETE FROM t WHERE id = 2; EXECUTE purge",
+        ))
+        .unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: DELETE of t"),
+        "{path}: {refused}"
+    );
+    assert_eq!(rule_of(migrator.batch_execute("EXECUTE mark(5)")), None, "{path}");
 }
 
 #[test]

@@ -28,7 +28,8 @@ fn cluster(extension: bool) -> Cluster {
     cluster.execute(
         &cluster.superuser_url(),
         "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10); \
-         ALTER TABLE t OWNER TO migrator; CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app;",
+         ALTER TABLE t OWNER TO migrator; CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app; \
+         CREATE TABLE u (id int); ALTER TABLE u OWNER TO migrator;",
     );
     cluster
 }
@@ -61,7 +62,7 @@ fn expect_ended(error: postgres::Error, code: &str, ending: &str, path: &str) {
     );
 }
 
-fn scenario(url: &str, app_url: &str, path: &str) {
+fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     // A running statement under the lock is cancelled; the reader queued behind the lock
     // resumes.
     let mut migrator = connect(url);
@@ -127,6 +128,35 @@ fn scenario(url: &str, app_url: &str, path: &str) {
         migrator.batch_execute("COMMIT").unwrap();
     }
 
+    // A statement that waits for another session's lock is cancelled at the end of the
+    // budget too (the proxy's own question about it, the planner's estimate, is what
+    // waits there).
+    let (release, released) = mpsc::channel::<()>();
+    let (locked, is_locked) = mpsc::channel::<()>();
+    let superuser_url = superuser_url.to_string();
+    let blocker = thread::spawn(move || {
+        let mut blocker = connect(&superuser_url);
+        blocker
+            .batch_execute("BEGIN; LOCK TABLE u IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        locked.send(()).unwrap();
+        let _ = released.recv_timeout(Duration::from_secs(10));
+        blocker.batch_execute("ROLLBACK").unwrap();
+    });
+    is_locked.recv().unwrap();
+    let mut migrator = connect(url);
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN v int").unwrap();
+    let start = Instant::now();
+    let error = migrator
+        .batch_execute("UPDATE u SET id = 1")
+        .expect_err("the update ran under the lock");
+    let elapsed = start.elapsed();
+    let _ = release.send(());
+    blocker.join().unwrap();
+    expect_ended(error, "57014", "its running statement is cancelled", path);
+    assert!(elapsed < BUDGET + MARGIN, "{path}: cancelled after {elapsed:?}");
+    migrator.batch_execute("ROLLBACK").unwrap();
+
     // Within the budget, a transaction commits as usual.
     let mut migrator = connect(url);
     migrator
@@ -142,6 +172,7 @@ fn the_extension_ends_a_transaction_that_holds_the_lock_too_long() {
     scenario(
         &cluster.url("migrator", "postgres"),
         &cluster.url("app", "postgres"),
+        &cluster.superuser_url(),
         "extension",
     );
 }
@@ -153,6 +184,7 @@ fn the_proxy_ends_a_transaction_that_holds_the_lock_too_long() {
     scenario(
         &proxy.url("migrator", "postgres"),
         &cluster.url("app", "postgres"),
+        &cluster.superuser_url(),
         "proxy",
     );
 }

@@ -10,7 +10,8 @@ use policy::unchecked::{self, Reader, Reason, Text};
 use policy::{Context, Mode, Settings, Severity, Statement, Stmt};
 
 use parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
-use parse::{parse_sql, ParsedStatement};
+use parse::prepared::{executed_name, Prepares};
+use parse::{parse_sql, starts_with_word, ParsedStatement};
 
 use super::Problem;
 
@@ -31,6 +32,8 @@ pub struct FileCheck<'a> {
     lines: Lines<'a>,
     settings: &'a Settings,
     catalog: FileCatalog,
+    /// What the file's PREPAREs prepared: an EXECUTE runs it.
+    prepares: Prepares,
 }
 
 impl<'a> FileCheck<'a> {
@@ -41,12 +44,17 @@ impl<'a> FileCheck<'a> {
             lines: Lines::new(sql),
             settings,
             catalog: FileCatalog::for_server(server_version_num),
+            prepares: Prepares::default(),
         }
     }
 
     /// The problems of the file's next statement: its own, then those of each statement
     /// its `DO` block runs, at that statement's position inside the block.
+    /// An EXECUTE of a statement the file prepared is decided as the query it runs.
     pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
+        self.prepares.note(&parsed.statement.source);
+        let executed = self.executed_query(parsed);
+        let parsed = executed.as_ref().unwrap_or(parsed);
         let statement = &parsed.statement;
         let context = self.catalog.transaction().context(Placement::ALONE);
         let mut problems = self.decide(statement, &context, parsed.offset);
@@ -65,6 +73,17 @@ impl<'a> FileCheck<'a> {
             }
         }
         problems
+    }
+
+    /// The query `EXECUTE name` runs, at the EXECUTE's place, when the file prepared it.
+    fn executed_query(&self, parsed: &ParsedStatement) -> Option<ParsedStatement> {
+        if parsed.statement.stmt != Stmt::Query || !starts_with_word(&parsed.statement.source, "execute") {
+            return None;
+        }
+        let query = self.prepares.query(&executed_name(&parsed.statement.source)?)?;
+        let mut executed = parse_sql(query).ok()?.into_iter().next()?;
+        executed.offset = parsed.offset + first_keyword(&parsed.statement.source);
+        Some(executed)
     }
 
     /// Decide `statement`, whose source starts at byte `offset` of the file, then let the
@@ -213,6 +232,19 @@ mod tests {
             problems[0].message,
             "CREATE INDEX CONCURRENTLY cannot run inside a function, procedure or DO block"
         );
+    }
+
+    #[test]
+    fn an_execute_runs_what_the_file_prepared() {
+        let sql = "BEGIN;\nALTER TABLE t ADD COLUMN v int;\nPREPARE mark AS UPDATE t SET v = 1;\nEXECUTE mark;\n\
+                   DEALLOCATE mark;\nEXECUTE mark;\nCOMMIT;";
+        let settings = Settings {
+            mode: Mode::Enforce,
+            ..Settings::default()
+        };
+        let problems = check_sql("m.sql", sql, &settings, None);
+        let found: Vec<_> = problems.iter().map(|p| (p.line, p.rule.as_str())).collect();
+        assert_eq!(found, [(Some(4), "backfill_in_ddl_transaction")]);
     }
 
     #[test]

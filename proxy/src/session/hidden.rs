@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::catalog::Question;
+use crate::catalog::{Estimate, Question};
 use crate::messages::error_response;
 use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{bind, close, execute, parse, sync, Frame, FrameError};
@@ -59,10 +59,10 @@ impl Session {
         match self.tracker.status {
             TransactionStatus::Failed => Ok(None),
             TransactionStatus::Idle => {
-                let Question::RowsChanged(statement, generic) = question else {
+                let Question::RowsChanged(estimate) = question else {
                     return Ok(None);
                 };
-                let result = self.explain_text(statement, *generic).await?;
+                let result = self.explain_text(&estimate.statement, estimate).await?;
                 if let Some(error) = result
                     .as_ref()
                     .and_then(|result| result.error.clone())
@@ -76,19 +76,23 @@ impl Session {
                 Ok(result.filter(|result| !result.failed).map(|result| result.rows))
             }
             TransactionStatus::InBlock => {
-                let Question::RowsChanged(statement, generic) = question else {
+                let Question::RowsChanged(estimate) = question else {
                     return Ok(None);
                 };
-                let Some(stand_in) = ::parse::probe::rows_changed_probe(statement) else {
+                let Some(stand_in) = ::parse::probe::rows_changed_probe(&estimate.statement) else {
                     return Ok(None);
                 };
                 let aborted_before = self.aborted_by_hidden_work.take();
                 let mut rows = None;
                 let saved = self.hidden_queries(&[SAVEPOINT.to_string()]).await?;
                 if saved.first().is_some_and(Option::is_some) {
-                    let mut failure = self.hidden_parse(statement).await?;
+                    let types = estimate
+                        .executed
+                        .as_ref()
+                        .map_or(&[][..], |executed| &executed.parameter_types[..]);
+                    let mut failure = self.hidden_parse(&estimate.statement, types).await?;
                     if failure.is_none() {
-                        let result = self.explain_text(&stand_in, *generic).await?;
+                        let result = self.explain_text(&stand_in, estimate).await?;
                         failure = result.as_ref().and_then(|result| result.error.clone());
                         rows = result.filter(|result| !result.failed).map(|result| result.rows);
                     }
@@ -117,13 +121,17 @@ impl Session {
         }
     }
 
-    /// EXPLAIN (FORMAT JSON) of `sql`, with GENERIC_PLAN when `generic`. A statement with
-    /// parameters on a server before PostgreSQL 16, which has no GENERIC_PLAN, is prepared
-    /// under a hidden name, planned generically (plan_cache_mode set for the hidden batch's
-    /// transaction only, or the savepoint's) and explained with NULL for each parameter,
-    /// which a generic plan does not look at; the statement is closed again whatever
-    /// failed.
-    async fn explain_text(&mut self, sql: &str, generic: bool) -> Result<Option<HiddenResult>, SessionError> {
+    /// EXPLAIN (FORMAT JSON) of `sql` (the estimate's statement, or its stand-in), with
+    /// GENERIC_PLAN when the estimate says so. The statement is prepared under a hidden
+    /// name and explained by EXPLAIN EXECUTE when it is a prepared statement's query run
+    /// by an EXECUTE (with the EXECUTE's arguments, so that it is planned as the server
+    /// plans it: a custom plan for those values), and when it has parameters on a server
+    /// before PostgreSQL 16, which has no GENERIC_PLAN (with NULL for each parameter).
+    /// Without values to plan for (NULLs, or an argument left out because evaluating it
+    /// could do something) the plan is generic: plan_cache_mode is set for the hidden
+    /// batch's transaction only, or the savepoint's, and a generic plan reads no
+    /// parameter. The hidden statement is closed again whatever failed.
+    async fn explain_text(&mut self, sql: &str, estimate: &Estimate) -> Result<Option<HiddenResult>, SessionError> {
         let parameters = ::parse::calls::parameter_count(sql);
         let before_16 = self.server_version_num.is_none_or(|version| version < 160_000);
         // A Bind carries at most 65535 parameters; a `$n` above that the server refuses
@@ -131,40 +139,68 @@ impl Session {
         if parameters > usize::from(u16::MAX) {
             return Ok(None);
         }
-        if generic || parameters == 0 || !before_16 {
-            let explain = crate::catalog::explain_sql(sql, generic);
+        if estimate.executed.is_none() && (estimate.generic || parameters == 0 || !before_16) {
+            let explain = crate::catalog::explain_sql(sql, estimate.generic);
             return Ok(self.hidden_results(&[explain], false).await?.pop().flatten());
         }
         let batch = self.new_batch();
-        let name = format!("__safe_migrations_{batch}_generic");
-        self.send_hidden_statement(
-            batch,
-            0,
-            "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)",
-            OnError::Keep,
-        );
+        let name = format!("__safe_migrations_{batch}_explain");
+        let (execute, types, generic) = match &estimate.executed {
+            Some(executed) => {
+                let Some((execute, constants)) =
+                    ::parse::prepared::execute_as(&executed.execute, &name, executed.evaluate_arguments)
+                else {
+                    return Ok(None);
+                };
+                (execute, &executed.parameter_types[..], !constants)
+            }
+            None => (
+                format!("EXECUTE {name}({})", vec!["NULL"; parameters].join(", ")),
+                &[][..],
+                true,
+            ),
+        };
+        let mut index = 0;
+        let mut step = || {
+            index += 1;
+            index - 1
+        };
+        let settings = generic.then(&mut step);
+        if let Some(settings) = settings {
+            self.send_hidden_statement(
+                batch,
+                settings,
+                "SELECT pg_catalog.set_config('plan_cache_mode', 'force_generic_plan', true)",
+                OnError::Keep,
+            );
+        }
+        let prepared = step();
         self.send(
-            &parse::build(&name, sql),
-            Self::hidden(batch, 1, false, OnError::Keep),
+            &parse::build_typed(&name, sql, types),
+            Self::hidden(batch, prepared, false, OnError::Keep),
             Expect::Parse,
         );
-        let nulls = vec!["NULL"; parameters].join(", ");
+        let explained = step();
         self.send_hidden_statement(
             batch,
-            2,
-            &format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({nulls})"),
+            explained,
+            &format!("EXPLAIN (FORMAT JSON) {execute}"),
             OnError::Keep,
         );
-        let close = Self::hidden(batch, 3, false, OnError::Keep);
+        let closing = step();
+        let close = Self::hidden(batch, closing, false, OnError::Keep);
         self.send(&close::build_statement(&name), close, Expect::Close);
+        let synced = step();
         self.send(
             &sync::build(),
-            Self::hidden(batch, 4, false, OnError::Keep),
+            Self::hidden(batch, synced, false, OnError::Keep),
             Expect::Sync,
         );
         self.wait_for_batch(batch).await?;
-        let results: Vec<Option<HiddenResult>> = (0..5).map(|index| self.tracker.take_result(batch, index)).collect();
-        let closed = results[3]
+        let results: Vec<Option<HiddenResult>> = (0..=synced)
+            .map(|index| self.tracker.take_result(batch, index))
+            .collect();
+        let closed = results[closing]
             .as_ref()
             .is_some_and(|result| !result.failed && result.error.is_none());
         if !closed {
@@ -186,21 +222,22 @@ impl Session {
             let _ = self.tracker.take_result(again, 1);
         }
         // An error before the EXPLAIN (the Parse's) is the answer's.
-        let failed_at = results.iter().take(2).position(|result| {
+        let failed_at = results.iter().take(explained).position(|result| {
             result
                 .as_ref()
                 .is_some_and(|result| result.failed || result.error.is_some())
         });
-        Ok(results.into_iter().nth(failed_at.unwrap_or(2)).flatten())
+        Ok(results.into_iter().nth(failed_at.unwrap_or(explained)).flatten())
     }
 
-    /// Parse (and analyse) `sql` on the server under a hidden name, closed again; nothing
-    /// runs. None when it parsed, else its ErrorResponse (empty when there was none).
-    pub(super) async fn hidden_parse(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
+    /// Parse (and analyse) `sql` on the server under a hidden name, its parameters of
+    /// `types` (oids; the server infers the rest), closed again; nothing runs. None when it
+    /// parsed, else its ErrorResponse (empty when there was none).
+    pub(super) async fn hidden_parse(&mut self, sql: &str, types: &[u32]) -> Result<Option<Bytes>, SessionError> {
         let batch = self.new_batch();
         let name = format!("__safe_migrations_{batch}_parse");
         let owner = Self::hidden(batch, 0, false, OnError::Keep);
-        self.send(&parse::build(&name, sql), owner, Expect::Parse);
+        self.send(&parse::build_typed(&name, sql, types), owner, Expect::Parse);
         self.send(&close::build_statement(&name), owner, Expect::Close);
         let sync = Self::hidden(batch, 1, false, OnError::Keep);
         self.send(&sync::build(), sync, Expect::Sync);
@@ -330,15 +367,27 @@ impl Session {
 
     /// Relay the server's messages (to the client, or to the hidden statements they
     /// answer) until `done`; large rows and COPY data pass through in pieces as in `serve`.
+    /// Rule lock_held_too_long keeps its time meanwhile, as in `serve`: a hidden question
+    /// waiting behind another session's lock is cancelled when the budget ends (its
+    /// cancel then answers the client's statement), or the session is ended.
     async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
         while !done(&self.tracker) {
             self.flush().await?;
-            match self
-                .server_rd
-                .next_frame(WHOLE_UP_TO)
-                .await
-                .map_err(SessionError::Server)?
-            {
+            let lock_hold_deadline = self.lock_hold_deadline();
+            let frame = tokio::select! {
+                _ = tokio::time::sleep_until(lock_hold_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if lock_hold_deadline.is_some() => {
+                    if !self.lock_hold_expired().await? {
+                        return Err(SessionError::Refused(format!(
+                            "{}: the session was ended",
+                            policy::rules::lock_held_too_long::RULE.id
+                        )));
+                    }
+                    continue;
+                }
+                frame = self.server_rd.next_frame(WHOLE_UP_TO) => frame,
+            };
+            match frame.map_err(SessionError::Server)? {
                 Some(Frame::Whole(message)) => {
                     let message = self.lock_hold_rewrite(message);
                     self.tracker

@@ -135,7 +135,7 @@ impl Session {
     /// Parse `sql` under a hidden name (closed again): the server's ErrorResponse when it
     /// is a syntax error with a position.
     async fn hidden_parse_error(&mut self, sql: &str) -> Result<Option<Bytes>, SessionError> {
-        let error = self.hidden_parse(sql).await?.filter(|error| !error.is_empty());
+        let error = self.hidden_parse(sql, &[]).await?.filter(|error| !error.is_empty());
         Ok(error.filter(|error| {
             let message = Message {
                 tag: b'E',

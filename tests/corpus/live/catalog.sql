@@ -769,6 +769,41 @@ CALL relabel_history_in_batches();
 -- expect: ok
 UPDATE history SET kind = 'q' WHERE id IN (SELECT id FROM history ORDER BY id LIMIT 1000);
 
+-- EXECUTE runs its prepared statement's query: judged as that query, planned for the
+-- EXECUTE's arguments (prepared in an earlier string, or earlier in the same one).
+-- expect: ok
+PREPARE relabel_below(int) AS UPDATE history SET kind = 'r' WHERE id < $1;
+
+-- expect: ok
+EXECUTE relabel_below(500);
+
+-- expect: unbatched_backfill
+EXECUTE relabel_below(4000);
+
+-- expect: unbatched_backfill
+EXPLAIN ANALYZE EXECUTE relabel_below(4000);
+
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE ledger ADD COLUMN noted boolean;
+
+-- expect: backfill_in_ddl_transaction
+EXECUTE relabel_below(500);
+
+-- expect: ok
+ROLLBACK;
+
+-- expect: ok
+PREPARE purge_history AS DELETE FROM history;
+
+-- expect: unbatched_backfill
+EXECUTE purge_history;
+
+-- expect: ok
+DEALLOCATE ALL;
+
 -- VALIDATE CONSTRAINT of a constraint an earlier transaction added NOT VALID, while this
 -- one holds a lock that blocks traffic (here LOCK TABLE): the scan runs under that lock.
 -- expect: ok
