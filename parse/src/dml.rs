@@ -44,7 +44,7 @@ fn writes(node: &NodeEnum) -> Vec<DmlWrite> {
             None,
         ),
         NodeEnum::MergeStmt(merge) => (
-            Some(write(merge.relation.as_ref(), WriteKind::Merge)),
+            Some(write(merge.relation.as_ref(), merge_kind(merge))),
             merge.with_clause.as_ref(),
             None,
         ),
@@ -68,6 +68,22 @@ fn write(relation: Option<&protobuf::RangeVar>, kind: WriteKind) -> DmlWrite {
     DmlWrite {
         table: range_var(relation),
         kind,
+    }
+}
+
+/// `MergeInsert` when every WHEN clause is for source rows the target lacks.
+fn merge_kind(merge: &protobuf::MergeStmt) -> WriteKind {
+    let inserts_only = merge.merge_when_clauses.iter().all(|clause| {
+        matches!(
+            clause.node.as_ref(),
+            Some(NodeEnum::MergeWhenClause(clause))
+                if clause.match_kind == protobuf::MergeMatchKind::MergeWhenNotMatchedByTarget as i32
+        )
+    });
+    if inserts_only {
+        WriteKind::MergeInsert
+    } else {
+        WriteKind::Merge
     }
 }
 

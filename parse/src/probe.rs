@@ -7,7 +7,7 @@
 
 use pg_query::protobuf::{
     a_const, AConst, Integer, JoinExpr, JoinType, LimitOption, MergeMatchKind, Node, ParseResult, RangeVar, RawStmt,
-    ResTarget, SelectStmt, SetOperation,
+    ResTarget, SelectStmt, SetOperation, WithClause,
 };
 use pg_query::{DeparseOptions, NodeEnum};
 
@@ -34,27 +34,28 @@ pub fn analyzed_write(sql: &str) -> Option<String> {
 
 /// `SELECT 1 FROM <the rows sql's one UPDATE, DELETE or MERGE changes>`, or None for any
 /// other statement, several, or one the stand-in cannot describe (WHERE CURRENT OF).
+/// The write may be the statement itself or a WITH query of a SELECT or INSERT (`WITH
+/// moved AS (DELETE ... RETURNING *) INSERT ...`): the stand-in then keeps the WITH's
+/// other read-only queries, which the write may read.
 pub fn rows_changed_probe(sql: &str) -> Option<String> {
     let parsed = pg_query::parse(sql, 0).ok()?;
     let [raw] = parsed.protobuf.stmts.as_slice() else {
         return None;
     };
-    let node = raw.stmt.as_ref()?.node.as_ref()?;
-    if takes_a_command_id_anyway(node) {
-        return None;
-    }
+    let (node, outer) = the_write(raw.stmt.as_ref()?.node.as_ref()?)?;
+    let with = |own: &Option<WithClause>| joined_with(own.as_ref(), &outer);
     let select = match node {
         NodeEnum::UpdateStmt(update) => reading(
             update.relation.clone()?,
             update.from_clause.clone(),
             update.where_clause.clone(),
-            update.with_clause.clone(),
+            with(&update.with_clause),
         )?,
         NodeEnum::DeleteStmt(delete) => reading(
             delete.relation.clone()?,
             delete.using_clause.clone(),
             delete.where_clause.clone(),
-            delete.with_clause.clone(),
+            with(&delete.with_clause),
         )?,
         NodeEnum::MergeStmt(merge) => {
             let kinds: Vec<i32> = merge
@@ -85,11 +86,15 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
                     node: Some(NodeEnum::JoinExpr(Box::new(join))),
                 }],
                 None,
-                merge.with_clause.clone(),
+                with(&merge.with_clause),
             )
         }
         _ => return None,
     };
+    let stand_in = NodeEnum::SelectStmt(Box::new(select.clone()));
+    if takes_a_command_id_anyway(&stand_in) {
+        return None;
+    }
     let version = parsed.protobuf.version;
     let text = deparse(version, select.clone())?;
     // Parameters only the write's SET list used: the stand-in still takes them all (an
@@ -152,6 +157,66 @@ fn parameter_as_text(number: usize) -> Option<Node> {
     })
 }
 
+/// The one UPDATE, DELETE or MERGE `node` runs, itself or as a query of its WITH, and
+/// (for the latter) the WITH's queries that write nothing. None for no such write, or
+/// several.
+fn the_write(node: &NodeEnum) -> Option<(&NodeEnum, Vec<Node>)> {
+    let changes_rows = |node: &NodeEnum| {
+        matches!(
+            node,
+            NodeEnum::UpdateStmt(_) | NodeEnum::DeleteStmt(_) | NodeEnum::MergeStmt(_)
+        )
+    };
+    if changes_rows(node) {
+        return Some((node, Vec::new()));
+    }
+    let withs: Vec<&WithClause> = match node {
+        NodeEnum::SelectStmt(select) => select.with_clause.iter().collect(),
+        NodeEnum::InsertStmt(insert) => {
+            let select_with = match insert.select_stmt.as_ref().and_then(|select| select.node.as_ref()) {
+                Some(NodeEnum::SelectStmt(select)) => select.with_clause.as_ref(),
+                _ => None,
+            };
+            insert.with_clause.iter().chain(select_with).collect()
+        }
+        _ => return None,
+    };
+    let mut writes = Vec::new();
+    let mut read_only = Vec::new();
+    for cte_node in withs.iter().flat_map(|with| &with.ctes) {
+        let Some(NodeEnum::CommonTableExpr(cte)) = cte_node.node.as_ref() else {
+            return None;
+        };
+        match cte.ctequery.as_ref().and_then(|query| query.node.as_ref()) {
+            Some(query) if changes_rows(query) => writes.push(query),
+            Some(NodeEnum::SelectStmt(_)) => read_only.push(cte_node.clone()),
+            // An INSERT: left out (a query that reads it fails, and gets no estimate).
+            _ => {}
+        }
+    }
+    let [write] = writes[..] else {
+        return None;
+    };
+    Some((write, read_only))
+}
+
+/// The write's own WITH, after the read-only queries of the WITH around it.
+fn joined_with(own: Option<&WithClause>, outer: &[Node]) -> Option<WithClause> {
+    if outer.is_empty() {
+        return own.cloned();
+    }
+    let mut with = WithClause {
+        ctes: outer.to_vec(),
+        recursive: false,
+        location: -1,
+    };
+    if let Some(own) = own {
+        with.ctes.extend(own.ctes.iter().cloned());
+        with.recursive = own.recursive;
+    }
+    Some(with)
+}
+
 /// Would the stand-in still take a command id? PostgreSQL's executor takes one for a
 /// plan with row marks (FOR UPDATE / SHARE anywhere in it) or a data-modifying WITH,
 /// EXPLAIN only or not. The whole tree is searched, through its Debug form, which names
@@ -175,7 +240,7 @@ fn reading(
     target: RangeVar,
     from: Vec<Node>,
     condition: Option<Box<Node>>,
-    with: Option<pg_query::protobuf::WithClause>,
+    with: Option<WithClause>,
 ) -> Option<SelectStmt> {
     if matches!(
         condition.as_deref().and_then(|node| node.node.as_ref()),
@@ -261,8 +326,25 @@ mod tests {
         assert_eq!(probe("UPDATE t SET c = 1 WHERE CURRENT OF cur"), None);
         assert_eq!(probe("INSERT INTO t SELECT * FROM u"), None);
         assert_eq!(probe("UPDATE t SET c = 1; UPDATE t SET c = 2"), None);
+        // The one write of a WITH, with the WITH's read-only queries; several: none.
         assert_eq!(
-            probe("WITH x AS (UPDATE t SET c = 1 RETURNING 1) SELECT * FROM x"),
+            probe("WITH x AS (UPDATE t SET c = 1 RETURNING 1) SELECT * FROM x").as_deref(),
+            Some("SELECT 1 FROM t")
+        );
+        assert_eq!(
+            probe(
+                "WITH s AS (SELECT 4 AS k), moved AS (DELETE FROM a USING s WHERE a.k < s.k RETURNING a.*) \
+                 INSERT INTO b SELECT * FROM moved"
+            )
+            .as_deref(),
+            Some("WITH s AS (SELECT 4 AS k) SELECT 1 FROM a, s WHERE a.k < s.k")
+        );
+        assert_eq!(
+            probe("WITH x AS (UPDATE t SET c = 1 RETURNING 1), y AS (DELETE FROM u RETURNING 1) SELECT 1"),
+            None
+        );
+        assert_eq!(
+            probe("WITH x AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT * FROM x"),
             None
         );
         // Row marks or a write in the WITH: the stand-in would take a command id too.

@@ -433,6 +433,10 @@ pub enum WriteKind {
     Update,
     Delete,
     Merge,
+    /// A MERGE whose every action is for source rows not matched in the target (WHEN NOT
+    /// MATCHED [BY TARGET] THEN INSERT or DO NOTHING): it copies rows, as INSERT ...
+    /// SELECT does, and changes none already in the table.
+    MergeInsert,
     /// INSERT ... SELECT reading a table (or a CTE, or a set operation).
     InsertSelect,
     /// INSERT ... VALUES, DEFAULT VALUES, or a SELECT of constants: rows the statement
@@ -451,7 +455,7 @@ impl WriteKind {
         match self {
             WriteKind::Update => "UPDATE",
             WriteKind::Delete => "DELETE",
-            WriteKind::Merge => "MERGE",
+            WriteKind::Merge | WriteKind::MergeInsert => "MERGE",
             WriteKind::InsertSelect => "INSERT ... SELECT",
             WriteKind::InsertValues => "INSERT",
         }

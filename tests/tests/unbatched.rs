@@ -7,6 +7,8 @@
 //! (CTEs, DO blocks, functions, a procedure committing each batch); these are the
 //! protocol paths and the transaction around the question.
 
+use std::sync::{Arc, Mutex};
+
 use e2e::{Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls};
 
@@ -28,7 +30,51 @@ fn cluster(extension: bool) -> Cluster {
         "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t SELECT g, g FROM generate_series(1, 2000) g; \
          ANALYZE t; ALTER TABLE t OWNER TO migrator;",
     );
+    cluster.create_role("watcher", &[("mode", "warn"), ("max_rows_per_statement", "500")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE w (id int PRIMARY KEY, c int); INSERT INTO w SELECT g, g FROM generate_series(1, 2000) g; \
+         ANALYZE w; ALTER TABLE w OWNER TO watcher; CREATE TABLE w2 (id int); ALTER TABLE w2 OWNER TO watcher;",
+    );
     cluster
+}
+
+/// A statement prepared before a lock and executed under it is warned about once per
+/// finding, as the extension warns when it runs: the proxy's warnings at Parse are not
+/// repeated when it judges the statement again at Execute.
+fn warned_once(url: &str, path: &str) {
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
+    let mut config: postgres::Config = url.parse().unwrap();
+    config.notice_callback(move |notice| {
+        if notice.code().code() == "SM001" {
+            let rule = notice.message().split(':').next().unwrap_or_default().to_string();
+            sink.lock().unwrap().push(rule);
+        }
+    });
+    let mut watcher = config.connect(NoTls).unwrap();
+    let warned = || {
+        let mut rules = std::mem::take(&mut *notices.lock().unwrap());
+        rules.sort();
+        rules
+    };
+    // Prepared before the lock: the proxy warns of its size at Parse, of the lock at Execute.
+    let statement = watcher.prepare("UPDATE w SET c = $1").unwrap();
+    watcher.batch_execute("BEGIN; ALTER TABLE w ADD COLUMN v int").unwrap();
+    watcher.execute(&statement, &[&1i32]).unwrap();
+    watcher.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        warned(),
+        ["backfill_in_ddl_transaction", "unbatched_backfill"],
+        "{path}"
+    );
+    // Prepared under one lock, executed under another too: the backfill once.
+    watcher.batch_execute("BEGIN; ALTER TABLE w ADD COLUMN v int").unwrap();
+    let statement = watcher.prepare("UPDATE w SET c = $1 WHERE id = $2").unwrap();
+    watcher.batch_execute("ALTER TABLE w2 ADD COLUMN v int").unwrap();
+    watcher.execute(&statement, &[&1i32, &1i32]).unwrap();
+    watcher.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(warned(), ["backfill_in_ddl_transaction"], "{path}");
 }
 
 /// SQLSTATE, message and position of the error, if any.
@@ -107,6 +153,24 @@ fn scenario(url: &str, path: &str) {
         "{path}"
     );
     migrator.batch_execute("ROLLBACK").unwrap();
+    // A write in a WITH, in a block too; a MERGE that only inserts changes no row.
+    migrator.batch_execute("BEGIN").unwrap();
+    assert!(
+        unbatched(error_of(migrator.batch_execute(
+            "WITH changed AS (UPDATE t SET c = 2 RETURNING id) SELECT count(*) FROM changed"
+        ))),
+        "{path}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(
+        error_of(migrator.batch_execute(
+            "MERGE INTO t USING (SELECT g FROM generate_series(1, 3000) g) s ON t.id = s.g \
+             WHEN NOT MATCHED THEN INSERT VALUES (s.g, 0)"
+        )),
+        None,
+        "{path}"
+    );
+    migrator.batch_execute("DELETE FROM t WHERE id > 2000").unwrap();
     migrator.batch_execute("BEGIN").unwrap();
     assert_eq!(
         error_of(migrator.batch_execute("UPDATE t SET missing = 1")),
@@ -242,6 +306,7 @@ fn scenario(url: &str, path: &str) {
 fn the_extension_refuses_an_unbatched_backfill_from_the_plan() {
     let cluster = cluster(true);
     scenario(&cluster.url("migrator", "postgres"), "extension");
+    warned_once(&cluster.url("watcher", "postgres"), "extension");
 }
 
 #[test]
@@ -249,6 +314,7 @@ fn the_proxy_refuses_an_unbatched_backfill_by_explain_and_leaves_no_trace() {
     let cluster = cluster(false);
     let proxy = Proxy::start(&cluster, &[]);
     scenario(&proxy.url("migrator", "postgres"), "proxy");
+    warned_once(&proxy.url("watcher", "postgres"), "proxy");
 }
 
 /// A client that cancels its statement while it waits for a lock gets the cancel, and

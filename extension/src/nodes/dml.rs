@@ -44,8 +44,13 @@ fn writes(node: *mut pg_sys::Node) -> Vec<DmlWrite> {
                 delete.withClause,
                 std::ptr::null_mut(),
             )
-        } else if let Some(merge) = merge(node) {
-            (Some(write(merge.0, WriteKind::Merge)), merge.1, std::ptr::null_mut())
+        } else if let Some((relation, with, inserts_only)) = merge(node) {
+            let kind = if inserts_only {
+                WriteKind::MergeInsert
+            } else {
+                WriteKind::Merge
+            };
+            (Some(write(relation, kind)), with, std::ptr::null_mut())
         } else if let Some(select) = as_node::<pg_sys::SelectStmt>(node, T_SelectStmt) {
             (None, select.withClause, std::ptr::null_mut())
         } else {
@@ -69,20 +74,36 @@ fn writes(node: *mut pg_sys::Node) -> Vec<DmlWrite> {
     writes
 }
 
-/// MERGE's target and WITH (PostgreSQL 15 and later).
+/// MERGE's target and WITH (PostgreSQL 15 and later), and whether its every WHEN clause
+/// is for source rows the target lacks (it only inserts).
 ///
 /// # Safety
 /// `node` is NULL or a node of the parse tree (the `nodes` contract).
 #[cfg(not(any(feature = "pg13", feature = "pg14")))]
-unsafe fn merge(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::RangeVar, *mut pg_sys::WithClause)> {
+unsafe fn merge(node: *mut pg_sys::Node) -> Option<(*mut pg_sys::RangeVar, *mut pg_sys::WithClause, bool)> {
     // SAFETY: the caller's contract; T_MergeStmt is a MergeStmt.
-    unsafe { as_node::<pg_sys::MergeStmt>(node, T_MergeStmt) }.map(|merge| (merge.relation, merge.withClause))
+    let merge = unsafe { as_node::<pg_sys::MergeStmt>(node, T_MergeStmt) }?;
+    let inserts_only = nodes(merge.mergeWhenClauses).into_iter().all(|clause| {
+        // SAFETY: an element of the MERGE's WHEN list, a MergeWhenClause of the tree.
+        unsafe { as_node::<pg_sys::MergeWhenClause>(clause, T_MergeWhenClause) }.is_some_and(not_matched_by_target)
+    });
+    Some((merge.relation, merge.withClause, inserts_only))
+}
+
+#[cfg(any(feature = "pg15", feature = "pg16"))]
+fn not_matched_by_target(clause: &pg_sys::MergeWhenClause) -> bool {
+    !clause.matched
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14", feature = "pg15", feature = "pg16")))]
+fn not_matched_by_target(clause: &pg_sys::MergeWhenClause) -> bool {
+    clause.matchKind == pg_sys::MergeMatchKind::MERGE_WHEN_NOT_MATCHED_BY_TARGET
 }
 
 /// # Safety
 /// Nothing to uphold: there is no MERGE before PostgreSQL 15.
 #[cfg(any(feature = "pg13", feature = "pg14"))]
-unsafe fn merge(_: *mut pg_sys::Node) -> Option<(*mut pg_sys::RangeVar, *mut pg_sys::WithClause)> {
+unsafe fn merge(_: *mut pg_sys::Node) -> Option<(*mut pg_sys::RangeVar, *mut pg_sys::WithClause, bool)> {
     None
 }
 

@@ -96,7 +96,7 @@ fn batched(write: &DmlWrite) -> String {
             "UPDATE {table} SET <column> = <value> WHERE ctid IN (SELECT ctid FROM {table} WHERE <rows not yet \
              done> LIMIT 10000);  -- repeat until it updates 0 rows"
         ),
-        WriteKind::InsertSelect | WriteKind::InsertValues => format!(
+        WriteKind::InsertSelect | WriteKind::InsertValues | WriteKind::MergeInsert => format!(
             "INSERT INTO {table} SELECT ... FROM <source> WHERE <key> > <last key copied> ORDER BY <key> LIMIT \
              10000;  -- repeat until it inserts 0 rows"
         ),
@@ -141,7 +141,12 @@ mod tests {
              transaction ends, for the whole backfill"
         );
         assert!(found[0].hint.contains("LIMIT 10000"), "{}", found[0].hint);
-        for kind in [WriteKind::Delete, WriteKind::Merge, WriteKind::InsertSelect] {
+        for kind in [
+            WriteKind::Delete,
+            WriteKind::Merge,
+            WriteKind::MergeInsert,
+            WriteKind::InsertSelect,
+        ] {
             assert_eq!(
                 findings_in(&RULE, dml(kind, "users"), &catalog, &context).len(),
                 1,

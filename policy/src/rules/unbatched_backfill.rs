@@ -142,6 +142,7 @@ mod tests {
             .new_table("fresh")
             .rows_changed(1e7);
         assert!(findings(&RULE, dml(WriteKind::InsertSelect, "users"), &big).is_empty());
+        assert!(findings(&RULE, dml(WriteKind::MergeInsert, "users"), &big).is_empty());
         assert!(findings(&RULE, dml(WriteKind::Delete, "schema_migrations"), &big).is_empty());
         assert!(findings(&RULE, dml(WriteKind::Update, "fresh"), &big).is_empty());
         let unknown = TestCatalog::default().existing_table("users");

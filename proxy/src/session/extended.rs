@@ -2,6 +2,7 @@
 //! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
 
 use policy::model::TransactionKind;
+use policy::report::Report;
 use policy::transaction::HeldLock;
 use policy::unchecked;
 use policy::{QualifiedName, Stmt};
@@ -25,11 +26,19 @@ pub(super) struct Prepared {
     pub(super) locks: Vec<HeldLock>,
     /// A SAVEPOINT, RELEASE or ROLLBACK TO: the subtransactions it moves when it runs.
     pub(super) savepoint: Option<TransactionKind>,
-    /// The statement's text, and the locks its transaction held when it was judged:
-    /// executed under locks taken since (a statement prepared before the DDL, or a
-    /// pipeline that parses everything before executing), a data-modifying statement is
-    /// judged again.
-    pub(super) recheck: Option<(String, Vec<HeldLock>)>,
+    /// A data-modifying statement: executed under locks taken since it was judged (a
+    /// statement prepared before the DDL, or a pipeline that parses everything before
+    /// executing), it is judged again.
+    pub(super) recheck: Option<Recheck>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Recheck {
+    sql: String,
+    /// The locks its transaction held when it was judged.
+    judged_under: Vec<HeldLock>,
+    /// What its judgement reported then (not repeated at Execute).
+    reported: Vec<Report>,
 }
 
 impl Session {
@@ -42,7 +51,10 @@ impl Session {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
             if self.passed_before(parse.query) {
                 let prepared = Prepared {
-                    recheck: Some((parse.query.to_string(), Vec::new())),
+                    recheck: Some(Recheck {
+                        sql: parse.query.to_string(),
+                        ..Recheck::default()
+                    }),
                     ..Prepared::default()
                 };
                 self.remember_statement(parse.name.to_string(), prepared);
@@ -94,6 +106,7 @@ impl Session {
             self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }
+        let reported = verdict.reports.clone();
         self.send_notices(verdict.reports).await?;
         if let Some(error) = self.take_abort_by_hidden_work() {
             self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
@@ -114,7 +127,11 @@ impl Session {
             recheck: parsed
                 .iter()
                 .any(|parsed| matches!(parsed.statement.stmt, Stmt::Dml(_)))
-                .then(|| (sql.clone(), verdict.transaction.locks().to_vec())),
+                .then(|| Recheck {
+                    sql: sql.clone(),
+                    judged_under: verdict.transaction.locks().to_vec(),
+                    reported,
+                }),
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -176,9 +193,10 @@ impl Session {
     pub(super) fn execute(&mut self, message: Message) -> Result<(), SessionError> {
         let portal = execute::portal(&message).map_err(SessionError::Client)?;
         let prepared = self.portals.get(portal).cloned().unwrap_or_default();
-        if let Some((sql, judged_under)) = &prepared.recheck {
+        if let Some(recheck) = &prepared.recheck {
             let new_lock = self.transaction.locks().iter().any(|lock| {
-                !judged_under
+                !recheck
+                    .judged_under
                     .iter()
                     .any(|judged| judged.table == lock.table && judged.level >= lock.level)
             });
@@ -188,7 +206,7 @@ impl Session {
                     .any(|parsed| matches!(parsed.statement.stmt, Stmt::Dml(_)))
             };
             if let Some(parsed) = new_lock
-                .then(|| self.parse_as_the_server_would(sql).ok())
+                .then(|| self.parse_as_the_server_would(&recheck.sql).ok())
                 .flatten()
                 .filter(writes)
             {
@@ -197,7 +215,12 @@ impl Session {
                     self.refuse_extended(verdict.reports, refusal, None);
                     return Ok(());
                 }
-                self.send_reports(&verdict.reports);
+                let reports: Vec<Report> = verdict
+                    .reports
+                    .into_iter()
+                    .filter(|report| !recheck.reported.contains(report))
+                    .collect();
+                self.send_reports(&reports);
             }
         }
         self.transaction.record_created(&prepared.created);

@@ -743,6 +743,19 @@ MERGE INTO history h USING (SELECT id FROM history) s ON h.id = s.id WHEN MATCHE
 -- expect: unbatched_backfill
 WITH relabelled AS (UPDATE history SET kind = 'w' RETURNING id) SELECT count(*) FROM relabelled;
 
+-- expect: ok
+BEGIN;
+
+-- expect: unbatched_backfill
+WITH relabelled AS (UPDATE history SET kind = 'w' RETURNING id) SELECT count(*) FROM relabelled;
+
+-- expect: ok
+ROLLBACK;
+
+-- A MERGE that only inserts the source rows the target lacks changes none of its rows.
+-- expect: ok
+MERGE INTO history h USING (SELECT id FROM history) s ON h.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id, 'n');
+
 -- expect: unbatched_backfill
 DO $$ BEGIN UPDATE history SET kind = 'd'; END $$;
 
