@@ -67,6 +67,8 @@ pub struct Estimate {
     pub generic: bool,
     /// The statement is a prepared statement's query, run by this EXECUTE.
     pub executed: Option<Executed>,
+    /// A routine (a DO block, a function) runs the statement.
+    pub nested: bool,
 }
 
 /// An `EXECUTE` of a prepared statement: planned for its arguments, as the server plans it.
@@ -411,6 +413,8 @@ pub struct SessionCatalog<'a> {
     pub superuser: Option<bool>,
     /// The statement judged is a prepared statement's query, run by this EXECUTE.
     pub executed: Option<Executed>,
+    /// The statement judged is one a routine runs.
+    pub nested: bool,
     pub missing: RefCell<Vec<Question>>,
 }
 
@@ -606,6 +610,7 @@ impl Catalog for SessionCatalog<'_> {
             statement: statement.source.clone(),
             generic: generic && self.executed.is_none(),
             executed: self.executed.clone(),
+            nested: self.nested,
         };
         match self.ask(Question::RowsChanged(estimate)) {
             Some(Answer::Rows(answer)) => *answer,
@@ -679,6 +684,7 @@ mod tests {
             server_version_num: None,
             superuser: None,
             executed: None,
+            nested: false,
             missing: RefCell::new(Vec::new()),
         };
         let t = QualifiedName::bare("t");
@@ -710,6 +716,7 @@ mod tests {
             server_version_num: None,
             superuser: None,
             executed: None,
+            nested: false,
             missing: RefCell::new(Vec::new()),
         }
         .created_in_transaction(table)
@@ -743,6 +750,7 @@ mod tests {
             server_version_num: None,
             superuser: None,
             executed: None,
+            nested: false,
             missing: RefCell::new(Vec::new()),
         };
         assert_eq!(catalog.created_in_transaction(&accounts), None);

@@ -267,6 +267,7 @@ fn session_catalog<'c>(facts: &'c Facts, transaction: &'c Transaction) -> Sessio
         server_version_num: facts.server_version_num,
         superuser: facts.superuser,
         executed: None,
+        nested: false,
         missing: RefCell::new(Vec::new()),
     }
 }
@@ -408,7 +409,8 @@ impl NestedJudgement<'_, '_> {
         let statement = &parsed.statement;
         let snapshot = self.transaction.clone();
         let facts = self.facts;
-        let catalog = session_catalog(facts, &snapshot);
+        let mut catalog = session_catalog(facts, &snapshot);
+        catalog.nested = true;
         let context = snapshot.context(Placement::NESTED);
         let decision = decide(statement, &context, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);

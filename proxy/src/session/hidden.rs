@@ -45,8 +45,11 @@ impl Session {
     /// statement is only parsed (analysed, as the server will analyse it: a statement
     /// that fails there gets no estimate, and its own error when it runs), and EXPLAIN is
     /// of its read-only stand-in, since EXPLAIN of a write takes a command id of the
-    /// transaction, which the client sees in cmin and cmax. None when it failed or could
-    /// not be asked.
+    /// transaction, which the client sees in cmin and cmax. A statement a routine runs is
+    /// always asked about by its stand-in, and not parsed first: its text may name the
+    /// routine's variables and parameters, which the server knows only while the routine
+    /// runs (the rows a write changes do not depend on the values it sets). None when it
+    /// failed or could not be asked.
     pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
         const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
         const UNDO: [&str; 2] = [
@@ -62,7 +65,17 @@ impl Session {
                 let Question::RowsChanged(estimate) = question else {
                     return Ok(None);
                 };
-                let result = self.explain_text(&estimate.statement, estimate).await?;
+                let stand_in;
+                let statement = if estimate.nested {
+                    let Some(text) = ::parse::probe::rows_changed_probe(&estimate.statement) else {
+                        return Ok(None);
+                    };
+                    stand_in = text;
+                    &stand_in
+                } else {
+                    &estimate.statement
+                };
+                let result = self.explain_text(statement, estimate).await?;
                 if let Some(error) = result
                     .as_ref()
                     .and_then(|result| result.error.clone())
@@ -90,7 +103,11 @@ impl Session {
                         .executed
                         .as_ref()
                         .map_or(&[][..], |executed| &executed.parameter_types[..]);
-                    let mut failure = self.hidden_parse(&estimate.statement, types).await?;
+                    let mut failure = if estimate.nested {
+                        None
+                    } else {
+                        self.hidden_parse(&estimate.statement, types).await?
+                    };
                     if failure.is_none() {
                         let result = self.explain_text(&stand_in, estimate).await?;
                         failure = result.as_ref().and_then(|result| result.error.clone());

@@ -759,6 +759,26 @@ MERGE INTO history h USING (SELECT id FROM history) s ON h.id = s.id WHEN NOT MA
 -- expect: unbatched_backfill
 DO $$ BEGIN UPDATE history SET kind = 'd'; END $$;
 
+-- A routine's variables and parameters in what a write sets: the rows it changes do not
+-- depend on them.
+-- expect: unbatched_backfill
+DO $$ DECLARE label text := 'v'; BEGIN UPDATE history SET kind = label; END $$;
+
+-- expect: ok
+DO $$ DECLARE label text := 'v'; BEGIN UPDATE history SET kind = label WHERE id <= 100; END $$;
+
+-- expect: ok
+CREATE FUNCTION relabel_history_as(label text) RETURNS void LANGUAGE sql AS $$ UPDATE history SET kind = label $$;
+
+-- expect: unbatched_backfill
+SELECT relabel_history_as('z');
+
+-- expect: ok
+CREATE FUNCTION relabel_history_except(skipped int) RETURNS void LANGUAGE sql AS $$ UPDATE history SET kind = 'y' WHERE id <> $1 $$;
+
+-- expect: unbatched_backfill
+SELECT relabel_history_except(0);
+
 -- expect: ok
 CREATE FUNCTION relabel_history() RETURNS void LANGUAGE sql AS $$ UPDATE history SET kind = 'f' $$;
 
