@@ -273,6 +273,12 @@ impl Transaction {
         }
     }
 
+    /// The locks on these tables are no longer held (the server said so: a routine's
+    /// subtransaction that took them was rolled back, which the proxy cannot follow).
+    pub fn forget_locks_on(&mut self, released: &[QualifiedName]) {
+        self.locks.retain(|lock| !released.contains(&lock.table));
+    }
+
     /// Is a savepoint open (as the proxy and the CLI follow them)? In a failed transaction
     /// the locks taken before it are still held.
     pub fn savepoints_open(&self) -> bool {

@@ -53,6 +53,9 @@ pub struct Verdict {
     /// The session's transaction as the statements leave it, when they all run: what
     /// they created is pending in it.
     pub transaction: Transaction,
+    /// A routine the statements run takes a lock the transaction is followed holding:
+    /// one its caught error (a rolled-back subtransaction) may release unseen.
+    pub locks_in_routines: bool,
 }
 
 /// The session facts a decision needs besides the statements.
@@ -411,6 +414,7 @@ impl NestedJudgement<'_, '_> {
         let facts = self.facts;
         let mut catalog = session_catalog(facts, &snapshot);
         catalog.nested = true;
+        let locks_before = self.transaction.locks().to_vec();
         let context = snapshot.context(Placement::NESTED);
         let decision = decide(statement, &context, self.facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
@@ -430,6 +434,9 @@ impl NestedJudgement<'_, '_> {
         // Then its own effect: relations, locks, a procedure's COMMIT.
         self.transaction.observe(statement, &catalog);
         self.missing.extend(catalog.missing.take());
+        if self.transaction.locks().iter().any(|lock| !locks_before.contains(lock)) {
+            self.verdict.locks_in_routines = true;
+        }
         Ok(smallest_cap(decision.lock_timeout_ms, inner))
     }
 

@@ -113,20 +113,37 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
         .batch_execute("SELECT pg_sleep(2.5)")
         .unwrap_or_else(|err| panic!("{path}: ended after its lock was released: {err}"));
     migrator.batch_execute("COMMIT").unwrap();
-    if path == "extension" {
-        // So is one taken in a PL/pgSQL block whose error was caught (a subtransaction
-        // rolled back). The proxy cannot see inside the block's run, and counts it.
-        migrator
-            .batch_execute(
-                "BEGIN; DO $$ BEGIN BEGIN ALTER TABLE t ADD COLUMN v int; RAISE EXCEPTION 'undo'; \
-                 EXCEPTION WHEN raise_exception THEN NULL; END; END $$",
-            )
-            .unwrap();
-        migrator
-            .batch_execute("SELECT pg_sleep(2.5)")
-            .unwrap_or_else(|err| panic!("{path}: ended after its lock was released: {err}"));
-        migrator.batch_execute("COMMIT").unwrap();
-    }
+    // So is one taken in a PL/pgSQL block whose error was caught (a subtransaction
+    // rolled back): the extension follows the subtransaction; the proxy, which cannot see
+    // inside the block's run, asks the server which locks the session still holds before
+    // it counts them. Idle past the budget, and then running past it.
+    let caught = "BEGIN; DO $$ BEGIN BEGIN ALTER TABLE t ADD COLUMN v int; RAISE EXCEPTION 'undo'; \
+                  EXCEPTION WHEN raise_exception THEN NULL; END; END $$";
+    migrator.batch_execute(caught).unwrap();
+    migrator
+        .batch_execute("SELECT pg_sleep(2.5)")
+        .unwrap_or_else(|err| panic!("{path}: ended after its lock was released: {err}"));
+    migrator.batch_execute("COMMIT").unwrap();
+    migrator.batch_execute(caught).unwrap();
+    thread::sleep(BUDGET + MARGIN);
+    migrator
+        .batch_execute("SELECT 1")
+        .unwrap_or_else(|err| panic!("{path}: ended after its lock was released: {err}"));
+    migrator.batch_execute("COMMIT").unwrap();
+    // A lock the block kept is still counted.
+    migrator
+        .batch_execute(
+            "BEGIN; DO $$ BEGIN ALTER TABLE t ADD COLUMN v int; BEGIN ALTER TABLE t ADD COLUMN x int; \
+             RAISE EXCEPTION 'undo'; EXCEPTION WHEN raise_exception THEN NULL; END; END $$",
+        )
+        .unwrap();
+    let error = migrator
+        .batch_execute("SELECT pg_sleep(30)")
+        .expect_err("the sleep under the lock ran to its end");
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert_eq!(db.code().code(), "57014", "{path}: {db:?}");
+    assert!(db.message().starts_with("lock_held_too_long: "), "{path}: {db:?}");
+    migrator.batch_execute("ROLLBACK").unwrap();
 
     // A statement that waits for another session's lock is cancelled at the end of the
     // budget too (the proxy's own question about it, the planner's estimate, is what

@@ -30,6 +30,8 @@ pub(super) struct Prepared {
     /// statement prepared before the DDL, or a pipeline that parses everything before
     /// executing), it is judged again.
     pub(super) recheck: Option<Recheck>,
+    /// A routine it runs takes some of `locks` (see `Verdict::locks_in_routines`).
+    pub(super) locks_in_routines: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -132,6 +134,7 @@ impl Session {
                     judged_under: verdict.transaction.locks().to_vec(),
                     reported,
                 }),
+            locks_in_routines: verdict.locks_in_routines,
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -164,6 +167,7 @@ impl Session {
                     locks: known.locks.iter().chain(&prepared.locks).cloned().collect(),
                     savepoint: known.savepoint.clone(),
                     recheck: known.recheck.clone(),
+                    locks_in_routines: known.locks_in_routines || prepared.locks_in_routines,
                 }
             }
             _ => prepared,
@@ -225,6 +229,7 @@ impl Session {
         }
         self.transaction.record_created(&prepared.created);
         self.transaction.record_locks(&prepared.locks);
+        self.lock_hold.routine_locks_unverified |= prepared.locks_in_routines;
         if let Some(kind) = &prepared.savepoint {
             self.transaction.savepoint_ran(kind);
         }

@@ -390,11 +390,11 @@ impl Session {
     async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
         while !done(&self.tracker) {
             self.flush().await?;
-            let lock_hold_deadline = self.lock_hold_deadline();
+            let lock_hold_deadline = self.lock_hold_deadline().filter(|_| !self.lock_hold.verifying);
             let frame = tokio::select! {
                 _ = tokio::time::sleep_until(lock_hold_deadline.unwrap_or_else(tokio::time::Instant::now)),
                     if lock_hold_deadline.is_some() => {
-                    if !self.lock_hold_expired().await? {
+                    if !self.lock_hold_act().await? {
                         return Err(SessionError::Refused(format!(
                             "{}: the session was ended",
                             policy::rules::lock_held_too_long::RULE.id

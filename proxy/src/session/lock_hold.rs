@@ -12,7 +12,12 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use pgwire::messages::response::ErrorResponse;
 use pgwire::messages::Message as _;
+use policy::catalog_queries::regclass;
+use policy::model::LockLevel;
 use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+use policy::sql::literal;
+use policy::transaction::HeldLock;
+use policy::QualifiedName;
 use tokio::io::AsyncWriteExt;
 
 use crate::messages::error_response;
@@ -34,9 +39,94 @@ pub(super) struct LockHold {
     pub(super) backend_key: Option<Bytes>,
     /// A cancel was sent at this moment; its 57014 carries the rule's report.
     pub(super) cancelled_at: Option<Instant>,
+    /// A routine took some of the locks followed: the server is asked which it still
+    /// holds before the next message, or the end of the budget, counts them.
+    pub(super) routine_locks_unverified: bool,
+    /// The server is being asked that: the budget waits for its answer (reading
+    /// pg_locks waits for no lock).
+    pub(super) verifying: bool,
+}
+
+/// pg_locks' names of the lock levels, weakest first (as `LockLevel` orders them).
+const MODES: [(LockLevel, &str); 8] = [
+    (LockLevel::AccessShare, "AccessShareLock"),
+    (LockLevel::RowShare, "RowShareLock"),
+    (LockLevel::RowExclusive, "RowExclusiveLock"),
+    (LockLevel::ShareUpdateExclusive, "ShareUpdateExclusiveLock"),
+    (LockLevel::Share, "ShareLock"),
+    (LockLevel::ShareRowExclusive, "ShareRowExclusiveLock"),
+    (LockLevel::Exclusive, "ExclusiveLock"),
+    (LockLevel::AccessExclusive, "AccessExclusiveLock"),
+];
+
+/// The query that says which of `locks` the session still holds (at its level or a
+/// stronger one): their indices.
+fn still_held_sql(locks: &[HeldLock]) -> String {
+    let rows: Vec<String> = locks
+        .iter()
+        .enumerate()
+        .map(|(index, lock)| {
+            let modes: Vec<String> = MODES
+                .iter()
+                .filter(|(level, _)| *level >= lock.level)
+                .map(|(_, name)| literal(name))
+                .collect();
+            format!(
+                "({index}, {}::pg_catalog.oid, ARRAY[{}]::pg_catalog.text[])",
+                regclass(&lock.table),
+                modes.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "SELECT t.i FROM (VALUES {}) AS t(i, relation, modes) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks l \
+         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
+         AND l.relation = t.relation AND l.mode = ANY (t.modes))",
+        rows.join(", ")
+    )
 }
 
 impl Session {
+    /// A routine may have released a lock it took (an error its EXCEPTION block caught
+    /// rolls its subtransaction back): once the session is idle in its block, ask the
+    /// server which of the locks followed it still holds, and forget the others.
+    pub(super) async fn verify_routine_locks(&mut self) -> Result<(), SessionError> {
+        if budget_ms(&self.settings).is_none() {
+            // The rule does not apply to the role: nothing to count.
+            self.lock_hold.routine_locks_unverified = false;
+            return Ok(());
+        }
+        if !self.lock_hold.routine_locks_unverified
+            || !self.tracker.idle()
+            || self.tracker.status != TransactionStatus::InBlock
+        {
+            return Ok(());
+        }
+        self.lock_hold.routine_locks_unverified = false;
+        let locks = self.transaction.locks().to_vec();
+        if locks.is_empty() {
+            return Ok(());
+        }
+        self.lock_hold.verifying = true;
+        let answer = self.hidden_queries(&[still_held_sql(&locks)]).await;
+        self.lock_hold.verifying = false;
+        let Some(Some(rows)) = answer?.pop() else {
+            return Ok(());
+        };
+        let held: Vec<usize> = rows
+            .iter()
+            .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
+            .collect();
+        let released: Vec<QualifiedName> = locks
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| !held.contains(index))
+            .map(|(_, lock)| lock.table.clone())
+            .collect();
+        self.transaction.forget_locks_on(&released);
+        Ok(())
+    }
+
     /// When the rule acts next: the budget's end, counted from the statement that took
     /// the transaction's first such lock, or the end of a cancel's grace. None while the
     /// role is not under the rule or the transaction holds no such lock.
@@ -66,6 +156,19 @@ impl Session {
 
     /// The deadline passed: end the transaction that still holds the lock.
     pub(super) async fn lock_hold_expired(&mut self) -> Result<bool, SessionError> {
+        if self.lock_hold.routine_locks_unverified && self.tracker.idle() {
+            // Counted only once the server says they are still held: the deadline is
+            // worked out again.
+            self.verify_routine_locks().await?;
+            self.lock_hold.routine_locks_unverified = false;
+            return Ok(true);
+        }
+        self.lock_hold_act().await
+    }
+
+    /// The deadline passed while something is in flight (or the locks are known to be
+    /// held): cancel it, or end the session; false when the session is ended.
+    pub(super) async fn lock_hold_act(&mut self) -> Result<bool, SessionError> {
         let in_flight = !self.tracker.idle();
         let holding = self.lock_held_now();
         if !holding {

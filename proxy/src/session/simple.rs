@@ -67,6 +67,7 @@ impl Session {
         }
         // The statements run as judged: COMMITs, drops and renames included.
         self.transaction.ran_as(verdict.transaction.clone());
+        self.lock_hold.routine_locks_unverified |= verdict.locks_in_routines;
         let caps = &verdict.caps;
         match &caps[..] {
             caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
