@@ -27,21 +27,36 @@ impl Prepares {
         let Some(parsed) = pg_query::parse(sql, 0).ok() else {
             return;
         };
-        match only_statement(&parsed.protobuf) {
-            Some(NodeEnum::PrepareStmt(prepare)) => {
+        if let Some(node) = only_statement(&parsed.protobuf) {
+            self.note_node(node);
+        }
+    }
+
+    /// Follow every statement of `text`, in order.
+    fn note_all(&mut self, text: &str) -> Result<(), String> {
+        let parsed = pg_query::parse(text, 0).map_err(|err| err.to_string())?;
+        for raw in &parsed.protobuf.stmts {
+            if let Some(node) = raw.stmt.as_ref().and_then(|stmt| stmt.node.as_ref()) {
+                self.note_node(node);
+            }
+        }
+        Ok(())
+    }
+
+    fn note_node(&mut self, node: &NodeEnum) {
+        match node {
+            NodeEnum::PrepareStmt(prepare) => {
                 if let Some(query) = prepare.query.as_deref().and_then(query_text) {
                     self.queries.entry(prepare.name.clone()).or_insert(query);
                 }
             }
-            Some(NodeEnum::DeallocateStmt(deallocate)) if deallocate.isall || deallocate.name.is_empty() => {
+            NodeEnum::DeallocateStmt(deallocate) if deallocate.isall || deallocate.name.is_empty() => {
                 self.queries.clear()
             }
-            Some(NodeEnum::DeallocateStmt(deallocate)) => {
+            NodeEnum::DeallocateStmt(deallocate) => {
                 self.queries.remove(&deallocate.name);
             }
-            Some(NodeEnum::DiscardStmt(discard)) if discard.target == DiscardMode::DiscardAll as i32 => {
-                self.queries.clear()
-            }
+            NodeEnum::DiscardStmt(discard) if discard.target == DiscardMode::DiscardAll as i32 => self.queries.clear(),
             _ => {}
         }
     }
@@ -61,27 +76,23 @@ pub fn executed_name(sql: &str) -> Option<String> {
 }
 
 /// The query prepared statement `name` runs, from `pg_prepared_statements.statement`: for
-/// one prepared by SQL that is the whole text the client sent with its PREPARE, which
-/// holds one PREPARE of that name (a second would have failed); for one prepared by the
-/// protocol's Parse it is the statement itself.
-pub fn prepared_query(text: &str, name: &str, from_sql: bool) -> Option<String> {
-    let parsed = pg_query::parse(text, 0).ok()?.protobuf;
+/// one prepared by SQL that is the whole text the client sent with its PREPARE, read as
+/// the session ran it (the first PREPARE of a name holds until a DEALLOCATE); for one
+/// prepared by the protocol's Parse it is the statement itself. Err: why it cannot be
+/// read.
+pub fn prepared_query(text: &str, name: &str, from_sql: bool) -> Result<String, String> {
+    let unreadable = || format!("the text that prepared statement {name} holds cannot be read");
     if !from_sql {
+        let parsed = pg_query::parse(text, 0).map_err(|err| err.to_string())?.protobuf;
+        let node = only_statement(&parsed).ok_or_else(unreadable)?;
         return query_text(&Node {
-            node: Some(only_statement(&parsed)?.clone()),
-        });
+            node: Some(node.clone()),
+        })
+        .ok_or_else(unreadable);
     }
-    let mut found = parsed
-        .stmts
-        .iter()
-        .filter_map(|raw| match raw.stmt.as_ref()?.node.as_ref()? {
-            NodeEnum::PrepareStmt(prepare) if prepare.name == name => prepare.query.as_deref(),
-            _ => None,
-        });
-    match (found.next(), found.next()) {
-        (Some(query), None) => query_text(query),
-        _ => None,
-    }
+    let mut prepares = Prepares::default();
+    prepares.note_all(text)?;
+    prepares.query(name).map(str::to_string).ok_or_else(unreadable)
 }
 
 /// `EXECUTE renamed (arguments)` with the arguments of `sql`, an EXECUTE. Unless
@@ -177,14 +188,17 @@ mod tests {
     #[test]
     fn the_query_is_found_in_the_text_the_client_sent() {
         let text = "SET x = 1; PREPARE a AS DELETE FROM t; PREPARE b AS UPDATE t SET c = $1";
-        assert_eq!(prepared_query(text, "b", true).as_deref(), Some("UPDATE t SET c = $1"));
-        assert_eq!(prepared_query(text, "c", true), None);
+        assert_eq!(prepared_query(text, "b", true).as_deref(), Ok("UPDATE t SET c = $1"));
+        assert!(prepared_query(text, "c", true).is_err());
+        // As the session ran the text: DEALLOCATE, then PREPARE again.
+        let again = "PREPARE a AS SELECT 1; DEALLOCATE a; PREPARE a AS UPDATE t SET c = 2";
+        assert_eq!(prepared_query(again, "a", true).as_deref(), Ok("UPDATE t SET c = 2"));
         // Prepared by Parse: the text is the statement.
         assert_eq!(
             prepared_query("UPDATE t SET c = $1", "whatever", false).as_deref(),
-            Some("UPDATE t SET c = $1")
+            Ok("UPDATE t SET c = $1")
         );
-        assert_eq!(prepared_query("SELECT 1; SELECT 2", "x", false), None);
+        assert!(prepared_query("SELECT 1; SELECT 2", "x", false).is_err());
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub fn rows_changed_probe(sql: &str) -> Option<String> {
     let [raw] = parsed.protobuf.stmts.as_slice() else {
         return None;
     };
-    let (node, outer) = the_write(raw.stmt.as_ref()?.node.as_ref()?)?;
-    let with = |own: &Option<WithClause>| joined_with(own.as_ref(), &outer);
+    let (node, outer, recursive) = the_write(raw.stmt.as_ref()?.node.as_ref()?)?;
+    let with = |own: &Option<WithClause>| joined_with(own.as_ref(), &outer, recursive);
     let select = match node {
         NodeEnum::UpdateStmt(update) => reading(
             update.relation.clone()?,
@@ -158,9 +158,9 @@ fn parameter_as_text(number: usize) -> Option<Node> {
 }
 
 /// The one UPDATE, DELETE or MERGE `node` runs, itself or as a query of its WITH, and
-/// (for the latter) the WITH's queries that write nothing. None for no such write, or
-/// several.
-fn the_write(node: &NodeEnum) -> Option<(&NodeEnum, Vec<Node>)> {
+/// (for the latter) the WITH's queries that write nothing and whether that WITH is
+/// RECURSIVE. None for no such write, or several.
+fn the_write(node: &NodeEnum) -> Option<(&NodeEnum, Vec<Node>, bool)> {
     let changes_rows = |node: &NodeEnum| {
         matches!(
             node,
@@ -168,7 +168,7 @@ fn the_write(node: &NodeEnum) -> Option<(&NodeEnum, Vec<Node>)> {
         )
     };
     if changes_rows(node) {
-        return Some((node, Vec::new()));
+        return Some((node, Vec::new(), false));
     }
     let withs: Vec<&WithClause> = match node {
         NodeEnum::SelectStmt(select) => select.with_clause.iter().collect(),
@@ -197,22 +197,23 @@ fn the_write(node: &NodeEnum) -> Option<(&NodeEnum, Vec<Node>)> {
     let [write] = writes[..] else {
         return None;
     };
-    Some((write, read_only))
+    Some((write, read_only, withs.iter().any(|with| with.recursive)))
 }
 
-/// The write's own WITH, after the read-only queries of the WITH around it.
-fn joined_with(own: Option<&WithClause>, outer: &[Node]) -> Option<WithClause> {
+/// The write's own WITH, after the read-only queries of the WITH around it (RECURSIVE
+/// when either is).
+fn joined_with(own: Option<&WithClause>, outer: &[Node], recursive: bool) -> Option<WithClause> {
     if outer.is_empty() {
         return own.cloned();
     }
     let mut with = WithClause {
         ctes: outer.to_vec(),
-        recursive: false,
+        recursive,
         location: -1,
     };
     if let Some(own) = own {
         with.ctes.extend(own.ctes.iter().cloned());
-        with.recursive = own.recursive;
+        with.recursive |= own.recursive;
     }
     Some(with)
 }
@@ -346,6 +347,17 @@ mod tests {
         assert_eq!(
             probe("WITH x AS (INSERT INTO t VALUES (1) RETURNING 1) SELECT * FROM x"),
             None
+        );
+        assert_eq!(
+            probe(
+                "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 5), \
+                 d AS (DELETE FROM t USING n WHERE t.id = n.k RETURNING 1) SELECT count(*) FROM d"
+            )
+            .as_deref(),
+            Some(
+                "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < 5) \
+                 SELECT 1 FROM t, n WHERE t.id = n.k"
+            )
         );
         // Row marks or a write in the WITH: the stand-in would take a command id too.
         assert_eq!(

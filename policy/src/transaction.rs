@@ -273,10 +273,20 @@ impl Transaction {
         }
     }
 
-    /// The locks on these tables are no longer held (the server said so: a routine's
-    /// subtransaction that took them was rolled back, which the proxy cannot follow).
-    pub fn forget_locks_on(&mut self, released: &[QualifiedName]) {
-        self.locks.retain(|lock| !released.contains(&lock.table));
+    /// What the server says the session holds of each lock followed (in `locks()`'s
+    /// order): the strongest lock on its table, or none. A routine's subtransaction rolled
+    /// back (an error its EXCEPTION block caught, which the proxy cannot follow) released
+    /// what it took: a lock held no longer, or now too weak to block writes, is forgotten;
+    /// one held weaker than followed counts at the level held.
+    pub fn locks_held_now(&mut self, held: &[Option<LockLevel>]) {
+        let mut held = held.iter();
+        self.locks.retain_mut(|lock| match held.next().copied().flatten() {
+            Some(level) if level.blocks_writes() => {
+                lock.level = lock.level.min(level);
+                true
+            }
+            _ => false,
+        });
     }
 
     /// Is a savepoint open (as the proxy and the CLI follow them)? In a failed transaction

@@ -78,15 +78,16 @@ pub struct Executed {
     pub execute: String,
     /// The prepared statement's parameter types (oids), as the server resolved them.
     pub parameter_types: Vec<u32>,
-    /// Its arguments call no volatile function: the proxy's question may evaluate them.
-    pub evaluate_arguments: bool,
+    /// Its arguments call no volatile function: the proxy's question may evaluate them
+    /// (None: not known yet, and nothing is asked until it is).
+    pub evaluate_arguments: Option<bool>,
 }
 
 /// A prepared statement, as pg_prepared_statements shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreparedQuery {
-    /// The query it runs.
-    pub query: String,
+    /// The query it runs, or why its text cannot be read.
+    pub query: Result<String, String>,
     pub parameter_types: Vec<u32>,
 }
 
@@ -124,7 +125,7 @@ pub enum Answer {
     Dependents(Option<ColumnDependents>),
     /// `None`: the query failed; `Some(None)`: not a view.
     ViewQuery(Option<Option<ViewQuery>>),
-    /// `None`: no such prepared statement (or the query failed, or its text could not be read).
+    /// `None`: no such prepared statement (or the query failed).
     Prepared(Option<PreparedQuery>),
 }
 
@@ -329,8 +330,8 @@ impl Question {
                 let text = first(&rows, 0)?;
                 let from_sql = first(&rows, 1)? == "t";
                 Some(PreparedQuery {
-                    query: ::parse::prepared::prepared_query(&text, name, from_sql)?,
-                    parameter_types: oids(&first(&rows, 2)?)?,
+                    query: ::parse::prepared::prepared_query(&text, name, from_sql),
+                    parameter_types: oids(&first(&rows, 2)?).unwrap_or_default(),
                 })
             })),
             Question::ConstraintType(..) => Answer::Names(
@@ -606,6 +607,14 @@ impl Catalog for SessionCatalog<'_> {
         // its EXPLAIN fails ("there is no parameter $1") and the estimate is unknown.
         let generic = self.server_version_num.is_some_and(|version| version >= 160_000)
             && ::parse::calls::has_parameters(&statement.source);
+        if self
+            .executed
+            .as_ref()
+            .is_some_and(|executed| executed.evaluate_arguments.is_none())
+        {
+            // Asked once the arguments' functions are known (another round).
+            return None;
+        }
         let estimate = Estimate {
             statement: statement.source.clone(),
             generic: generic && self.executed.is_none(),

@@ -56,6 +56,8 @@ pub struct Verdict {
     /// A routine the statements run takes a lock the transaction is followed holding:
     /// one its caught error (a rolled-back subtransaction) may release unseen.
     pub locks_in_routines: bool,
+    /// The queries of the prepared statements the statements EXECUTE, as judged.
+    pub executed_queries: Vec<String>,
 }
 
 /// The session facts a decision needs besides the statements.
@@ -119,9 +121,26 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         // hook).
         let analyzed = analyzed_write(parsed);
         let parsed = analyzed.as_ref().unwrap_or(parsed);
-        let executed = executed_query(parsed, facts, &prepared_here, &mut missing);
+        let executed = match executed_query(parsed, facts, &prepared_here, &mut missing) {
+            Ok(executed) => executed,
+            Err(report) => match unchecked_report(report, facts.settings) {
+                Unchecked::Pass(report) => {
+                    verdict.reports.extend(report);
+                    None
+                }
+                Unchecked::Refuse(report) => {
+                    verdict.reports.push(report);
+                    verdict.caps.push(None);
+                    verdict.refusal = Some(Refusal::new(unchecked::RULE, &parsed.statement.source));
+                    return (verdict, missing);
+                }
+            },
+        };
         let (parsed, executed) = match executed {
-            Some((ref query, executed)) => (query, Some(executed)),
+            Some((ref query, executed)) => {
+                verdict.executed_queries.push(query.statement.source.clone());
+                (query, Some(executed))
+            }
             None => (parsed, None),
         };
         let statement = &parsed.statement;
@@ -211,45 +230,62 @@ fn analyzed_write(parsed: &ParsedStatement) -> Option<ParsedStatement> {
 /// statement, and for a name the session has not prepared (the server refuses the
 /// EXECUTE). A PREPARE earlier in the same message is read from its text; otherwise the
 /// server is asked (pg_prepared_statements), as the text that prepared it may have come
-/// in any earlier message, or through the protocol's Parse.
+/// in any earlier message, or through the protocol's Parse. Err: the SM004 report of a
+/// prepared statement whose text the proxy cannot read (fail closed).
 fn executed_query(
     parsed: &ParsedStatement,
     facts: &Facts,
     prepared_here: &Prepares,
     missing: &mut Vec<Question>,
-) -> Option<(ParsedStatement, Executed)> {
+) -> Result<Option<(ParsedStatement, Executed)>, Report> {
     if parsed.statement.stmt != Stmt::Query || !starts_with_word(&parsed.statement.source, "execute") {
-        return None;
+        return Ok(None);
     }
-    let name = ::parse::prepared::executed_name(&parsed.statement.source)?;
+    let Some(name) = ::parse::prepared::executed_name(&parsed.statement.source) else {
+        return Ok(None);
+    };
+    let unreadable = |why: &str| {
+        unchecked_text(unchecked::text(
+            &format!("prepared statement {name}"),
+            Reason::Unparsable(why),
+            Reader::Proxy,
+        ))
+    };
     let (query, parameter_types) = match prepared_here.query(&name) {
         // Its parameter types are the server's to infer, as it will when the PREPARE runs.
         Some(query) => (query.to_string(), Vec::new()),
         None => {
-            let question = Question::PreparedStatement(name);
+            let question = Question::PreparedStatement(name.clone());
             match facts.answers.get(&question) {
-                Some(Answer::Prepared(Some(prepared))) => (prepared.query.clone(), prepared.parameter_types.clone()),
-                Some(_) => return None,
+                Some(Answer::Prepared(Some(prepared))) => match &prepared.query {
+                    Ok(query) => (query.clone(), prepared.parameter_types.clone()),
+                    Err(why) => return Err(unreadable(why)),
+                },
+                Some(_) => return Ok(None),
                 None => {
                     missing.push(question);
-                    return None;
+                    return Ok(None);
                 }
             }
         }
     };
-    let mut inner = ::parse::parse_sql(&query).ok()?.into_iter().next()?;
+    let mut inner = match ::parse::parse_sql(&query).map(|parsed| parsed.into_iter().next()) {
+        Ok(Some(inner)) => inner,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(unreadable(&error.message)),
+    };
     inner.offset = parsed.offset;
     // The extension's plan is for the arguments' values; the proxy's question evaluates
     // them only when that does nothing (no volatile function: nextval, a write).
-    let mut evaluate_arguments = true;
+    let mut evaluate_arguments = Some(true);
     for function in called_functions(&parsed.statement.source) {
         let question = Question::Volatility(function);
         match facts.answers.get(&question) {
             Some(Answer::Volatility(Some(Volatility::Immutable | Volatility::Stable))) => {}
-            Some(_) => evaluate_arguments = false,
+            Some(_) => evaluate_arguments = evaluate_arguments.map(|_| false),
             None => {
                 missing.push(question);
-                evaluate_arguments = false;
+                evaluate_arguments = None;
             }
         }
     }
@@ -258,7 +294,7 @@ fn executed_query(
         parameter_types,
         evaluate_arguments,
     };
-    Some((inner, executed))
+    Ok(Some((inner, executed)))
 }
 
 /// What the session knows, as `transaction` leaves it.

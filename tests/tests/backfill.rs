@@ -134,8 +134,17 @@ fn scenario(url: &str, path: &str) {
     migrator
         .batch_execute("PREPARE mark(int) AS UPDATE t SET c = $1 WHERE id = 1")
         .unwrap();
+    // The EXECUTE itself prepared by the protocol before the lock, executed under it.
+    let execute = migrator.prepare("EXECUTE mark(5)").unwrap();
     migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN u int").unwrap();
     let refused = rule_of(migrator.batch_execute("EXECUTE mark(5)")).unwrap_or_default();
+    assert!(
+        refused.contains("backfill_in_ddl_transaction: UPDATE of t"),
+        "{path}: {refused}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
+    migrator.batch_execute("BEGIN; ALTER TABLE t ADD COLUMN u int").unwrap();
+    let refused = rule_of(migrator.execute(&execute, &[]).map(|_| ())).unwrap_or_default();
     assert!(
         refused.contains("backfill_in_ddl_transaction: UPDATE of t"),
         "{path}: {refused}"

@@ -130,6 +130,25 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
         .batch_execute("SELECT 1")
         .unwrap_or_else(|err| panic!("{path}: ended after its lock was released: {err}"));
     migrator.batch_execute("COMMIT").unwrap();
+    // A lock the routine's rolled-back subtransaction strengthened stays held as it was
+    // before (SHARE here), and counted.
+    migrator
+        .batch_execute(
+            "BEGIN; LOCK TABLE t IN SHARE MODE; DO $$ BEGIN BEGIN ALTER TABLE t ADD COLUMN v int; \
+             RAISE EXCEPTION 'undo'; EXCEPTION WHEN raise_exception THEN NULL; END; END $$",
+        )
+        .unwrap();
+    let error = migrator
+        .batch_execute("SELECT pg_sleep(30)")
+        .expect_err("the sleep under the lock ran to its end");
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert_eq!(db.code().code(), "57014", "{path}: {db:?}");
+    assert!(
+        db.message()
+            .starts_with("lock_held_too_long: this transaction held SHARE on t "),
+        "{path}: {db:?}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
     // A lock the block kept is still counted.
     migrator
         .batch_execute(
@@ -168,10 +187,16 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
         .batch_execute("UPDATE u SET id = 1")
         .expect_err("the update ran under the lock");
     let elapsed = start.elapsed();
-    let _ = release.send(());
-    blocker.join().unwrap();
     expect_ended(error, "57014", "its running statement is cancelled", path);
     assert!(elapsed < BUDGET + MARGIN, "{path}: cancelled after {elapsed:?}");
+    // The cancel failed the block, which released its lock (as on the server alone,
+    // where the cancelled statement aborts the transaction), before any ROLLBACK.
+    let waited = reader(app_url.to_string())
+        .recv_timeout(MARGIN)
+        .unwrap_or_else(|_| panic!("{path}: the failed block still holds its lock"));
+    assert!(waited < MARGIN, "{path}: the reader waited {waited:?}");
+    let _ = release.send(());
+    blocker.join().unwrap();
     migrator.batch_execute("ROLLBACK").unwrap();
 
     // Within the budget, a transaction commits as usual.

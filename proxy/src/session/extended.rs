@@ -48,9 +48,16 @@ impl Session {
         self.catch_up_with_the_server().await?;
         self.settle_restore().await?;
         self.aborted_by_hidden_work = None;
+        self.verify_routine_locks().await?;
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
+            if let Some(error) = self.take_abort_by_hidden_work() {
+                // The client's cancel met the proxy's question: the client's Parse gets it.
+                let refusal = Refusal::new("aborted", parse.query);
+                self.refuse_extended(Vec::new(), refusal, Some(error));
+                return Ok(());
+            }
             if self.passed_before(parse.query) {
                 let prepared = Prepared {
                     recheck: Some(Recheck {
@@ -126,14 +133,16 @@ impl Session {
                 .cloned()
                 .collect(),
             savepoint,
-            recheck: parsed
+            // An EXECUTE is judged again as the query it ran when judged.
+            recheck: (parsed
                 .iter()
                 .any(|parsed| matches!(parsed.statement.stmt, Stmt::Dml(_)))
-                .then(|| Recheck {
-                    sql: sql.clone(),
-                    judged_under: verdict.transaction.locks().to_vec(),
-                    reported,
-                }),
+                || !verdict.executed_queries.is_empty())
+            .then(|| Recheck {
+                sql: verdict.executed_queries.first().cloned().unwrap_or_else(|| sql.clone()),
+                judged_under: verdict.transaction.locks().to_vec(),
+                reported,
+            }),
             locks_in_routines: verdict.locks_in_routines,
         };
         self.cap_batch_for(&prepared).await?;
@@ -215,15 +224,15 @@ impl Session {
                 .filter(writes)
             {
                 let verdict = self.judge_again(&parsed);
-                if let Some(refusal) = verdict.refusal {
-                    self.refuse_extended(verdict.reports, refusal, None);
-                    return Ok(());
-                }
                 let reports: Vec<Report> = verdict
                     .reports
                     .into_iter()
                     .filter(|report| !recheck.reported.contains(report))
                     .collect();
+                if let Some(refusal) = verdict.refusal {
+                    self.refuse_extended(reports, refusal, None);
+                    return Ok(());
+                }
                 self.send_reports(&reports);
             }
         }

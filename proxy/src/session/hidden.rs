@@ -52,6 +52,8 @@ impl Session {
     /// failed or could not be asked.
     pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
         const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
+        const FAIL_AS_CANCELLED: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
+             MESSAGE = 'canceling statement due to user request'; END$$";
         const UNDO: [&str; 2] = [
             "ROLLBACK TO SAVEPOINT __safe_migrations_explain",
             "RELEASE SAVEPOINT __safe_migrations_explain",
@@ -113,14 +115,18 @@ impl Session {
                         failure = result.as_ref().and_then(|result| result.error.clone());
                         rows = result.filter(|result| !result.failed).map(|result| result.rows);
                     }
+                    let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
                     if let Some(error) = failure.filter(cancelled) {
-                        // The client's cancel, meant for its statement: the block stays
-                        // failed, as the cancelled statement leaves it, and the client is
-                        // answered with the cancel.
+                        // A cancel (the client's, or rule lock_held_too_long's), meant for
+                        // the client's statement: it aborted only the proxy's savepoint.
+                        // Undo that, then fail the client's level of the transaction as
+                        // the cancelled statement would have (at the top level that ends
+                        // the transaction's locks), and answer the client with the cancel.
+                        self.hidden_results(&undo, true).await?;
+                        self.hidden_results(&[FAIL_AS_CANCELLED.to_string()], false).await?;
                         self.aborted_by_hidden_work = Some(error);
                         return Ok(None);
                     }
-                    let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
                     let undone = self.hidden_results(&undo, true).await?;
                     if undone
                         .iter()
@@ -165,7 +171,7 @@ impl Session {
         let (execute, types, generic) = match &estimate.executed {
             Some(executed) => {
                 let Some((execute, constants)) =
-                    ::parse::prepared::execute_as(&executed.execute, &name, executed.evaluate_arguments)
+                    ::parse::prepared::execute_as(&executed.execute, &name, executed.evaluate_arguments == Some(true))
                 else {
                     return Ok(None);
                 };

@@ -139,8 +139,9 @@ impl Session {
             transaction.forget_ended();
             let (verdict, missing) = guard::judge(parsed, &self.facts(&transaction, &answers));
             rounds += 1;
-            // One round per level of function calls, and one for the questions of the last.
-            if missing.is_empty() || rounds > guard::MAX_CALL_DEPTH + 2 {
+            // One round per level of function calls, one for the questions of the last, and
+            // one for the prepared statement an EXECUTE runs.
+            if missing.is_empty() || rounds > guard::MAX_CALL_DEPTH + 3 {
                 return Ok((verdict, rounds > 1));
             }
             let (explains, questions): (Vec<Question>, Vec<Question>) =

@@ -17,7 +17,6 @@ use policy::model::LockLevel;
 use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
 use policy::sql::literal;
 use policy::transaction::HeldLock;
-use policy::QualifiedName;
 use tokio::io::AsyncWriteExt;
 
 use crate::messages::error_response;
@@ -47,7 +46,8 @@ pub(super) struct LockHold {
     pub(super) verifying: bool,
 }
 
-/// pg_locks' names of the lock levels, weakest first (as `LockLevel` orders them).
+/// pg_locks' names of the lock levels, weakest first (LOCKMODE 1 to 8, as `LockLevel`
+/// orders them).
 const MODES: [(LockLevel, &str); 8] = [
     (LockLevel::AccessShare, "AccessShareLock"),
     (LockLevel::RowShare, "RowShareLock"),
@@ -59,29 +59,25 @@ const MODES: [(LockLevel, &str); 8] = [
     (LockLevel::AccessExclusive, "AccessExclusiveLock"),
 ];
 
-/// The query that says which of `locks` the session still holds (at its level or a
-/// stronger one): their indices.
-fn still_held_sql(locks: &[HeldLock]) -> String {
+/// The query that says how strongly the session holds each of `locks`' tables now: one
+/// row per lock, in order, with the LOCKMODE number of the strongest lock granted on it
+/// (NULL for none).
+fn held_now_sql(locks: &[HeldLock]) -> String {
     let rows: Vec<String> = locks
         .iter()
         .enumerate()
-        .map(|(index, lock)| {
-            let modes: Vec<String> = MODES
-                .iter()
-                .filter(|(level, _)| *level >= lock.level)
-                .map(|(_, name)| literal(name))
-                .collect();
-            format!(
-                "({index}, {}::pg_catalog.oid, ARRAY[{}]::pg_catalog.text[])",
-                regclass(&lock.table),
-                modes.join(", ")
-            )
-        })
+        .map(|(index, lock)| format!("({index}, {}::pg_catalog.oid)", regclass(&lock.table)))
+        .collect();
+    let modes: Vec<String> = MODES
+        .iter()
+        .enumerate()
+        .map(|(number, (_, name))| format!("WHEN {} THEN {}", literal(name), number + 1))
         .collect();
     format!(
-        "SELECT t.i FROM (VALUES {}) AS t(i, relation, modes) WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_locks l \
+        "SELECT (SELECT max(CASE l.mode {} END) FROM pg_catalog.pg_locks l \
          WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
-         AND l.relation = t.relation AND l.mode = ANY (t.modes))",
+         AND l.relation = t.relation) FROM (VALUES {}) AS t(i, relation) ORDER BY t.i",
+        modes.join(" "),
         rows.join(", ")
     )
 }
@@ -108,22 +104,22 @@ impl Session {
             return Ok(());
         }
         self.lock_hold.verifying = true;
-        let answer = self.hidden_queries(&[still_held_sql(&locks)]).await;
+        let answer = self.hidden_queries(&[held_now_sql(&locks)]).await;
         self.lock_hold.verifying = false;
         let Some(Some(rows)) = answer?.pop() else {
             return Ok(());
         };
-        let held: Vec<usize> = rows
+        if rows.len() != locks.len() {
+            return Ok(());
+        }
+        let held: Vec<Option<LockLevel>> = rows
             .iter()
-            .filter_map(|row| row.first().cloned().flatten()?.parse().ok())
+            .map(|row| {
+                let mode: i32 = row.first().cloned().flatten()?.parse().ok()?;
+                Some(LockLevel::from_lockmode(mode))
+            })
             .collect();
-        let released: Vec<QualifiedName> = locks
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| !held.contains(index))
-            .map(|(_, lock)| lock.table.clone())
-            .collect();
-        self.transaction.forget_locks_on(&released);
+        self.transaction.locks_held_now(&held);
         Ok(())
     }
 

@@ -319,7 +319,6 @@ impl Session {
         }
         if matches!(message.tag, b'Q' | b'P' | b'B' | b'F') {
             self.forget_answered_batches();
-            self.verify_routine_locks().await?;
             self.settle_restore().await?;
         }
         if matches!(message.tag, b'Q' | b'F') {

@@ -14,6 +14,12 @@ impl Session {
         self.catch_up_with_the_server().await?;
         self.settle_restore().await?;
         self.aborted_by_hidden_work = None;
+        self.verify_routine_locks().await?;
+        if let Some(error) = self.take_abort_by_hidden_work() {
+            // The client's cancel met the proxy's question: the client's statement gets it.
+            self.answer_with_server_error(error);
+            return Ok(());
+        }
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
         let shape = rememberable_shape(text);
