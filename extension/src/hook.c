@@ -147,6 +147,13 @@ static char *sm_lock_hold_cancelled = NULL; /* in TopMemoryContext while armed *
 static char *sm_lock_hold_terminated = NULL;
 static char *sm_lock_hold_detail = NULL;
 static char *sm_lock_hold_hint = NULL;
+/*
+ * Warn mode: no timer. The first statement the transaction sends once the budget has
+ * run out (its COMMIT at the latest) gets the report (sm_lock_hold_cancelled) as a
+ * WARNING.
+ */
+static bool sm_lock_hold_warn = false;
+static TimestampTz sm_lock_hold_due = 0;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool sm_hook_installed = false;
@@ -442,6 +449,13 @@ sm_arm_lock_hold(const SmVerdict *verdict)
 	sm_lock_hold_hint = MemoryContextStrdup(TopMemoryContext, verdict->lock_hold_hint);
 	sm_lock_hold_fired = 0;
 	sm_lock_hold_armed = true;
+	if (sm_mode == SM_MODE_WARN)
+	{
+		sm_lock_hold_warn = true;
+		sm_lock_hold_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), verdict->lock_hold_ms);
+		return;
+	}
+	sm_lock_hold_warn = false;
 	enable_timeout_after(sm_lock_hold_timeout, verdict->lock_hold_ms);
 	enable_timeout_after(sm_lock_hold_followup,
 						 verdict->lock_hold_ms > INT_MAX - SM_CANCEL_GRACE_MS ? INT_MAX : verdict->lock_hold_ms + SM_CANCEL_GRACE_MS);
@@ -452,6 +466,13 @@ sm_disarm_lock_hold(void)
 {
 	if (!sm_lock_hold_armed)
 		return;
+	if (sm_lock_hold_warn)
+	{
+		sm_lock_hold_warn = false;
+		sm_lock_hold_armed = false;
+		sm_free_lock_hold_reports();
+		return;
+	}
 	disable_timeout(sm_lock_hold_timeout, false);
 	disable_timeout(sm_lock_hold_followup, false);
 	/* The transaction ended before our cancel was served: it must not hit the next one. */
@@ -484,6 +505,22 @@ sm_emit_log(ErrorData *edata)
 		prev_emit_log_hook(edata);
 }
 
+/* Warn mode: the report, once, at the first statement after the budget ran out. */
+static void
+sm_lock_hold_warn_if_due(void)
+{
+	if (!sm_lock_hold_armed || !sm_lock_hold_warn || sm_lock_hold_cancelled == NULL ||
+		GetCurrentTimestamp() < sm_lock_hold_due)
+		return;
+	ereport(WARNING,
+			(errcode(MAKE_SQLSTATE('S', 'M', '0', '0', '1')),
+			 errmsg_internal("%s", sm_lock_hold_cancelled),
+			 sm_lock_hold_detail ? errdetail_internal("%s", sm_lock_hold_detail) : 0,
+			 sm_lock_hold_hint ? errhint("%s", sm_lock_hold_hint) : 0));
+	/* Warned: nothing more to say in this transaction. */
+	sm_free_lock_hold_reports();
+}
+
 /*
  * The hook. Roles whose mode is off, binary upgrade, the sub-commands Postgres
  * generates itself (the index of CREATE TABLE ... PRIMARY KEY) and inert statements
@@ -493,6 +530,9 @@ static void
 sm_decide_and_run(SM_UTILITY_PARAMS)
 {
 	SmVerdict  *verdict;
+
+	if (sm_lock_hold_warn)
+		sm_lock_hold_warn_if_due();
 
 	if (sm_mode == SM_MODE_OFF || IsBinaryUpgrade || context == PROCESS_UTILITY_SUBCOMMAND ||
 		sm_is_inert_utility(pstmt->utilityStmt))
@@ -714,6 +754,8 @@ sm_executor_start(QueryDesc *queryDesc, int eflags)
 	int			location = queryDesc->plannedstmt->stmt_location;
 	int			len = queryDesc->plannedstmt->stmt_len;
 
+	if (sm_lock_hold_warn && sm_internal_depth == 0)
+		sm_lock_hold_warn_if_due();
 	/* A wrapped query without a location of its own: its wrapper's (see above). */
 	if (location <= 0 && len == 0 && queryDesc->sourceText == sm_wrapper_source)
 	{

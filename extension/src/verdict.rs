@@ -58,11 +58,17 @@ struct LockHold {
 /// The timer for a transaction that holds a lock blocking traffic, when the rule applies:
 /// the budget runs from when the statement that took the first such lock started.
 fn lock_hold(transaction: &Transaction, settings: &policy::Settings) -> Option<LockHold> {
-    use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+    use policy::rules::lock_held_too_long::{budget_ms, ends_transactions, report, Ending};
     let first = transaction.locks().iter().min_by_key(|lock| lock.since)?;
     let budget = budget_ms(settings)?;
     let elapsed = u64::try_from(first.since.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (cancelled, detail, hint) = report(first, budget, Ending::Cancelled);
+    // Warn mode: hook.c raises this report as a WARNING instead of cancelling.
+    let ending = if ends_transactions(settings) {
+        Ending::Cancelled
+    } else {
+        Ending::Warned
+    };
+    let (cancelled, detail, hint) = report(first, budget, ending);
     let (terminated, ..) = report(first, budget, Ending::Terminated);
     Some(LockHold {
         remaining_ms: budget.saturating_sub(elapsed).max(1),

@@ -4,7 +4,7 @@
 //! session terminated) within the budget and a margin, with a message naming the rule,
 //! the table, the lock and the time, and other sessions' queries on the table resume.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,55 @@ fn cluster(extension: bool) -> Cluster {
          ALTER TABLE t OWNER TO migrator; CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app; \
          CREATE TABLE u (id int); ALTER TABLE u OWNER TO migrator;",
     );
+    cluster.create_role("watcher", &[("mode", "warn"), ("max_lock_hold", "1s")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE w (id int); ALTER TABLE w OWNER TO watcher;",
+    );
     cluster
+}
+
+/// Warn mode: the transaction goes on; the first statement it sends once the budget has
+/// run out gets the report as a warning, once.
+fn warned(url: &str, path: &str) {
+    let notices = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&notices);
+    let mut config: postgres::Config = url.parse().unwrap();
+    config.notice_callback(move |notice| {
+        sink.lock()
+            .unwrap()
+            .push(format!("{} {}", notice.code().code(), notice.message()))
+    });
+    let mut watcher = config.connect(NoTls).unwrap();
+    watcher.batch_execute("BEGIN; ALTER TABLE w ADD COLUMN v int").unwrap();
+    watcher.batch_execute("SELECT 1").unwrap();
+    assert_eq!(
+        *notices.lock().unwrap(),
+        Vec::<String>::new(),
+        "{path}: within the budget"
+    );
+    thread::sleep(BUDGET + Duration::from_millis(300));
+    watcher.batch_execute("SELECT 1").unwrap();
+    watcher.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        *notices.lock().unwrap(),
+        [
+            "SM001 lock_held_too_long: this transaction held ACCESS EXCLUSIVE on w for 1s \
+          (safe_migrations.max_lock_hold), since `ALTER TABLE w ADD COLUMN v int`: in enforce mode it would be ended"
+        ],
+        "{path}"
+    );
+    // The next transaction's budget is its own; COMMIT is the latest a warning comes.
+    notices.lock().unwrap().clear();
+    watcher.batch_execute("BEGIN; ALTER TABLE w ADD COLUMN x int").unwrap();
+    thread::sleep(BUDGET + Duration::from_millis(300));
+    watcher.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        notices.lock().unwrap().len(),
+        1,
+        "{path}: {:?}",
+        notices.lock().unwrap()
+    );
 }
 
 /// `SELECT count(*) FROM t` from another session, started now: how long it waited.
@@ -217,6 +265,7 @@ fn the_extension_ends_a_transaction_that_holds_the_lock_too_long() {
         &cluster.superuser_url(),
         "extension",
     );
+    warned(&cluster.url("watcher", "postgres"), "extension");
 }
 
 #[test]
@@ -229,4 +278,5 @@ fn the_proxy_ends_a_transaction_that_holds_the_lock_too_long() {
         &cluster.superuser_url(),
         "proxy",
     );
+    warned(&proxy.url("watcher", "postgres"), "proxy");
 }

@@ -7,7 +7,9 @@
 //! Enforced by time, not by a statement: the adapters arm a timer when the transaction
 //! first takes such a lock (the clock starts when the statement that takes it starts:
 //! while it waits for the lock, the queries queued behind it wait too), and raise the
-//! report this module writes. Enforce mode only; `allow` turns it off for a role.
+//! report this module writes. In warn mode the transaction is not ended: the first
+//! statement it sends after the budget ran out (its COMMIT, at the latest) gets the
+//! report as a warning. `allow` turns it off for a role.
 
 use super::{Category, Rule, Scope};
 use crate::finding::Finding;
@@ -29,8 +31,13 @@ fn check(_: &Statement, _: &Scope) -> Vec<Finding> {
 
 /// The budget (ms) for a role with `settings`, when the rule applies to it.
 pub fn budget_ms(settings: &Settings) -> Option<u64> {
-    (settings.mode == Mode::Enforce && settings.max_lock_hold_ms > 0 && !settings.allow.contains(RULE.id))
+    (settings.mode != Mode::Off && settings.max_lock_hold_ms > 0 && !settings.allow.contains(RULE.id))
         .then_some(settings.max_lock_hold_ms)
+}
+
+/// Does the rule end the transaction (enforce mode), or only warn?
+pub fn ends_transactions(settings: &Settings) -> bool {
+    settings.mode == Mode::Enforce
 }
 
 /// How the transaction was ended.
@@ -41,6 +48,8 @@ pub enum Ending {
     /// Its session was terminated: it sat idle in its transaction, or a cancel did not
     /// end it.
     Terminated,
+    /// Warn mode: it goes on, warned.
+    Warned,
 }
 
 /// The report when the budget ran out: message, detail, hint.
@@ -48,6 +57,7 @@ pub fn report(lock: &HeldLock, budget_ms: u64, ending: Ending) -> (String, Strin
     let what = match ending {
         Ending::Cancelled => "its running statement is cancelled",
         Ending::Terminated => "its session is terminated",
+        Ending::Warned => "in enforce mode it would be ended",
     };
     let message = format!(
         "{}: this transaction held {} on {} for {} (safe_migrations.max_lock_hold), since `{}`: {what}",
@@ -95,16 +105,20 @@ mod tests {
     }
 
     #[test]
-    fn enforce_mode_only_and_allow_turns_it_off() {
+    fn warn_mode_warns_allow_and_off_turn_it_off() {
         let mut settings = Settings {
             mode: Mode::Enforce,
             ..Settings::default()
         };
         assert_eq!(budget_ms(&settings), Some(10_000));
+        assert!(ends_transactions(&settings));
         settings.allow.insert(RULE.id.to_string());
         assert_eq!(budget_ms(&settings), None);
         settings.allow.clear();
         settings.mode = Mode::Warn;
+        assert_eq!(budget_ms(&settings), Some(10_000));
+        assert!(!ends_transactions(&settings));
+        settings.mode = Mode::Off;
         assert_eq!(budget_ms(&settings), None);
         settings.mode = Mode::Enforce;
         settings.max_lock_hold_ms = 0;

@@ -49,6 +49,7 @@ impl Session {
         self.settle_restore().await?;
         self.aborted_by_hidden_work = None;
         self.verify_routine_locks().await?;
+        self.lock_hold_warn_if_due();
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;

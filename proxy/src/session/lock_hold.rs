@@ -14,7 +14,8 @@ use pgwire::messages::response::ErrorResponse;
 use pgwire::messages::Message as _;
 use policy::catalog_queries::regclass;
 use policy::model::LockLevel;
-use policy::rules::lock_held_too_long::{budget_ms, report, Ending};
+use policy::report::{Level, Report};
+use policy::rules::lock_held_too_long::{budget_ms, ends_transactions, report, Ending};
 use policy::sql::literal;
 use policy::transaction::HeldLock;
 use tokio::io::AsyncWriteExt;
@@ -44,6 +45,8 @@ pub(super) struct LockHold {
     /// The server is being asked that: the budget waits for its answer (reading
     /// pg_locks waits for no lock).
     pub(super) verifying: bool,
+    /// Warn mode: the transaction warned, by when its first lock was taken.
+    pub(super) warned_for: Option<Instant>,
 }
 
 /// pg_locks' names of the lock levels, weakest first (LOCKMODE 1 to 8, as `LockLevel`
@@ -83,6 +86,34 @@ fn held_now_sql(locks: &[HeldLock]) -> String {
 }
 
 impl Session {
+    /// Warn mode: the first statement the transaction sends once the budget has run out
+    /// (its COMMIT at the latest) gets the rule's report as a WARNING, once, as the
+    /// extension gives it.
+    pub(super) fn lock_hold_warn_if_due(&mut self) {
+        if ends_transactions(&self.settings) || !self.lock_held_now() {
+            return;
+        }
+        let Some(budget) = budget_ms(&self.settings) else {
+            return;
+        };
+        let Some(first) = self.transaction.locks().iter().min_by_key(|lock| lock.since) else {
+            return;
+        };
+        if first.since.elapsed() < Duration::from_millis(budget) || self.lock_hold.warned_for == Some(first.since) {
+            return;
+        }
+        self.lock_hold.warned_for = Some(first.since);
+        let (message, detail, hint) = report(first, budget, Ending::Warned);
+        let warning = Report {
+            level: Level::Warning,
+            sqlstate: policy::finding::SQLSTATE_LOCK,
+            message,
+            detail: Some(detail),
+            hint: Some(hint),
+        };
+        self.send_reports(&[warning]);
+    }
+
     /// A routine may have released a lock it took (an error its EXCEPTION block caught
     /// rolls its subtransaction back): once the session is idle in its block, ask the
     /// server which of the locks followed it still holds, and forget the others.
@@ -130,7 +161,7 @@ impl Session {
         if let Some(cancelled_at) = self.lock_hold.cancelled_at {
             return Some((cancelled_at + CANCEL_GRACE).into());
         }
-        if !self.lock_held_now() {
+        if !self.lock_held_now() || !ends_transactions(&self.settings) {
             return None;
         }
         let budget = budget_ms(&self.settings)?;

@@ -20,6 +20,7 @@ impl Session {
             self.answer_with_server_error(error);
             return Ok(());
         }
+        self.lock_hold_warn_if_due();
         self.forget_tables_of_ended_transaction();
         let text = query::text(&message).map_err(SessionError::Client)?;
         let shape = rememberable_shape(text);

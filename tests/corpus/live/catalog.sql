@@ -657,6 +657,30 @@ WITH settled AS (UPDATE ledger SET settled = true WHERE id < 10 RETURNING id) SE
 -- expect: backfill_in_ddl_transaction
 DO $$ BEGIN UPDATE ledger SET settled = true WHERE id < 20; END $$;
 
+-- Through SQL and PL/pgSQL functions and a SQL procedure, under the same lock.
+-- expect: ok
+CREATE FUNCTION fill_ledger() RETURNS void LANGUAGE sql AS $$ UPDATE ledger SET settled = true WHERE id < 30 $$;
+
+-- expect: backfill_in_ddl_transaction
+SELECT fill_ledger();
+
+-- expect: ok
+CREATE FUNCTION trim_ledger() RETURNS void LANGUAGE plpgsql AS $$ BEGIN DELETE FROM ledger WHERE id > 20000; END $$;
+
+-- expect: backfill_in_ddl_transaction
+SELECT trim_ledger();
+
+-- expect: ok
+CREATE PROCEDURE unsettle_ledger() LANGUAGE sql AS $$ UPDATE ledger SET settled = false WHERE id < 3 $$;
+
+-- expect: backfill_in_ddl_transaction
+CALL unsettle_ledger();
+
+-- Acknowledged, with a reason.
+-- safe_migrations:allow backfill_in_ddl_transaction -- ledger is small and the application is stopped
+-- expect: ok
+UPDATE ledger SET settled = true WHERE id = 1;
+
 -- Rows the statement carries, and the migration tool's own bookkeeping, are no backfill.
 -- expect: ok
 INSERT INTO ledger (id, amount) VALUES (20001, 1);
@@ -666,6 +690,12 @@ INSERT INTO schema_migrations (version) VALUES ('20260101');
 
 -- expect: ok
 UPDATE schema_migrations SET version = '20260102';
+
+-- expect: ok
+DO $$ BEGIN INSERT INTO ledger (id, amount) VALUES (20002, 1); INSERT INTO schema_migrations (version) VALUES ('20260103'); END $$;
+
+-- expect: ok
+WITH recorded AS (INSERT INTO schema_migrations (version) VALUES ('20260104') RETURNING version) SELECT count(*) FROM recorded;
 
 -- expect: ok
 COMMIT;
@@ -715,6 +745,15 @@ ALTER TABLE ledger ADD CONSTRAINT ledger_id_big FOREIGN KEY (id) REFERENCES big 
 
 -- expect: add_foreign_key_validated
 ALTER TABLE ledger VALIDATE CONSTRAINT ledger_id_big;
+
+-- expect: add_check_constraint_validated
+DO $$ BEGIN ALTER TABLE ledger VALIDATE CONSTRAINT ledger_amount_positive; END $$;
+
+-- expect: ok
+CREATE FUNCTION validate_ledger() RETURNS void LANGUAGE plpgsql AS $$ BEGIN ALTER TABLE ledger VALIDATE CONSTRAINT ledger_id_big; END $$;
+
+-- expect: add_foreign_key_validated
+SELECT validate_ledger();
 
 -- expect: ok
 COMMIT;
@@ -801,6 +840,34 @@ CALL relabel_history_in_batches();
 
 -- expect: ok
 UPDATE history SET kind = 'q' WHERE id IN (SELECT id FROM history ORDER BY id LIMIT 1000);
+
+-- A procedure and a PL/pgSQL function that change every row in one statement; a SQL
+-- function and a CTE that change a batch.
+-- expect: ok
+CREATE PROCEDURE relabel_all_history() LANGUAGE plpgsql AS $$ BEGIN UPDATE history SET kind = 'pp'; END $$;
+
+-- expect: unbatched_backfill
+CALL relabel_all_history();
+
+-- expect: ok
+CREATE FUNCTION relabel_history_plpgsql() RETURNS void LANGUAGE plpgsql AS $$ BEGIN UPDATE history SET kind = 'pf'; END $$;
+
+-- expect: unbatched_backfill
+SELECT relabel_history_plpgsql();
+
+-- expect: ok
+CREATE FUNCTION relabel_history_batch() RETURNS void LANGUAGE sql AS $$ UPDATE history SET kind = 's' WHERE id <= 100 $$;
+
+-- expect: ok
+SELECT relabel_history_batch();
+
+-- expect: ok
+WITH batch AS (UPDATE history SET kind = 'c' WHERE id <= 100 RETURNING id) SELECT count(*) FROM batch;
+
+-- Acknowledged, with a reason.
+-- safe_migrations:allow unbatched_backfill -- history is archived: nothing writes it
+-- expect: ok
+UPDATE history SET kind = 'a';
 
 -- EXECUTE runs its prepared statement's query: judged as that query, planned for the
 -- EXECUTE's arguments (prepared in an earlier string, or earlier in the same one).
