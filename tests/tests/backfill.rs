@@ -160,6 +160,29 @@ fn scenario(url: &str, path: &str) {
         "{path}: {refused}"
     );
     assert_eq!(rule_of(migrator.batch_execute("EXECUTE mark(5)")), None, "{path}");
+    if path == "extension" {
+        // safe_migrations.check(sql) sees the transaction its text opens.
+        let mut rules = |sql: &str| -> Vec<String> {
+            migrator
+                .query("SELECT rule FROM safe_migrations.check($1)", &[&sql])
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        assert_eq!(
+            rules("ALTER TABLE t ADD COLUMN v2 boolean; UPDATE t SET v2 = true"),
+            ["backfill_in_ddl_transaction"]
+        );
+        assert_eq!(
+            rules(
+                "BEGIN; ALTER TABLE t ADD CONSTRAINT c_positive CHECK (c > 0) NOT VALID; \
+                   ALTER TABLE t VALIDATE CONSTRAINT c_positive; COMMIT"
+            ),
+            ["add_check_constraint_validated"]
+        );
+        assert_eq!(rules("ALTER TABLE t ADD COLUMN v2 boolean"), Vec::<String>::new());
+    }
 }
 
 #[test]
