@@ -5,6 +5,7 @@
 //! proxy runs (`policy::catalog_queries`) through SPI. Anything that does not resolve is
 //! unknown.
 
+use std::cell::RefCell;
 use std::ffi::{c_char, CStr};
 
 use pgrx::pg_sys;
@@ -24,6 +25,9 @@ pub struct BackendCatalog {
     /// The estimate of rows changed in the plan the executor is about to run, when the
     /// question is about that statement.
     pub rows_changed: Option<f64>,
+    /// `created_in_transaction`'s answers for the statement being judged: the rules and
+    /// the transaction model ask it of the same tables (a relcache lookup each).
+    pub created: RefCell<Vec<(QualifiedName, Option<bool>)>>,
 }
 
 /// A copy of `text` in the current memory context, for the C APIs that take `char *`.
@@ -107,8 +111,13 @@ impl Catalog for BackendCatalog {
     }
 
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
-        let relid = relation_oid(table)?;
-        with_relation(relid, |relation| relation.rd_createSubid != INVALID_SUBTRANSACTION_ID)
+        if let Some((_, answer)) = self.created.borrow().iter().find(|(known, _)| known == table) {
+            return *answer;
+        }
+        let answer = relation_oid(table)
+            .and_then(|relid| with_relation(relid, |relation| relation.rd_createSubid != INVALID_SUBTRANSACTION_ID));
+        self.created.borrow_mut().push((table.clone(), answer));
+        answer
     }
 
     fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {

@@ -97,6 +97,7 @@ fn decisions(sql: &str, function: &str) -> Vec<(policy::Statement, policy::Decis
         let context = transaction.context(placement);
         let catalog = BackendCatalog {
             rows_changed: planned_rows_changed(&statement, raw, &source),
+            ..BackendCatalog::default()
         };
         let decision = policy::decide(&statement, &context, &settings, &catalog);
         transaction.observe(&statement, &BackendCatalog::default());

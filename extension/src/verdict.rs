@@ -137,12 +137,13 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
             // Statements a function or procedure runs are always inside a transaction.
             let in_transaction = in_block || !toplevel;
             let context = with_transaction(in_transaction, |transaction| transaction.context(placement));
-            let decision = policy::decide(&statement, &context, &settings, &BackendCatalog::default());
+            let catalog = BackendCatalog::default();
+            let decision = policy::decide(&statement, &context, &settings, &catalog);
             let mut hold = None;
             if decision.rejection().is_none() {
                 // It runs: the locks it takes are held until the transaction ends.
                 hold = with_transaction(in_transaction, |transaction| {
-                    transaction.observe(&statement, &BackendCatalog::default());
+                    transaction.observe(&statement, &catalog);
                     note_locks_held(transaction);
                     // SAFETY: a plain bool read of hook.c's global on the backend's only
                     // thread. Once armed, the timer needs no new report.
@@ -281,6 +282,7 @@ pub unsafe extern "C-unwind" fn sm_judge_executor(
     let context = with_transaction(in_block, |transaction| transaction.context(Placement::NESTED));
     let catalog = BackendCatalog {
         rows_changed: (rows_changed >= 0.0).then_some(rows_changed),
+        ..BackendCatalog::default()
     };
     let decision = policy::decide(&statement, &context, &settings, &catalog);
     let messages = messages_for(&decision);
