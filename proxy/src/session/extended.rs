@@ -187,6 +187,9 @@ impl Session {
 
     pub(super) async fn bind(&mut self, message: Message) -> Result<(), SessionError> {
         let bind = bind::Bind::decode(&message).map_err(SessionError::Client)?;
+        if self.tracker.idle() {
+            self.lock_hold_warn_if_due();
+        }
         let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
         let portal = bind.portal.to_string();
         self.cap_batch_for(&prepared).await?;

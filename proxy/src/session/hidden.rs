@@ -52,7 +52,8 @@ impl Session {
     /// failed or could not be asked.
     pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
         const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
-        const FAIL_AS_CANCELLED: &str = "DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
+        const FAIL_AS_CANCELLED: &str = "/* safe_migrations proxy: the cancelled statement's error */ \
+             DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
              MESSAGE = 'canceling statement due to user request'; END$$";
         const UNDO: [&str; 2] = [
             "ROLLBACK TO SAVEPOINT __safe_migrations_explain",

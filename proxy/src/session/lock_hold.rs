@@ -45,8 +45,8 @@ pub(super) struct LockHold {
     /// The server is being asked that: the budget waits for its answer (reading
     /// pg_locks waits for no lock).
     pub(super) verifying: bool,
-    /// Warn mode: the transaction warned, by when its first lock was taken.
-    pub(super) warned_for: Option<Instant>,
+    /// Warn mode: this transaction was warned.
+    pub(super) warned: bool,
 }
 
 /// pg_locks' names of the lock levels, weakest first (LOCKMODE 1 to 8, as `LockLevel`
@@ -64,7 +64,8 @@ const MODES: [(LockLevel, &str); 8] = [
 
 /// The query that says how strongly the session holds each of `locks`' tables now: one
 /// row per lock, in order, with the LOCKMODE number of the strongest lock granted on it
-/// (NULL for none).
+/// (NULL for none; -1 when the name resolves to no relation now: renamed or dropped in
+/// the routine, or another search_path, while the lock may still be held by oid).
 fn held_now_sql(locks: &[HeldLock]) -> String {
     let rows: Vec<String> = locks
         .iter()
@@ -77,9 +78,9 @@ fn held_now_sql(locks: &[HeldLock]) -> String {
         .map(|(number, (_, name))| format!("WHEN {} THEN {}", literal(name), number + 1))
         .collect();
     format!(
-        "SELECT (SELECT max(CASE l.mode {} END) FROM pg_catalog.pg_locks l \
-         WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted \
-         AND l.relation = t.relation) FROM (VALUES {}) AS t(i, relation) ORDER BY t.i",
+        "SELECT CASE WHEN t.relation IS NULL THEN -1 ELSE (SELECT max(CASE l.mode {} END) \
+         FROM pg_catalog.pg_locks l WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' \
+         AND l.granted AND l.relation = t.relation) END FROM (VALUES {}) AS t(i, relation) ORDER BY t.i",
         modes.join(" "),
         rows.join(", ")
     )
@@ -90,7 +91,12 @@ impl Session {
     /// (its COMMIT at the latest) gets the rule's report as a WARNING, once, as the
     /// extension gives it.
     pub(super) fn lock_hold_warn_if_due(&mut self) {
-        if ends_transactions(&self.settings) || !self.lock_held_now() {
+        if ends_transactions(&self.settings) {
+            return;
+        }
+        if !self.lock_held_now() {
+            // Its transaction ended: the next one gets a warning of its own.
+            self.lock_hold.warned = false;
             return;
         }
         let Some(budget) = budget_ms(&self.settings) else {
@@ -99,10 +105,10 @@ impl Session {
         let Some(first) = self.transaction.locks().iter().min_by_key(|lock| lock.since) else {
             return;
         };
-        if first.since.elapsed() < Duration::from_millis(budget) || self.lock_hold.warned_for == Some(first.since) {
+        if first.since.elapsed() < Duration::from_millis(budget) || self.lock_hold.warned {
             return;
         }
-        self.lock_hold.warned_for = Some(first.since);
+        self.lock_hold.warned = true;
         let (message, detail, hint) = report(first, budget, Ending::Warned);
         let warning = Report {
             level: Level::Warning,
@@ -145,9 +151,15 @@ impl Session {
         }
         let held: Vec<Option<LockLevel>> = rows
             .iter()
-            .map(|row| {
+            .zip(&locks)
+            .map(|(row, lock)| {
                 let mode: i32 = row.first().cloned().flatten()?.parse().ok()?;
-                Some(LockLevel::from_lockmode(mode))
+                // A name that resolves to nothing now: unknown, counted as it was.
+                Some(if mode < 0 {
+                    lock.level
+                } else {
+                    LockLevel::from_lockmode(mode)
+                })
             })
             .collect();
         self.transaction.locks_held_now(&held);
