@@ -83,7 +83,7 @@ fn with_relation<T>(relid: pg_sys::Oid, read: impl FnOnce(&pg_sys::RelationData)
 }
 
 /// The rows of a read-only catalog query whose columns are all text; None if it failed.
-fn query_rows(sql: &str) -> Option<Rows> {
+pub(crate) fn query_rows(sql: &str) -> Option<Rows> {
     // SPI nests inside the utility hook (and inside functions already using SPI); the
     // queries read pg_catalog only and return text columns, so every `get` is of text.
     Spi::connect(|client| {

@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -31,6 +32,8 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/timeout.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 /* Must match report::Level in src/verdict.rs. */
 #define SM_LEVEL_LOG 0
@@ -65,13 +68,31 @@ typedef struct SmVerdict
 	const char *lock_hold_terminated;
 	const char *lock_hold_detail;
 	const char *lock_hold_hint;
+	/*
+	 * Rule lock_timeout's retries (src/retry.rs): 0 run the statement as it is; 1 in an
+	 * internal subtransaction, tried again up to lock_retries times when its lock wait
+	 * gives up; 2 in one too, not retried (the transaction holds another lock).
+	 */
+	int			retry_mode;
+	int			lock_retries;
 } SmVerdict;
+
+/* What to do after an attempt gave up; must match SmRetry in src/retry.rs. */
+typedef struct SmRetry
+{
+	int			pause_ms;		/* >= 0: pause, then try again; -1: raise the report */
+	const char *message;
+	const char *detail;
+	const char *hint;
+} SmRetry;
 
 /* Implemented in Rust (src/verdict.rs, src/settings.rs). */
 extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string, int context);
 extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, int location, int len,
 									 double rows_changed);
 extern void sm_transaction_ended(void);
+extern SmRetry *sm_lock_wait_gave_up(int attempt);
+extern void sm_lock_retries_done(void);
 extern SmVerdict *sm_subtransaction_ended(SubTransactionId id, SubTransactionId parent, bool committed);
 extern bool sm_rule_list_is_valid(const char *value, char **why);
 
@@ -112,6 +133,8 @@ static const struct config_enum_entry sm_unparsable_options[] = {
 
 static int	sm_mode = SM_MODE_OFF;
 static int	sm_lock_timeout_cap_ms = 5000;
+static int	sm_lock_retries = 3;
+static int	sm_lock_retry_delay_ms = 1000;
 static char *sm_allow = NULL;
 static bool sm_acknowledgements = true;
 static int	sm_min_table_rows = 0;
@@ -154,6 +177,8 @@ static char *sm_lock_hold_hint = NULL;
  */
 static bool sm_lock_hold_warn = false;
 static TimestampTz sm_lock_hold_due = 0;
+/* Warned in this transaction: re-arming (after a subtransaction's abort) warns no more. */
+static bool sm_lock_hold_warned = false;
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool sm_hook_installed = false;
@@ -251,6 +276,14 @@ sm_define_settings(void)
 							"How long a guarded transaction may hold a lock that blocks reads or writes of an existing table (0 = no limit).",
 							NULL, &sm_max_lock_hold_ms, 10000, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_MS, NULL, sm_int_assigned, NULL);
+	DefineCustomIntVariable("safe_migrations.lock_retries",
+							"How often a guarded statement whose lock wait reaches the lock_timeout cap is tried again.",
+							NULL, &sm_lock_retries, 3, 0, 100,
+							PGC_SUSET, 0, NULL, sm_int_assigned, NULL);
+	DefineCustomIntVariable("safe_migrations.lock_retry_delay",
+							"The pause before the first retry; each next pause doubles (at most 30s), less up to half at random.",
+							NULL, &sm_lock_retry_delay_ms, 1000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, sm_int_assigned, NULL);
 	DefineCustomEnumVariable("safe_migrations.unparsable",
 							 "Proxy only: what to do with a statement that does not parse.",
 							 NULL, &sm_unparsable, 0, sm_unparsable_options,
@@ -332,6 +365,97 @@ sm_run_with_lock_timeout(int lock_timeout_ms, SM_UTILITY_PARAMS)
 			LockTimeout = saved;
 	}
 	PG_END_TRY();
+}
+
+/* Wait `ms`, as a sleeping statement would: cancels and termination are served. */
+static void
+sm_pause(int ms)
+{
+	TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		remaining = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+
+		if (remaining <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+static void sm_arm_lock_hold(const SmVerdict *verdict);
+static void sm_disarm_lock_hold(void);
+
+/*
+ * Run a capped statement in an internal subtransaction, so that an attempt whose lock
+ * wait gives up (lock_not_available) is rolled back alone: it leaves the lock queue at
+ * once, the transaction goes on, and Rust (src/retry.rs) says what next: a pause and
+ * another attempt, or the error, its report naming the sessions in the way. Every other
+ * error, and a cancel during a pause, goes on as it came. Each attempt runs a fresh copy
+ * of the statement (ProcessUtility may scribble on the tree it is given).
+ */
+static void
+sm_run_retrying(const SmVerdict *verdict, SM_UTILITY_PARAMS)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	ResourceOwner caller_owner = CurrentResourceOwner;
+	PlannedStmt *original = pstmt;
+	int			attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		ErrorData  *edata = NULL;
+		SmRetry    *next;
+
+		pstmt = copyObject(original);
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(caller_context);
+		PG_TRY();
+		{
+			sm_run_with_lock_timeout(verdict->lock_timeout_ms, SM_UTILITY_ARGS);
+			ReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_context);
+			CurrentResourceOwner = caller_owner;
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(caller_context);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContextSwitchTo(caller_context);
+			CurrentResourceOwner = caller_owner;
+		}
+		PG_END_TRY();
+		if (edata == NULL)
+		{
+			sm_lock_retries_done();
+			return;
+		}
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			sm_lock_retries_done();
+			ReThrowError(edata);
+		}
+		next = sm_lock_wait_gave_up(attempt);
+		if (next->pause_ms < 0)
+		{
+			if (next->message != NULL)
+			{
+				edata->message = pstrdup(next->message);
+				edata->detail = pstrdup(next->detail);
+				edata->hint = pstrdup(next->hint);
+			}
+			ReThrowError(edata);
+		}
+		/* No lock is held while it pauses: the lock_held_too_long clock starts again. */
+		sm_disarm_lock_hold();
+		sm_pause(next->pause_ms);
+		if (verdict->lock_hold_ms > 0)
+			sm_arm_lock_hold(verdict);
+	}
 }
 
 /*
@@ -453,6 +577,8 @@ sm_arm_lock_hold(const SmVerdict *verdict)
 	{
 		sm_lock_hold_warn = true;
 		sm_lock_hold_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), verdict->lock_hold_ms);
+		if (sm_lock_hold_warned)
+			sm_free_lock_hold_reports();
 		return;
 	}
 	sm_lock_hold_warn = false;
@@ -518,6 +644,7 @@ sm_lock_hold_warn_if_due(void)
 			 sm_lock_hold_detail ? errdetail_internal("%s", sm_lock_hold_detail) : 0,
 			 sm_lock_hold_hint ? errhint("%s", sm_lock_hold_hint) : 0));
 	/* Warned: nothing more to say in this transaction. */
+	sm_lock_hold_warned = true;
 	sm_free_lock_hold_reports();
 }
 
@@ -545,7 +672,9 @@ sm_decide_and_run(SM_UTILITY_PARAMS)
 	sm_raise(verdict);
 	if (verdict->lock_hold_ms > 0 && !sm_lock_hold_armed)
 		sm_arm_lock_hold(verdict);
-	if (verdict->lock_timeout_ms > 0)
+	if (verdict->lock_timeout_ms > 0 && verdict->retry_mode != 0)
+		sm_run_retrying(verdict, SM_UTILITY_ARGS);
+	else if (verdict->lock_timeout_ms > 0)
 		sm_run_with_lock_timeout(verdict->lock_timeout_ms, SM_UTILITY_ARGS);
 	else
 		sm_run_next(SM_UTILITY_ARGS);
@@ -810,6 +939,7 @@ sm_xact_callback(XactEvent event, void *arg)
 			sm_transaction_observed = false;
 			sm_transaction_holds_locks = false;
 			sm_disarm_lock_hold();
+			sm_lock_hold_warned = false;
 			break;
 		default:
 			break;

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 mod catalog;
 mod nodes;
+mod retry;
 mod settings;
 mod shim;
 mod sql_api;

@@ -44,6 +44,10 @@ pub struct SmVerdict {
     lock_hold_terminated: *const c_char,
     lock_hold_detail: *const c_char,
     lock_hold_hint: *const c_char,
+    /// How hook.c runs the statement (`retry::prepare`): 0 as it is, 1 in a subtransaction
+    /// retried up to `lock_retries` times, 2 in a subtransaction and not retried.
+    retry_mode: c_int,
+    lock_retries: c_int,
 }
 
 /// Rule lock_held_too_long's timer for the transaction: when it fires, and what it says.
@@ -156,7 +160,12 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
                 });
             }
             let lock_timeout_ms = decision.lock_timeout_ms;
-            return to_c(messages_for(&decision), lock_timeout_ms, hold);
+            let retry = if decision.rejection().is_none() {
+                crate::retry::prepare(&statement, &decision)
+            } else {
+                (0, 0)
+            };
+            return to_c(messages_for(&decision), lock_timeout_ms, hold, retry);
         }
         // The GUCs hold only values their own checks accepted; fail closed if they disagree.
         Err(error) => vec![Message {
@@ -167,7 +176,12 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
             hint: None,
         }],
     };
-    to_c(messages, None, None)
+    to_c(messages, None, None, (0, 0))
+}
+
+/// The locks `statement` took count from `since`: it is tried again (`retry`).
+pub(crate) fn locks_taken_again(statement: &str, since: std::time::Instant) {
+    TRANSACTION.with_borrow_mut(|transaction| transaction.locks_taken_again(statement, since));
 }
 
 thread_local! {
@@ -228,7 +242,7 @@ pub extern "C-unwind" fn sm_subtransaction_ended(id: u32, parent: u32, committed
         lock_hold(&transaction, &*current_settings().ok()?)
     });
     match hold {
-        Some(hold) => to_c(Vec::new(), None, Some(hold)),
+        Some(hold) => to_c(Vec::new(), None, Some(hold), (0, 0)),
         None => std::ptr::null_mut(),
     }
 }
@@ -289,7 +303,7 @@ pub unsafe extern "C-unwind" fn sm_judge_executor(
     if messages.is_empty() {
         return std::ptr::null_mut();
     }
-    to_c(messages, None, None)
+    to_c(messages, None, None, (0, 0))
 }
 
 /// The model of the write `text` holds (the executor has a plan, not the tree as
@@ -365,7 +379,12 @@ fn role_description() -> String {
 }
 
 /// Copy the verdict into palloc'd C structs that hook.c reads before the statement runs.
-fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>, hold: Option<LockHold>) -> *mut SmVerdict {
+fn to_c(
+    messages: Vec<Message>,
+    lock_timeout_ms: Option<u64>,
+    hold: Option<LockHold>,
+    (retry_mode, lock_retries): (c_int, c_int),
+) -> *mut SmVerdict {
     let cstring = |text: &str| {
         // SAFETY: CurrentMemoryContext is the statement's context inside ProcessUtility.
         unsafe { PgMemoryContexts::CurrentMemoryContext.pstrdup(&text.replace('\0', "")) as *const c_char }
@@ -401,6 +420,8 @@ fn to_c(messages: Vec<Message>, lock_timeout_ms: Option<u64>, hold: Option<LockH
             lock_hold_terminated: text(hold.as_ref().map(|hold| &hold.terminated)),
             lock_hold_detail: text(hold.as_ref().map(|hold| &hold.detail)),
             lock_hold_hint: text(hold.as_ref().map(|hold| &hold.hint)),
+            retry_mode,
+            lock_retries,
         });
         verdict
     }

@@ -4,6 +4,7 @@
 //! [`model::Statement`], answer [`catalog::Catalog`], and call [`decide`].
 
 pub mod ack;
+pub mod blockers;
 pub mod bookkeeping;
 pub mod catalog;
 pub mod catalog_queries;

@@ -52,6 +52,10 @@ pub struct Settings {
     /// A guarded transaction may hold a lock that blocks reads or writes of an existing
     /// table this long (ms) before it is ended; 0 = no limit.
     pub max_lock_hold_ms: u64,
+    /// A guarded statement whose lock wait reaches the cap is tried again this many times.
+    pub lock_retries: u32,
+    /// The pause before the first retry (ms); each next one doubles, jittered.
+    pub lock_retry_delay_ms: u64,
 }
 
 impl Default for Settings {
@@ -65,6 +69,8 @@ impl Default for Settings {
             unparsable: Unparsable::Reject,
             max_rows_per_statement: DEFAULT_MAX_ROWS_PER_STATEMENT,
             max_lock_hold_ms: DEFAULT_MAX_LOCK_HOLD_MS,
+            lock_retries: DEFAULT_LOCK_RETRIES,
+            lock_retry_delay_ms: DEFAULT_LOCK_RETRY_DELAY_MS,
         }
     }
 }
@@ -76,6 +82,14 @@ pub const DEFAULT_MAX_ROWS_PER_STATEMENT: u64 = 50_000;
 /// scan or rewrite under it is refused); 10 s is far past that, and below the 30 s request
 /// timeout most web stacks use, so the migration ends before the application's requests do.
 pub const DEFAULT_MAX_LOCK_HOLD_MS: u64 = 10_000;
+/// What stands in a migration's way is mostly a transaction of a few seconds (a batch job,
+/// a slow request): 3 retries after about 1, 2 and 4 s outlast it, and the application
+/// sees at most 4 stalls of the cap each. A transaction of minutes no count of retries
+/// waits out; the error names it instead.
+pub const DEFAULT_LOCK_RETRIES: u32 = 3;
+pub const DEFAULT_LOCK_RETRY_DELAY_MS: u64 = 1_000;
+/// More retries than this would keep a deploy waiting for hours.
+pub const MAX_LOCK_RETRIES: u32 = 100;
 
 /// One setting's name (without the `safe_migrations.` prefix), default and meaning.
 pub struct SettingSpec {
@@ -134,6 +148,18 @@ pub const SETTINGS: &[SettingSpec] = &[
         accepts: "a duration such as 10s, 500ms, 1min (a bare number is milliseconds); 0 disables the limit",
         description: "How long a guarded transaction may hold a lock that blocks reads or writes of an existing table before it is ended.",
     },
+    SettingSpec {
+        name: "lock_retries",
+        default: "3",
+        accepts: "a whole number of retries from 0 to 100; 0 disables retries",
+        description: "How often a guarded statement whose lock wait reaches the lock_timeout cap is tried again.",
+    },
+    SettingSpec {
+        name: "lock_retry_delay",
+        default: "1s",
+        accepts: "a duration such as 1s, 500ms (a bare number is milliseconds)",
+        description: "The pause before the first retry; each next pause doubles (at most 30s), less up to half at random.",
+    },
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +213,15 @@ impl Settings {
                     .map_err(|_| accepted("not a whole number of rows"))?
             }
             "max_lock_hold" => self.max_lock_hold_ms = parse_duration_ms(value).map_err(|why| accepted(&why))?,
+            "lock_retries" => {
+                self.lock_retries = value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|retries| *retries <= MAX_LOCK_RETRIES)
+                    .ok_or_else(|| accepted("not a whole number from 0 to 100"))?
+            }
+            "lock_retry_delay" => self.lock_retry_delay_ms = parse_duration_ms(value).map_err(|why| accepted(&why))?,
             "unparsable" => {
                 self.unparsable = match value.trim().to_ascii_lowercase().as_str() {
                     "reject" => Unparsable::Reject,
@@ -210,6 +245,8 @@ impl Settings {
             "min_table_rows" => self.min_table_rows.to_string(),
             "max_rows_per_statement" => self.max_rows_per_statement.to_string(),
             "max_lock_hold" => format_duration_ms(self.max_lock_hold_ms),
+            "lock_retries" => self.lock_retries.to_string(),
+            "lock_retry_delay" => format_duration_ms(self.lock_retry_delay_ms),
             "unparsable" => match self.unparsable {
                 Unparsable::Reject => "reject",
                 Unparsable::Allow => "allow",

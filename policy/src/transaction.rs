@@ -289,6 +289,14 @@ impl Transaction {
         });
     }
 
+    /// The locks `statement` (its first line) took are taken again from `since`: its
+    /// earlier attempt gave up waiting and was rolled back, and it is tried again.
+    pub fn locks_taken_again(&mut self, statement: &str, since: Instant) {
+        for lock in self.locks.iter_mut().filter(|lock| lock.statement == statement) {
+            lock.since = since;
+        }
+    }
+
     /// Is a savepoint open (as the proxy and the CLI follow them)? In a failed transaction
     /// the locks taken before it are still held.
     pub fn savepoints_open(&self) -> bool {

@@ -55,7 +55,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
 
 /// The command's name when `stmt` is one of the CONCURRENTLY forms Postgres refuses in a
 /// transaction block. REFRESH MATERIALIZED VIEW CONCURRENTLY runs fine in one.
-fn concurrent_command(stmt: &Stmt) -> Option<&'static str> {
+pub(crate) fn concurrent_command(stmt: &Stmt) -> Option<&'static str> {
     match stmt {
         Stmt::CreateIndex(index) if index.concurrently => Some("CREATE INDEX CONCURRENTLY"),
         Stmt::DropIndex(drop) if drop.concurrently => Some("DROP INDEX CONCURRENTLY"),

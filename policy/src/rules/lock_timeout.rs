@@ -1,11 +1,24 @@
 //! Every guarded DDL statement whose lock blocks reads or writes runs with a
 //! lock_timeout in (0, cap], so a statement queued behind a long transaction fails
 //! fast instead of queueing every later query behind itself.
+//!
+//! A statement that gives up waiting is tried again, `lock_retries` times, after growing
+//! pauses: each failed attempt leaves the lock queue at once, so the traffic stalled
+//! behind it resumes within the cap, and the migration still completes when the
+//! long transaction in its way leaves gaps. Retrying is harmless only while the
+//! transaction holds no other lock that blocks traffic: every pause would keep that
+//! table locked. Then the statement fails at once, naming that lock.
 
-use super::{Category, Rule, Scope};
-use crate::finding::Finding;
-use crate::locks::strongest_lock;
-use crate::model::{Statement, Stmt};
+use super::{concurrently_in_transaction, Category, Rule, Scope};
+use crate::blockers::{describe_all, Blocker};
+use crate::finding::{Finding, Lock};
+use crate::locks::{strongest_lock, table_locks};
+use crate::model::{LockLevel, QualifiedName, Statement, Stmt};
+use crate::settings::format_duration_ms;
+use crate::transaction::HeldLock;
+
+/// The longest pause between two attempts.
+pub const MAX_PAUSE_MS: u64 = 30_000;
 
 pub const RULE: Rule = Rule {
     id: "lock_timeout",
@@ -35,6 +48,161 @@ pub fn effective_lock_timeout(stmt: &Stmt, scope: &Scope) -> Option<u64> {
     Some(if session == 0 { cap } else { session.min(cap) })
 }
 
+/// What becomes of a guarded statement whose lock wait reaches its lock_timeout.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Retry {
+    /// It fails (no cap applies, or PostgreSQL refuses the statement in a subtransaction,
+    /// which a retry in place needs: the CONCURRENTLY forms, which take no lock the cap
+    /// applies to anyway).
+    #[default]
+    No,
+    /// Up to `retries` more attempts (0: none), the first after about `first_pause_ms`.
+    Attempts { retries: u32, first_pause_ms: u64 },
+    /// It fails at once: the transaction holds this lock, which a pause would keep.
+    HoldsLock(HeldLock),
+}
+
+/// How `statement` is retried when its lock wait times out.
+pub fn retry(stmt: &Stmt, scope: &Scope) -> Retry {
+    if effective_lock_timeout(stmt, scope).is_none()
+        || concurrently_in_transaction::concurrent_command(stmt).is_some()
+        || !runs_alike_in_a_subtransaction(stmt, scope)
+    {
+        return Retry::No;
+    }
+    let own = table_locks(stmt);
+    let other = scope
+        .context
+        .held_locks
+        .iter()
+        .filter(|held| !own.iter().any(|(table, _)| *table == held.table))
+        .min_by_key(|held| held.since);
+    if let Some(held) = other {
+        return Retry::HoldsLock(held.clone());
+    }
+    // With no retries too: the attempt runs in a subtransaction, so that the sessions in
+    // its way can be named once it has given up.
+    Retry::Attempts {
+        retries: scope.settings.lock_retries,
+        first_pause_ms: scope.settings.lock_retry_delay_ms,
+    }
+}
+
+/// Does `stmt` run in a subtransaction as it runs without one? A retry in place runs each
+/// attempt in one, where PostgreSQL counts the statement as inside a transaction block:
+/// what it refuses in one (CREATE DATABASE, REINDEX DATABASE, VACUUM, ...) would fail,
+/// and what it allows only in one (LOCK TABLE outside a block) would no longer fail. So
+/// only the statements known to check neither are retried; others (and every statement
+/// the model does not describe) fail at the cap as before.
+///
+/// Not retried for that reason: REINDEX and CLUSTER (refused in a block for a partitioned
+/// table), TRUNCATE and DROP (their effect on the table's statistics counters is a
+/// subtransaction's: PostgreSQL's own regression suite shows it), and LOCK TABLE outside
+/// a block (which fails there).
+fn runs_alike_in_a_subtransaction(stmt: &Stmt, scope: &Scope) -> bool {
+    match stmt {
+        Stmt::AlterTable(_)
+        | Stmt::CreateTable(_)
+        | Stmt::Rename(_)
+        | Stmt::SetSchema(_)
+        | Stmt::RefreshMaterializedView { .. } => true,
+        Stmt::CreateIndex(index) => !index.concurrently,
+        Stmt::DropIndex(drop) => !drop.concurrently,
+        Stmt::Lock { .. } => scope.context.in_transaction_block || scope.context.nested,
+        _ => false,
+    }
+}
+
+/// The pause before retry `number` (1 for the first): `first_pause_ms` doubled for each
+/// retry before it, at most `MAX_PAUSE_MS`, less up to half of it by `jitter` (0 to 1), so
+/// that migrators retrying together spread out.
+pub fn pause_ms(first_pause_ms: u64, number: u32, jitter: f64) -> u64 {
+    let doublings = number.saturating_sub(1).min(20);
+    let full = first_pause_ms.saturating_mul(1 << doublings).min(MAX_PAUSE_MS);
+    let jitter = jitter.clamp(0.0, 1.0);
+    full - ((full / 2) as f64 * jitter) as u64
+}
+
+/// The lock `stmt` waits for, as messages name it: its strongest, on its first table.
+pub fn awaited_lock(stmt: &Stmt) -> Option<Lock> {
+    let level = strongest_lock(stmt)?;
+    let locks = table_locks(stmt);
+    let (table, _) = locks.iter().find(|(_, taken)| *taken == level).or(locks.first())?;
+    Some(Lock {
+        level,
+        relation: table.clone(),
+    })
+}
+
+/// The relations and levels whose conflicting holders a failed attempt names.
+pub fn awaited_locks(stmt: &Stmt) -> Vec<(QualifiedName, LockLevel)> {
+    table_locks(stmt)
+}
+
+fn waited_for(lock: Option<&Lock>) -> String {
+    match lock {
+        Some(lock) => format!("{} on {}", lock.level, lock.relation),
+        None => "its lock".to_string(),
+    }
+}
+
+/// The server log line of a failed attempt that is retried.
+pub fn retry_log(lock: Option<&Lock>, attempt: u32, attempts: u32, pause_ms: u64, blockers: &[Blocker]) -> String {
+    format!(
+        "lock_timeout: attempt {attempt} of {attempts} to take {} gave up; retrying in {}. {}",
+        waited_for(lock),
+        format_duration_ms(pause_ms),
+        describe_all(blockers)
+    )
+}
+
+/// Message, detail and hint of the error when every attempt gave up.
+pub fn gave_up(
+    lock: Option<&Lock>,
+    attempts: u32,
+    elapsed_ms: u64,
+    cap_ms: u64,
+    blockers: &[Blocker],
+) -> (String, String, String) {
+    let tries = if attempts == 1 {
+        "1 attempt".to_string()
+    } else {
+        format!("{attempts} attempts over {}", format_duration_ms(elapsed_ms))
+    };
+    (
+        format!(
+            "lock_timeout: gave up waiting for {} after {tries}, each capped at {} (safe_migrations.lock_timeout)",
+            waited_for(lock),
+            format_duration_ms(cap_ms)
+        ),
+        describe_all(blockers),
+        "Each attempt left the lock queue when it gave up, so the queries it stalled went on. Run the migration \
+         again once the sessions above are done, end them (pg_terminate_backend) if they should not run that long, \
+         or allow more attempts (safe_migrations.lock_retries, safe_migrations.lock_retry_delay)."
+            .to_string(),
+    )
+}
+
+/// Message, detail and hint of the error of a statement not retried because its
+/// transaction holds `held`.
+pub fn holds_lock(lock: Option<&Lock>, cap_ms: u64, held: &HeldLock, blockers: &[Blocker]) -> (String, String, String) {
+    (
+        format!(
+            "lock_timeout: gave up waiting for {} after {} (safe_migrations.lock_timeout), and is not retried: this \
+             transaction holds {} on {}, taken by `{}`, which every pause would keep",
+            waited_for(lock),
+            format_duration_ms(cap_ms),
+            held.level,
+            held.table,
+            held.statement
+        ),
+        describe_all(blockers),
+        "Retry the migration as a whole, or split it so that this statement runs in a transaction of its own \
+         (where it is retried)."
+            .to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +227,80 @@ mod tests {
             tables: vec![q("t")],
             mode,
         }
+    }
+
+    fn retry_of(stmt: Stmt, held: Vec<HeldLock>, retries: u32) -> Retry {
+        let settings = crate::settings::Settings {
+            lock_retries: retries,
+            ..enforce()
+        };
+        let context = Context {
+            held_locks: held,
+            in_transaction_block: true,
+            ..Context::default()
+        };
+        let catalog = TestCatalog::default();
+        retry(&stmt, &Scope::new(&context, &catalog, &settings))
+    }
+
+    fn held(table: &str) -> HeldLock {
+        HeldLock {
+            table: q(table),
+            level: LockLevel::AccessExclusive,
+            statement: format!("ALTER TABLE {table} ADD COLUMN x int"),
+            since: std::time::Instant::now(),
+            subtransaction: 1,
+        }
+    }
+
+    #[test]
+    fn a_capped_statement_is_retried_unless_its_transaction_holds_another_lock() {
+        let alter = lock(LockLevel::AccessExclusive);
+        assert_eq!(
+            retry_of(alter.clone(), vec![], 3),
+            Retry::Attempts {
+                retries: 3,
+                first_pause_ms: 1_000
+            }
+        );
+        assert_eq!(
+            retry_of(alter.clone(), vec![], 0),
+            Retry::Attempts {
+                retries: 0,
+                first_pause_ms: 1_000
+            }
+        );
+        // A lock on its own table does not count: it will not wait for that.
+        assert!(matches!(
+            retry_of(alter.clone(), vec![held("t")], 3),
+            Retry::Attempts { .. }
+        ));
+        assert!(matches!(
+            retry_of(alter, vec![held("users")], 3),
+            Retry::HoldsLock(lock) if lock.table == q("users")
+        ));
+        assert_eq!(retry_of(Stmt::Query, vec![], 3), Retry::No);
+        // Statements that check whether they run in a transaction block are not retried
+        // in a subtransaction: LOCK TABLE outside a block, what the model does not know.
+        let outside = Context::default();
+        let settings = enforce();
+        let catalog = TestCatalog::default();
+        let scope = Scope::new(&outside, &catalog, &settings);
+        assert_eq!(retry(&lock(LockLevel::AccessExclusive), &scope), Retry::No);
+        let other = Stmt::Other {
+            tag: "CREATE DATABASE".into(),
+            ddl: true,
+        };
+        assert_eq!(retry(&other, &scope), Retry::No);
+    }
+
+    #[test]
+    fn pauses_double_up_to_the_maximum_less_up_to_half_by_jitter() {
+        assert_eq!(pause_ms(1_000, 1, 0.0), 1_000);
+        assert_eq!(pause_ms(1_000, 2, 0.0), 2_000);
+        assert_eq!(pause_ms(1_000, 3, 1.0), 2_000);
+        assert_eq!(pause_ms(1_000, 10, 0.0), MAX_PAUSE_MS);
+        assert_eq!(pause_ms(1_000, 64, 0.5), MAX_PAUSE_MS - MAX_PAUSE_MS / 4);
     }
 
     #[test]

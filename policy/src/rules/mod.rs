@@ -263,6 +263,8 @@ pub struct Decision {
     pub acknowledged: Vec<Acknowledged>,
     /// Run the statement with this lock_timeout (ms), if set.
     pub lock_timeout_ms: Option<u64>,
+    /// What becomes of it when its lock wait reaches that lock_timeout.
+    pub retry: lock_timeout::Retry,
 }
 
 impl Decision {
@@ -351,6 +353,7 @@ pub fn decide(statement: &Statement, context: &Context, settings: &Settings, cat
         findings,
         acknowledged,
         lock_timeout_ms: lock_timeout::effective_lock_timeout(&statement.stmt, &scope),
+        retry: lock_timeout::retry(&statement.stmt, &scope),
     }
 }
 

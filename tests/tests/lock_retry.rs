@@ -1,0 +1,177 @@
+//! Rule lock_timeout's retries end to end: a guarded statement whose lock wait reaches
+//! the cap leaves the queue at once and is tried again after a pause, so the traffic
+//! behind it is never stalled longer than the cap, and the migration completes once the
+//! transaction in its way leaves a gap; when every attempt gives up, the error names the
+//! sessions in the way; a transaction that already holds a lock blocking traffic is not
+//! retried (every pause would keep that lock).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use e2e::{Cluster, ClusterOptions};
+use postgres::{Client, NoTls};
+
+/// The guarded role's cap, and the margin allowed past it for a reader's stall.
+const CAP: Duration = Duration::from_millis(500);
+const MARGIN: Duration = Duration::from_millis(400);
+
+fn connect(url: &str) -> Client {
+    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
+}
+
+fn cluster(extension: bool) -> Cluster {
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension,
+        ..ClusterOptions::default()
+    });
+    cluster.create_role(
+        "migrator",
+        &[
+            ("mode", "enforce"),
+            ("lock_timeout", "500ms"),
+            ("lock_retries", "3"),
+            ("lock_retry_delay", "200ms"),
+            ("max_lock_hold", "0"),
+        ],
+    );
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE TABLE t (id int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO migrator; \
+         CREATE TABLE u (id int); ALTER TABLE u OWNER TO migrator; \
+         CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app;",
+    );
+    cluster
+}
+
+/// Another session holds ACCESS SHARE on t (an open transaction that read it) for `hold`:
+/// reads go on beside it, an ALTER TABLE waits for it. Its backend's pid.
+fn hold_t(url: &str, hold: Duration) -> (i32, thread::JoinHandle<()>) {
+    let url = url.to_string();
+    let (started, pid) = mpsc::channel();
+    let handle = thread::spawn(move || {
+        let mut blocker = connect(&url);
+        blocker
+            .batch_execute("SET application_name = 'nightly-report'; BEGIN")
+            .unwrap();
+        let own: i32 = blocker.query_one("SELECT pg_backend_pid()", &[]).unwrap().get(0);
+        blocker.query_one("SELECT count(*) FROM t", &[]).unwrap();
+        started.send(own).unwrap();
+        thread::sleep(hold);
+        blocker.batch_execute("COMMIT").unwrap();
+    });
+    (pid.recv().unwrap(), handle)
+}
+
+/// Reads t every 20 ms until stopped: the longest any read waited.
+fn reader(url: &str) -> (Arc<AtomicBool>, thread::JoinHandle<Duration>) {
+    let url = url.to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::clone(&stop);
+    let handle = thread::spawn(move || {
+        let mut app = connect(&url);
+        let mut worst = Duration::ZERO;
+        while !stopped.load(Ordering::Relaxed) {
+            let start = Instant::now();
+            app.query_one("SELECT count(*) FROM t", &[]).unwrap();
+            worst = worst.max(start.elapsed());
+            thread::sleep(Duration::from_millis(20));
+        }
+        worst
+    });
+    (stop, handle)
+}
+
+fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
+    let mut migrator = connect(url);
+
+    // Blocked for about three attempts: retried, and it succeeds; the client sees one
+    // success, and no read waited longer than the cap.
+    let (stop, worst) = reader(app_url);
+    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(1_300));
+    let start = Instant::now();
+    migrator
+        .batch_execute("ALTER TABLE t ADD COLUMN v int")
+        .unwrap_or_else(|err| panic!("{path}: not retried until the blocker was gone: {err}"));
+    let took = start.elapsed();
+    blocker.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let worst = worst.join().unwrap();
+    assert!(
+        took >= Duration::from_millis(1_000),
+        "{path}: it did not wait for the blocker ({took:?})"
+    );
+    assert!(worst < CAP + MARGIN, "{path}: a read waited {worst:?}");
+
+    // Blocked for longer than every attempt: the error names the rule, the lock, the
+    // attempts, and the session in the way; the reads still never waited past the cap.
+    let (stop, worst) = reader(app_url);
+    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(8));
+    let error = migrator
+        .batch_execute("ALTER TABLE t ADD COLUMN w int")
+        .expect_err("the ALTER ran while the blocker held its lock");
+    stop.store(true, Ordering::Relaxed);
+    let worst = worst.join().unwrap();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert_eq!(db.code().code(), "55P03", "{path}: {db:?}");
+    assert!(
+        db.message()
+            .starts_with("lock_timeout: gave up waiting for ACCESS EXCLUSIVE on t after 4 attempts over "),
+        "{path}: {db:?}"
+    );
+    let detail = db.detail().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("pid {blocker_pid} (")) && detail.contains("application nightly-report"),
+        "{path}: {detail}"
+    );
+    assert!(detail.contains("AccessShareLock"), "{path}: {detail}");
+    assert!(worst < CAP + MARGIN, "{path}: a read waited {worst:?}");
+
+    // A transaction that holds a lock blocking traffic is not retried: it fails after
+    // one attempt, naming the lock it holds.
+    migrator.batch_execute("BEGIN; ALTER TABLE u ADD COLUMN x int").unwrap();
+    let start = Instant::now();
+    let error = migrator
+        .batch_execute("ALTER TABLE t ADD COLUMN w int")
+        .expect_err("the ALTER ran while the blocker held its lock");
+    let took = start.elapsed();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert!(
+        db.message().contains(
+            "and is not retried: this transaction holds ACCESS EXCLUSIVE on u, taken by `ALTER TABLE u ADD COLUMN x int`"
+        ),
+        "{path}: {db:?}"
+    );
+    assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
+    migrator.batch_execute("ROLLBACK").unwrap();
+    blocker.join().unwrap();
+
+    // Inside a transaction block with no other lock it is retried in place, and the
+    // block goes on.
+    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(800));
+    migrator
+        .batch_execute("BEGIN; ALTER TABLE t ADD COLUMN z int")
+        .unwrap_or_else(|err| panic!("{path}: not retried in the block: {err}"));
+    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
+    blocker.join().unwrap();
+    let columns: i64 = migrator
+        .query_one(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname IN ('v', 'z')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(columns, 2, "{path}");
+}
+
+#[test]
+fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
+    let cluster = cluster(true);
+    scenario(
+        &cluster.url("migrator", "postgres"),
+        &cluster.url("app", "postgres"),
+        &cluster.superuser_url(),
+        "extension",
+    );
+}
