@@ -60,6 +60,8 @@ mod tests {
             ("safe_migrations.unparsable", "reject"),
             ("safe_migrations.max_rows_per_statement", "50000"),
             ("safe_migrations.max_lock_hold", "10s"),
+            ("safe_migrations.lock_retries", "3"),
+            ("safe_migrations.lock_retry_delay", "1s"),
         ]
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
