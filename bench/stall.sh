@@ -13,7 +13,7 @@
 # A throwaway cluster (the extension preloaded), pgbench's TPC-B-like traffic on
 # pgbench_accounts (-c 8 -j 2, reads and writes), and a long transaction that holds ACCESS
 # SHARE on pgbench_accounts for 3 s at a time with 1 s gaps (a report that reads the table
-# in an open transaction). Three seconds into the traffic, a migration needs ACCESS
+# in an open transaction). One second into the traffic (1 s into the first hold), a migration needs ACCESS
 # EXCLUSIVE on the table (ALTER TABLE pgbench_accounts ADD COLUMN). Variants:
 #   no_guard              the migration's role is not guarded: it queues behind the long
 #                         transaction, and every query of the application queues behind it;
@@ -167,13 +167,13 @@ variant() { # NAME PORT
     local name=$1 port=$2 run=$work/runs/$1
     mkdir -p "$run"
     chown postgres:postgres "$run"
-    log "$name: $duration s of pgbench -c 8, the long transaction, the migration at 3 s"
+    log "$name: $duration s of pgbench -c 8, the long transaction, the migration at 1 s"
     holder &
     holder_pid=$!
     (cd "$run" && "$pg_bin/pgbench" -n -c 8 -j 2 -T "$duration" -l -h "$work/sock" -p "$pg_port" -U app bench \
         > "$run/pgbench.out" 2>&1) &
     local bench_pid=$!
-    sleep 3
+    sleep 1
     local start end status
     start=$(date +%s.%N)
     if "$pg_bin/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$name" -d bench \
@@ -239,7 +239,7 @@ lines = [
     "",
     f"Run {result['date']} on this 2-core machine ({profile} build): pgbench -c 8 (TPC-B-like, reads and writes of pgbench_accounts) "
     f"for {duration} s per variant; a long transaction holds ACCESS SHARE on pgbench_accounts for 3 s at a time with "
-    "1 s gaps; at 3 s a migration runs `ALTER TABLE pgbench_accounts ADD COLUMN ...` (ACCESS EXCLUSIVE). Guarded "
+    "1 s gaps; 1 s into the first hold a migration runs `ALTER TABLE pgbench_accounts ADD COLUMN ...` (ACCESS EXCLUSIVE). Guarded "
     "variants cap lock_timeout at 1 s; retries: 6, the first after 300 ms. Target: with the guard, the worst stall "
     "at most the cap plus 50 ms.",
     "",
