@@ -17,7 +17,10 @@ fn connect(url: &str) -> Client {
 /// unguarded `app` role.
 fn guarded_cluster() -> Cluster {
     let cluster = Cluster::start();
-    cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
+    cluster.create_role(
+        "migrator",
+        &[("mode", "enforce"), ("lock_timeout", "1s"), ("lock_retries", "0")],
+    );
     cluster.create_role("app", &[]);
     cluster.execute(
         &cluster.superuser_url(),
