@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use pgrx::PgMemoryContexts;
 use policy::blockers::{blockers_sql, from_rows, Blocker};
 use policy::finding::Lock;
+use policy::locks::table_locks;
 use policy::model::{LockLevel, QualifiedName};
-use policy::rules::lock_timeout::{awaited_lock, awaited_locks, gave_up, holds_lock, pause_ms, retry_log, Retry};
+use policy::rules::lock_timeout::{awaited_lock, gave_up, holds_lock, pause_ms, retry_log, Retry};
 use policy::{Decision, Statement};
 
 use crate::catalog::query_rows;
@@ -57,7 +58,8 @@ pub fn prepare(statement: &Statement, decision: &Decision) -> (c_int, c_int) {
         RUNNING.set(Some(Running {
             retry: decision.retry.clone(),
             lock: awaited_lock(&statement.stmt),
-            locks: awaited_locks(&statement.stmt),
+            // The relations and levels whose conflicting holders a failed attempt names.
+            locks: table_locks(&statement.stmt),
             cap_ms: decision.lock_timeout_ms.unwrap_or(0),
             started: Instant::now(),
             statement: policy::sql::first_line(&statement.source),

@@ -13,7 +13,7 @@ use super::{concurrently_in_transaction, Category, Rule, Scope};
 use crate::blockers::{describe_all, Blocker};
 use crate::finding::{Finding, Lock};
 use crate::locks::{strongest_lock, table_locks};
-use crate::model::{LockLevel, QualifiedName, Statement, Stmt};
+use crate::model::{Statement, Stmt};
 use crate::settings::format_duration_ms;
 use crate::transaction::HeldLock;
 
@@ -132,11 +132,6 @@ pub fn awaited_lock(stmt: &Stmt) -> Option<Lock> {
         level,
         relation: table.clone(),
     })
-}
-
-/// The relations and levels whose conflicting holders a failed attempt names.
-pub fn awaited_locks(stmt: &Stmt) -> Vec<(QualifiedName, LockLevel)> {
-    table_locks(stmt)
 }
 
 fn waited_for(lock: Option<&Lock>) -> String {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, Bytes, BytesMut};
 use pgwire::messages::response::ErrorResponse;
 use pgwire::messages::Message as _;
+use policy::blockers::mode_name;
 use policy::catalog_queries::regclass;
 use policy::model::LockLevel;
 use policy::report::{Level, Report};
@@ -49,19 +50,6 @@ pub(super) struct LockHold {
     pub(super) warned: bool,
 }
 
-/// pg_locks' names of the lock levels, weakest first (LOCKMODE 1 to 8, as `LockLevel`
-/// orders them).
-const MODES: [(LockLevel, &str); 8] = [
-    (LockLevel::AccessShare, "AccessShareLock"),
-    (LockLevel::RowShare, "RowShareLock"),
-    (LockLevel::RowExclusive, "RowExclusiveLock"),
-    (LockLevel::ShareUpdateExclusive, "ShareUpdateExclusiveLock"),
-    (LockLevel::Share, "ShareLock"),
-    (LockLevel::ShareRowExclusive, "ShareRowExclusiveLock"),
-    (LockLevel::Exclusive, "ExclusiveLock"),
-    (LockLevel::AccessExclusive, "AccessExclusiveLock"),
-];
-
 /// The query that says how strongly the session holds each of `locks`' tables now: one
 /// row per lock, in order, with the LOCKMODE number of the strongest lock granted on it
 /// (NULL for none; -1 when the name resolves to no relation now: renamed or dropped in
@@ -72,10 +60,12 @@ fn held_now_sql(locks: &[HeldLock]) -> String {
         .enumerate()
         .map(|(index, lock)| format!("({index}, {}::pg_catalog.oid)", regclass(&lock.table)))
         .collect();
-    let modes: Vec<String> = MODES
-        .iter()
-        .enumerate()
-        .map(|(number, (_, name))| format!("WHEN {} THEN {}", literal(name), number + 1))
+    // LOCKMODE numbers 1 to 8, as pg_locks names them.
+    let modes: Vec<String> = (1..=8)
+        .map(|number| {
+            let name = mode_name(LockLevel::from_lockmode(number));
+            format!("WHEN {} THEN {number}", literal(name))
+        })
         .collect();
     format!(
         "SELECT CASE WHEN t.relation IS NULL THEN -1 ELSE (SELECT max(CASE l.mode {} END) \
@@ -124,15 +114,15 @@ impl Session {
     /// rolls its subtransaction back): once the session is idle in its block, ask the
     /// server which of the locks followed it still holds, and forget the others.
     pub(super) async fn verify_routine_locks(&mut self) -> Result<(), SessionError> {
+        if !self.lock_hold.routine_locks_unverified {
+            return Ok(());
+        }
         if budget_ms(&self.settings).is_none() {
             // The rule does not apply to the role: nothing to count.
             self.lock_hold.routine_locks_unverified = false;
             return Ok(());
         }
-        if !self.lock_hold.routine_locks_unverified
-            || !self.tracker.idle()
-            || self.tracker.status != TransactionStatus::InBlock
-        {
+        if !self.tracker.idle() || self.tracker.status != TransactionStatus::InBlock {
             return Ok(());
         }
         self.lock_hold.routine_locks_unverified = false;
