@@ -8,14 +8,12 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use pgrx::PgMemoryContexts;
 use policy::blockers::{blockers_sql, from_rows, Blocker};
-use policy::finding::Lock;
-use policy::locks::table_locks;
 use policy::model::{LockLevel, QualifiedName};
-use policy::rules::lock_timeout::{awaited_lock, gave_up, holds_lock, pause_ms, retry_log, Retry};
+use policy::rules::lock_timeout::{AfterAttempt, Retry, Retrying};
 use policy::{Decision, Statement};
 
 use crate::catalog::query_rows;
@@ -32,13 +30,8 @@ pub struct SmRetry {
 
 /// The statement hook.c is running with retries.
 struct Running {
-    retry: Retry,
-    lock: Option<Lock>,
-    locks: Vec<(QualifiedName, LockLevel)>,
-    cap_ms: u64,
+    retrying: Retrying,
     started: Instant,
-    /// Its first line: the transaction model's locks taken by it carry it.
-    statement: String,
 }
 
 thread_local! {
@@ -55,15 +48,12 @@ pub fn prepare(statement: &Statement, decision: &Decision) -> (c_int, c_int) {
         _ => (0, 0),
     };
     if mode != 0 {
-        RUNNING.set(Some(Running {
-            retry: decision.retry.clone(),
-            lock: awaited_lock(&statement.stmt),
-            // The relations and levels whose conflicting holders a failed attempt names.
-            locks: table_locks(&statement.stmt),
-            cap_ms: decision.lock_timeout_ms.unwrap_or(0),
-            started: Instant::now(),
-            statement: policy::sql::first_line(&statement.source),
-        }));
+        if let Some(retrying) = Retrying::new(statement, decision) {
+            RUNNING.set(Some(Running {
+                retrying,
+                started: Instant::now(),
+            }));
+        }
     }
     (mode, retries)
 }
@@ -77,35 +67,18 @@ pub extern "C-unwind" fn sm_lock_wait_gave_up(attempt: c_int) -> *mut SmRetry {
     let Some(running) = RUNNING.take() else {
         return to_c(-1, None);
     };
-    let blockers = blockers(&running.locks);
+    let blockers = blockers(&running.retrying.locks);
     let elapsed = u64::try_from(running.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (pause, report) = match &running.retry {
-        Retry::Attempts {
-            retries,
-            first_pause_ms,
-        } if attempt <= *retries => {
-            let pause = pause_ms(*first_pause_ms, attempt, jitter());
-            pgrx::log!(
-                "{}",
-                retry_log(running.lock.as_ref(), attempt, retries + 1, pause, &blockers)
+    let (pause, report) = match running.retrying.after_attempt(attempt, elapsed, &blockers, jitter()) {
+        AfterAttempt::Pause { pause_ms, log } => {
+            pgrx::log!("{log}");
+            crate::verdict::locks_taken_again(
+                &running.retrying.statement,
+                Instant::now() + Duration::from_millis(pause_ms),
             );
-            crate::verdict::locks_taken_again(&running.statement, Instant::now() + Duration::from_millis(pause));
-            (c_int::try_from(pause).unwrap_or(c_int::MAX), None)
+            (c_int::try_from(pause_ms).unwrap_or(c_int::MAX), None)
         }
-        Retry::HoldsLock(held) => (
-            -1,
-            Some(holds_lock(running.lock.as_ref(), running.cap_ms, held, &blockers)),
-        ),
-        _ => (
-            -1,
-            Some(gave_up(
-                running.lock.as_ref(),
-                attempt,
-                elapsed,
-                running.cap_ms,
-                &blockers,
-            )),
-        ),
+        AfterAttempt::Fail { message, detail, hint } => (-1, Some((message, detail, hint))),
     };
     if pause >= 0 {
         RUNNING.set(Some(running));
@@ -131,12 +104,9 @@ fn blockers(locks: &[(QualifiedName, LockLevel)]) -> Vec<Blocker> {
 
 /// 0 to 1, different for sessions retrying together.
 fn jitter() -> f64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |time| time.subsec_nanos());
     // SAFETY: MyProcPid is a plain int set at backend start, read on the backend's thread.
     let pid = unsafe { pgrx::pg_sys::MyProcPid } as u32;
-    f64::from(nanos.wrapping_mul(2_654_435_761).wrapping_add(pid.wrapping_mul(40_503)) % 1_000_000) / 1_000_000.0
+    policy::rules::lock_timeout::jitter(pid)
 }
 
 fn to_c(pause_ms: c_int, report: Option<(String, String, String)>) -> *mut SmRetry {

@@ -18,6 +18,8 @@ pub struct Upstream {
     host: String,
     mode: UpstreamTls,
     connector: Option<tokio_rustls::TlsConnector>,
+    /// The sessions that hear of their clients' cancels.
+    pub cancels: super::cancels::Cancels,
 }
 
 impl Upstream {
@@ -34,6 +36,7 @@ impl Upstream {
             host,
             mode,
             connector,
+            cancels: super::cancels::Cancels::default(),
         }
     }
 
@@ -77,8 +80,10 @@ impl Upstream {
         }
     }
 
-    /// Forward a CancelRequest packet unchanged: the client's key is the server's.
+    /// Forward a CancelRequest packet unchanged (the client's key is the server's), and
+    /// tell the session it names.
     pub async fn cancel(&self, packet: &[u8]) -> Result<(), String> {
+        self.cancels.cancel(packet);
         let mut stream = self.connect().await?;
         stream.write_all(packet).await.map_err(|err| err.to_string())?;
         stream.flush().await.map_err(|err| err.to_string())?;

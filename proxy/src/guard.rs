@@ -9,6 +9,7 @@ use policy::catalog::Volatility;
 use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
 use policy::model::{RoutineKind, Stmt};
 use policy::report::{reports, Level, Report};
+use policy::rules::lock_timeout::Retrying;
 use policy::settings::Unparsable;
 use policy::sql::first_line;
 use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus};
@@ -48,6 +49,9 @@ pub struct Verdict {
     pub refusal: Option<Refusal>,
     /// The lock_timeout cap for each statement (ms), when it gets one.
     pub caps: Vec<Option<u64>>,
+    /// For each statement let through, how it is run again when its lock wait gives up
+    /// (`policy::rules::lock_timeout::Retrying`), when it is.
+    pub retrying: Vec<Option<Retrying>>,
     /// Relations the statements create.
     pub created: Vec<QualifiedName>,
     /// The session's transaction as the statements leave it, when they all run: what
@@ -190,6 +194,12 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             }
         }
         verdict.caps.push(cap);
+        verdict
+            .retrying
+            .push(Retrying::new(statement, &decision).map(|retrying| Retrying {
+                cap_ms: cap.unwrap_or(retrying.cap_ms),
+                ..retrying
+            }));
         verdict.created.extend(creates);
         if statement.stmt == Stmt::Routine(RoutineKind::CreateFunction) {
             if let Some(name) = defined_function(&statement.source) {

@@ -8,6 +8,7 @@
 //! `clean_verdicts` the statements a session need not parse again.
 
 mod backend;
+mod cancels;
 mod catalog;
 mod clean_verdicts;
 mod config;

@@ -90,6 +90,8 @@ struct Pending {
     /// A client Query whose ReadyForQuery is kept back: a hidden Query sent right after
     /// it answers for it (see `push_query_holding_ready`).
     hold_ready: bool,
+    /// A client message whose answer is held back (see `push_captured`).
+    capture: bool,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,8 @@ pub struct Tracker {
     /// The session's is_superuser, as the server last reported it (SET ROLE changes it).
     pub superuser: Option<bool>,
     results: HashMap<(u64, usize), HiddenResult>,
+    /// The answers of captured client messages so far.
+    captured: BytesMut,
 }
 
 impl Tracker {
@@ -140,6 +144,7 @@ impl Tracker {
             standard_conforming_strings: true,
             superuser: None,
             results: HashMap::new(),
+            captured: BytesMut::new(),
         }
     }
 
@@ -187,6 +192,7 @@ impl Tracker {
             segments,
             segment: 0,
             hold_ready: false,
+            capture: false,
         }));
         self.emit_synthetic(out);
     }
@@ -199,6 +205,43 @@ impl Tracker {
         if let Some(Entry::Pending(pending)) = self.queue.back_mut() {
             pending.hold_ready = true;
         }
+    }
+
+    /// Record a client message (a Query, an Execute, a Sync) whose answer is held back
+    /// rather than sent to the client: the proxy decides what the client sees of it
+    /// (`take_captured`), as for a statement it runs again when its lock wait gave up.
+    /// Only for statements that return no rows, whose answers are a few small messages.
+    pub fn push_captured(&mut self, expect: Expect, out: &mut BytesMut) {
+        let before = self.queue.len();
+        self.push(Owner::Client, expect, out);
+        if self.queue.len() > before {
+            if let Some(Entry::Pending(pending)) = self.queue.back_mut() {
+                pending.capture = true;
+            }
+        }
+    }
+
+    /// Send what was captured on to the client after all, and the rest of the captured
+    /// messages' answers as they come.
+    pub fn release_capture(&mut self, out: &mut BytesMut) {
+        for entry in &mut self.queue {
+            if let Entry::Pending(pending) = entry {
+                pending.capture = false;
+            }
+        }
+        out.extend_from_slice(&self.captured.split());
+    }
+
+    /// Is a captured message's answer still to come?
+    pub fn capture_pending(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|entry| matches!(entry, Entry::Pending(Pending { capture: true, .. })))
+    }
+
+    /// The captured answer, once complete (`capture_pending` false).
+    pub fn take_captured(&mut self) -> Bytes {
+        self.captured.split().freeze()
     }
 
     /// Queue the proxy's own bytes for the client, after everything sent before.
@@ -273,9 +316,20 @@ impl Tracker {
         }
     }
 
-    /// Route one server message: bytes for the client go to `out`.
+    /// Route one server message: bytes for the client go to `out`, or to the captured
+    /// answer while a captured message is the one answered.
     pub fn on_server(&mut self, message: Message, out: &mut BytesMut) -> Result<(), FrameError> {
         self.emit_synthetic(out);
+        if matches!(self.queue.front(), Some(Entry::Pending(Pending { capture: true, .. }))) {
+            let mut captured = std::mem::take(&mut self.captured);
+            let routed = self.route(message, &mut captured);
+            self.captured = captured;
+            return routed;
+        }
+        self.route(message, out)
+    }
+
+    fn route(&mut self, message: Message, out: &mut BytesMut) -> Result<(), FrameError> {
         match message.tag {
             b'S' => {
                 let mut reader = BodyReader::new(message.body());
@@ -677,6 +731,28 @@ mod tests {
         assert_eq!(out[0], b'E');
         assert_eq!(&out[out.len() - 6..], b"Z\0\0\0\x05E");
         assert_eq!(tracker.status, TransactionStatus::Failed);
+    }
+
+    #[test]
+    fn a_captured_query_answer_is_held_back_whole() {
+        let mut tracker = Tracker::new(TransactionStatus::Idle);
+        let mut out = BytesMut::new();
+        tracker.push_captured(Expect::Query, &mut out);
+        tracker.push(hidden(4, 0), Expect::Query, &mut out);
+        assert!(tracker.capture_pending());
+        tracker.on_server(msg(b'N', b"SNOTICE\0\0"), &mut out).unwrap();
+        tracker.on_server(error("55P03"), &mut out).unwrap();
+        tracker.on_server(msg(b'Z', b"I"), &mut out).unwrap();
+        assert!(out.is_empty(), "nothing reaches the client");
+        assert!(!tracker.capture_pending());
+        let captured = tracker.take_captured();
+        assert_eq!(captured[0], b'N');
+        assert_eq!(&captured[captured.len() - 6..], b"Z\0\0\0\x05I");
+        assert_eq!(tracker.status, TransactionStatus::Idle);
+        // What follows is routed as before.
+        tracker.on_server(msg(b'Z', b"I"), &mut out).unwrap();
+        assert!(tracker.take_captured().is_empty());
+        assert!(tracker.take_result(4, 0).is_some());
     }
 
     #[test]

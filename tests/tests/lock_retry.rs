@@ -3,14 +3,16 @@
 //! behind it is never stalled longer than the cap, and the migration completes once the
 //! transaction in its way leaves a gap; when every attempt gives up, the error names the
 //! sessions in the way; a transaction that already holds a lock blocking traffic is not
-//! retried (every pause would keep that lock).
+//! retried (every pause would keep that lock); a cancel during a pause ends the retries.
+//! Through the extension and through the proxy, by simple Query and by the extended
+//! protocol (Parse/Bind/Execute/Sync), outside and inside a transaction block.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Cluster, ClusterOptions};
+use e2e::{Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls};
 
 /// The guarded role's cap, and the margin allowed past it for a reader's stall.
@@ -36,11 +38,23 @@ fn cluster(extension: bool) -> Cluster {
             ("max_lock_hold", "0"),
         ],
     );
+    // Pauses long enough for a cancel to land in one.
+    cluster.create_role(
+        "patient",
+        &[
+            ("mode", "enforce"),
+            ("lock_timeout", "500ms"),
+            ("lock_retries", "3"),
+            ("lock_retry_delay", "10s"),
+            ("max_lock_hold", "0"),
+        ],
+    );
     cluster.execute(
         &cluster.superuser_url(),
         "CREATE TABLE t (id int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO migrator; \
          CREATE TABLE u (id int); ALTER TABLE u OWNER TO migrator; \
-         CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app;",
+         CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app; \
+         GRANT migrator TO patient;",
     );
     cluster
 }
@@ -83,6 +97,38 @@ fn reader(url: &str) -> (Arc<AtomicBool>, thread::JoinHandle<Duration>) {
     (stop, handle)
 }
 
+fn added(client: &mut Client, column: &str) -> bool {
+    client
+        .query_one(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = $1",
+            &[&column],
+        )
+        .unwrap()
+        .get::<_, i64>(0)
+        == 1
+}
+
+/// The error of a statement that gave up after every attempt, checked.
+fn assert_gave_up(error: &postgres::Error, blocker_pid: i32, path: &str) {
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert_eq!(db.code().code(), "55P03", "{path}: {db:?}");
+    assert!(
+        db.message()
+            .starts_with("lock_timeout: gave up waiting for ACCESS EXCLUSIVE on t after 4 attempts over "),
+        "{path}: {db:?}"
+    );
+    let detail = db.detail().unwrap_or_default();
+    assert!(
+        detail.contains(&format!("pid {blocker_pid} (")) && detail.contains("application nightly-report"),
+        "{path}: {detail}"
+    );
+    assert!(detail.contains("AccessShareLock"), "{path}: {detail}");
+    assert!(
+        db.hint().unwrap_or_default().contains("safe_migrations.lock_retries"),
+        "{path}: {db:?}"
+    );
+}
+
 fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let mut migrator = connect(url);
 
@@ -106,27 +152,62 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
 
     // Blocked for longer than every attempt: the error names the rule, the lock, the
     // attempts, and the session in the way; the reads still never waited past the cap.
+    // The same by the extended protocol, and inside a transaction block (by statements
+    // sent one at a time, then in one string).
+    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(1_300));
+    let start = Instant::now();
+    migrator
+        .execute("ALTER TABLE t ADD COLUMN e int", &[])
+        .unwrap_or_else(|err| panic!("{path}: extended: not retried until the blocker was gone: {err}"));
+    assert!(start.elapsed() >= Duration::from_millis(1_000), "{path}: extended");
+    blocker.join().unwrap();
+    assert!(added(&mut migrator, "e"), "{path}: extended");
+    for extended in [false, true] {
+        let (_, blocker) = hold_t(superuser_url, Duration::from_millis(1_300));
+        let fresh = if extended { "fresh_e" } else { "fresh_q" };
+        migrator
+            .batch_execute(&format!("BEGIN; CREATE TABLE {fresh} (id int)"))
+            .unwrap();
+        let start = Instant::now();
+        let ran = if extended {
+            migrator.execute("ALTER TABLE t ADD COLUMN be int", &[]).map(|_| ())
+        } else {
+            migrator.batch_execute("ALTER TABLE t ADD COLUMN bq int")
+        };
+        ran.unwrap_or_else(|err| panic!("{path}: in a block (extended: {extended}): not retried: {err}"));
+        assert!(start.elapsed() >= Duration::from_millis(1_000), "{path}: in a block");
+        // The block goes on, with what it did before the retries.
+        migrator
+            .batch_execute(&format!("INSERT INTO {fresh} VALUES (1); COMMIT"))
+            .unwrap();
+        blocker.join().unwrap();
+    }
+    assert!(added(&mut migrator, "be") && added(&mut migrator, "bq"), "{path}");
+
+    // Blocked for longer than every attempt: the error names the rule, the lock, the
+    // attempts, and the session in the way; the reads still never waited past the cap.
     let (stop, worst) = reader(app_url);
-    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(8));
+    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(12));
     let error = migrator
         .batch_execute("ALTER TABLE t ADD COLUMN w int")
         .expect_err("the ALTER ran while the blocker held its lock");
     stop.store(true, Ordering::Relaxed);
     let worst = worst.join().unwrap();
-    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
-    assert_eq!(db.code().code(), "55P03", "{path}: {db:?}");
-    assert!(
-        db.message()
-            .starts_with("lock_timeout: gave up waiting for ACCESS EXCLUSIVE on t after 4 attempts over "),
-        "{path}: {db:?}"
-    );
-    let detail = db.detail().unwrap_or_default();
-    assert!(
-        detail.contains(&format!("pid {blocker_pid} (")) && detail.contains("application nightly-report"),
-        "{path}: {detail}"
-    );
-    assert!(detail.contains("AccessShareLock"), "{path}: {detail}");
+    assert_gave_up(&error, blocker_pid, path);
     assert!(worst < CAP + MARGIN, "{path}: a read waited {worst:?}");
+    // By the extended protocol, in a block: the block is failed, as by the server alone.
+    migrator.batch_execute("BEGIN").unwrap();
+    let error = migrator
+        .execute("ALTER TABLE t ADD COLUMN w int", &[])
+        .expect_err("the ALTER ran while the blocker held its lock");
+    assert_gave_up(&error, blocker_pid, &format!("{path}: extended in a block"));
+    let aborted = migrator.batch_execute("SELECT 1").expect_err("the block went on");
+    assert_eq!(
+        aborted.as_db_error().map(|db| db.code().code()),
+        Some("25P02"),
+        "{path}: {aborted}"
+    );
+    migrator.batch_execute("ROLLBACK").unwrap();
 
     // A transaction that holds a lock blocking traffic is not retried: it fails after
     // one attempt, naming the lock it holds.
@@ -147,22 +228,50 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     migrator.batch_execute("ROLLBACK").unwrap();
     blocker.join().unwrap();
 
-    // Inside a transaction block with no other lock it is retried in place, and the
-    // block goes on.
-    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(800));
-    migrator
-        .batch_execute("BEGIN; ALTER TABLE t ADD COLUMN z int")
-        .unwrap_or_else(|err| panic!("{path}: not retried in the block: {err}"));
-    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
+    assert!(added(&mut migrator, "v"), "{path}");
+}
+
+/// A cancel during the pause between two attempts ends the retries at once, with the
+/// server's words for a cancel; in a block, the block is failed as by the cancelled
+/// statement.
+fn cancel_in_a_pause(url: &str, superuser_url: &str, path: &str) {
+    let mut patient = connect(url);
+    let (_, blocker) = hold_t(superuser_url, Duration::from_secs(4));
+    for in_block in [false, true] {
+        if in_block {
+            patient.batch_execute("BEGIN").unwrap();
+        }
+        let token = patient.cancel_token();
+        let canceller = thread::spawn(move || {
+            // The first attempt gives up at 500 ms; the pause after it lasts 5 to 10 s.
+            thread::sleep(Duration::from_millis(1_200));
+            token.cancel_query(NoTls).unwrap();
+            Instant::now()
+        });
+        let error = patient
+            .batch_execute("ALTER TABLE t ADD COLUMN c int")
+            .expect_err("the ALTER ran while the blocker held its lock");
+        let answered = Instant::now();
+        let cancelled_at = canceller.join().unwrap();
+        let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+        assert_eq!(db.code().code(), "57014", "{path}: {db:?}");
+        assert_eq!(db.message(), "canceling statement due to user request", "{path}");
+        assert!(
+            answered.duration_since(cancelled_at) < Duration::from_millis(500),
+            "{path}: the cancel waited for the pause to end"
+        );
+        if in_block {
+            let aborted = patient.batch_execute("SELECT 1").expect_err("the block went on");
+            assert_eq!(
+                aborted.as_db_error().map(|db| db.code().code()),
+                Some("25P02"),
+                "{path}"
+            );
+            patient.batch_execute("ROLLBACK").unwrap();
+        }
+    }
     blocker.join().unwrap();
-    let columns: i64 = migrator
-        .query_one(
-            "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname IN ('v', 'z')",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    assert_eq!(columns, 2, "{path}");
+    assert!(!added(&mut patient, "c"), "{path}");
 }
 
 #[test]
@@ -173,5 +282,39 @@ fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
         &cluster.url("app", "postgres"),
         &cluster.superuser_url(),
         "extension",
+    );
+    // In place, in a string of several statements too.
+    let mut migrator = connect(&cluster.url("migrator", "postgres"));
+    let (_, blocker) = hold_t(&cluster.superuser_url(), Duration::from_millis(800));
+    migrator
+        .batch_execute("BEGIN; ALTER TABLE t ADD COLUMN z int")
+        .unwrap_or_else(|err| panic!("extension: not retried in the block: {err}"));
+    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
+    blocker.join().unwrap();
+    assert!(added(&mut migrator, "z"));
+    cancel_in_a_pause(
+        &cluster.url("patient", "postgres"),
+        &cluster.superuser_url(),
+        "extension",
+    );
+}
+
+#[test]
+fn the_proxy_retries_a_statement_whose_lock_wait_gave_up() {
+    let cluster = cluster(false);
+    let proxy = Proxy::start(&cluster, &[]);
+    scenario(
+        &proxy.url("migrator", "postgres"),
+        &cluster.url("app", "postgres"),
+        &cluster.superuser_url(),
+        "proxy",
+    );
+    cancel_in_a_pause(&proxy.url("patient", "postgres"), &cluster.superuser_url(), "proxy");
+    // Each retry is in the proxy's log, with the lock and the session in the way.
+    let log = proxy.log();
+    assert!(
+        log.contains("lock_timeout: attempt 1 of 4 to take ACCESS EXCLUSIVE on t gave up; retrying in")
+            && log.contains("application nightly-report"),
+        "{log}"
     );
 }

@@ -123,6 +123,20 @@ pub fn pause_ms(first_pause_ms: u64, number: u32, jitter: f64) -> u64 {
     full - ((full / 2) as f64 * jitter) as u64
 }
 
+/// 0 to 1 from the clock and `salt` (a process id, say): different for sessions retrying
+/// together.
+pub fn jitter(salt: u32) -> f64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |time| time.subsec_nanos());
+    f64::from(
+        nanos
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(salt.wrapping_mul(40_503))
+            % 1_000_000,
+    ) / 1_000_000.0
+}
+
 /// The lock `stmt` waits for, as messages name it: its strongest, on its first table.
 pub fn awaited_lock(stmt: &Stmt) -> Option<Lock> {
     let level = strongest_lock(stmt)?;
@@ -149,6 +163,79 @@ pub fn retry_log(lock: Option<&Lock>, attempt: u32, attempts: u32, pause_ms: u64
         format_duration_ms(pause_ms),
         describe_all(blockers)
     )
+}
+
+/// A statement run with retries, as both adapters run it: what it waits for, which
+/// sessions to name when an attempt gives up, and what comes after each failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retrying {
+    pub retry: Retry,
+    /// The lock the messages name (`awaited_lock`).
+    pub lock: Option<Lock>,
+    /// The relations and levels whose conflicting holders a failed attempt names
+    /// (`crate::blockers::blockers_sql`).
+    pub locks: Vec<(crate::model::QualifiedName, crate::model::LockLevel)>,
+    /// The lock_timeout each attempt runs with (ms).
+    pub cap_ms: u64,
+    /// The statement's first line: the transaction model's locks taken by it carry it.
+    pub statement: String,
+}
+
+/// What follows an attempt that gave up waiting for its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AfterAttempt {
+    /// Pause this long, log this line, and try again.
+    Pause { pause_ms: u64, log: String },
+    /// Fail with this message, detail and hint (SQLSTATE 55P03, as the server's).
+    Fail {
+        message: String,
+        detail: String,
+        hint: String,
+    },
+}
+
+impl Retrying {
+    /// How `statement`, decided as `decision`, runs: None when it runs as it is (no cap,
+    /// or not run in a subtransaction: `Retry::No`).
+    pub fn new(statement: &Statement, decision: &crate::Decision) -> Option<Retrying> {
+        let cap_ms = decision.lock_timeout_ms?;
+        if decision.retry == Retry::No {
+            return None;
+        }
+        Some(Retrying {
+            retry: decision.retry.clone(),
+            lock: awaited_lock(&statement.stmt),
+            locks: table_locks(&statement.stmt),
+            cap_ms,
+            statement: crate::sql::first_line(&statement.source),
+        })
+    }
+
+    /// Attempts in all, the first included.
+    pub fn attempts(&self) -> u32 {
+        match self.retry {
+            Retry::Attempts { retries, .. } => retries.saturating_add(1),
+            _ => 1,
+        }
+    }
+
+    /// After attempt `attempt` (1 for the first) gave up, `elapsed_ms` after the first
+    /// began, with `blockers` in the way; `jitter` (0 to 1) spreads the pauses.
+    pub fn after_attempt(&self, attempt: u32, elapsed_ms: u64, blockers: &[Blocker], jitter: f64) -> AfterAttempt {
+        let (message, detail, hint) = match &self.retry {
+            Retry::Attempts {
+                retries,
+                first_pause_ms,
+            } if attempt <= *retries => {
+                let pause_ms = pause_ms(*first_pause_ms, attempt, jitter);
+                let log = retry_log(self.lock.as_ref(), attempt, retries + 1, pause_ms, blockers);
+                return AfterAttempt::Pause { pause_ms, log };
+            }
+            Retry::HoldsLock(held) => holds_lock(self.lock.as_ref(), self.cap_ms, held, blockers),
+            _ => gave_up(self.lock.as_ref(), attempt, elapsed_ms, self.cap_ms, blockers),
+        };
+        AfterAttempt::Fail { message, detail, hint }
+    }
 }
 
 /// Message, detail and hint of the error when every attempt gave up.
@@ -287,6 +374,64 @@ mod tests {
             ddl: true,
         };
         assert_eq!(retry(&other, &scope), Retry::No);
+    }
+
+    fn retrying(retry: Retry) -> Retrying {
+        let statement = Statement::new(
+            lock(LockLevel::AccessExclusive),
+            "LOCK TABLE t\nIN ACCESS EXCLUSIVE MODE",
+        );
+        let decision = crate::Decision {
+            lock_timeout_ms: Some(1_000),
+            retry,
+            ..crate::Decision::default()
+        };
+        Retrying::new(&statement, &decision).expect("retried")
+    }
+
+    #[test]
+    fn retrying_pauses_until_the_last_attempt_then_fails_naming_the_lock() {
+        let plan = retrying(Retry::Attempts {
+            retries: 2,
+            first_pause_ms: 100,
+        });
+        assert_eq!(plan.attempts(), 3);
+        assert_eq!(plan.statement, "LOCK TABLE t");
+        assert_eq!(plan.locks, vec![(q("t"), LockLevel::AccessExclusive)]);
+        match plan.after_attempt(2, 1_500, &[], 0.0) {
+            AfterAttempt::Pause { pause_ms, log } => {
+                assert_eq!(pause_ms, 200);
+                assert!(log.contains("attempt 2 of 3"), "{log}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match plan.after_attempt(3, 4_000, &[], 0.0) {
+            AfterAttempt::Fail { message, .. } => {
+                assert!(
+                    message.contains("after 3 attempts over 4s, each capped at 1s"),
+                    "{message}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let holds = retrying(Retry::HoldsLock(held("users")));
+        assert_eq!(holds.attempts(), 1);
+        assert!(matches!(
+            holds.after_attempt(1, 1_000, &[], 0.0),
+            AfterAttempt::Fail { message, .. } if message.contains("holds ACCESS EXCLUSIVE on users")
+        ));
+        let none = crate::Decision {
+            lock_timeout_ms: Some(1_000),
+            ..crate::Decision::default()
+        };
+        assert_eq!(Retrying::new(&Statement::new(Stmt::Query, "SELECT 1"), &none), None);
+    }
+
+    #[test]
+    fn jitter_is_between_zero_and_one() {
+        for salt in [0, 1, u32::MAX] {
+            assert!((0.0..=1.0).contains(&jitter(salt)));
+        }
     }
 
     #[test]

@@ -103,6 +103,32 @@ pub fn sqlstate(message: &Message) -> Option<String> {
         .find_map(|(code, value)| (code == b'C').then_some(value))
 }
 
+/// The server's error with the guard's message, detail and hint in place of its own;
+/// every other field (severity, SQLSTATE, position, where, file and line) as it sent it.
+/// None when its fields do not read.
+pub fn with_report(error: &Message, message: &str, detail: &str, hint: &str) -> Option<Message> {
+    let mut fields: Vec<(u8, String)> = fields(error)
+        .ok()?
+        .into_iter()
+        .filter(|(code, _)| !matches!(code, b'D' | b'H'))
+        .map(|(code, value)| {
+            if code == b'M' {
+                (code, message.to_string())
+            } else {
+                (code, value)
+            }
+        })
+        .collect();
+    fields.push((b'D', detail.to_string()));
+    fields.push((b'H', hint.to_string()));
+    let mut out = BytesMut::new();
+    ErrorResponse::new(fields).encode(&mut out).ok()?;
+    Some(Message {
+        tag: b'E',
+        bytes: out.freeze(),
+    })
+}
+
 /// The same error or notice with its statement position ('P', 1-based characters) moved
 /// back by `shift` characters: the proxy inserted that much text before the statement.
 /// Everything else, field order included, stays as the server sent it.

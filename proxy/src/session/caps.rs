@@ -8,8 +8,10 @@ use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{query, sync, Message};
 use crate::tracker::{Expect, OnError, Owner};
 use ::parse::ParsedStatement;
+use policy::rules::lock_timeout::Retrying;
 
 use super::extended::Prepared;
+use super::retries::without_ready;
 use super::{Rows, Session, SessionError};
 
 /// How a capped Query's cap is taken off again.
@@ -60,10 +62,18 @@ impl Session {
     ///
     /// If setting the cap fails (a cancel, a terminated backend), the client's statement
     /// is not sent: the server's error and ReadyForQuery are the client's answer.
-    pub(super) async fn send_capped_alone(&mut self, message: Message, cap: u64) -> Result<(), SessionError> {
+    ///
+    /// With `retrying`, an attempt whose lock wait gave up is run again (`retries`): the
+    /// client gets the last attempt's answer.
+    pub(super) async fn send_capped_alone(
+        &mut self,
+        message: Message,
+        cap: u64,
+        retrying: Option<Retrying>,
+    ) -> Result<(), SessionError> {
         let restore = match self.tracker.status {
             TransactionStatus::Idle => match self.set_cap_hidden(&set_session_cap_sql(cap)).await? {
-                Some(rows) => CapRestore::Session(Restore::after(&rows)),
+                Some(rows) => Some(CapRestore::Session(Restore::after(&rows))),
                 None => return Ok(()),
             },
             TransactionStatus::InBlock => {
@@ -77,17 +87,20 @@ impl Session {
                 let shown = shown.unwrap_or_default();
                 let shown_ms = parse_duration_ms(&shown).unwrap_or(0);
                 if shown_ms != 0 && shown_ms <= cap {
-                    self.send(&message, Owner::Client, Expect::Query);
-                    return Ok(());
+                    None
+                } else {
+                    if self
+                        .set_cap_hidden(&format!("SET LOCAL lock_timeout = {cap}"))
+                        .await?
+                        .is_none()
+                    {
+                        return Ok(());
+                    }
+                    Some(CapRestore::Local(format!(
+                        "SET LOCAL lock_timeout = '{}'",
+                        shown.replace('\'', "''")
+                    )))
                 }
-                if self
-                    .set_cap_hidden(&format!("SET LOCAL lock_timeout = {cap}"))
-                    .await?
-                    .is_none()
-                {
-                    return Ok(());
-                }
-                CapRestore::Local(format!("SET LOCAL lock_timeout = '{}'", shown.replace('\'', "''")))
             }
             _ => {
                 self.send(&message, Owner::Client, Expect::Query);
@@ -96,8 +109,23 @@ impl Session {
         };
         // The restore's ReadyForQuery ends the client's exchange, so nothing of it can
         // come after.
-        self.to_server.extend_from_slice(&message.bytes);
-        self.tracker.push_query_holding_ready(&mut self.to_client);
+        match (retrying, &restore) {
+            (Some(retrying), _) => {
+                let answer = self.run_with_retries(&message, &retrying).await?;
+                match restore {
+                    Some(_) => self.to_client.extend_from_slice(&without_ready(answer)),
+                    None => self.to_client.extend_from_slice(&answer),
+                }
+            }
+            (None, Some(_)) => {
+                self.to_server.extend_from_slice(&message.bytes);
+                self.tracker.push_query_holding_ready(&mut self.to_client);
+            }
+            (None, None) => self.send(&message, Owner::Client, Expect::Query),
+        }
+        let Some(restore) = restore else {
+            return Ok(());
+        };
         let batch = self.new_batch();
         match restore {
             // Outside a block its failure (a late cancel) is not the client's statement's:

@@ -1,8 +1,11 @@
 //! The extended-query path: a Parse decided, the prepared statements and portals
 //! remembered with their caps, and Bind, Describe, Execute, Close and Sync relayed.
 
+use std::time::Instant;
+
 use policy::model::TransactionKind;
 use policy::report::Report;
+use policy::rules::lock_timeout::Retrying;
 use policy::transaction::HeldLock;
 use policy::unchecked;
 use policy::{QualifiedName, Stmt};
@@ -10,10 +13,12 @@ use policy::{QualifiedName, Stmt};
 use crate::guard::{unchecked, Refusal, Unchecked};
 use crate::lock_timeout::{restore_sql, set_cap_sql};
 use crate::messages::parse::Parse;
+use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{bind, close, describe, execute, Message};
 use crate::tracker::{Expect, OnError, Owner};
 use ::parse::ParsedStatement;
 
+use super::retries::RetryExecute;
 use super::{Session, SessionError};
 
 /// What the session knows about a prepared statement or portal of a guarded role.
@@ -32,6 +37,8 @@ pub(super) struct Prepared {
     pub(super) recheck: Option<Recheck>,
     /// A routine it runs takes some of `locks` (see `Verdict::locks_in_routines`).
     pub(super) locks_in_routines: bool,
+    /// How it is run again when its lock wait gives up (one statement only).
+    pub(super) retrying: Option<Retrying>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -145,6 +152,10 @@ impl Session {
                 reported,
             }),
             locks_in_routines: verdict.locks_in_routines,
+            retrying: match &verdict.retrying[..] {
+                [only] => only.clone(),
+                _ => None,
+            },
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -178,6 +189,11 @@ impl Session {
                     savepoint: known.savepoint.clone(),
                     recheck: known.recheck.clone(),
                     locks_in_routines: known.locks_in_routines || prepared.locks_in_routines,
+                    // The server keeps the statement it has: retried only if both agree.
+                    retrying: known
+                        .retrying
+                        .clone()
+                        .filter(|known| prepared.retrying.as_ref() == Some(known)),
                 }
             }
             _ => prepared,
@@ -192,6 +208,7 @@ impl Session {
         }
         let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
         let portal = bind.portal.to_string();
+        self.last_bind = Some((portal.clone(), message.clone()));
         self.cap_batch_for(&prepared).await?;
         self.portals.insert(portal, prepared);
         self.send(&message, Owner::Client, Expect::Bind);
@@ -248,20 +265,59 @@ impl Session {
         }
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
+        // Run again if its lock wait gives up: the first statement of its batch, its
+        // portal bound in the batch (a later batch's portal may be gone after a failure).
+        let bind = self
+            .last_bind
+            .as_ref()
+            .filter(|(bound, _)| bound == portal)
+            .map(|(_, bind)| bind.clone());
+        let retry = prepared
+            .retrying
+            .clone()
+            .filter(|_| first_of_batch && self.tracker.server_listening())
+            .zip(bind)
+            .map(|(retrying, bind)| RetryExecute {
+                retrying,
+                bind,
+                execute: message.clone(),
+                portal: portal.to_string(),
+                in_block: self.tracker.status == TransactionStatus::InBlock,
+                started: Instant::now(),
+                cancels_seen: self.cancels_so_far(),
+            });
         match prepared.cap {
             // Capped for the whole batch already, and nothing of the client's has run since
             // (see `cap_batch_for`).
-            Some(_) if first_of_batch && self.restore_after_sync.is_some() => {
-                self.send(&message, Owner::Client, Expect::Execute)
-            }
+            Some(_) if first_of_batch && self.restore_after_sync.is_some() => match retry {
+                Some(retry) => {
+                    self.to_server.extend_from_slice(&message.bytes);
+                    self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+                    self.retry_execute = Some(retry);
+                }
+                None => self.send(&message, Owner::Client, Expect::Execute),
+            },
             // Otherwise a hidden Execute goes first: such a statement then fails ("cannot
             // be executed within a pipeline") rather than run without the cap. If the cap
             // fails, the server skips the client's Execute: the error is the client's.
+            // In a transaction block the client opened before the batch, a statement that
+            // may be run again runs under a hidden savepoint.
             Some(cap) if self.tracker.server_listening() => {
                 let batch = self.new_unclaimed_batch();
                 self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true), OnError::Client);
-                self.send(&message, Owner::Client, Expect::Execute);
-                self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
+                match retry.filter(|retry| retry.in_block) {
+                    Some(retry) => {
+                        self.send_savepoint_before_execute();
+                        self.to_server.extend_from_slice(&message.bytes);
+                        self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+                        self.send_after_execute_in_block();
+                        self.retry_execute = Some(retry);
+                    }
+                    None => {
+                        self.send(&message, Owner::Client, Expect::Execute);
+                        self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
+                    }
+                }
             }
             _ => self.send(&message, Owner::Client, Expect::Execute),
         }
@@ -279,10 +335,19 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn sync(&mut self, message: Message) {
-        self.send(&message, Owner::Client, Expect::Sync);
+    pub(super) async fn sync(&mut self, message: Message) -> Result<(), SessionError> {
+        self.last_bind = None;
+        let retry = self.retry_execute.take();
         self.transaction.set_implicit(false);
         let others_ran = std::mem::take(&mut self.batch_statements) > 1;
+        match retry {
+            Some(retry) if !others_ran => self.sync_with_retries(message, retry).await?,
+            Some(_) => {
+                self.tracker.release_capture(&mut self.to_client);
+                self.send(&message, Owner::Client, Expect::Sync);
+            }
+            None => self.send(&message, Owner::Client, Expect::Sync),
+        }
         if let Some(restore) = self.restore_after_sync.take() {
             if others_ran {
                 // Something else of the client's ran in the batch (a SET
@@ -293,6 +358,7 @@ impl Session {
                 self.send_restore(restore);
             }
         }
+        Ok(())
     }
 
     /// The first extended-protocol message after a Sync starts a new implicit transaction.

@@ -12,6 +12,11 @@ use crate::tracker::{Expect, HiddenResult, OnError, Owner, Tracker};
 
 use super::{Rows, Session, SessionError, WHOLE_UP_TO};
 
+/// Fails the client's transaction as a cancelled statement would have.
+pub(super) const FAIL_AS_CANCELLED: &str = "/* safe_migrations proxy: the cancelled statement's error */ \
+     DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
+     MESSAGE = 'canceling statement due to user request'; END$$";
+
 impl Session {
     /// Run hidden queries on the session; each answer is None when its query failed or
     /// the server could not run it now (aborted transaction, COPY, discarding to Sync).
@@ -52,9 +57,6 @@ impl Session {
     /// failed or could not be asked.
     pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
         const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
-        const FAIL_AS_CANCELLED: &str = "/* safe_migrations proxy: the cancelled statement's error */ \
-             DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
-             MESSAGE = 'canceling statement due to user request'; END$$";
         const UNDO: [&str; 2] = [
             "ROLLBACK TO SAVEPOINT __safe_migrations_explain",
             "RELEASE SAVEPOINT __safe_migrations_explain",
@@ -277,7 +279,7 @@ impl Session {
     /// Run hidden statements on the session and wait for their results (None where the
     /// server could not run them now: aborted transaction (unless `even_if_failed`: a
     /// ROLLBACK TO SAVEPOINT), COPY, discarding to Sync).
-    async fn hidden_results(
+    pub(super) async fn hidden_results(
         &mut self,
         sqls: &[String],
         even_if_failed: bool,
@@ -394,7 +396,7 @@ impl Session {
     /// Rule lock_held_too_long keeps its time meanwhile, as in `serve`: a hidden question
     /// waiting behind another session's lock is cancelled when the budget ends (its
     /// cancel then answers the client's statement), or the session is ended.
-    async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
+    pub(super) async fn relay_server_until(&mut self, done: impl Fn(&Tracker) -> bool) -> Result<(), SessionError> {
         while !done(&self.tracker) {
             self.flush().await?;
             let lock_hold_deadline = self.lock_hold_deadline().filter(|_| !self.lock_hold.verifying);

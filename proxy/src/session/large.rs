@@ -16,6 +16,8 @@ impl Session {
     /// (a Bind's names are read from its start); a statement is read whole up to
     /// `max_statement_bytes` and decided as usual, and refused beyond.
     pub(super) async fn on_client_large(&mut self, large: Large) -> Result<(), SessionError> {
+        self.release_retry();
+        self.last_bind = None;
         if self.discard_until_sync {
             return self.pass_client_body(large, false).await;
         }

@@ -256,31 +256,10 @@ impl Session {
         {
             return message;
         }
-        let (Some((text, detail, hint)), Ok(fields)) = (
-            self.lock_hold_report(Ending::Cancelled),
-            error_response::fields(&message),
-        ) else {
+        let Some((text, detail, hint)) = self.lock_hold_report(Ending::Cancelled) else {
             return message;
         };
-        let mut fields: Vec<(u8, String)> = fields
-            .into_iter()
-            .filter(|(code, _)| !matches!(code, b'D' | b'H'))
-            .map(|(code, value)| {
-                if code == b'M' {
-                    (code, text.clone())
-                } else {
-                    (code, value)
-                }
-            })
-            .collect();
-        fields.push((b'D', detail));
-        fields.push((b'H', hint));
-        let mut out = BytesMut::new();
-        let _ = ErrorResponse::new(fields).encode(&mut out);
-        Message {
-            tag: b'E',
-            bytes: out.freeze(),
-        }
+        error_response::with_report(&message, &text, &detail, &hint).unwrap_or(message)
     }
 
     /// The rule's FATAL to the client, then both connections close: the server ends the

@@ -8,7 +8,8 @@
 //! FunctionCall) path, `extended` the extended protocol (Parse ... Sync), `large` the
 //! messages too long to hold whole, `judge` the decision on a statement, `hidden` the
 //! proxy's own queries whose answers the client never sees, `caps` the lock_timeout cap
-//! set around statements and restored, `refusal` the refusals and the errors answered as
+//! set around statements and restored, `retries` a statement whose lock wait gave up run
+//! again, `refusal` the refusals and the errors answered as
 //! the server would, `reports` the proxy's warnings and notices.
 
 mod caps;
@@ -19,6 +20,7 @@ mod large;
 mod lock_hold;
 mod refusal;
 mod reports;
+mod retries;
 mod simple;
 mod startup;
 
@@ -114,6 +116,14 @@ pub struct Session {
     /// The server, for the proxy's own CancelRequest (rule lock_held_too_long).
     upstream: super::backend::Upstream,
     lock_hold: lock_hold::LockHold,
+    /// The client's cancels, heard while the proxy holds its statement (a retry's pause).
+    cancels: Option<crate::cancels::Registration>,
+    /// The batch's last Bind and its portal, until the Sync: what an Execute that is run
+    /// again binds its portal with.
+    last_bind: Option<(String, Message)>,
+    /// An Execute whose answer is held back until its Sync, to run it again if its lock
+    /// wait gives up.
+    retry_execute: Option<retries::RetryExecute>,
 }
 
 /// Run a session after the startup packet: connect, relay auth, read the policy, serve.
@@ -179,6 +189,9 @@ pub async fn run(
         clean: CleanVerdicts::default(),
         max_statement_bytes,
         upstream: upstream.clone(),
+        cancels: backend_key.clone().map(|key| upstream.cancels.register(key)),
+        last_bind: None,
+        retry_execute: None,
         lock_hold: lock_hold::LockHold {
             backend_key,
             ..Default::default()
@@ -310,6 +323,9 @@ impl Session {
 
     /// Handle one client message; false when the session ends.
     async fn on_client(&mut self, message: Message) -> Result<bool, SessionError> {
+        if message.tag != b'S' {
+            self.release_retry();
+        }
         if self.discard_until_sync {
             match message.tag {
                 b'S' => self.discard_until_sync = false,
@@ -336,7 +352,7 @@ impl Session {
             b'E' => self.execute(message)?,
             b'D' => self.describe(message)?,
             b'C' => self.close(message)?,
-            b'S' => self.sync(message),
+            b'S' => self.sync(message).await?,
             b'F' => self.function_call(message).await?,
             b'c' | b'f' => {
                 self.tracker.copy_in = false;

@@ -78,7 +78,10 @@ impl Session {
         let caps = &verdict.caps;
         match &caps[..] {
             caps if caps.iter().all(Option::is_none) => self.send(&message, Owner::Client, Expect::Query),
-            [Some(cap)] if self.tracker.idle() => self.send_capped_alone(message, *cap).await?,
+            [Some(cap)] if self.tracker.idle() => {
+                let retrying = verdict.retrying.first().cloned().flatten();
+                self.send_capped_alone(message, *cap, retrying).await?
+            }
             _ => self.send_rewritten(&sql, &parsed, caps),
         }
         Ok(())

@@ -1,0 +1,376 @@
+//! Rule lock_timeout's retries in the proxy, as the extension runs them: a guarded
+//! statement whose lock wait reached the cap is run again after a growing, jittered
+//! pause, and the client sees one statement and one answer, the last attempt's.
+//!
+//! A Query of one such statement is sent as the client sent it, and its answer is held
+//! back (`Tracker::push_query_captured`) until it is known whether the attempt gave up
+//! (SQLSTATE 55P03, lock_not_available):
+//! - Outside a transaction block each attempt is the Query again, in a transaction of
+//!   its own; a failed one has left the lock queue and released everything.
+//! - Inside one each attempt runs under a hidden savepoint, rolled back when it gave up
+//!   (which leaves the queue and keeps the client's transaction as it was) and released
+//!   when it did not; a statement that failed otherwise leaves the savepoint inside the
+//!   aborted transaction, where the client's ROLLBACK (TO SAVEPOINT) ends it with the rest.
+//!
+//! After each attempt that gave up, the proxy asks who holds or waits for a conflicting
+//! lock (`policy::blockers`), logs the retry with them, and pauses; when no attempt is
+//! left (or the transaction holds another lock that blocks traffic, which every pause
+//! would keep: `Retry::HoldsLock`), the server's error reaches the client with the rule's
+//! message, the sessions in the way as its DETAIL and the rule's hint, every other field
+//! as the server sent it. Inside a block the transaction is then failed again by a hidden
+//! statement raising the same SQLSTATE, as the last attempt would have left it. A cancel
+//! from the client during a pause ends the retries with the server's words for a cancel.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use policy::blockers::{blockers_sql, from_rows, Blocker};
+use policy::rules::lock_timeout::{jitter, AfterAttempt, Retrying};
+
+use crate::lock_timeout::restore_sql;
+use crate::messages::ready_for_query::{self, TransactionStatus};
+use crate::messages::{close, error_response, split_message, sync, Message, MAX_MESSAGE_LEN};
+use crate::tracker::{Expect, OnError};
+
+use super::hidden::FAIL_AS_CANCELLED;
+use super::{Session, SessionError};
+
+/// SQLSTATE lock_not_available: what a lock wait that reached lock_timeout raises.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_retry";
+const RELEASE: &str = "RELEASE SAVEPOINT __safe_migrations_retry";
+const UNDO: [&str; 2] = [
+    "ROLLBACK TO SAVEPOINT __safe_migrations_retry",
+    "RELEASE SAVEPOINT __safe_migrations_retry",
+];
+/// Fails the client's transaction as the last attempt would have, once the proxy has
+/// asked about the blockers (which an aborted transaction could not).
+const FAIL_AS_LOCK_TIMEOUT: &str = "/* safe_migrations proxy: the last attempt's error */ \
+     DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'lock_not_available', \
+     MESSAGE = 'canceling statement due to lock timeout'; END$$";
+
+/// An Execute that is run again if its lock wait gives up: the first statement of its
+/// batch, its portal bound earlier in the batch, nothing but the Sync after it (a message
+/// in between releases its answer to the client as it comes: `Session::release_retry`).
+pub(super) struct RetryExecute {
+    pub(super) retrying: Retrying,
+    pub(super) bind: Message,
+    pub(super) execute: Message,
+    pub(super) portal: String,
+    /// Run under a hidden savepoint in the client's transaction block.
+    pub(super) in_block: bool,
+    pub(super) started: Instant,
+    pub(super) cancels_seen: u64,
+}
+
+/// How a statement is run again.
+enum Again<'a> {
+    /// The client's Query, alone.
+    Query(&'a Message),
+    /// The client's Bind and Execute, in a batch of the proxy's.
+    Execute(&'a RetryExecute),
+}
+
+impl Session {
+    /// Run the client's Query `message` (one capped statement, outside a transaction
+    /// block or inside one that has not failed) with `retrying`'s attempts: the answer
+    /// for the client, ReadyForQuery last.
+    pub(super) async fn run_with_retries(
+        &mut self,
+        message: &Message,
+        retrying: &Retrying,
+    ) -> Result<Bytes, SessionError> {
+        let in_block = self.tracker.status == TransactionStatus::InBlock;
+        let started = Instant::now();
+        let cancels_seen = self.cancels_so_far();
+        let answer = match self.attempt_query(message, in_block).await? {
+            Ok(answer) => answer,
+            Err(answer) => return Ok(answer),
+        };
+        self.retry_after(answer, retrying, in_block, Again::Query(message), started, cancels_seen)
+            .await
+    }
+
+    /// The client's Sync after an Execute that may be run again (`RetryExecute`): its
+    /// answer and the Sync's, held back until no attempt is left to make, then sent on.
+    pub(super) async fn sync_with_retries(&mut self, sync: Message, retry: RetryExecute) -> Result<(), SessionError> {
+        self.to_server.extend_from_slice(&sync.bytes);
+        self.tracker.push_captured(Expect::Sync, &mut self.to_client);
+        self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
+        let answer = self.tracker.take_captured();
+        let answer = self
+            .retry_after(
+                answer,
+                &retry.retrying,
+                retry.in_block,
+                Again::Execute(&retry),
+                retry.started,
+                retry.cancels_seen,
+            )
+            .await?;
+        self.to_client.extend_from_slice(&answer);
+        Ok(())
+    }
+
+    /// An Execute's answer is held back for a retry, and a client message other than its
+    /// Sync came: the answer goes to the client as it is, and it is not run again.
+    pub(super) fn release_retry(&mut self) {
+        if self.retry_execute.take().is_some() {
+            self.tracker.release_capture(&mut self.to_client);
+        }
+    }
+
+    /// After the first attempt's `answer`: attempts again while it gave up waiting for its
+    /// lock and the policy says to, and the answer for the client.
+    async fn retry_after(
+        &mut self,
+        mut answer: Bytes,
+        retrying: &Retrying,
+        in_block: bool,
+        again: Again<'_>,
+        started: Instant,
+        mut cancels_seen: u64,
+    ) -> Result<Bytes, SessionError> {
+        let mut attempt = 1;
+        loop {
+            let Some(error) = first_error(&answer).filter(gave_up_waiting) else {
+                return Ok(answer);
+            };
+            if in_block && !self.undo_attempt().await? {
+                // The transaction could not be brought back: the attempt's error stands.
+                return Ok(answer);
+            }
+            let blockers = self.blockers(&retrying.locks).await?;
+            let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            match retrying.after_attempt(attempt, elapsed, &blockers, jitter(self.backend_pid())) {
+                AfterAttempt::Pause { pause_ms, log } => {
+                    tracing::warn!(role = %self.role, "{log}");
+                    if !self.pause(pause_ms, cancels_seen).await? {
+                        let cancelled = error_response::error_bytes("57014", "canceling statement due to user request");
+                        if in_block {
+                            self.fail_transaction(FAIL_AS_CANCELLED).await?;
+                        }
+                        return Ok(self.answer(&[cancelled]));
+                    }
+                    self.transaction.locks_taken_again(&retrying.statement, Instant::now());
+                    cancels_seen = self.cancels_so_far();
+                    attempt += 1;
+                    answer = match again {
+                        Again::Query(message) => match self.attempt_query(message, in_block).await? {
+                            Ok(answer) => answer,
+                            Err(answer) => return Ok(answer),
+                        },
+                        Again::Execute(retry) => self.attempt_execute(retry).await?,
+                    };
+                }
+                AfterAttempt::Fail { message, detail, hint } => {
+                    tracing::warn!(role = %self.role, "{message}. {detail}");
+                    let error = error_response::with_report(&error, &message, &detail, &hint).unwrap_or(error);
+                    if in_block {
+                        self.fail_transaction(FAIL_AS_LOCK_TIMEOUT).await?;
+                    }
+                    // What came before the error (notices, a ParseComplete ...), the error.
+                    let mut parts: Vec<Bytes> = messages(&answer)
+                        .into_iter()
+                        .take_while(|message| message.tag != b'E')
+                        .map(|message| message.bytes)
+                        .collect();
+                    parts.push(error.bytes);
+                    return Ok(self.answer(&parts));
+                }
+            }
+        }
+    }
+
+    /// One attempt of a Query: sent as the client sent it, under a hidden savepoint in a
+    /// transaction block (released when it did not fail), its whole answer held back. Err
+    /// with the client's answer when the savepoint could not be made.
+    async fn attempt_query(&mut self, message: &Message, in_block: bool) -> Result<Result<Bytes, Bytes>, SessionError> {
+        if in_block {
+            if let Err(error) = self.hidden_statement(SAVEPOINT).await? {
+                // It met the client's cancel (or worse): the client's answer, not run.
+                self.aborted_by_hidden_work = None;
+                return Ok(Err(self.answer(&[error])));
+            }
+        }
+        self.to_server.extend_from_slice(&message.bytes);
+        self.tracker.push_captured(Expect::Query, &mut self.to_client);
+        self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
+        let answer = self.tracker.take_captured();
+        if in_block && first_error(&answer).is_none() {
+            self.hidden_statement(RELEASE).await?.ok();
+        }
+        Ok(Ok(answer))
+    }
+
+    /// One more attempt of an Execute, in a batch of the proxy's: (in a block: a savepoint)
+    /// the portal closed and bound again with the client's Bind, the client's Execute, (in
+    /// a block: the savepoint released and the client's lock_timeout put back), a Sync. The
+    /// Execute's answer and the Sync's are held back.
+    async fn attempt_execute(&mut self, retry: &RetryExecute) -> Result<Bytes, SessionError> {
+        let batch = self.new_unclaimed_batch();
+        if retry.in_block {
+            self.send_hidden_statement(batch, 0, SAVEPOINT, OnError::Client);
+        }
+        let rebind = Self::hidden(batch, 1, false, OnError::Client);
+        self.send(&close::build_portal(&retry.portal), rebind, Expect::Close);
+        self.send(&retry.bind, rebind, Expect::Bind);
+        self.to_server.extend_from_slice(&retry.execute.bytes);
+        self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+        if retry.in_block {
+            self.send_after_execute_in_block();
+        }
+        self.to_server.extend_from_slice(&sync::build().bytes);
+        self.tracker.push_captured(Expect::Sync, &mut self.to_client);
+        self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
+        Ok(self.tracker.take_captured())
+    }
+
+    /// In a transaction block, the hidden savepoint in front of an Execute that may be run
+    /// again (in the client's batch, right before it).
+    pub(super) fn send_savepoint_before_execute(&mut self) {
+        let batch = self.new_unclaimed_batch();
+        self.send_hidden_statement(batch, 0, SAVEPOINT, OnError::Client);
+    }
+
+    /// After such an Execute: the savepoint released, the client's lock_timeout put back
+    /// (both skipped by the server when the Execute failed).
+    pub(super) fn send_after_execute_in_block(&mut self) {
+        let batch = self.new_unclaimed_batch();
+        self.send_hidden_statement(batch, 0, RELEASE, OnError::ClientUnlessAborted);
+        self.send_hidden_statement(batch, 1, &restore_sql(true), OnError::ClientUnlessAborted);
+    }
+
+    /// Roll the attempt's savepoint back and release it: true when the transaction is as
+    /// it was before the attempt.
+    async fn undo_attempt(&mut self) -> Result<bool, SessionError> {
+        let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
+        let undone = self.hidden_results(&undo, true).await?;
+        Ok(undone
+            .iter()
+            .all(|result| result.as_ref().is_some_and(|result| !result.failed))
+            && self.tracker.status == TransactionStatus::InBlock)
+    }
+
+    /// Fail the client's transaction block with a hidden statement that raises an error
+    /// (kept from the client: it gets the error of its own statement).
+    async fn fail_transaction(&mut self, sql: &str) -> Result<(), SessionError> {
+        self.hidden_results(&[sql.to_string()], false).await?;
+        // That was the point: the transaction's failure is the client's statement's.
+        self.aborted_by_hidden_work = None;
+        Ok(())
+    }
+
+    /// The sessions holding or queueing for a lock that conflicts with `locks`, as this
+    /// session's role may see them (none when the question fails).
+    async fn blockers(
+        &mut self,
+        locks: &[(policy::QualifiedName, policy::model::LockLevel)],
+    ) -> Result<Vec<Blocker>, SessionError> {
+        if locks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.hidden_queries(&[blockers_sql(locks)]).await?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .flatten()
+            .map(|rows| from_rows(&rows))
+            .unwrap_or_default())
+    }
+
+    /// Wait `pause_ms`: false when the client's cancel came first (or had come since
+    /// `cancels_seen`).
+    async fn pause(&mut self, pause_ms: u64, cancels_seen: u64) -> Result<bool, SessionError> {
+        self.flush().await?;
+        let sleep = tokio::time::sleep(Duration::from_millis(pause_ms));
+        let Some(registration) = &self.cancels else {
+            sleep.await;
+            return Ok(true);
+        };
+        let signal = registration.signal.clone();
+        Ok(tokio::select! {
+            _ = sleep => true,
+            _ = signal.after(cancels_seen) => false,
+        })
+    }
+
+    pub(super) fn cancels_so_far(&self) -> u64 {
+        self.cancels
+            .as_ref()
+            .map_or(0, |registration| registration.signal.count())
+    }
+
+    /// The server's process id (BackendKeyData), for the jitter.
+    fn backend_pid(&self) -> u32 {
+        self.lock_hold
+            .backend_key
+            .as_ref()
+            .and_then(|key| key.get(..4))
+            .map_or(0, |pid| u32::from_be_bytes([pid[0], pid[1], pid[2], pid[3]]))
+    }
+
+    /// `parts` (whole messages) and a ReadyForQuery with the session's status now.
+    fn answer(&self, parts: &[Bytes]) -> Bytes {
+        let mut out = BytesMut::new();
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(&ready_for_query::build(self.tracker.status).bytes);
+        out.freeze()
+    }
+}
+
+/// The messages of a captured answer.
+fn messages(answer: &Bytes) -> Vec<Message> {
+    let mut buf = BytesMut::from(&answer[..]);
+    let mut out = Vec::new();
+    while let Ok(Some(message)) = split_message(&mut buf, MAX_MESSAGE_LEN) {
+        out.push(message);
+    }
+    out
+}
+
+fn first_error(answer: &Bytes) -> Option<Message> {
+    messages(answer).into_iter().find(|message| message.tag == b'E')
+}
+
+fn gave_up_waiting(error: &Message) -> bool {
+    error_response::sqlstate(error).as_deref() == Some(LOCK_NOT_AVAILABLE)
+}
+
+/// The answer without its final ReadyForQuery (a hidden statement after it sends one).
+pub(super) fn without_ready(answer: Bytes) -> Bytes {
+    let ends_ready = answer.len() >= 6
+        && answer[answer.len() - 6] == b'Z'
+        && answer[answer.len() - 5..answer.len() - 1] == [0, 0, 0, 5];
+    if ends_ready {
+        answer.slice(..answer.len() - 6)
+    } else {
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_splits_into_its_messages_and_loses_only_its_ready_for_query() {
+        let mut answer = BytesMut::new();
+        answer.extend_from_slice(&Message::build(b'N', b"SNOTICE\0\0").bytes);
+        answer.extend_from_slice(&error_response::error_bytes(
+            LOCK_NOT_AVAILABLE,
+            "canceling statement due to lock timeout",
+        ));
+        answer.extend_from_slice(&ready_for_query::build(TransactionStatus::Idle).bytes);
+        let answer = answer.freeze();
+        let parts = messages(&answer);
+        assert_eq!(parts.iter().map(|m| m.tag).collect::<Vec<_>>(), b"NEZ");
+        assert!(first_error(&answer).is_some_and(|error| gave_up_waiting(&error)));
+        let without = without_ready(answer.clone());
+        assert_eq!(without.len(), answer.len() - 6);
+        assert_eq!(without_ready(without.clone()), without);
+    }
+}
