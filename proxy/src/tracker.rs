@@ -212,8 +212,13 @@ impl Tracker {
     /// (`take_captured`), as for a statement it runs again when its lock wait gave up.
     /// Only for statements that return no rows, whose answers are a few small messages.
     pub fn push_captured(&mut self, expect: Expect, out: &mut BytesMut) {
+        self.push_captured_segments(expect, Vec::new(), out);
+    }
+
+    /// `push_captured` of a Query the proxy rewrote (see `push_segments`).
+    pub fn push_captured_segments(&mut self, expect: Expect, segments: Vec<Segment>, out: &mut BytesMut) {
         let before = self.queue.len();
-        self.push(Owner::Client, expect, out);
+        self.push_segments(Owner::Client, expect, segments, out);
         if self.queue.len() > before {
             if let Some(Entry::Pending(pending)) = self.queue.back_mut() {
                 pending.capture = true;

@@ -184,6 +184,24 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     }
     assert!(added(&mut migrator, "be") && added(&mut migrator, "bq"), "{path}");
 
+    // In a string of several statements: one that opens a block, one that is its own
+    // implicit transaction (the extension retries the statement in place, the proxy the
+    // string, whose statements before it a rollback undid).
+    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(1_300));
+    migrator
+        .batch_execute("BEGIN; CREATE TABLE fresh_b (id int); ALTER TABLE t ADD COLUMN z int")
+        .unwrap_or_else(|err| panic!("{path}: not retried in the string's block: {err}"));
+    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
+    blocker.join().unwrap();
+    let (_, blocker) = hold_t(superuser_url, Duration::from_millis(1_300));
+    migrator
+        .batch_execute("CREATE TABLE fresh_m (id int); ALTER TABLE t ADD COLUMN m int; INSERT INTO fresh_m VALUES (1)")
+        .unwrap_or_else(|err| panic!("{path}: not retried in the string: {err}"));
+    blocker.join().unwrap();
+    assert!(added(&mut migrator, "z") && added(&mut migrator, "m"), "{path}");
+    let rows: i64 = migrator.query_one("SELECT count(*) FROM fresh_m", &[]).unwrap().get(0);
+    assert_eq!(rows, 1, "{path}");
+
     // Blocked for longer than every attempt: the error names the rule, the lock, the
     // attempts, and the session in the way; the reads still never waited past the cap.
     let (stop, worst) = reader(app_url);
@@ -283,15 +301,6 @@ fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
         &cluster.superuser_url(),
         "extension",
     );
-    // In place, in a string of several statements too.
-    let mut migrator = connect(&cluster.url("migrator", "postgres"));
-    let (_, blocker) = hold_t(&cluster.superuser_url(), Duration::from_millis(800));
-    migrator
-        .batch_execute("BEGIN; ALTER TABLE t ADD COLUMN z int")
-        .unwrap_or_else(|err| panic!("extension: not retried in the block: {err}"));
-    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
-    blocker.join().unwrap();
-    assert!(added(&mut migrator, "z"));
     cancel_in_a_pause(
         &cluster.url("patient", "postgres"),
         &cluster.superuser_url(),

@@ -13,7 +13,11 @@ fn cluster() -> Cluster {
         extension: false,
         ..ClusterOptions::default()
     });
-    cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
+    // The cap alone, without retries (tests/tests/lock_retry.rs has those).
+    cluster.create_role(
+        "migrator",
+        &[("mode", "enforce"), ("lock_timeout", "1s"), ("lock_retries", "0")],
+    );
     cluster.create_role("app", &[]);
     cluster
 }
@@ -778,7 +782,10 @@ fn pipelined_messages_cannot_take_guarded_ddl_past_the_cap() {
         auth: e2e::Auth::Trust,
         ..ClusterOptions::default()
     });
-    cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
+    cluster.create_role(
+        "migrator",
+        &[("mode", "enforce"), ("lock_timeout", "1s"), ("lock_retries", "0")],
+    );
     cluster.execute(
         &cluster.url("migrator", "postgres"),
         "CREATE TABLE t (id int); CREATE TABLE f (id int); \

@@ -113,6 +113,30 @@ fn runs_alike_in_a_subtransaction(stmt: &Stmt, scope: &Scope) -> bool {
     }
 }
 
+/// Is everything `stmt` does undone by rolling its transaction back, so that running it
+/// again afterwards does what running it once did? Schema changes and settings are
+/// (PostgreSQL's DDL is transactional; what is not refuses a transaction block, which a
+/// string of several statements is). Queries and writes may call functions that act
+/// outside the transaction (a sequence, an advisory lock, dblink), routines run any
+/// code, and transaction control ends or splits the transaction: not these.
+pub fn undone_by_rollback(stmt: &Stmt) -> bool {
+    match stmt {
+        Stmt::CreateIndex(index) => !index.concurrently,
+        Stmt::DropIndex(drop) => !drop.concurrently,
+        Stmt::AlterTable(_)
+        | Stmt::CreateTable(_)
+        | Stmt::Rename(_)
+        | Stmt::SetSchema(_)
+        | Stmt::Drop(_)
+        | Stmt::Truncate { .. }
+        | Stmt::Lock { .. }
+        | Stmt::Set(_)
+        | Stmt::Routine(crate::model::RoutineKind::CreateFunction) => true,
+        Stmt::Other { ddl, .. } => *ddl,
+        _ => false,
+    }
+}
+
 /// The pause before retry `number` (1 for the first): `first_pause_ms` doubled for each
 /// retry before it, at most `MAX_PAUSE_MS`, less up to half of it by `jitter` (0 to 1), so
 /// that migrators retrying together spread out.

@@ -27,10 +27,15 @@ use bytes::{Bytes, BytesMut};
 use policy::blockers::{blockers_sql, from_rows, Blocker};
 use policy::rules::lock_timeout::{jitter, AfterAttempt, Retrying};
 
-use crate::lock_timeout::restore_sql;
+use ::parse::ParsedStatement;
+use policy::model::TransactionKind;
+use policy::rules::lock_timeout::undone_by_rollback;
+use policy::Stmt;
+
+use crate::lock_timeout::{restore_sql, Rewritten};
 use crate::messages::ready_for_query::{self, TransactionStatus};
-use crate::messages::{close, error_response, split_message, sync, Message, MAX_MESSAGE_LEN};
-use crate::tracker::{Expect, OnError};
+use crate::messages::{close, error_response, query, split_message, sync, Message, MAX_MESSAGE_LEN};
+use crate::tracker::{Expect, OnError, Segment};
 
 use super::hidden::FAIL_AS_CANCELLED;
 use super::{Session, SessionError};
@@ -66,10 +71,59 @@ pub(super) struct RetryExecute {
 
 /// How a statement is run again.
 enum Again<'a> {
-    /// The client's Query, alone.
-    Query(&'a Message),
+    /// The client's Query of one statement.
+    Query(&'a Message, &'a Retrying),
+    /// The client's Query of several statements, with the cap written into it: run again
+    /// whole (`string_retried_at`).
+    String {
+        message: &'a Message,
+        segments: &'a [Segment],
+        parsed: &'a [ParsedStatement],
+        retrying: &'a [Option<Retrying>],
+    },
     /// The client's Bind and Execute, in a batch of the proxy's.
     Execute(&'a RetryExecute),
+}
+
+impl Again<'_> {
+    /// How the statement that gave up in `answer` is retried, if it is.
+    fn plan(&self, answer: &Bytes, in_block: bool) -> Option<Retrying> {
+        match self {
+            Again::Query(_, retrying) => Some((*retrying).clone()),
+            Again::Execute(retry) => Some(retry.retrying.clone()),
+            Again::String { parsed, retrying, .. } => {
+                // Each statement before the failed one answered with a CommandComplete.
+                let failed = messages(answer)
+                    .iter()
+                    .take_while(|message| message.tag != b'E')
+                    .filter(|message| message.tag == b'C')
+                    .count();
+                string_retried_at(parsed, failed, in_block)
+                    .then(|| retrying.get(failed).cloned().flatten())
+                    .flatten()
+            }
+        }
+    }
+}
+
+/// May a Query of several statements whose statement `failed` gave up waiting for its
+/// lock be sent again whole? The server rolled back what the statements before it did
+/// (the string is one transaction, or runs under the proxy's savepoint in the client's
+/// block), so that is the statement retried, if the ones before it do the same the second
+/// time: each undone by a rollback whole (`undone_by_rollback`), and no transaction
+/// control among them but a BEGIN that opened the block (outside one). Inside a block the
+/// string may hold none at all: a RELEASE or COMMIT after the failed statement would end
+/// the proxy's savepoint once the retry succeeds.
+fn string_retried_at(parsed: &[ParsedStatement], failed: usize, in_block: bool) -> bool {
+    let before_ok = parsed.iter().take(failed).all(|parsed| match &parsed.statement.stmt {
+        Stmt::Transaction(TransactionKind::Begin) => !in_block,
+        stmt => undone_by_rollback(stmt),
+    });
+    let control_after = parsed
+        .iter()
+        .skip(failed)
+        .any(|parsed| matches!(parsed.statement.stmt, Stmt::Transaction(_)));
+    failed < parsed.len() && before_ok && !(in_block && control_after)
 }
 
 impl Session {
@@ -81,15 +135,39 @@ impl Session {
         message: &Message,
         retrying: &Retrying,
     ) -> Result<Bytes, SessionError> {
+        self.run_query_with_retries(Again::Query(message, retrying)).await
+    }
+
+    /// Run the client's Query of several statements, the cap written in (`rewritten`),
+    /// with retries of a statement that gave up waiting for its lock (see
+    /// `string_retried_at`); its answer to the client, as the server gave it otherwise.
+    pub(super) async fn run_string_with_retries(
+        &mut self,
+        rewritten: Rewritten,
+        parsed: &[ParsedStatement],
+        retrying: &[Option<Retrying>],
+    ) -> Result<(), SessionError> {
+        let message = query::build(&rewritten.sql);
+        let again = Again::String {
+            message: &message,
+            segments: &rewritten.segments,
+            parsed,
+            retrying,
+        };
+        let answer = self.run_query_with_retries(again).await?;
+        self.to_client.extend_from_slice(&answer);
+        Ok(())
+    }
+
+    async fn run_query_with_retries(&mut self, again: Again<'_>) -> Result<Bytes, SessionError> {
         let in_block = self.tracker.status == TransactionStatus::InBlock;
         let started = Instant::now();
         let cancels_seen = self.cancels_so_far();
-        let answer = match self.attempt_query(message, in_block).await? {
+        let answer = match self.attempt_query(&again, in_block).await? {
             Ok(answer) => answer,
             Err(answer) => return Ok(answer),
         };
-        self.retry_after(answer, retrying, in_block, Again::Query(message), started, cancels_seen)
-            .await
+        self.retry_after(answer, in_block, again, started, cancels_seen).await
     }
 
     /// The client's Sync after an Execute that may be run again (`RetryExecute`): its
@@ -102,7 +180,6 @@ impl Session {
         let answer = self
             .retry_after(
                 answer,
-                &retry.retrying,
                 retry.in_block,
                 Again::Execute(&retry),
                 retry.started,
@@ -126,7 +203,6 @@ impl Session {
     async fn retry_after(
         &mut self,
         mut answer: Bytes,
-        retrying: &Retrying,
         in_block: bool,
         again: Again<'_>,
         started: Instant,
@@ -137,7 +213,21 @@ impl Session {
             let Some(error) = first_error(&answer).filter(gave_up_waiting) else {
                 return Ok(answer);
             };
-            if in_block && !self.undo_attempt().await? {
+            let Some(retrying) = again.plan(&answer, in_block) else {
+                return Ok(answer);
+            };
+            // A block the string opened (its BEGIN) is failed now: rolled back, and failed
+            // again if the statement fails for good.
+            let opened_block = !in_block && self.tracker.status == TransactionStatus::Failed;
+            let undone = if in_block {
+                self.undo_attempt().await?
+            } else if opened_block {
+                self.hidden_results(&["ROLLBACK".to_string()], true).await?;
+                self.tracker.status == TransactionStatus::Idle
+            } else {
+                true
+            };
+            if !undone {
                 // The transaction could not be brought back: the attempt's error stands.
                 return Ok(answer);
             }
@@ -148,34 +238,31 @@ impl Session {
                     tracing::warn!(role = %self.role, "{log}");
                     if !self.pause(pause_ms, cancels_seen).await? {
                         let cancelled = error_response::error_bytes("57014", "canceling statement due to user request");
-                        if in_block {
-                            self.fail_transaction(FAIL_AS_CANCELLED).await?;
+                        if in_block || opened_block {
+                            self.fail_transaction(FAIL_AS_CANCELLED, opened_block).await?;
                         }
-                        return Ok(self.answer(&[cancelled]));
+                        let mut parts = before_error(&answer);
+                        parts.push(cancelled);
+                        return Ok(self.answer(&parts));
                     }
                     self.transaction.locks_taken_again(&retrying.statement, Instant::now());
                     cancels_seen = self.cancels_so_far();
                     attempt += 1;
                     answer = match again {
-                        Again::Query(message) => match self.attempt_query(message, in_block).await? {
+                        Again::Execute(retry) => self.attempt_execute(retry).await?,
+                        _ => match self.attempt_query(&again, in_block).await? {
                             Ok(answer) => answer,
                             Err(answer) => return Ok(answer),
                         },
-                        Again::Execute(retry) => self.attempt_execute(retry).await?,
                     };
                 }
                 AfterAttempt::Fail { message, detail, hint } => {
                     tracing::warn!(role = %self.role, "{message}. {detail}");
                     let error = error_response::with_report(&error, &message, &detail, &hint).unwrap_or(error);
-                    if in_block {
-                        self.fail_transaction(FAIL_AS_LOCK_TIMEOUT).await?;
+                    if in_block || opened_block {
+                        self.fail_transaction(FAIL_AS_LOCK_TIMEOUT, opened_block).await?;
                     }
-                    // What came before the error (notices, a ParseComplete ...), the error.
-                    let mut parts: Vec<Bytes> = messages(&answer)
-                        .into_iter()
-                        .take_while(|message| message.tag != b'E')
-                        .map(|message| message.bytes)
-                        .collect();
+                    let mut parts = before_error(&answer);
                     parts.push(error.bytes);
                     return Ok(self.answer(&parts));
                 }
@@ -186,7 +273,12 @@ impl Session {
     /// One attempt of a Query: sent as the client sent it, under a hidden savepoint in a
     /// transaction block (released when it did not fail), its whole answer held back. Err
     /// with the client's answer when the savepoint could not be made.
-    async fn attempt_query(&mut self, message: &Message, in_block: bool) -> Result<Result<Bytes, Bytes>, SessionError> {
+    async fn attempt_query(&mut self, again: &Again<'_>, in_block: bool) -> Result<Result<Bytes, Bytes>, SessionError> {
+        let (message, segments) = match again {
+            Again::Query(message, _) => (*message, Vec::new()),
+            Again::String { message, segments, .. } => (*message, segments.to_vec()),
+            Again::Execute(_) => unreachable!("an Execute is attempted by attempt_execute"),
+        };
         if in_block {
             if let Err(error) = self.hidden_statement(SAVEPOINT).await? {
                 // It met the client's cancel (or worse): the client's answer, not run.
@@ -195,10 +287,11 @@ impl Session {
             }
         }
         self.to_server.extend_from_slice(&message.bytes);
-        self.tracker.push_captured(Expect::Query, &mut self.to_client);
+        self.tracker
+            .push_captured_segments(Expect::Query, segments, &mut self.to_client);
         self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
         let answer = self.tracker.take_captured();
-        if in_block && first_error(&answer).is_none() {
+        if in_block && first_error(&answer).is_none() && self.tracker.status == TransactionStatus::InBlock {
             self.hidden_statement(RELEASE).await?.ok();
         }
         Ok(Ok(answer))
@@ -254,8 +347,12 @@ impl Session {
     }
 
     /// Fail the client's transaction block with a hidden statement that raises an error
-    /// (kept from the client: it gets the error of its own statement).
-    async fn fail_transaction(&mut self, sql: &str) -> Result<(), SessionError> {
+    /// (kept from the client: it gets the error of its own statement); `reopen`: the
+    /// block was rolled back, and is begun again first.
+    async fn fail_transaction(&mut self, sql: &str, reopen: bool) -> Result<(), SessionError> {
+        if reopen {
+            self.hidden_results(&["BEGIN".to_string()], false).await?;
+        }
         self.hidden_results(&[sql.to_string()], false).await?;
         // That was the point: the transaction's failure is the client's statement's.
         self.aborted_by_hidden_work = None;
@@ -332,6 +429,16 @@ fn messages(answer: &Bytes) -> Vec<Message> {
     out
 }
 
+/// What an answer held before its error: notices, the results of the statements before
+/// it, a ParseComplete ...
+fn before_error(answer: &Bytes) -> Vec<Bytes> {
+    messages(answer)
+        .into_iter()
+        .take_while(|message| message.tag != b'E' && message.tag != b'Z')
+        .map(|message| message.bytes)
+        .collect()
+}
+
 fn first_error(answer: &Bytes) -> Option<Message> {
     messages(answer).into_iter().find(|message| message.tag == b'E')
 }
@@ -355,6 +462,31 @@ pub(super) fn without_ready(answer: Bytes) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parsed(sql: &str) -> Vec<ParsedStatement> {
+        ::parse::parse_sql(sql).expect("parses")
+    }
+
+    #[test]
+    fn a_string_is_retried_whole_only_when_a_rollback_undid_all_before_the_failed_statement() {
+        let ddl = parsed("BEGIN; CREATE TABLE n (id int); ALTER TABLE t ADD c int; COMMIT");
+        assert!(string_retried_at(&ddl, 2, false));
+        // In the client's block: no BEGIN, and no transaction control after it either.
+        assert!(!string_retried_at(&ddl, 2, true));
+        let in_block = parsed("CREATE TABLE n (id int); ALTER TABLE t ADD c int");
+        assert!(string_retried_at(&in_block, 1, true));
+        for sql in [
+            "SELECT nextval('s'); ALTER TABLE t ADD c int",
+            "INSERT INTO n VALUES (1); ALTER TABLE t ADD c int",
+            "CALL p(); ALTER TABLE t ADD c int",
+            "COMMIT; ALTER TABLE t ADD c int",
+            "SAVEPOINT a; ALTER TABLE t ADD c int",
+        ] {
+            assert!(!string_retried_at(&parsed(sql), 1, false), "{sql}");
+        }
+        // An answer that names no statement of the string (a count past its end).
+        assert!(!string_retried_at(&in_block, 2, false));
+    }
 
     #[test]
     fn an_answer_splits_into_its_messages_and_loses_only_its_ready_for_query() {

@@ -3,7 +3,9 @@
 
 use crate::clean_verdicts::rememberable_shape;
 use crate::guard::{self, unchecked, unchecked_report, Refusal, Unchecked};
+use crate::lock_timeout::rewrite;
 use crate::messages::function_call::{function_oid, is_user_defined, SET_CONFIG_OID};
+use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{query, Message};
 use crate::tracker::{Expect, Owner};
 
@@ -81,6 +83,15 @@ impl Session {
             [Some(cap)] if self.tracker.idle() => {
                 let retrying = verdict.retrying.first().cloned().flatten();
                 self.send_capped_alone(message, *cap, retrying).await?
+            }
+            caps if self.tracker.idle()
+                && self.tracker.status != TransactionStatus::Failed
+                && verdict.retrying.iter().any(Option::is_some) =>
+            {
+                let starts: Vec<usize> = parsed.iter().map(|statement| statement.offset).collect();
+                let rewritten = rewrite(&sql, &starts, caps);
+                self.run_string_with_retries(rewritten, &parsed, &verdict.retrying)
+                    .await?
             }
             _ => self.send_rewritten(&sql, &parsed, caps),
         }
