@@ -80,10 +80,8 @@ impl Upstream {
         }
     }
 
-    /// Forward a CancelRequest packet unchanged (the client's key is the server's), and
-    /// tell the session it names.
+    /// Forward a CancelRequest packet unchanged: the client's key is the server's.
     pub async fn cancel(&self, packet: &[u8]) -> Result<(), String> {
-        self.cancels.cancel(packet);
         let mut stream = self.connect().await?;
         stream.write_all(packet).await.map_err(|err| err.to_string())?;
         stream.flush().await.map_err(|err| err.to_string())?;

@@ -337,6 +337,9 @@ async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared
             if let Err(err) = shared.upstream.cancel(&packet).await {
                 tracing::warn!(%peer, error = %err, "cannot forward cancel request");
             }
+            // Then the session, which may hold the statement itself (a retry's pause): the
+            // server has had the request, so what the session sends next is not cancelled.
+            shared.upstream.cancels.cancel(&packet);
         }
         Ok(Hello::Startup { stream, startup, tls }) => {
             let user = startup.parameter("user").unwrap_or_default().to_string();

@@ -130,6 +130,8 @@ pub struct Tracker {
     results: HashMap<(u64, usize), HiddenResult>,
     /// The answers of captured client messages so far.
     captured: BytesMut,
+    /// Messages pushed now are captured (`set_capturing`).
+    capturing: bool,
 }
 
 impl Tracker {
@@ -145,6 +147,7 @@ impl Tracker {
             superuser: None,
             results: HashMap::new(),
             captured: BytesMut::new(),
+            capturing: false,
         }
     }
 
@@ -192,7 +195,7 @@ impl Tracker {
             segments,
             segment: 0,
             hold_ready: false,
-            capture: false,
+            capture: self.capturing,
         }));
         self.emit_synthetic(out);
     }
@@ -211,24 +214,24 @@ impl Tracker {
     /// rather than sent to the client: the proxy decides what the client sees of it
     /// (`take_captured`), as for a statement it runs again when its lock wait gave up.
     /// Only for statements that return no rows, whose answers are a few small messages.
-    pub fn push_captured(&mut self, expect: Expect, out: &mut BytesMut) {
-        self.push_captured_segments(expect, Vec::new(), out);
+    /// `segments`: of a Query the proxy rewrote (see `push_segments`).
+    pub fn push_captured_segments(&mut self, expect: Expect, segments: Vec<Segment>, out: &mut BytesMut) {
+        let capturing = std::mem::replace(&mut self.capturing, true);
+        self.push_segments(Owner::Client, expect, segments, out);
+        self.capturing = capturing;
     }
 
-    /// `push_captured` of a Query the proxy rewrote (see `push_segments`).
-    pub fn push_captured_segments(&mut self, expect: Expect, segments: Vec<Segment>, out: &mut BytesMut) {
-        let before = self.queue.len();
-        self.push_segments(Owner::Client, expect, segments, out);
-        if self.queue.len() > before {
-            if let Some(Entry::Pending(pending)) = self.queue.back_mut() {
-                pending.capture = true;
-            }
-        }
+    /// Capture the answers of every message pushed from now on (the proxy's own too: an
+    /// error of theirs shown to the client comes in its place among the captured), until
+    /// `set_capturing(false)` or `release_capture`.
+    pub fn set_capturing(&mut self, capturing: bool) {
+        self.capturing = capturing;
     }
 
     /// Send what was captured on to the client after all, and the rest of the captured
     /// messages' answers as they come.
     pub fn release_capture(&mut self, out: &mut BytesMut) {
+        self.capturing = false;
         for entry in &mut self.queue {
             if let Entry::Pending(pending) = entry {
                 pending.capture = false;
@@ -304,6 +307,11 @@ impl Tracker {
     /// a large one is an error). Bytes due to the client before it go to `out`.
     pub fn on_server_streamed(&mut self, tag: u8, out: &mut BytesMut) -> Result<bool, FrameError> {
         self.emit_synthetic(out);
+        if matches!(self.queue.front(), Some(Entry::Pending(Pending { capture: true, .. }))) {
+            // Too large to hold back (captured answers are meant to be small): what was
+            // held goes first, and the answer is the client's as it comes.
+            self.release_capture(out);
+        }
         let Some(Entry::Pending(head)) = self.queue.front() else {
             return Ok(true);
         };
@@ -742,7 +750,7 @@ mod tests {
     fn a_captured_query_answer_is_held_back_whole() {
         let mut tracker = Tracker::new(TransactionStatus::Idle);
         let mut out = BytesMut::new();
-        tracker.push_captured(Expect::Query, &mut out);
+        tracker.push_captured_segments(Expect::Query, Vec::new(), &mut out);
         tracker.push(hidden(4, 0), Expect::Query, &mut out);
         assert!(tracker.capture_pending());
         tracker.on_server(msg(b'N', b"SNOTICE\0\0"), &mut out).unwrap();

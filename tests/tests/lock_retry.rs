@@ -199,6 +199,14 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
         .unwrap_or_else(|err| panic!("{path}: not retried in the string: {err}"));
     blocker.join().unwrap();
     assert!(added(&mut migrator, "z") && added(&mut migrator, "m"), "{path}");
+    // A string that ends the client's block and opens another runs as the server runs it
+    // (the proxy puts no savepoint around it), and the new block goes on.
+    migrator.batch_execute("BEGIN").unwrap();
+    migrator
+        .batch_execute("ALTER TABLE t ADD COLUMN k int; COMMIT; BEGIN")
+        .unwrap();
+    migrator.batch_execute("SELECT 1; COMMIT").unwrap();
+    assert!(added(&mut migrator, "k"), "{path}");
     let rows: i64 = migrator.query_one("SELECT count(*) FROM fresh_m", &[]).unwrap().get(0);
     assert_eq!(rows, 1, "{path}");
 

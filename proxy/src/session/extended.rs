@@ -41,6 +41,15 @@ pub(super) struct Prepared {
     pub(super) retrying: Option<Retrying>,
 }
 
+/// The batch's last Bind: what an Execute that is run again binds its portal with.
+#[derive(Debug, Clone)]
+pub(super) struct LastBind {
+    pub(super) portal: String,
+    /// The prepared statement it bound (a Parse or Close of it since makes the Bind stale).
+    pub(super) statement: String,
+    pub(super) message: Message,
+}
+
 #[derive(Debug, Clone, Default)]
 pub(super) struct Recheck {
     sql: String,
@@ -60,6 +69,7 @@ impl Session {
         self.forget_tables_of_ended_transaction();
         let (name, sql) = {
             let parse = Parse::decode(&message).map_err(SessionError::Client)?;
+            self.bound_statement_changes(b'S', parse.name);
             if let Some(error) = self.take_abort_by_hidden_work() {
                 // The client's cancel met the proxy's question: the client's Parse gets it.
                 let refusal = Refusal::new("aborted", parse.query);
@@ -208,7 +218,11 @@ impl Session {
         }
         let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
         let portal = bind.portal.to_string();
-        self.last_bind = Some((portal.clone(), message.clone()));
+        self.last_bind = Some(LastBind {
+            portal: portal.clone(),
+            statement: bind.statement.to_string(),
+            message: message.clone(),
+        });
         self.cap_batch_for(&prepared).await?;
         self.portals.insert(portal, prepared);
         self.send(&message, Owner::Client, Expect::Bind);
@@ -270,8 +284,8 @@ impl Session {
         let bind = self
             .last_bind
             .as_ref()
-            .filter(|(bound, _)| bound == portal)
-            .map(|(_, bind)| bind.clone());
+            .filter(|bound| bound.portal == portal)
+            .map(|bound| bound.message.clone());
         let retry = prepared
             .retrying
             .clone()
@@ -291,8 +305,9 @@ impl Session {
             // (see `cap_batch_for`).
             Some(_) if first_of_batch && self.restore_after_sync.is_some() => match retry {
                 Some(retry) => {
-                    self.to_server.extend_from_slice(&message.bytes);
-                    self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+                    // Held back from here to the Sync (`sync_with_retries`).
+                    self.tracker.set_capturing(true);
+                    self.send(&message, Owner::Client, Expect::Execute);
                     self.retry_execute = Some(retry);
                 }
                 None => self.send(&message, Owner::Client, Expect::Execute),
@@ -307,9 +322,9 @@ impl Session {
                 self.send_hidden_statement(batch, 0, &set_cap_sql(cap, true), OnError::Client);
                 match retry.filter(|retry| retry.in_block) {
                     Some(retry) => {
+                        self.tracker.set_capturing(true);
                         self.send_savepoint_before_execute();
-                        self.to_server.extend_from_slice(&message.bytes);
-                        self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+                        self.send(&message, Owner::Client, Expect::Execute);
                         self.send_after_execute_in_block();
                         self.retry_execute = Some(retry);
                     }
@@ -326,6 +341,7 @@ impl Session {
 
     pub(super) fn close(&mut self, message: Message) -> Result<(), SessionError> {
         let target = close::Close::decode(&message).map_err(SessionError::Client)?;
+        self.bound_statement_changes(target.kind, target.name);
         if target.kind == b'S' {
             self.statements.remove(target.name);
         } else {
@@ -359,6 +375,18 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A Close or Parse of `name` (`kind` 'S': a statement, 'P': a portal): the batch's
+    /// last Bind no longer binds what it bound (an Execute is then not run again).
+    pub(super) fn bound_statement_changes(&mut self, kind: u8, name: &str) {
+        let changed = self.last_bind.as_ref().is_some_and(|bound| match kind {
+            b'S' => bound.statement == name,
+            _ => bound.portal == name,
+        });
+        if changed {
+            self.last_bind = None;
+        }
     }
 
     /// The first extended-protocol message after a Sync starts a new implicit transaction.

@@ -120,7 +120,7 @@ pub struct Session {
     cancels: Option<crate::cancels::Registration>,
     /// The batch's last Bind and its portal, until the Sync: what an Execute that is run
     /// again binds its portal with.
-    last_bind: Option<(String, Message)>,
+    last_bind: Option<extended::LastBind>,
     /// An Execute whose answer is held back until its Sync, to run it again if its lock
     /// wait gives up.
     retry_execute: Option<retries::RetryExecute>,

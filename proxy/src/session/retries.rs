@@ -35,7 +35,7 @@ use policy::Stmt;
 use crate::lock_timeout::{restore_sql, Rewritten};
 use crate::messages::ready_for_query::{self, TransactionStatus};
 use crate::messages::{close, error_response, query, split_message, sync, Message, MAX_MESSAGE_LEN};
-use crate::tracker::{Expect, OnError, Segment};
+use crate::tracker::{Expect, OnError, Owner, Segment};
 
 use super::hidden::FAIL_AS_CANCELLED;
 use super::{Session, SessionError};
@@ -106,6 +106,20 @@ impl Again<'_> {
     }
 }
 
+/// May a Query of several statements be sent with its answer held back, to be sent again
+/// when a statement of it gives up waiting for its lock? Only when every statement is
+/// undone by a rollback whole (`undone_by_rollback`: none returns rows or copies data, so
+/// the held answer is a few small messages) or, outside a transaction block, opens or
+/// commits one. Inside the client's block the string runs under the proxy's savepoint, so
+/// it may hold no transaction control and no SET TRANSACTION (refused in a subtransaction).
+pub(super) fn string_may_be_retried(parsed: &[ParsedStatement], in_block: bool) -> bool {
+    parsed.iter().all(|parsed| match &parsed.statement.stmt {
+        Stmt::Transaction(TransactionKind::Begin | TransactionKind::Commit) => !in_block,
+        Stmt::Set(set) if in_block => !set.name.as_deref().unwrap_or_default().starts_with("transaction"),
+        stmt => undone_by_rollback(stmt),
+    })
+}
+
 /// May a Query of several statements whose statement `failed` gave up waiting for its
 /// lock be sent again whole? The server rolled back what the statements before it did
 /// (the string is one transaction, or runs under the proxy's savepoint in the client's
@@ -173,8 +187,8 @@ impl Session {
     /// The client's Sync after an Execute that may be run again (`RetryExecute`): its
     /// answer and the Sync's, held back until no attempt is left to make, then sent on.
     pub(super) async fn sync_with_retries(&mut self, sync: Message, retry: RetryExecute) -> Result<(), SessionError> {
-        self.to_server.extend_from_slice(&sync.bytes);
-        self.tracker.push_captured(Expect::Sync, &mut self.to_client);
+        self.send(&sync, Owner::Client, Expect::Sync);
+        self.tracker.set_capturing(false);
         self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
         let answer = self.tracker.take_captured();
         let answer = self
@@ -241,9 +255,7 @@ impl Session {
                         if in_block || opened_block {
                             self.fail_transaction(FAIL_AS_CANCELLED, opened_block).await?;
                         }
-                        let mut parts = before_error(&answer);
-                        parts.push(cancelled);
-                        return Ok(self.answer(&parts));
+                        return Ok(self.answer(&with_error(&answer, cancelled)));
                     }
                     self.transaction.locks_taken_again(&retrying.statement, Instant::now());
                     cancels_seen = self.cancels_so_far();
@@ -262,9 +274,7 @@ impl Session {
                     if in_block || opened_block {
                         self.fail_transaction(FAIL_AS_LOCK_TIMEOUT, opened_block).await?;
                     }
-                    let mut parts = before_error(&answer);
-                    parts.push(error.bytes);
-                    return Ok(self.answer(&parts));
+                    return Ok(self.answer(&with_error(&answer, error.bytes)));
                 }
             }
         }
@@ -292,7 +302,12 @@ impl Session {
         self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
         let answer = self.tracker.take_captured();
         if in_block && first_error(&answer).is_none() && self.tracker.status == TransactionStatus::InBlock {
-            self.hidden_statement(RELEASE).await?.ok();
+            if let Err(error) = self.hidden_statement(RELEASE).await? {
+                // A late cancel, say: the statement's work is in the aborted savepoint, and
+                // the client's transaction failed with that error.
+                self.aborted_by_hidden_work = None;
+                return Ok(Err(self.answer(&with_error(&answer, error))));
+            }
         }
         Ok(Ok(answer))
     }
@@ -303,19 +318,20 @@ impl Session {
     /// Execute's answer and the Sync's are held back.
     async fn attempt_execute(&mut self, retry: &RetryExecute) -> Result<Bytes, SessionError> {
         let batch = self.new_unclaimed_batch();
+        // Every answer of the batch held back, an error of the proxy's statements in it too.
+        self.tracker.set_capturing(true);
         if retry.in_block {
             self.send_hidden_statement(batch, 0, SAVEPOINT, OnError::Client);
         }
         let rebind = Self::hidden(batch, 1, false, OnError::Client);
         self.send(&close::build_portal(&retry.portal), rebind, Expect::Close);
         self.send(&retry.bind, rebind, Expect::Bind);
-        self.to_server.extend_from_slice(&retry.execute.bytes);
-        self.tracker.push_captured(Expect::Execute, &mut self.to_client);
+        self.send(&retry.execute, Owner::Client, Expect::Execute);
         if retry.in_block {
             self.send_after_execute_in_block();
         }
-        self.to_server.extend_from_slice(&sync::build().bytes);
-        self.tracker.push_captured(Expect::Sync, &mut self.to_client);
+        self.send(&sync::build(), Owner::Client, Expect::Sync);
+        self.tracker.set_capturing(false);
         self.relay_server_until(|tracker| !tracker.capture_pending()).await?;
         Ok(self.tracker.take_captured())
     }
@@ -429,14 +445,21 @@ fn messages(answer: &Bytes) -> Vec<Message> {
     out
 }
 
-/// What an answer held before its error: notices, the results of the statements before
-/// it, a ParseComplete ...
-fn before_error(answer: &Bytes) -> Vec<Bytes> {
-    messages(answer)
-        .into_iter()
-        .take_while(|message| message.tag != b'E' && message.tag != b'Z')
-        .map(|message| message.bytes)
-        .collect()
+/// The answer with `error` in place of its first error (or after it all, when it had
+/// none), without its ReadyForQuery: everything else (notices, the results of the
+/// statements before, a ParameterStatus) as the server sent it, in order.
+fn with_error(answer: &Bytes, error: Bytes) -> Vec<Bytes> {
+    let mut error = Some(error);
+    let mut parts: Vec<Bytes> = Vec::new();
+    for message in messages(answer) {
+        match message.tag {
+            b'Z' => {}
+            b'E' => parts.extend(error.take()),
+            _ => parts.push(message.bytes),
+        }
+    }
+    parts.extend(error);
+    parts
 }
 
 fn first_error(answer: &Bytes) -> Option<Message> {
@@ -465,6 +488,33 @@ mod tests {
 
     fn parsed(sql: &str) -> Vec<ParsedStatement> {
         ::parse::parse_sql(sql).expect("parses")
+    }
+
+    #[test]
+    fn only_strings_of_small_answers_and_no_block_changes_under_the_savepoint_are_held_back() {
+        assert!(string_may_be_retried(
+            &parsed("BEGIN; CREATE TABLE n (id int); ALTER TABLE t ADD c int; COMMIT"),
+            false
+        ));
+        assert!(string_may_be_retried(
+            &parsed("SET search_path = s; ALTER TABLE t ADD c int"),
+            true
+        ));
+        for (sql, in_block) in [
+            // Rows or COPY: too much to hold back, or a COPY that waits for the client.
+            ("ALTER TABLE t ADD c int; SELECT * FROM t", false),
+            ("ALTER TABLE t ADD c int; COPY t FROM STDIN", false),
+            // In the client's block: what would end or split the proxy's savepoint.
+            ("ALTER TABLE t ADD c int; COMMIT; BEGIN", true),
+            ("ALTER TABLE t ADD c int; RELEASE SAVEPOINT a", true),
+            ("ALTER TABLE t ADD c int; SAVEPOINT b", true),
+            (
+                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; ALTER TABLE t ADD c int",
+                true,
+            ),
+        ] {
+            assert!(!string_may_be_retried(&parsed(sql), in_block), "{sql}");
+        }
     }
 
     #[test]

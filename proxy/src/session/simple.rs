@@ -9,6 +9,7 @@ use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{query, Message};
 use crate::tracker::{Expect, Owner};
 
+use super::retries::string_may_be_retried;
 use super::{Session, SessionError};
 
 impl Session {
@@ -86,7 +87,8 @@ impl Session {
             }
             caps if self.tracker.idle()
                 && self.tracker.status != TransactionStatus::Failed
-                && verdict.retrying.iter().any(Option::is_some) =>
+                && verdict.retrying.iter().any(Option::is_some)
+                && string_may_be_retried(&parsed, self.tracker.status == TransactionStatus::InBlock) =>
             {
                 let starts: Vec<usize> = parsed.iter().map(|statement| statement.offset).collect();
                 let rewritten = rewrite(&sql, &starts, caps);
