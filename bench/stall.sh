@@ -196,6 +196,7 @@ variant extension_no_retries "$pg_port"
 variant extension_retries "$pg_port"
 variant proxy_retries "$proxy_port"
 grep -h "lock_timeout: attempt" "$work/logs/postgres.log" > "$work/logs/retries.log" || true
+grep -h "lock_timeout: attempt" "$work/logs/proxy.log" | sed 's/\x1b\[[0-9;]*m//g' > "$work/logs/proxy-retries.log" || true
 
 python3 - "$work" "$duration" "$root/bench" "$profile" << 'EOF'
 import json, statistics, sys, time
@@ -253,6 +254,9 @@ for row in rows:
 retries = (work / "logs" / "retries.log").read_text().strip().splitlines()
 if retries:
     lines += ["", "The extension's retries, from the server log:", "", "```"] + [r[:300] for r in retries] + ["```"]
+proxy_retries = (work / "logs" / "proxy-retries.log").read_text().strip().splitlines()
+if proxy_retries:
+    lines += ["", "The proxy's retries, from its log:", "", "```"] + [r[:300] for r in proxy_retries] + ["```"]
 (out / "STALL.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
