@@ -259,6 +259,21 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     );
     assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
     migrator.batch_execute("ROLLBACK").unwrap();
+    // A lock on the statement's own table too: a pause would keep t's writers out.
+    migrator.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").unwrap();
+    let start = Instant::now();
+    let error = migrator
+        .batch_execute("ALTER TABLE t ADD COLUMN w int")
+        .expect_err("the ALTER ran while the blocker held its lock");
+    let took = start.elapsed();
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert!(
+        db.message()
+            .contains("and is not retried: this transaction holds SHARE on t, taken by `LOCK TABLE t IN SHARE MODE`"),
+        "{path}: {db:?}"
+    );
+    assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
+    migrator.batch_execute("ROLLBACK").unwrap();
     blocker.join().unwrap();
 
     assert!(added(&mut migrator, "v"), "{path}");

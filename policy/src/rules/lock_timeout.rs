@@ -70,14 +70,10 @@ pub fn retry(stmt: &Stmt, scope: &Scope) -> Retry {
     {
         return Retry::No;
     }
-    let own = table_locks(stmt);
-    let other = scope
-        .context
-        .held_locks
-        .iter()
-        .filter(|held| !own.iter().any(|(table, _)| *table == held.table))
-        .min_by_key(|held| held.since);
-    if let Some(held) = other {
+    // Any of them, on the statement's own tables too: a statement that waits holds what
+    // the transaction took before (an attempt's rollback keeps it), so every pause would
+    // keep that table locked; and one that waits for nothing is never retried anyway.
+    if let Some(held) = scope.context.held_locks.iter().min_by_key(|held| held.since) {
         return Retry::HoldsLock(held.clone());
     }
     // With no retries too: the attempt runs in a subtransaction, so that the sessions in
@@ -376,10 +372,11 @@ mod tests {
                 first_pause_ms: 1_000
             }
         );
-        // A lock on its own table does not count: it will not wait for that.
+        // A lock on its own table counts too: a wait for another table's lock (or a
+        // stronger one on its own) keeps it through every pause.
         assert!(matches!(
             retry_of(alter.clone(), vec![held("t")], 3),
-            Retry::Attempts { .. }
+            Retry::HoldsLock(lock) if lock.table == q("t")
         ));
         assert!(matches!(
             retry_of(alter, vec![held("users")], 3),
