@@ -90,7 +90,7 @@ struct Pending {
     /// A client Query whose ReadyForQuery is kept back: a hidden Query sent right after
     /// it answers for it (see `push_query_holding_ready`).
     hold_ready: bool,
-    /// A client message whose answer is held back (see `push_captured`).
+    /// A client message whose answer is held back (see `push_captured_segments`).
     capture: bool,
 }
 
@@ -308,9 +308,13 @@ impl Tracker {
     pub fn on_server_streamed(&mut self, tag: u8, out: &mut BytesMut) -> Result<bool, FrameError> {
         self.emit_synthetic(out);
         if matches!(self.queue.front(), Some(Entry::Pending(Pending { capture: true, .. }))) {
-            // Too large to hold back (captured answers are meant to be small): what was
-            // held goes first, and the answer is the client's as it comes.
-            self.release_capture(out);
+            // Answers are held back only for statements that return no rows: a message too
+            // large to hold cannot be put in its place, so the session ends rather than
+            // send it out of order.
+            return Err(FrameError::Malformed(format!(
+                "a large message '{}' from the server in an answer the proxy holds back",
+                printable(tag)
+            )));
         }
         let Some(Entry::Pending(head)) = self.queue.front() else {
             return Ok(true);

@@ -220,7 +220,7 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     // Blocked for longer than every attempt: the error names the rule, the lock, the
     // attempts, and the session in the way; the reads still never waited past the cap.
     let (stop, worst) = reader(app_url);
-    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(12));
+    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(16));
     let error = migrator
         .batch_execute("ALTER TABLE t ADD COLUMN w int")
         .expect_err("the ALTER ran while the blocker held its lock");
@@ -259,11 +259,14 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     );
     assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
     migrator.batch_execute("ROLLBACK").unwrap();
-    // A lock on the statement's own table too: a pause would keep t's writers out.
+    // A lock on the statement's own table too: a pause would keep t's writers out. The
+    // statement prepared before the lock was taken is decided for the lock held when it
+    // runs.
+    let prepared = migrator.prepare("ALTER TABLE t ADD COLUMN w int").unwrap();
     migrator.batch_execute("BEGIN; LOCK TABLE t IN SHARE MODE").unwrap();
     let start = Instant::now();
     let error = migrator
-        .batch_execute("ALTER TABLE t ADD COLUMN w int")
+        .execute(&prepared, &[])
         .expect_err("the ALTER ran while the blocker held its lock");
     let took = start.elapsed();
     let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
@@ -274,6 +277,25 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     );
     assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
     migrator.batch_execute("ROLLBACK").unwrap();
+    // A string whose earlier statement locked u: the extension retries in place, where
+    // the transaction still holds u, so it fails at once; the proxy undoes the string,
+    // which releases u, and sends it again whole until the blocker is gone (it is still
+    // there: the error names it).
+    let start = Instant::now();
+    let error = migrator
+        .batch_execute("ALTER TABLE u ADD COLUMN s int; ALTER TABLE t ADD COLUMN s int")
+        .expect_err("the ALTER ran while the blocker held its lock");
+    let took = start.elapsed();
+    if path == "proxy" {
+        assert_gave_up(&error, blocker_pid, "proxy: a string holding u");
+    } else {
+        let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+        assert!(
+            db.message().contains("this transaction holds ACCESS EXCLUSIVE on u"),
+            "{path}: {db:?}"
+        );
+        assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
+    }
     blocker.join().unwrap();
 
     assert!(added(&mut migrator, "v"), "{path}");

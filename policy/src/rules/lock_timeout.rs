@@ -231,6 +231,21 @@ impl Retrying {
         })
     }
 
+    /// The same statement run where the transaction holds `held` (the locks that block
+    /// traffic), not the locks it was decided under: an adapter that runs it later (a
+    /// prepared statement) or after a rollback that released some of them (a string of
+    /// statements run again whole) decides again whether a pause would keep one.
+    pub fn holding(self, held: &[HeldLock], settings: &crate::settings::Settings) -> Retrying {
+        let retry = match held.iter().min_by_key(|held| held.since) {
+            Some(held) => Retry::HoldsLock(held.clone()),
+            None => Retry::Attempts {
+                retries: settings.lock_retries,
+                first_pause_ms: settings.lock_retry_delay_ms,
+            },
+        };
+        Retrying { retry, ..self }
+    }
+
     /// Attempts in all, the first included.
     pub fn attempts(&self) -> u32 {
         match self.retry {
@@ -446,6 +461,20 @@ mod tests {
             ..crate::Decision::default()
         };
         assert_eq!(Retrying::new(&Statement::new(Stmt::Query, "SELECT 1"), &none), None);
+    }
+
+    #[test]
+    fn retrying_is_decided_again_for_the_locks_held_when_it_runs() {
+        let settings = enforce();
+        let holds = retrying(Retry::HoldsLock(held("users")));
+        assert!(matches!(
+            holds.clone().holding(&[], &settings).retry,
+            Retry::Attempts { retries, .. } if retries == settings.lock_retries
+        ));
+        assert!(matches!(
+            holds.holding(&[held("t")], &settings).retry,
+            Retry::HoldsLock(lock) if lock.table == q("t")
+        ));
     }
 
     #[test]

@@ -271,6 +271,9 @@ impl Session {
                 self.send_reports(&reports);
             }
         }
+        // What the transaction holds before this statement: whether its retries would keep
+        // one of those locks is decided now, not when it was prepared.
+        let held_before = self.transaction.locks().to_vec();
         self.transaction.record_created(&prepared.created);
         self.transaction.record_locks(&prepared.locks);
         self.lock_hold.routine_locks_unverified |= prepared.locks_in_routines;
@@ -292,7 +295,7 @@ impl Session {
             .filter(|_| first_of_batch && self.tracker.server_listening())
             .zip(bind)
             .map(|(retrying, bind)| RetryExecute {
-                retrying,
+                retrying: retrying.holding(&held_before, &self.settings),
                 bind,
                 execute: message.clone(),
                 portal: portal.to_string(),

@@ -3,7 +3,7 @@
 //! pause, and the client sees one statement and one answer, the last attempt's.
 //!
 //! A Query of one such statement is sent as the client sent it, and its answer is held
-//! back (`Tracker::push_query_captured`) until it is known whether the attempt gave up
+//! back (`Tracker::push_captured_segments`) until it is known whether the attempt gave up
 //! (SQLSTATE 55P03, lock_not_available):
 //! - Outside a transaction block each attempt is the Query again, in a transaction of
 //!   its own; a failed one has left the lock queue and released everything.
@@ -250,6 +250,10 @@ impl Session {
             match retrying.after_attempt(attempt, elapsed, &blockers, jitter(self.backend_pid())) {
                 AfterAttempt::Pause { pause_ms, log } => {
                     tracing::warn!(role = %self.role, "{log}");
+                    // The attempt's answer is dropped, but not another session's NOTIFY.
+                    for message in messages(&answer).into_iter().filter(|message| message.tag == b'A') {
+                        self.to_client.extend_from_slice(&message.bytes);
+                    }
                     if !self.pause(pause_ms, cancels_seen).await? {
                         let cancelled = error_response::error_bytes("57014", "canceling statement due to user request");
                         if in_block || opened_block {

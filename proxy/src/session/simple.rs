@@ -9,6 +9,8 @@ use crate::messages::ready_for_query::TransactionStatus;
 use crate::messages::{query, Message};
 use crate::tracker::{Expect, Owner};
 
+use policy::rules::lock_timeout::Retrying;
+
 use super::retries::string_may_be_retried;
 use super::{Session, SessionError};
 
@@ -75,6 +77,8 @@ impl Session {
             self.answer_with_server_error(error);
             return Ok(());
         }
+        // Locks a string's statements take are released when it is undone to run again.
+        let held_before = self.transaction.locks().to_vec();
         // The statements run as judged: COMMITs, drops and renames included.
         self.transaction.ran_as(verdict.transaction.clone());
         self.lock_hold.routine_locks_unverified |= verdict.locks_in_routines;
@@ -92,8 +96,18 @@ impl Session {
             {
                 let starts: Vec<usize> = parsed.iter().map(|statement| statement.offset).collect();
                 let rewritten = rewrite(&sql, &starts, caps);
-                self.run_string_with_retries(rewritten, &parsed, &verdict.retrying)
-                    .await?
+                // Judged with the locks of the string's statements before it; run again
+                // whole, only those held before the string count.
+                let retrying: Vec<Option<Retrying>> = verdict
+                    .retrying
+                    .iter()
+                    .map(|retrying| {
+                        retrying
+                            .clone()
+                            .map(|retrying| retrying.holding(&held_before, &self.settings))
+                    })
+                    .collect();
+                self.run_string_with_retries(rewritten, &parsed, &retrying).await?
             }
             _ => self.send_rewritten(&sql, &parsed, caps),
         }
