@@ -917,3 +917,17 @@ ALTER TABLE accounts VALIDATE CONSTRAINT accounts_nickname_not_null;
 
 -- expect: ok
 ROLLBACK;
+
+-- An explicit lock taken with NOWAIT, then catalog-only DDL (issue #20): only the LOCK
+-- TABLE's warning; the ALTER waits for nothing and scans nothing.
+-- expect: ok
+BEGIN;
+
+-- expect: lock_table
+LOCK TABLE big IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- expect: ok
+ALTER TABLE big ALTER COLUMN payload SET DEFAULT 'x';
+
+-- expect: ok
+ROLLBACK;
