@@ -44,6 +44,23 @@ fn text(ptr: *const c_char) -> Option<String> {
     (!ptr.is_null()).then(|| unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
 }
 
+/// The type `type_name` names (schema-qualified or by the search path), if it exists.
+fn type_oid(type_name: &TypeName) -> Option<pg_sys::Oid> {
+    // SAFETY: the TypeName node is built from palloc'd copies of the names (nothing is
+    // parsed, so nothing can raise); LookupTypeNameOid takes a NULL ParseState and with
+    // missing_ok returns InvalidOid for a type or schema that does not exist.
+    let oid = unsafe {
+        let mut names = PgList::<pg_sys::String>::new();
+        if let Some(schema) = &type_name.schema {
+            names.push(pg_sys::makeString(palloc_cstring(schema)));
+        }
+        names.push(pg_sys::makeString(palloc_cstring(&type_name.name)));
+        let node = pg_sys::makeTypeNameFromNameList(names.into_pg());
+        pg_sys::LookupTypeNameOid(std::ptr::null_mut(), node, true)
+    };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
 /// The relation `table` names under the current search_path, without taking a lock.
 fn relation_oid(table: &QualifiedName) -> Option<pg_sys::Oid> {
     // SAFETY: the names are palloc'd copies (NULL schema: search_path), which makeRangeVar
@@ -222,21 +239,25 @@ impl Catalog for BackendCatalog {
     }
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
-        // SAFETY: the TypeName node is built from palloc'd copies of the names (nothing is
-        // parsed, so nothing can raise); LookupTypeNameOid takes a NULL ParseState and with
-        // missing_ok returns InvalidOid for a type or schema that does not exist;
-        // DomainHasConstraints reads the type cache (false for a type that is not a
-        // domain).
-        unsafe {
-            let mut names = PgList::<pg_sys::String>::new();
-            if let Some(schema) = &type_name.schema {
-                names.push(pg_sys::makeString(palloc_cstring(schema)));
-            }
-            names.push(pg_sys::makeString(palloc_cstring(&type_name.name)));
-            let node = pg_sys::makeTypeNameFromNameList(names.into_pg());
-            let oid = pg_sys::LookupTypeNameOid(std::ptr::null_mut(), node, true);
-            (oid != pg_sys::InvalidOid).then(|| pg_sys::DomainHasConstraints(oid))
+        let oid = type_oid(type_name)?;
+        // SAFETY: DomainHasConstraints reads the type cache for an existing type oid (false
+        // for a type that is not a domain).
+        Some(unsafe { pg_sys::DomainHasConstraints(oid) })
+    }
+
+    fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+        let oid = type_oid(type_name)?;
+        let mut typmod: i32 = -1;
+        // SAFETY: getBaseTypeAndTypmod reads the syscache for an existing type oid (a type
+        // that is not a domain comes back as it is) and writes the domain's typmod through
+        // the pointer, a live local.
+        let base = unsafe { pg_sys::getBaseTypeAndTypmod(oid, &mut typmod) };
+        if base == oid {
+            return None;
         }
+        // SAFETY: format_type_with_typemod takes any type oid and typmod and returns a
+        // palloc'd C string, which `text` copies at once.
+        text(unsafe { pg_sys::format_type_with_typemod(base, typmod) })
     }
 
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {

@@ -82,6 +82,12 @@ pub trait Catalog {
     fn rows_changed_estimate(&self, _statement: &Statement) -> Option<f64> {
         None
     }
+    /// The base type of `type_name` when it is a domain (through domains over domains), as
+    /// PostgreSQL's `format_type` writes it (`json`, `character varying(20)`); None when it
+    /// is not a domain, or not known here.
+    fn domain_base_type(&self, _type_name: &TypeName) -> Option<String> {
+        None
+    }
     /// pg_constraint.contype of `table`'s constraint `name` ('f' foreign key, 'c' check,
     /// ...), when it is not validated yet (a VALIDATE CONSTRAINT of it scans the table).
     fn constraint_type(&self, _table: &QualifiedName, _name: &str) -> Option<char> {

@@ -264,6 +264,12 @@ const BINARY_CASTS: &[(&str, &str)] = &[
 impl TypeName {
     /// One of pg_catalog's types that columns mostly have, known to be no domain without
     /// asking a catalog.
+    /// Could this name a domain (a user-defined type, not an array)? Only those are looked
+    /// up in the catalog.
+    pub fn may_be_domain(&self) -> bool {
+        !self.array && !self.is_builtin() && !self.is_serial()
+    }
+
     pub fn is_builtin(&self) -> bool {
         self.schema.is_none() && BUILTIN_TYPES.contains(&self.name.as_str())
     }

@@ -23,6 +23,8 @@ pub enum Question {
     Partitioned(QualifiedName),
     /// Is the type a domain with constraints (its own or a base domain's)?
     DomainConstraints(TypeName),
+    /// The base type of a domain, through domains over domains, as format_type writes it.
+    DomainBaseType(TypeName),
     /// The key columns of the table's index (by name) and whether each is NOT NULL.
     IndexColumns(QualifiedName, String),
     /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
@@ -206,6 +208,22 @@ impl Question {
                     None => "pg_catalog.pg_type_is_visible(t.oid)".to_string(),
                 }
             ),
+            Question::DomainBaseType(type_name) => format!(
+                "WITH RECURSIVE chain AS (\
+                   SELECT t.typtype, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t \
+                   JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
+                   WHERE t.typname = {} AND {} AND t.typtype = 'd' \
+                   UNION ALL SELECT b.typtype, b.typbasetype, \
+                   CASE WHEN chain.typtypmod <> -1 THEN chain.typtypmod ELSE b.typtypmod END \
+                   FROM pg_catalog.pg_type b JOIN chain ON b.oid = chain.typbasetype WHERE b.typtype = 'd') \
+                 SELECT pg_catalog.format_type(c.typbasetype, c.typtypmod) FROM chain c \
+                 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_type b WHERE b.oid = c.typbasetype AND b.typtype = 'd')",
+                literal(&type_name.name),
+                match &type_name.schema {
+                    Some(schema) => format!("n.nspname = {}", literal(schema)),
+                    None => "pg_catalog.pg_type_is_visible(t.oid)".to_string(),
+                }
+            ),
             Question::IndexColumns(table, index) => format!(
                 "SELECT a.attname, a.attnotnull FROM pg_catalog.pg_index i \
                  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid \
@@ -301,6 +319,7 @@ impl Question {
                     _ => None,
                 }))
             }
+            Question::DomainBaseType(_) => Answer::Names(rows.and_then(|rows| Some(vec![first(&rows, 0)?]))),
             Question::IndexColumns(..) => Answer::Names(rows.and_then(|rows| {
                 (!rows.is_empty()).then(|| {
                     rows.iter()
@@ -551,6 +570,13 @@ impl Catalog for SessionCatalog<'_> {
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         match self.ask(Question::DomainConstraints(type_name.clone())) {
             Some(Answer::Bool(answer)) => *answer,
+            _ => None,
+        }
+    }
+
+    fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+        match self.ask(Question::DomainBaseType(type_name.clone())) {
+            Some(Answer::Names(answer)) => answer.as_ref()?.first().cloned(),
             _ => None,
         }
     }

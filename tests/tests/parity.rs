@@ -252,6 +252,9 @@ impl Catalog for NotingCatalog<'_> {
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         self.note(self.inner.domain_has_constraints(type_name))
     }
+    fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+        self.note(self.inner.domain_base_type(type_name))
+    }
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.note(self.inner.nullable_index_columns(table, index))
     }

@@ -55,7 +55,7 @@ fn finding(alter: &AlterTable, column: &ColumnDef, scope: &Scope) -> Option<Find
             "a serial column is filled from its sequence for every existing row"
         };
         (why.to_string(), sequence_steps(alter, column))
-    } else if may_be_domain(&column.type_name) && scope.catalog.domain_has_constraints(&column.type_name) == Some(true)
+    } else if column.type_name.may_be_domain() && scope.catalog.domain_has_constraints(&column.type_name) == Some(true)
     {
         (
             format!(
@@ -118,10 +118,6 @@ fn sequence_steps(alter: &AlterTable, column: &ColumnDef) -> String {
 
 /// Could `type_name` be a domain? Arrays are not (a new array column of a domain checks
 /// nothing), nor the built-in types columns mostly have: no need to ask the catalog.
-fn may_be_domain(type_name: &TypeName) -> bool {
-    !type_name.array && !type_name.is_builtin() && !type_name.is_serial()
-}
-
 /// The column with the domain's base type, its constraints as a NOT VALID CHECK.
 fn domain_steps(alter: &AlterTable, column: &ColumnDef) -> String {
     let prefix = alter_table_sql(alter);

@@ -1,6 +1,7 @@
 //! A `json` column has no equality operator: SELECT DISTINCT, UNION, GROUP BY and
 //! comparisons on it fail, which breaks queries that work on every other column.
-//! `jsonb` has equality, indexes, and is what application code expects.
+//! `jsonb` has equality, indexes, and is what application code expects. A domain over
+//! `json` is json too (the catalog says what a domain's base type is).
 
 use super::{alter_table_sql, Category, Rule, Scope};
 use crate::finding::{Finding, SQLSTATE_COMPATIBILITY};
@@ -15,17 +16,27 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
+/// How the column's type is json, when it is: `json` itself, or a domain over it.
+fn json_type(type_name: &TypeName, scope: &Scope) -> Option<String> {
+    if type_name.is_json() {
+        return Some(type_name.to_string());
+    }
+    (type_name.may_be_domain() && scope.catalog.domain_base_type(type_name).as_deref() == Some("json"))
+        .then(|| format!("{type_name} (a domain over json)"))
+}
+
+fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     match &statement.stmt {
         Stmt::CreateTable(create) => create
             .columns
             .iter()
-            .filter(|column| column.type_name.is_json())
-            .map(|column| {
+            .filter_map(|column| Some((column, json_type(&column.type_name, scope)?)))
+            .map(|(column, described)| {
                 finding(
                     "CREATE TABLE",
                     &create.table,
                     column,
+                    &described,
                     format!(
                         "Declare the column jsonb in the CREATE TABLE:\n    {} {}",
                         sql::ident(&column.name),
@@ -41,10 +52,11 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
                 .actions
                 .iter()
                 .filter_map(|action| match action {
-                    AlterAction::AddColumn { column, .. } if column.type_name.is_json() => Some(finding(
+                    AlterAction::AddColumn { column, .. } => Some(finding(
                         "ADD COLUMN",
                         &alter.table,
                         column,
+                        &json_type(&column.type_name, scope)?,
                         format!(
                             "Add it as jsonb:\n    {} ADD COLUMN {} {};",
                             prefix(),
@@ -52,7 +64,8 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
                             as_jsonb(&column.type_name)
                         ),
                     )),
-                    AlterAction::AlterColumnType { column, new_type, .. } if new_type.is_json() => {
+                    AlterAction::AlterColumnType { column, new_type, .. } => {
+                        let described = json_type(new_type, scope)?;
                         let name = sql::ident(column);
                         let jsonb = as_jsonb(new_type);
                         Some(finding(
@@ -63,6 +76,7 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
                                 type_name: new_type.clone(),
                                 ..ColumnDef::default()
                             },
+                            &described,
                             format!(
                                 "Change it to jsonb:\n    {} ALTER COLUMN {name} TYPE {jsonb} USING {name}::{jsonb};",
                                 prefix()
@@ -77,15 +91,14 @@ fn check(statement: &Statement, _: &Scope) -> Vec<Finding> {
     }
 }
 
-fn finding(command: &str, table: &QualifiedName, column: &ColumnDef, hint: String) -> Finding {
+fn finding(command: &str, table: &QualifiedName, column: &ColumnDef, described: &str, hint: String) -> Finding {
     Finding::new(
         RULE.id,
         SQLSTATE_COMPATIBILITY,
         None,
         format!(
-            "{command} makes {table}.{} a {} column; use jsonb",
+            "{command} makes {table}.{} a {described} column; use jsonb",
             sql::ident(&column.name),
-            column.type_name
         ),
         "json has no equality operator: SELECT DISTINCT, UNION, GROUP BY and = on the column fail, and it cannot \
          be indexed. jsonb stores the same documents, parsed, with equality and GIN indexes.",
@@ -93,10 +106,12 @@ fn finding(command: &str, table: &QualifiedName, column: &ColumnDef, hint: Strin
     )
 }
 
-/// The same type with `jsonb` for `json` (arrays stay arrays).
+/// `jsonb` in place of the type (`json`, or a domain over it); arrays stay arrays.
 fn as_jsonb(type_name: &TypeName) -> TypeName {
     TypeName {
+        schema: None,
         name: "jsonb".to_string(),
+        modifiers: Vec::new(),
         ..type_name.clone()
     }
 }
@@ -122,6 +137,25 @@ mod tests {
         assert_eq!(finding.sqlstate, "SM002");
         assert_eq!(finding.lock, None);
         assert!(finding.hint.ends_with("ALTER TABLE events ADD COLUMN payload jsonb;"));
+    }
+
+    #[test]
+    fn a_domain_over_json_is_json_and_one_over_jsonb_is_not() {
+        let mut catalog = TestCatalog::default();
+        catalog.domain_bases.insert("meta".into(), "json".into());
+        catalog.domain_bases.insert("doc".into(), "jsonb".into());
+        let stmt = alter("events", vec![add_column(column("payload", ty(&["meta"], &[])))]);
+        let finding = only(findings(&RULE, stmt, &catalog));
+        assert_eq!(
+            finding.text(),
+            "json_column: ADD COLUMN makes events.payload a meta (a domain over json) column; use jsonb"
+        );
+        assert!(finding.hint.ends_with("ALTER TABLE events ADD COLUMN payload jsonb;"));
+        let stmt = alter("events", vec![add_column(column("payload", ty(&["doc"], &[])))]);
+        assert!(findings(&RULE, stmt, &catalog).is_empty());
+        // Unknown to the catalog (the CLI): nothing said.
+        let stmt = alter("events", vec![add_column(column("payload", ty(&["meta"], &[])))]);
+        assert!(findings(&RULE, stmt, &TestCatalog::default()).is_empty());
     }
 
     #[test]

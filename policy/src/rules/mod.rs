@@ -514,6 +514,9 @@ mod tests {
         fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
             self.inner.domain_has_constraints(type_name)
         }
+        fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+            self.inner.domain_base_type(type_name)
+        }
         fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
             self.inner.nullable_index_columns(table, index)
         }

@@ -19,6 +19,8 @@ pub struct TestCatalog {
     pub rows: HashMap<String, f64>,
     pub partitioned: HashMap<String, bool>,
     pub constrained_domains: HashSet<String>,
+    /// domain -> its base type, as format_type writes it.
+    pub domain_bases: HashMap<String, String>,
     /// (table, index) -> its key columns that are not NOT NULL.
     pub nullable_index_columns: HashMap<(String, String), Vec<String>>,
     /// (old, new) -> the catalog's coercion.
@@ -128,6 +130,9 @@ impl Catalog for TestCatalog {
     }
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         Some(self.constrained_domains.contains(&type_name.name))
+    }
+    fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+        self.domain_bases.get(&type_name.name).cloned()
     }
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.nullable_index_columns

@@ -74,6 +74,9 @@ ANALYZE keyless, keyless_do, keyless_nn, keyless_proven;
 CREATE EXTENSION citext;
 CREATE DOMAIN email AS text CHECK (VALUE ~ '@');
 CREATE DOMAIN plain_text AS text;
+CREATE DOMAIN meta AS json;
+CREATE DOMAIN meta_too AS meta;
+CREATE DOMAIN meta_doc AS jsonb;
 CREATE DOMAIN short_text AS varchar(20);
 CREATE TABLE people (
     id int,
@@ -931,3 +934,14 @@ ALTER TABLE big ALTER COLUMN payload SET DEFAULT 'x';
 
 -- expect: ok
 ROLLBACK;
+
+-- A domain over json is json (issue #20), through a domain over it too; over jsonb it is
+-- not.
+-- expect: json_column
+CREATE TABLE documents (id int, body meta);
+
+-- expect: json_column
+ALTER TABLE big ADD COLUMN extra meta_too;
+
+-- expect: ok
+ALTER TABLE big ADD COLUMN extra_doc meta_doc;
