@@ -147,6 +147,7 @@ CREATE DOMAIN name50 AS varchar(50);
 ALTER TABLE people ADD COLUMN short_handle name50, ADD COLUMN pat varchar(50), ADD COLUMN sorted varchar(50);
 CREATE INDEX people_pat ON people (pat varchar_pattern_ops);
 CREATE INDEX people_sorted ON people (sorted);
+ALTER TABLE people ADD COLUMN remark text;
 CREATE TABLE measurements (id int, label varchar(20)) PARTITION BY RANGE (id);
 CREATE TABLE measurements_1 PARTITION OF measurements FOR VALUES FROM (0) TO (1000);
 ALTER TABLE measurements_1 ADD CONSTRAINT measurements_1_label CHECK (label <> '');
@@ -945,3 +946,8 @@ ALTER TABLE big ADD COLUMN extra meta_too;
 
 -- expect: ok
 ALTER TABLE big ADD COLUMN extra_doc meta_doc;
+
+-- A collation change of a column no index uses rebuilds nothing (issue #20): catalog-only.
+-- Its neighbour with an index (people.sorted above) builds the index again.
+-- expect: ok
+ALTER TABLE people ALTER COLUMN remark TYPE text COLLATE "C";
