@@ -29,56 +29,13 @@ pub struct Blocker {
     pub modes: String,
 }
 
-/// pg_locks' mode names of the levels that conflict with `level` (lock.c's table).
+/// pg_locks' mode names of the levels that conflict with `level`, weakest first.
 pub fn conflicting_modes(level: LockLevel) -> Vec<&'static str> {
-    use LockLevel::*;
-    let conflicts: &[LockLevel] = match level {
-        AccessShare => &[AccessExclusive],
-        RowShare => &[Exclusive, AccessExclusive],
-        RowExclusive => &[Share, ShareRowExclusive, Exclusive, AccessExclusive],
-        ShareUpdateExclusive => &[
-            ShareUpdateExclusive,
-            Share,
-            ShareRowExclusive,
-            Exclusive,
-            AccessExclusive,
-        ],
-        Share => &[
-            RowExclusive,
-            ShareUpdateExclusive,
-            ShareRowExclusive,
-            Exclusive,
-            AccessExclusive,
-        ],
-        ShareRowExclusive => &[
-            RowExclusive,
-            ShareUpdateExclusive,
-            Share,
-            ShareRowExclusive,
-            Exclusive,
-            AccessExclusive,
-        ],
-        Exclusive => &[
-            RowShare,
-            RowExclusive,
-            ShareUpdateExclusive,
-            Share,
-            ShareRowExclusive,
-            Exclusive,
-            AccessExclusive,
-        ],
-        AccessExclusive => &[
-            AccessShare,
-            RowShare,
-            RowExclusive,
-            ShareUpdateExclusive,
-            Share,
-            ShareRowExclusive,
-            Exclusive,
-            AccessExclusive,
-        ],
-    };
-    conflicts.iter().map(|level| mode_name(*level)).collect()
+    LockLevel::ALL
+        .into_iter()
+        .filter(|other| level.conflicts_with(*other))
+        .map(mode_name)
+        .collect()
 }
 
 /// pg_locks' name of a level (`AccessExclusiveLock`).
@@ -212,6 +169,19 @@ mod tests {
             ]
         );
         assert_eq!(conflicting_modes(LockLevel::AccessShare), ["AccessExclusiveLock"]);
+    }
+
+    #[test]
+    fn the_conflict_table_is_symmetric_as_lock_c_has_it() {
+        for a in LockLevel::ALL {
+            for b in LockLevel::ALL {
+                assert_eq!(a.conflicts_with(b), b.conflicts_with(a), "{a:?} {b:?}");
+            }
+        }
+        assert!(!LockLevel::RowExclusive.conflicts_with(LockLevel::RowExclusive));
+        assert!(LockLevel::ShareUpdateExclusive.conflicts_with(LockLevel::ShareUpdateExclusive));
+        assert!(LockLevel::RowShare.conflicts_with(LockLevel::Exclusive));
+        assert!(!LockLevel::RowShare.conflicts_with(LockLevel::Share));
     }
 
     #[test]

@@ -476,6 +476,25 @@ pub enum LockLevel {
 }
 
 impl LockLevel {
+    /// Every level, weakest first.
+    pub const ALL: [LockLevel; 8] = [
+        LockLevel::AccessShare,
+        LockLevel::RowShare,
+        LockLevel::RowExclusive,
+        LockLevel::ShareUpdateExclusive,
+        LockLevel::Share,
+        LockLevel::ShareRowExclusive,
+        LockLevel::Exclusive,
+        LockLevel::AccessExclusive,
+    ];
+
+    /// Does a lock of this level conflict with one of `other` (lock.c's LockConflicts)?
+    pub fn conflicts_with(self, other: LockLevel) -> bool {
+        // One bit per level, in `ALL`'s order (bit 0: ACCESS SHARE ... bit 7: ACCESS EXCLUSIVE).
+        const CONFLICTS: [u8; 8] = [0x80, 0xC0, 0xF0, 0xF8, 0xEC, 0xFC, 0xFE, 0xFF];
+        CONFLICTS[self as usize] & (1 << other as usize) != 0
+    }
+
     /// A LOCKMODE number (lockdefs.h: 1 AccessShareLock ... 8 AccessExclusiveLock), as
     /// both parse trees carry it; a number out of range is taken as the strongest.
     pub fn from_lockmode(mode: i32) -> LockLevel {
@@ -511,18 +530,7 @@ impl LockLevel {
             .collect::<Vec<_>>()
             .join(" ")
             .to_ascii_uppercase();
-        [
-            LockLevel::AccessShare,
-            LockLevel::RowShare,
-            LockLevel::RowExclusive,
-            LockLevel::ShareUpdateExclusive,
-            LockLevel::Share,
-            LockLevel::ShareRowExclusive,
-            LockLevel::Exclusive,
-            LockLevel::AccessExclusive,
-        ]
-        .into_iter()
-        .find(|level| level.name() == normalized)
+        LockLevel::ALL.into_iter().find(|level| level.name() == normalized)
     }
 
     /// Does holding (or queueing for) this lock stop plain SELECTs?

@@ -70,6 +70,11 @@ pub struct Cluster {
 static CLUSTER_SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A TCP port nobody listens on right now.
+/// A client connection to `url` (no TLS), or a panic that names the URL.
+pub fn connect(url: &str) -> postgres::Client {
+    postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
+}
+
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()

@@ -5,12 +5,7 @@
 //! statement cannot show: several statements in one string (an implicit transaction),
 //! and the lock forgotten once its transaction ends, by COMMIT or by an error.
 
-use e2e::{Cluster, ClusterOptions, Proxy};
-use postgres::{Client, NoTls};
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
-}
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
 
 /// A cluster (with or without the extension) where the guarded `migrator` owns `t`, a
 /// table of 100 rows.

@@ -8,16 +8,12 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
-use postgres::{Client, NoTls};
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
+use postgres::NoTls;
 
 /// The budget the tests give the guarded role, and the margin they allow past it.
 const BUDGET: Duration = Duration::from_secs(1);
 const MARGIN: Duration = Duration::from_millis(1500);
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
-}
 
 fn cluster(extension: bool) -> Cluster {
     let cluster = Cluster::start_with(ClusterOptions {

@@ -12,16 +12,12 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls};
 
 /// The guarded role's cap, and the margin allowed past it for a reader's stall.
 const CAP: Duration = Duration::from_millis(500);
 const MARGIN: Duration = Duration::from_millis(400);
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
-}
 
 fn cluster(extension: bool) -> Cluster {
     let cluster = Cluster::start_with(ClusterOptions {
@@ -129,6 +125,26 @@ fn assert_gave_up(error: &postgres::Error, blocker_pid: i32, path: &str) {
     );
 }
 
+/// The error of a statement not retried because its transaction holds a lock: `holds`
+/// in its message, and it gave up after one attempt (`took`).
+fn assert_not_retried(error: &postgres::Error, holds: &str, took: Duration, path: &str) {
+    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
+    assert!(db.message().contains(holds), "{path}: {db:?}");
+    assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
+}
+
+/// The client's transaction block failed (25P02 for the next statement), as by the
+/// server alone; rolled back.
+fn assert_block_failed(client: &mut Client, path: &str) {
+    let aborted = client.batch_execute("SELECT 1").expect_err("the block went on");
+    assert_eq!(
+        aborted.as_db_error().map(|db| db.code().code()),
+        Some("25P02"),
+        "{path}: {aborted}"
+    );
+    client.batch_execute("ROLLBACK").unwrap();
+}
+
 fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let mut migrator = connect(url);
 
@@ -234,13 +250,7 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
         .execute("ALTER TABLE t ADD COLUMN w int", &[])
         .expect_err("the ALTER ran while the blocker held its lock");
     assert_gave_up(&error, blocker_pid, &format!("{path}: extended in a block"));
-    let aborted = migrator.batch_execute("SELECT 1").expect_err("the block went on");
-    assert_eq!(
-        aborted.as_db_error().map(|db| db.code().code()),
-        Some("25P02"),
-        "{path}: {aborted}"
-    );
-    migrator.batch_execute("ROLLBACK").unwrap();
+    assert_block_failed(&mut migrator, path);
 
     // A transaction that holds a lock blocking traffic is not retried: it fails after
     // one attempt, naming the lock it holds.
@@ -249,15 +259,12 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let error = migrator
         .batch_execute("ALTER TABLE t ADD COLUMN w int")
         .expect_err("the ALTER ran while the blocker held its lock");
-    let took = start.elapsed();
-    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
-    assert!(
-        db.message().contains(
-            "and is not retried: this transaction holds ACCESS EXCLUSIVE on u, taken by `ALTER TABLE u ADD COLUMN x int`"
-        ),
-        "{path}: {db:?}"
+    assert_not_retried(
+        &error,
+        "and is not retried: this transaction holds ACCESS EXCLUSIVE on u, taken by `ALTER TABLE u ADD COLUMN x int`",
+        start.elapsed(),
+        path,
     );
-    assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
     migrator.batch_execute("ROLLBACK").unwrap();
     // A lock on the statement's own table too: a pause would keep t's writers out. The
     // statement prepared before the lock was taken is decided for the lock held when it
@@ -268,14 +275,12 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let error = migrator
         .execute(&prepared, &[])
         .expect_err("the ALTER ran while the blocker held its lock");
-    let took = start.elapsed();
-    let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
-    assert!(
-        db.message()
-            .contains("and is not retried: this transaction holds SHARE on t, taken by `LOCK TABLE t IN SHARE MODE`"),
-        "{path}: {db:?}"
+    assert_not_retried(
+        &error,
+        "and is not retried: this transaction holds SHARE on t, taken by `LOCK TABLE t IN SHARE MODE`",
+        start.elapsed(),
+        path,
     );
-    assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
     migrator.batch_execute("ROLLBACK").unwrap();
     // A string whose earlier statement locked u: the extension retries in place, where
     // the transaction still holds u, so it fails at once; the proxy undoes the string,
@@ -289,12 +294,7 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     if path == "proxy" {
         assert_gave_up(&error, blocker_pid, "proxy: a string holding u");
     } else {
-        let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
-        assert!(
-            db.message().contains("this transaction holds ACCESS EXCLUSIVE on u"),
-            "{path}: {db:?}"
-        );
-        assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
+        assert_not_retried(&error, "this transaction holds ACCESS EXCLUSIVE on u", took, path);
     }
     blocker.join().unwrap();
 
@@ -331,13 +331,7 @@ fn cancel_in_a_pause(url: &str, superuser_url: &str, path: &str) {
             "{path}: the cancel waited for the pause to end"
         );
         if in_block {
-            let aborted = patient.batch_execute("SELECT 1").expect_err("the block went on");
-            assert_eq!(
-                aborted.as_db_error().map(|db| db.code().code()),
-                Some("25P02"),
-                "{path}"
-            );
-            patient.batch_execute("ROLLBACK").unwrap();
+            assert_block_failed(&mut patient, path);
         }
     }
     blocker.join().unwrap();

@@ -5,8 +5,8 @@
 
 use std::io::{Read, Write};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
-use postgres::{Client, NoTls, SimpleQueryMessage};
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
+use postgres::SimpleQueryMessage;
 
 /// 48 MiB: far above the 1 MiB the proxy reads whole, far below what a test machine has.
 const BIG: usize = 48 << 20;
@@ -18,10 +18,6 @@ fn cluster() -> Cluster {
     });
     cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
     cluster
-}
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
 }
 
 fn sqlstate(err: &postgres::Error) -> String {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e::{cstrings, Auth, Cluster, ClusterOptions, Proxy};
+use e2e::{connect, cstrings, Auth, Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
 fn cluster_with(auth: Auth, conf: &[(&str, &str)]) -> Cluster {
@@ -23,10 +23,6 @@ fn cluster_with(auth: Auth, conf: &[(&str, &str)]) -> Cluster {
     cluster.create_role("migrator", &[("mode", "enforce"), ("lock_timeout", "1s")]);
     cluster.create_role("app", &[]);
     cluster
-}
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
 }
 
 fn first_value(client: &mut Client, sql: &str) -> String {

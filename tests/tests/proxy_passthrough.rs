@@ -7,13 +7,9 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
-}
+use postgres::NoTls;
 
 /// User + system CPU time of a process, in clock ticks (1/100 s).
 fn cpu_ticks(pid: u32) -> u64 {

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use e2e::{cstrings, Cluster, ClusterOptions, Proxy};
+use e2e::{connect, cstrings, Cluster, ClusterOptions, Proxy};
 use postgres::{Client, NoTls, SimpleQueryMessage};
 
 fn cluster() -> Cluster {
@@ -20,10 +20,6 @@ fn cluster() -> Cluster {
     );
     cluster.create_role("app", &[]);
     cluster
-}
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
 }
 
 fn sqlstate(err: &postgres::Error) -> String {

@@ -9,12 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use e2e::{Cluster, ClusterOptions, Proxy};
-use postgres::{Client, NoTls};
-
-fn connect(url: &str) -> Client {
-    Client::connect(url, NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
-}
+use e2e::{connect, Cluster, ClusterOptions, Proxy};
+use postgres::NoTls;
 
 /// A cluster where the guarded `migrator` (max_rows_per_statement 500) owns `t`, an
 /// analyzed table of 2,000 rows.

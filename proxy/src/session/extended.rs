@@ -41,7 +41,8 @@ pub(super) struct Prepared {
     pub(super) retrying: Option<Retrying>,
 }
 
-/// The batch's last Bind: what an Execute that is run again binds its portal with.
+/// The batch's last Bind of a statement that may be run again (none is kept for others):
+/// what its Execute binds the portal with again.
 #[derive(Debug, Clone)]
 pub(super) struct LastBind {
     pub(super) portal: String,
@@ -218,11 +219,13 @@ impl Session {
         }
         let prepared = self.statements.get(bind.statement).cloned().unwrap_or_default();
         let portal = bind.portal.to_string();
-        self.last_bind = Some(LastBind {
-            portal: portal.clone(),
-            statement: bind.statement.to_string(),
-            message: message.clone(),
-        });
+        if prepared.retrying.is_some() {
+            self.last_bind = Some(LastBind {
+                portal: portal.clone(),
+                statement: bind.statement.to_string(),
+                message: message.clone(),
+            });
+        }
         self.cap_batch_for(&prepared).await?;
         self.portals.insert(portal, prepared);
         self.send(&message, Owner::Client, Expect::Bind);
@@ -273,7 +276,11 @@ impl Session {
         }
         // What the transaction holds before this statement: whether its retries would keep
         // one of those locks is decided now, not when it was prepared.
-        let held_before = self.transaction.locks().to_vec();
+        let held_before = if prepared.retrying.is_some() {
+            self.transaction.locks().to_vec()
+        } else {
+            Vec::new()
+        };
         self.transaction.record_created(&prepared.created);
         self.transaction.record_locks(&prepared.locks);
         self.lock_hold.routine_locks_unverified |= prepared.locks_in_routines;

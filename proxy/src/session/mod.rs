@@ -118,8 +118,8 @@ pub struct Session {
     lock_hold: lock_hold::LockHold,
     /// The client's cancels, heard while the proxy holds its statement (a retry's pause).
     cancels: Option<crate::cancels::Registration>,
-    /// The batch's last Bind and its portal, until the Sync: what an Execute that is run
-    /// again binds its portal with.
+    /// The batch's last Bind of a statement that may be run again, until the Sync: what
+    /// its Execute binds the portal with again.
     last_bind: Option<extended::LastBind>,
     /// An Execute whose answer is held back until its Sync, to run it again if its lock
     /// wait gives up.

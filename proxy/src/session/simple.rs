@@ -78,7 +78,11 @@ impl Session {
             return Ok(());
         }
         // Locks a string's statements take are released when it is undone to run again.
-        let held_before = self.transaction.locks().to_vec();
+        let held_before = if verdict.retrying.iter().any(Option::is_some) {
+            self.transaction.locks().to_vec()
+        } else {
+            Vec::new()
+        };
         // The statements run as judged: COMMITs, drops and renames included.
         self.transaction.ran_as(verdict.transaction.clone());
         self.lock_hold.routine_locks_unverified |= verdict.locks_in_routines;
