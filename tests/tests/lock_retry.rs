@@ -352,6 +352,13 @@ fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
         &cluster.superuser_url(),
         "extension",
     );
+    // Each retry is in the server log, with the lock and the session in the way.
+    let log = cluster.log();
+    assert!(
+        log.contains("LOG:  lock_timeout: attempt 1 of 4 to take ACCESS EXCLUSIVE on t gave up; retrying in")
+            && log.contains("application nightly-report"),
+        "{log}"
+    );
 }
 
 #[test]
