@@ -363,6 +363,52 @@ fn cancel_reaches_the_server_through_the_proxy() {
     }
 }
 
+/// A client's cancel that meets one of the proxy's own questions about its statement was
+/// meant for that statement: the client gets the cancel's 57014, as from the server
+/// alone, not a refusal for want of the answer. Here the question is the read of the
+/// definition of the function the statement calls, which waits while another session
+/// holds pg_proc locked. Simple and extended protocol, outside a transaction block and
+/// inside one (which the cancel fails).
+#[test]
+fn a_cancel_that_meets_the_proxys_question_cancels_the_statement() {
+    let cluster = cluster();
+    let proxy = Proxy::start(&cluster, &[]);
+    for (extended, in_block) in [(false, false), (true, false), (false, true), (true, true)] {
+        let case = format!("extended {extended}, in a block {in_block}");
+        let mut client = connect(&proxy.url("migrator", "postgres"));
+        if in_block {
+            client.batch_execute("BEGIN").unwrap();
+        }
+        let mut holder = connect(&cluster.superuser_url());
+        holder
+            .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_proc IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        let token = client.cancel_token();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            token.cancel_query(NoTls).unwrap();
+        });
+        let started = Instant::now();
+        let sql = "SELECT upper('called')";
+        let err = if extended {
+            client.query(sql, &[]).unwrap_err()
+        } else {
+            client.batch_execute(sql).unwrap_err()
+        };
+        canceller.join().unwrap();
+        assert_eq!(sqlstate(&err), "57014", "{case}: {err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{case}");
+        holder.batch_execute("COMMIT").unwrap();
+        if in_block {
+            let err = client.batch_execute("SELECT 1").unwrap_err();
+            assert_eq!(sqlstate(&err), "25P02", "{case}");
+            client.batch_execute("ROLLBACK").unwrap();
+        }
+        assert_eq!(first_value(&mut client, sql), "CALLED", "{case}");
+    }
+    assert!(!proxy.log().contains("statement refused"), "{}", proxy.log());
+}
+
 fn startup_packet(user: &str) -> Vec<u8> {
     let mut body = 196_608i32.to_be_bytes().to_vec();
     for (key, value) in [("user", user), ("database", "postgres")] {

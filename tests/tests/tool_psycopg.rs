@@ -15,8 +15,8 @@ use e2e::{Cluster, ClusterOptions, Proxy};
 const TOOL: &str = "psycopg";
 
 /// Runs driver_checks.py as `role` (`unguarded` or `guarded`) and returns what it printed;
-/// panics with that output if a check failed.
-fn driver_checks(python: &Path, url: &str, role_kind: &str) -> String {
+/// panics with that output and the server's log if a check failed.
+fn driver_checks(python: &Path, url: &str, role_kind: &str, cluster: &Cluster) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/psycopg/driver_checks.py");
     let output = Command::new(python)
         .arg(&script)
@@ -32,7 +32,8 @@ fn driver_checks(python: &Path, url: &str, role_kind: &str) -> String {
     );
     assert!(
         output.status.success(),
-        "psycopg checks failed for the {role_kind} role:\n{printed}"
+        "psycopg checks failed for the {role_kind} role:\n{printed}\n--- server log ---\n{}",
+        cluster.log()
     );
     printed
 }
@@ -47,16 +48,19 @@ fn psycopg_works_through_the_proxy_for_unguarded_and_guarded_roles() {
     let python = venv.join("bin/python");
     let cluster = Cluster::start_with(ClusterOptions {
         extension: false,
+        // Which backend logged what, for a failure's server log.
+        conf: vec![("log_line_prefix".into(), "%m [%p] ".into())],
         ..ClusterOptions::default()
     });
     cluster.create_role("app", &[]);
     cluster.create_role("migrator", &[("mode", "enforce")]);
     let proxy = Proxy::start(&cluster, &[]);
     for (role, role_kind) in [("app", "unguarded"), ("migrator", "guarded")] {
-        let printed = driver_checks(&python, &proxy.url(role, "postgres"), role_kind);
+        let printed = driver_checks(&python, &proxy.url(role, "postgres"), role_kind, &cluster);
         assert!(
             printed.ends_with(&format!("{role_kind}: all checks passed\n")),
-            "{printed}"
+            "{printed}\n--- server log ---\n{}",
+            cluster.log()
         );
     }
     report(&format!("tool {TOOL}: pass"));

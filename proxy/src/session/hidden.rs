@@ -314,6 +314,18 @@ impl Session {
             // A hidden statement failed in the client's transaction block (a cancel meant
             // for the client's statement, say) and aborted it.
             self.aborted_by_hidden_work = results.iter().flatten().find_map(|result| result.error.clone());
+        } else if quiet {
+            // Outside a block a failed question aborts nothing, but a cancel that met it
+            // was meant for the client's statement (the client cancels what it believes
+            // runs): that statement is answered with it, as the server would have, and
+            // not sent, rather than refused for want of the answer.
+            if let Some(error) = results
+                .iter()
+                .flatten()
+                .find_map(|result| result.error.clone().filter(cancelled))
+            {
+                self.aborted_by_hidden_work = Some(error);
+            }
         }
         Ok(results)
     }
