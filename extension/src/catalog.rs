@@ -245,6 +245,37 @@ impl Catalog for BackendCatalog {
         Some(unsafe { pg_sys::DomainHasConstraints(oid) })
     }
 
+    fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+        let relid = relation_oid(table)?;
+        let share = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        // The size is read under AccessShareLock, so that the relation cannot be dropped or
+        // truncated meanwhile, and only if that lock is free at once (or already the
+        // session's): the guard never waits for a lock. Otherwise: unknown.
+        // SAFETY: ConditionalLockRelationOid takes any oid and says whether it locked it.
+        if !unsafe { pg_sys::ConditionalLockRelationOid(relid, share) } {
+            return None;
+        }
+        // SAFETY: RelationIdGetRelation pins the relcache entry (NULL if the relation is
+        // gone); its rd_rel is valid while pinned; RelationGetNumberOfBlocksInFork reads the
+        // main fork's size through smgr, asked only of the kinds with storage; RelationClose
+        // unpins, and UnlockRelationOid releases the one lock taken above (one the session
+        // held before stays).
+        unsafe {
+            let relation = pg_sys::RelationIdGetRelation(relid);
+            let empty = if relation.is_null() {
+                None
+            } else {
+                let kind = (*(*relation).rd_rel).relkind as u8;
+                let answer = (kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_MATVIEW)
+                    .then(|| pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM) == 0);
+                pg_sys::RelationClose(relation);
+                answer
+            };
+            pg_sys::UnlockRelationOid(relid, share);
+            empty
+        }
+    }
+
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
         let oid = type_oid(type_name)?;
         let mut typmod: i32 = -1;

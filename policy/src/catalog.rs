@@ -82,6 +82,14 @@ pub trait Catalog {
     fn rows_changed_estimate(&self, _statement: &Statement) -> Option<f64> {
         None
     }
+    /// Does `table` hold no row for certain: an ordinary table or materialized view whose
+    /// main fork has no block (its size, exact, as `pg_relation_size` gives it; not
+    /// `reltuples`, which is -1 or stale until ANALYZE)? None when unknown here, when the
+    /// size cannot be read without waiting for a lock, and for a partitioned table (its
+    /// partitions hold its rows).
+    fn relation_is_empty(&self, _table: &QualifiedName) -> Option<bool> {
+        None
+    }
     /// The base type of `type_name` when it is a domain (through domains over domains), as
     /// PostgreSQL's `format_type` writes it (`json`, `character varying(20)`); None when it
     /// is not a domain, or not known here.

@@ -25,6 +25,8 @@ pub enum Question {
     DomainConstraints(TypeName),
     /// The base type of a domain, through domains over domains, as format_type writes it.
     DomainBaseType(TypeName),
+    /// Has the table (or materialized view) no block at all?
+    EmptyRelation(QualifiedName),
     /// The key columns of the table's index (by name) and whether each is NOT NULL.
     IndexColumns(QualifiedName, String),
     /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
@@ -208,6 +210,17 @@ impl Question {
                     None => "pg_catalog.pg_type_is_visible(t.oid)".to_string(),
                 }
             ),
+            // pg_relation_size takes AccessShareLock: asked only when no other session holds
+            // or awaits ACCESS EXCLUSIVE on the relation, the one mode it waits for, so the
+            // question does not queue (else unknown).
+            Question::EmptyRelation(table) => format!(
+                "SELECT CASE WHEN c.relkind IN ('r', 'm') AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l \
+                 WHERE l.locktype = 'relation' AND l.relation = c.oid AND l.mode = 'AccessExclusiveLock' \
+                 AND l.pid <> pg_catalog.pg_backend_pid() AND l.database = (SELECT d.oid FROM \
+                 pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())) \
+                 THEN pg_catalog.pg_relation_size(c.oid) = 0 END FROM pg_catalog.pg_class c WHERE c.oid = {}",
+                regclass(table)
+            ),
             Question::DomainBaseType(type_name) => format!(
                 "WITH RECURSIVE chain AS (\
                    SELECT t.typtype, t.typbasetype, t.typtypmod FROM pg_catalog.pg_type t \
@@ -312,7 +325,7 @@ impl Question {
                     .any(|definition| is_not_null_check(&definition, column))
             })),
             Question::EstimatedRows(_) => Answer::Rows(rows.and_then(|rows| first(&rows, 0)?.parse().ok())),
-            Question::Partitioned(_) | Question::DomainConstraints(_) => {
+            Question::Partitioned(_) | Question::DomainConstraints(_) | Question::EmptyRelation(_) => {
                 Answer::Bool(rows.and_then(|rows| match first(&rows, 0)?.as_str() {
                     "t" => Some(true),
                     "f" => Some(false),
@@ -435,6 +448,9 @@ pub struct SessionCatalog<'a> {
     pub executed: Option<Executed>,
     /// The statement judged is one a routine runs.
     pub nested: bool,
+    /// Statements of the same message come before it: rows they write are not on the
+    /// server when the proxy asks.
+    pub after_others: bool,
     pub missing: RefCell<Vec<Question>>,
 }
 
@@ -569,6 +585,18 @@ impl Catalog for SessionCatalog<'_> {
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
         match self.ask(Question::DomainConstraints(type_name.clone())) {
+            Some(Answer::Bool(answer)) => *answer,
+            _ => None,
+        }
+    }
+
+    fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+        // The server's size is the table's when the statement runs only if nothing of the
+        // message (or of the routine running it) wrote to it first.
+        if self.nested || self.after_others {
+            return None;
+        }
+        match self.ask(Question::EmptyRelation(table.clone())) {
             Some(Answer::Bool(answer)) => *answer,
             _ => None,
         }
@@ -720,6 +748,7 @@ mod tests {
             superuser: None,
             executed: None,
             nested: false,
+            after_others: false,
             missing: RefCell::new(Vec::new()),
         };
         let t = QualifiedName::bare("t");
@@ -752,6 +781,7 @@ mod tests {
             superuser: None,
             executed: None,
             nested: false,
+            after_others: false,
             missing: RefCell::new(Vec::new()),
         }
         .created_in_transaction(table)
@@ -786,6 +816,7 @@ mod tests {
             superuser: None,
             executed: None,
             nested: false,
+            after_others: false,
             missing: RefCell::new(Vec::new()),
         };
         assert_eq!(catalog.created_in_transaction(&accounts), None);

@@ -119,7 +119,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     let mut defined: Vec<FunctionBody> = Vec::new();
     // Statements prepared earlier in this message (PREPARE): not on the server yet.
     let mut prepared_here = Prepares::default();
-    for parsed in statements {
+    for (index, parsed) in statements.iter().enumerate() {
         // EXPLAIN ANALYZE runs its statement, and EXECUTE its prepared statement's query:
         // that is what is judged (the extension judges it where it runs, in its executor
         // hook).
@@ -152,6 +152,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let snapshot = transaction.clone();
         let mut catalog = session_catalog(facts, &snapshot);
         catalog.executed = executed;
+        catalog.after_others = index > 0;
         let decision = decide(statement, &context, facts.settings, &catalog);
         let creates = relations_created(&statement.stmt, &catalog);
         missing.extend(catalog.missing.take());
@@ -317,6 +318,7 @@ fn session_catalog<'c>(facts: &'c Facts, transaction: &'c Transaction) -> Sessio
         superuser: facts.superuser,
         executed: None,
         nested: false,
+        after_others: false,
         missing: RefCell::new(Vec::new()),
     }
 }
@@ -1012,6 +1014,41 @@ mod tests {
         let statements = parse_sql(sql).unwrap();
         let answers = HashMap::new();
         judge(&statements, &Facts::idle(settings, &answers)).0
+    }
+
+    /// Judge `sql` with every table empty by its size, and nothing else known.
+    fn judge_with_empty_tables(sql: &str) -> Verdict {
+        let statements = parse_sql(sql).unwrap();
+        let settings = enforce();
+        let mut answers = HashMap::new();
+        loop {
+            let (verdict, missing) = judge(&statements, &Facts::idle(&settings, &answers));
+            if missing.is_empty() {
+                return verdict;
+            }
+            for question in missing {
+                let answer = match question {
+                    Question::EmptyRelation(_) => Answer::Bool(Some(true)),
+                    Question::RelationOid(_) => Answer::Oid(None),
+                    Question::Partitioned(_) | Question::DomainConstraints(_) => Answer::Bool(Some(false)),
+                    Question::EstimatedRows(_) => Answer::Rows(None),
+                    _ => Answer::Bodies(Some(Vec::new())),
+                };
+                answers.insert(question, answer);
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_table_counts_only_for_the_first_statement_of_a_message() {
+        let alone = judge_with_empty_tables("CREATE INDEX ON t (x)");
+        assert_eq!(alone.refusal, None, "{:?}", alone.reports);
+        // The INSERT's rows are not on the server when the proxy asks about t's size.
+        let after = judge_with_empty_tables("INSERT INTO t SELECT 1; CREATE INDEX ON t (x)");
+        assert_eq!(
+            after.refusal.map(|refusal| refusal.rule),
+            Some("create_index_non_concurrently".to_string())
+        );
     }
 
     #[test]

@@ -255,6 +255,9 @@ impl Catalog for NotingCatalog<'_> {
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
         self.note(self.inner.domain_base_type(type_name))
     }
+    fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+        self.note(self.inner.relation_is_empty(table))
+    }
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.note(self.inner.nullable_index_columns(table, index))
     }

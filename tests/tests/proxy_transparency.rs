@@ -222,6 +222,7 @@ fn statements_that_refuse_transaction_blocks_run_as_they_do_directly() {
 /// the client after the guard's warning.
 const WARN_MODE: &str = r#"
 CREATE TABLE w (id int, c int);
+INSERT INTO w VALUES (1, 1);
 ALTER TABLE w ADD COLUMNN c int;
 SELECT 1 +;
 DO $$ BEGIN EXECUTE format('ALTER TABLE %I ADD COLUMN d int', 'w'); END $$;
@@ -276,7 +277,11 @@ fn index_count(client: &mut Client) -> String {
 #[test]
 fn syntax_the_server_does_not_know_gets_the_servers_error_not_a_refusal() {
     let cluster = cluster();
-    cluster.execute(&cluster.url("migrator", "postgres"), "CREATE TABLE t (c int)");
+    // A row: on an empty table SET NOT NULL scans nothing and passes.
+    cluster.execute(
+        &cluster.url("migrator", "postgres"),
+        "CREATE TABLE t (c int); INSERT INTO t VALUES (1)",
+    );
     let proxy = Proxy::start(&cluster, &[]);
     let mut client = Client::connect(&proxy.url("migrator", "postgres"), NoTls).unwrap();
     let newer = "ALTER TABLE t ADD CONSTRAINT c_not_null NOT NULL c";

@@ -93,6 +93,7 @@ fn unsafe_stopped_then_safe_applies(cluster: &Cluster, url: &str, route: &str) {
 fn data_migration_stopped_then_split_applies(cluster: &Cluster, url: &str, route: &str) {
     let (ok, output) = migrate(url, &["base"]);
     assert!(ok, "{route}: the table was not created:\n{output}");
+    // 30 more accounts than the base migration's one.
     cluster.execute(
         &cluster.superuser_url(),
         "INSERT INTO accounts (name) SELECT 'account ' || g FROM generate_series(1, 30) g",
@@ -134,7 +135,7 @@ fn data_migration_stopped_then_split_applies(cluster: &Cluster, url: &str, route
             &cluster.superuser_url(),
             "SELECT count(*) FROM accounts WHERE status = 'active'"
         ),
-        "30\n",
+        "31\n",
         "{route}"
     );
 }

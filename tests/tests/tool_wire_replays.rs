@@ -365,7 +365,11 @@ const ECTO_CREATE_ACCOUNTS: EctoMigration = EctoMigration {
     version: "20240101000001",
     ddl_transaction: true,
     migration_lock: true,
-    statements: &[r#"CREATE TABLE "accounts" ("id" bigserial, "name" varchar(255) NOT NULL, PRIMARY KEY ("id"))"#],
+    // A row, as a table in use has: an empty table is indexed at once, and passes.
+    statements: &[
+        r#"CREATE TABLE "accounts" ("id" bigserial, "name" varchar(255) NOT NULL, PRIMARY KEY ("id"))"#,
+        r#"INSERT INTO "accounts" ("name") VALUES ('first')"#,
+    ],
 };
 
 /// `ecto.migrate`: for each migration, the lock session takes Ecto's table lock in a
@@ -616,7 +620,7 @@ fn prisma_resolve_rolled_back(url: &str, name: &str) {
 const PRISMA_INIT: (&str, &str) = (
     "20240101000001_init",
     "-- CreateTable\nCREATE TABLE \"accounts\" (\n    \"id\" SERIAL NOT NULL,\n    \"name\" TEXT NOT NULL,\n\n    \
-     CONSTRAINT \"accounts_pkey\" PRIMARY KEY (\"id\")\n);\n",
+     CONSTRAINT \"accounts_pkey\" PRIMARY KEY (\"id\")\n);\n\nINSERT INTO \"accounts\" (\"name\") VALUES ('first');\n",
 );
 
 #[test]
@@ -830,7 +834,7 @@ fn driver_error(error: ServerError) -> String {
 
 const MIGRATE_CREATE_ACCOUNTS: (u32, &str) = (
     1,
-    "CREATE TABLE accounts (\n    id bigserial PRIMARY KEY,\n    name text NOT NULL\n);\n",
+    "CREATE TABLE accounts (\n    id bigserial PRIMARY KEY,\n    name text NOT NULL\n);\nINSERT INTO accounts (name) VALUES ('first');\n",
 );
 
 /// golang-migrate records its version with `TRUNCATE schema_migrations` (a table of one

@@ -4,7 +4,7 @@
 //! backfilled in batches (or checked by a NOT VALID constraint validated later), gets the
 //! same result without the long lock.
 
-use super::{alter_table_sql, backfill_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, not_null_steps, unless_cheap, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, ColumnDef, LockLevel, QualifiedName, Statement, Stmt};
 use crate::sql;
@@ -29,7 +29,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             _ => None,
         })
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    unless_cheap(findings, &alter.table, scope)
 }
 
 fn finding(alter: &AlterTable, column: &ColumnDef, scope: &Scope) -> Option<Finding> {

@@ -2,7 +2,7 @@
 //! volatile one (gen_random_uuid(), clock_timestamp(), random()) is computed for every
 //! existing row: the table is rewritten under ACCESS EXCLUSIVE.
 
-use super::{alter_table_sql, backfill_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, not_null_steps, unless_cheap, Category, Rule, Scope};
 use crate::catalog::{builtin_volatility, Volatility};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, ColumnDef, DefaultExpr, LockLevel, Statement, Stmt};
@@ -32,7 +32,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         })
         .filter_map(|(column, default)| finding(alter, column, default, scope))
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    unless_cheap(findings, &alter.table, scope)
 }
 
 fn finding(alter: &AlterTable, column: &ColumnDef, default: &DefaultExpr, scope: &Scope) -> Option<Finding> {

@@ -1,7 +1,7 @@
 //! ADD CONSTRAINT ... EXCLUDE builds its index and checks every row under ACCESS EXCLUSIVE,
 //! and unlike UNIQUE or CHECK it has no NOT VALID or USING INDEX form to do that online.
 
-use super::{unless_exempt, Category, Rule, Scope};
+use super::{unless_cheap, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -55,7 +55,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             )
         })
         .collect();
-    unless_exempt(findings, table, scope)
+    unless_cheap(findings, table, scope)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! under SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes.
 
 use super::{
-    added_constraints, alter_table_sql, default_constraint_name, unless_exempt, validation_under_lock, Category, Rule,
+    added_constraints, alter_table_sql, default_constraint_name, unless_cheap, validation_under_lock, Category, Rule,
     Scope,
 };
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
@@ -25,7 +25,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         .filter(|added| added.validated)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
         .collect();
-    let mut findings = unless_exempt(findings, &alter.table, scope);
+    let mut findings = unless_cheap(findings, &alter.table, scope);
     findings.extend(validation_under_lock(alter, scope, true, RULE.id));
     findings
 }

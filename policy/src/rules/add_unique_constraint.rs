@@ -2,7 +2,7 @@
 //! the index CONCURRENTLY first and attaching it with USING INDEX takes the strong lock
 //! only for a catalog update.
 
-use super::{added_constraints, alter_table_sql, default_constraint_name, unless_exempt, Category, Rule, Scope};
+use super::{added_constraints, alter_table_sql, default_constraint_name, unless_cheap, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterTable, ColumnDef, Constraint, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -21,7 +21,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     let findings = added_constraints(alter)
         .filter_map(|added| finding(alter, added.constraint, added.inline))
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    unless_cheap(findings, &alter.table, scope)
 }
 
 /// The finding for one UNIQUE / PRIMARY KEY; `inline` is the column it was declared on, if any.

@@ -5,7 +5,7 @@
 //! column's CHECK constraints and builds again the indexes it cannot carry over
 //! (`Catalog::type_change_dependents`). When a fact is unknown, say so.
 
-use super::{alter_table_sql, backfill_sql, unless_exempt, Category, Rule, Scope};
+use super::{alter_table_sql, backfill_sql, unless_cheap, Category, Rule, Scope};
 use crate::catalog::ColumnTypeChange;
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, LockLevel, QualifiedName, Statement, Stmt, Using};
@@ -37,7 +37,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             _ => None,
         })
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    unless_cheap(findings, &alter.table, scope)
 }
 
 fn finding(

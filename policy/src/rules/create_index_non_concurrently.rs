@@ -21,7 +21,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
     // (where the catalog cannot say, as in a file that does not create the table, the
     // ONLY is taken as meant for a partitioned table).
     let shell_only = index.only && scope.catalog.is_partitioned(&index.table) != Some(false);
-    if index.concurrently || shell_only || !scope.lock_rules_apply(&index.table) {
+    if index.concurrently || shell_only || !scope.scan_rules_apply(&index.table) {
         return vec![];
     }
     let lock = Lock {
@@ -153,6 +153,19 @@ mod tests {
     fn create_index_on_only_of_a_table_the_catalog_does_not_know_ok() {
         let catalog = TestCatalog::default().existing_table("orders");
         assert!(findings(&RULE, create_index_on_only(), &catalog).is_empty());
+    }
+
+    #[test]
+    fn a_table_with_no_row_is_built_at_once_ok() {
+        let mut catalog = TestCatalog::default();
+        catalog.empty_tables.insert("orders".into());
+        assert!(findings(&RULE, create_index(false), &catalog).is_empty());
+        // The explicit lock is another matter: held until the transaction ends.
+        let lock = Stmt::Lock {
+            tables: vec![q("orders")],
+            mode: crate::model::LockLevel::AccessExclusive,
+        };
+        assert!(!findings(&crate::rules::lock_table::RULE, lock, &catalog).is_empty());
     }
 
     #[test]

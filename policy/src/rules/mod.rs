@@ -102,6 +102,7 @@ pub struct Scope<'a> {
     /// same table, and each answer costs a catalog lookup in the backend.
     new_tables: RefCell<Vec<(QualifiedName, bool)>>,
     small_tables: RefCell<Vec<(QualifiedName, bool)>>,
+    empty_tables: RefCell<Vec<(QualifiedName, bool)>>,
 }
 
 impl<'a> Scope<'a> {
@@ -112,6 +113,7 @@ impl<'a> Scope<'a> {
             settings,
             new_tables: RefCell::default(),
             small_tables: RefCell::default(),
+            empty_tables: RefCell::default(),
         }
     }
 
@@ -136,6 +138,22 @@ impl<'a> Scope<'a> {
     /// Lock rules apply to `table` unless it is new in this transaction or small.
     pub fn lock_rules_apply(&self, table: &QualifiedName) -> bool {
         !self.is_new_table(table) && !self.is_small_table(table)
+    }
+
+    /// Holds `table` no row at all, by its size (`Catalog::relation_is_empty`)?
+    pub fn is_empty_table(&self, table: &QualifiedName) -> bool {
+        remembered(&self.empty_tables, table, || {
+            self.catalog.relation_is_empty(table) == Some(true)
+        })
+    }
+
+    /// The rules whose harm is a scan, a build or a rewrite of `table` under its lock apply
+    /// unless lock rules do not (`lock_rules_apply`) or the table has no row: the work
+    /// then takes as long as looking at no page. (Not the rules whose harm is the lock
+    /// itself, held as long as the transaction (LOCK TABLE), or work that does not depend
+    /// on the table's rows (a backfill into it, REFRESH of a view): those still apply.)
+    pub fn scan_rules_apply(&self, table: &QualifiedName) -> bool {
+        self.lock_rules_apply(table) && !self.is_empty_table(table)
     }
 }
 
@@ -224,7 +242,7 @@ pub(crate) fn validation_under_lock(
             )
         })
         .collect();
-    unless_exempt(findings, &alter.table, scope)
+    unless_cheap(findings, &alter.table, scope)
 }
 
 /// `findings` about `table`, unless lock rules do not apply to it (new in this transaction
@@ -232,6 +250,16 @@ pub(crate) fn validation_under_lock(
 /// TABLE statements have nothing for a given rule, and each question costs a lookup.
 pub(crate) fn unless_exempt(findings: Vec<Finding>, table: &QualifiedName, scope: &Scope) -> Vec<Finding> {
     if findings.is_empty() || !scope.lock_rules_apply(table) {
+        Vec::new()
+    } else {
+        findings
+    }
+}
+
+/// `findings` about a scan, build or rewrite of `table`, unless `Scope::scan_rules_apply`
+/// says otherwise (asked only when there is something to report, like `unless_exempt`).
+pub(crate) fn unless_cheap(findings: Vec<Finding>, table: &QualifiedName, scope: &Scope) -> Vec<Finding> {
+    if findings.is_empty() || !scope.scan_rules_apply(table) {
         Vec::new()
     } else {
         findings
@@ -516,6 +544,9 @@ mod tests {
         }
         fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
             self.inner.domain_base_type(type_name)
+        }
+        fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+            self.inner.relation_is_empty(table)
         }
         fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
             self.inner.nullable_index_columns(table, index)

@@ -1,7 +1,7 @@
 //! VACUUM FULL, CLUSTER, SET TABLESPACE and SET LOGGED/UNLOGGED/ACCESS METHOD copy the whole
 //! relation under ACCESS EXCLUSIVE: nothing reads or writes it until the copy is done.
 
-use super::{unless_exempt, Category, Rule, Scope};
+use super::{unless_cheap, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, AlterTable, LockLevel, QualifiedName, RelationKind, Statement, Stmt};
 use crate::sql;
@@ -20,7 +20,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         }
         Stmt::Vacuum { full: true, tables } => tables
             .iter()
-            .filter(|table| scope.lock_rules_apply(table))
+            .filter(|table| scope.scan_rules_apply(table))
             .map(|table| {
                 finding(
                     format!("VACUUM FULL {table}"),
@@ -34,14 +34,14 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             })
             .collect(),
         Stmt::Cluster { table: None } => vec![everything("CLUSTER", "every table clustered before")],
-        Stmt::Cluster { table: Some(table) } if scope.lock_rules_apply(table) => vec![finding(
+        Stmt::Cluster { table: Some(table) } if scope.scan_rules_apply(table) => vec![finding(
             format!("CLUSTER {table}"),
             table,
             format!(
                 "Reorder the table online with pg_repack instead:\n    pg_repack --table={table} --order-by=<columns>"
             ),
         )],
-        Stmt::AlterTable(alter) => unless_exempt(
+        Stmt::AlterTable(alter) => unless_cheap(
             alter
                 .actions
                 .iter()

@@ -3,7 +3,7 @@
 //! can be added NOT VALID and validated without blocking anyone. ADD PRIMARY KEY USING
 //! INDEX sets NOT NULL on each key column that lacks it, with the same scan.
 
-use super::{alter_table_sql, not_null_steps, unless_exempt, Category, Rule, Scope};
+use super::{alter_table_sql, not_null_steps, unless_cheap, Category, Rule, Scope};
 use crate::finding::{Finding, Lock, SQLSTATE_LOCK};
 use crate::model::{AlterAction, ConstraintKind, LockLevel, Statement, Stmt};
 use crate::sql;
@@ -79,7 +79,7 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
             )
         })
         .collect();
-    unless_exempt(findings, table, scope)
+    unless_cheap(findings, table, scope)
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ pub struct TestCatalog {
     pub constrained_domains: HashSet<String>,
     /// domain -> its base type, as format_type writes it.
     pub domain_bases: HashMap<String, String>,
+    /// Tables with no row (by their size).
+    pub empty_tables: HashSet<String>,
     /// (table, index) -> its key columns that are not NOT NULL.
     pub nullable_index_columns: HashMap<(String, String), Vec<String>>,
     /// (old, new) -> the catalog's coercion.
@@ -133,6 +135,9 @@ impl Catalog for TestCatalog {
     }
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
         self.domain_bases.get(&type_name.name).cloned()
+    }
+    fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+        Some(self.empty_tables.contains(&table.name))
     }
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
         self.nullable_index_columns

@@ -478,7 +478,11 @@ DROP INDEX big_account_id;
 -- expect: ok
 COMMIT;
 
--- After COMMIT nothing is new any more.
+-- After COMMIT nothing is new any more (and a table with no row is exempt for its size:
+-- it gets one first).
+-- expect: ok
+INSERT INTO fresh_renamed (id, account_id, code_renamed) VALUES (1, 1, 'c');
+
 -- expect: create_index_non_concurrently
 CREATE INDEX fresh_renamed_account ON fresh_renamed (account_id);
 
@@ -951,3 +955,46 @@ ALTER TABLE big ADD COLUMN extra_doc meta_doc;
 -- Its neighbour with an index (people.sorted above) builds the index again.
 -- expect: ok
 ALTER TABLE people ALTER COLUMN remark TYPE text COLLATE "C";
+
+-- A table that holds no row (issue #20): created in an earlier transaction and never
+-- written to, its size is zero blocks, so what scans or builds it takes no time. (Its
+-- reltuples is -1, no estimate: min_table_rows does not exempt it.)
+-- expect: ok
+CREATE TABLE empty_later (id int, code text);
+
+-- expect: ok
+CREATE INDEX empty_later_id ON empty_later (id);
+
+-- expect: ok
+ALTER TABLE empty_later ADD CONSTRAINT empty_later_id_positive CHECK (id > 0);
+
+-- expect: ok
+ALTER TABLE empty_later ALTER COLUMN code SET NOT NULL;
+
+-- The explicit lock is another matter: held until the transaction ends.
+-- expect: ok
+BEGIN;
+
+-- expect: lock_table
+LOCK TABLE empty_later IN ACCESS EXCLUSIVE MODE;
+
+-- expect: ok
+ROLLBACK;
+
+-- Once it holds a row it is a table like any other.
+-- expect: ok
+INSERT INTO empty_later VALUES (1, 'a');
+
+-- expect: create_index_non_concurrently
+CREATE INDEX empty_later_code ON empty_later (code);
+
+-- A materialized view created WITH NO DATA holds no row: its unique index builds at once;
+-- REFRESH still runs the whole query under its lock.
+-- expect: ok
+CREATE MATERIALIZED VIEW empty_totals AS SELECT id, balance FROM accounts WITH NO DATA;
+
+-- expect: ok
+CREATE UNIQUE INDEX empty_totals_id ON empty_totals (id);
+
+-- expect: refresh_materialized_view_non_concurrently
+REFRESH MATERIALIZED VIEW empty_totals;
