@@ -72,6 +72,16 @@ fn check_file(path: &Path) -> Vec<Outcome> {
                 .collect(),
         });
     }
+    // What the file's end commits counts for its last statement.
+    if let Some(last) = outcomes.last_mut() {
+        last.actual.extend(
+            check
+                .finish()
+                .into_iter()
+                .filter(|problem| problem.counts && problem.severity == Severity::Error)
+                .map(|problem| problem.rule),
+        );
+    }
     outcomes
 }
 

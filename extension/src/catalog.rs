@@ -266,8 +266,11 @@ impl Catalog for BackendCatalog {
                 None
             } else {
                 let kind = (*(*relation).rd_rel).relkind as u8;
-                let answer = (kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_MATVIEW)
-                    .then(|| pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM) == 0);
+                // A parent of inheritance children holds rows in them: never empty.
+                let parent = (*(*relation).rd_rel).relhassubclass;
+                let answer = (kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_MATVIEW).then(|| {
+                    !parent && pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM) == 0
+                });
                 pg_sys::RelationClose(relation);
                 answer
             };
@@ -364,6 +367,10 @@ impl Catalog for BackendCatalog {
 
     fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
         catalog_queries::constraint_type_from_rows(&query_rows(&catalog_queries::constraint_type_sql(table, name))?)
+    }
+
+    fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
+        catalog_queries::relation_kind_from_rows(&query_rows(&catalog_queries::relation_kind_sql(relation))?)
     }
 }
 

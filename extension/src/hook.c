@@ -91,6 +91,7 @@ extern SmVerdict *sm_judge_utility(PlannedStmt *pstmt, const char *query_string,
 extern SmVerdict *sm_judge_executor(PlannedStmt *pstmt, const char *source_text, int location, int len,
 									 double rows_changed);
 extern void sm_transaction_ended(void);
+extern SmVerdict *sm_transaction_committing(void);
 extern SmRetry *sm_lock_wait_gave_up(int attempt);
 extern void sm_lock_retries_done(void);
 extern SmVerdict *sm_subtransaction_ended(SubTransactionId id, SubTransactionId parent, bool committed);
@@ -927,8 +928,19 @@ sm_executor_start(QueryDesc *queryDesc, int eflags)
 static void
 sm_xact_callback(XactEvent event, void *arg)
 {
+	SmVerdict  *verdict;
+
 	switch (event)
 	{
+		/*
+		 * About to commit (or prepare): renames committed without a view for the old
+		 * name are refused here (rule rename_table), which rolls the transaction back.
+		 */
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (sm_transaction_observed && (verdict = sm_transaction_committing()) != NULL)
+				sm_raise(verdict);
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:

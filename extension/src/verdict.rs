@@ -167,16 +167,20 @@ pub unsafe extern "C-unwind" fn sm_judge_utility(
             };
             return to_c(messages_for(&decision), lock_timeout_ms, hold, retry);
         }
-        // The GUCs hold only values their own checks accepted; fail closed if they disagree.
-        Err(error) => vec![Message {
-            level: LEVEL_ERROR,
-            sqlstate: "XX000".into(),
-            message: format!("safe_migrations: {error}"),
-            detail: None,
-            hint: None,
-        }],
+        Err(error) => vec![settings_error(&error)],
     };
     to_c(messages, None, None, (0, 0))
+}
+
+/// The GUCs hold only values their own checks accepted; fail closed if they disagree.
+fn settings_error(error: &impl std::fmt::Display) -> Message {
+    Message {
+        level: LEVEL_ERROR,
+        sqlstate: "XX000".into(),
+        message: format!("safe_migrations: {error}"),
+        detail: None,
+        hint: None,
+    }
 }
 
 /// The locks `statement` took count from `since`: it is tried again (`retry`).
@@ -245,6 +249,38 @@ pub extern "C-unwind" fn sm_subtransaction_ended(id: u32, parent: u32, committed
         Some(hold) => to_c(Vec::new(), None, Some(hold), (0, 0)),
         None => std::ptr::null_mut(),
     }
+}
+
+/// Called by hook.c just before a transaction commits or is prepared, when the guard
+/// followed it: the renames it made with no view for the old name are judged as its
+/// COMMIT is (rule rename_table). A multi-statement string's implicit transaction, a
+/// COMMIT (which the hook does not judge: a commit that fails here ends its transaction,
+/// rolled back), a procedure's COMMIT. NULL when there is nothing to raise.
+#[pgrx::pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn sm_transaction_committing() -> *mut SmVerdict {
+    let committing = TRANSACTION.with(|transaction| {
+        let mut transaction = transaction.try_borrow_mut().ok()?;
+        let pending = !transaction.renamed_without_view().is_empty();
+        let committing = pending.then(|| transaction.clone());
+        transaction.forget_renames();
+        committing
+    });
+    let Some(committing) = committing else {
+        return std::ptr::null_mut();
+    };
+    let messages = match current_settings() {
+        Ok(settings) => messages_for(&policy::decide_commit(
+            &committing,
+            &settings,
+            &BackendCatalog::default(),
+        )),
+        Err(error) => vec![settings_error(&error)],
+    };
+    if messages.is_empty() {
+        return std::ptr::null_mut();
+    }
+    to_c(messages, None, None, (0, 0))
 }
 
 /// Called by hook.c when a transaction commits, aborts or is prepared: its locks are gone.

@@ -25,6 +25,7 @@ mod rename;
 mod session_commands;
 pub mod shape;
 mod types;
+mod view;
 
 use pg_query::protobuf::RawStmt;
 use pg_query::NodeEnum;
@@ -57,6 +58,15 @@ impl std::fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Does `sql` start with `word` (lower case), after whitespace and comments?
+/// May `sql` start or end a transaction block (BEGIN, START TRANSACTION, COMMIT, END,
+/// ROLLBACK, ABORT, PREPARE TRANSACTION)? A first look at its first word; true for a
+/// leading block comment.
+pub fn transaction_control_word(sql: &str) -> bool {
+    ["begin", "start", "commit", "end", "rollback", "abort", "prepare"]
+        .iter()
+        .any(|word| starts_with_word(sql, word))
+}
+
 pub fn starts_with_word(sql: &str, word: &str) -> bool {
     let mut rest = sql;
     loop {
@@ -244,6 +254,7 @@ fn translate(node: &NodeEnum, input: &Input) -> Stmt {
         NodeEnum::CreateTableAsStmt(create) => create_table::create_table_as(create),
         NodeEnum::SelectStmt(select) => create_table::select(select),
         NodeEnum::RenameStmt(rename) => rename::rename(rename),
+        NodeEnum::ViewStmt(view) => view::create_view(view),
         NodeEnum::AlterObjectSchemaStmt(set_schema) => rename::set_schema(set_schema),
         NodeEnum::TruncateStmt(truncate) => maintenance::truncate(truncate),
         NodeEnum::VacuumStmt(vacuum) => maintenance::vacuum(vacuum),

@@ -101,6 +101,11 @@ pub trait Catalog {
     fn constraint_type(&self, _table: &QualifiedName, _name: &str) -> Option<char> {
         None
     }
+    /// pg_class.relkind of `relation` ('r' table, 'S' sequence, 'i' index, ...): ALTER
+    /// TABLE renames sequences and indexes too. None when unknown here.
+    fn relation_kind(&self, _relation: &QualifiedName) -> Option<char> {
+        None
+    }
 }
 
 /// A catalog that knows nothing: every answer is unknown.

@@ -223,6 +223,19 @@ pub fn constraint_type_from_rows(rows: &Rows) -> Option<char> {
     rows.first()?.first()?.as_deref()?.chars().next()
 }
 
+/// pg_class.relkind of `relation`: one row, or none.
+pub fn relation_kind_sql(relation: &QualifiedName) -> String {
+    format!(
+        "SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = {}",
+        regclass(relation)
+    )
+}
+
+/// The answer of `relation_kind_sql` (the same shape as `constraint_type_from_rows`).
+pub fn relation_kind_from_rows(rows: &Rows) -> Option<char> {
+    constraint_type_from_rows(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

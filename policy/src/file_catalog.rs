@@ -79,6 +79,20 @@ impl FileCatalog {
         &self.transaction
     }
 
+    /// The statements a `DO` block runs run inside its transaction (`Transaction::
+    /// set_implicit`): set while they are observed, then put back.
+    pub fn set_implicit(&mut self, open: bool) -> bool {
+        let was = self.transaction.implicit();
+        self.transaction.set_implicit(open);
+        was
+    }
+
+    /// The file's transaction ended and was judged (rule rename_table): its renames are
+    /// committed.
+    pub fn forget_renames(&mut self) {
+        self.transaction.forget_renames();
+    }
+
     /// Learn from `statement`, which has just been decided (and, as far as the file knows,
     /// run).
     pub fn observe(&mut self, statement: &Statement) {

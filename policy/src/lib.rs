@@ -23,7 +23,7 @@ pub mod unchecked;
 pub use catalog::{Catalog, NoCatalog, Volatility};
 pub use finding::{Finding, Lock, Severity};
 pub use model::{Context, LockLevel, QualifiedName, Statement, Stmt};
-pub use rules::{decide, is_inert, Decision, Rule, Scope, RULES};
+pub use rules::{decide, decide_commit, is_inert, Decision, Rule, Scope, RULES};
 pub use settings::{Mode, Settings};
 pub use transaction::{Placement, Transaction, TransactionStatus};
 pub use types::TypeName;

@@ -38,7 +38,8 @@ pub fn strongest_lock(stmt: &Stmt) -> Option<LockLevel> {
         Stmt::RefreshMaterializedView {
             concurrently: false, ..
         } => Some(AccessExclusive),
-        Stmt::Other { ddl: true, .. } => Some(AccessExclusive),
+        // CREATE OR REPLACE takes ACCESS EXCLUSIVE on the view it replaces.
+        Stmt::CreateView(_) | Stmt::Other { ddl: true, .. } => Some(AccessExclusive),
         Stmt::Other { ddl: false, .. }
         | Stmt::Transaction(_)
         | Stmt::Set(_)

@@ -97,6 +97,13 @@ pub struct Context {
     pub held_locks: Vec<crate::transaction::HeldLock>,
     /// Constraints the transaction added NOT VALID (by name), still to be validated.
     pub added_not_valid: Vec<crate::transaction::AddedNotValid>,
+    /// A transaction runs that commits after this statement (a block, a multi-statement
+    /// string's or a file's implicit one, a routine's): a rename is judged at that commit,
+    /// when a view may stand in for the old name (rule rename_table).
+    pub commits_later: bool,
+    /// Relations the transaction renamed or moved that no view for the old name covers
+    /// (rule rename_table, at COMMIT).
+    pub renamed_without_view: Vec<crate::transaction::PendingRename>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +120,8 @@ pub enum Stmt {
         /// IF NOT EXISTS: may leave an existing relation as it is.
         if_not_exists: bool,
     },
+    /// CREATE [OR REPLACE] [TEMP] VIEW.
+    CreateView(CreateView),
     Rename(Rename),
     SetSchema(SetSchema),
     Drop(Drop),
@@ -364,6 +373,18 @@ pub enum ObjectKind {
     Type,
     ForeignTable,
     Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateView {
+    pub view: QualifiedName,
+    /// CREATE OR REPLACE.
+    pub replace: bool,
+    /// TEMP: other sessions never see it.
+    pub temporary: bool,
+    /// The relation when the view's query is exactly `SELECT * FROM relation` (no other
+    /// clause): every column of it, and updatable, so the view stands in for the relation.
+    pub all_of: Option<QualifiedName>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -71,6 +71,8 @@ pub const NESTED_CONTEXT: Context = Context {
     session_lock_timeout_ms: 0,
     held_locks: Vec::new(),
     added_not_valid: Vec::new(),
+    commits_later: true,
+    renamed_without_view: Vec::new(),
 };
 
 /// How an unqualified name resolves.
@@ -152,6 +154,43 @@ pub struct AddedNotValid {
     pub foreign_key: bool,
 }
 
+/// A relation the transaction renamed or moved to another schema while it existed before
+/// (rule rename_table): code still using the old name breaks when the transaction commits,
+/// unless by then a view under the old name reads all of the relation (`SELECT * FROM`
+/// its new name), which keeps old code reading and writing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRename {
+    pub kind: ObjectKind,
+    /// The name it had, as written.
+    pub old: QualifiedName,
+    /// The name it has now: the new name in the old schema, or the old name in the new
+    /// schema (`moved`).
+    pub new: QualifiedName,
+    /// Moved by SET SCHEMA rather than renamed.
+    pub moved: bool,
+    /// The statement that renamed or moved it (its acknowledgements count at commit).
+    pub statement: String,
+    /// The subtransaction that renamed it: rolling that back undoes the rename.
+    renamed_in: u32,
+    /// The subtransaction that made the view under the old name, while it stands.
+    view_in: Option<u32>,
+}
+
+impl PendingRename {
+    /// A rename (or, `moved`, a move to another schema) of `old`, now `new`.
+    pub fn new(kind: ObjectKind, old: QualifiedName, new: QualifiedName, moved: bool) -> PendingRename {
+        PendingRename {
+            kind,
+            old,
+            new,
+            moved,
+            statement: String::new(),
+            renamed_in: TOP_SUBTRANSACTION,
+            view_in: None,
+        }
+    }
+}
+
 /// The number of a transaction's top level (PostgreSQL's TopSubTransactionId).
 pub const TOP_SUBTRANSACTION: u32 = 1;
 
@@ -183,6 +222,9 @@ pub struct Transaction {
     locks: Vec<HeldLock>,
     /// Constraints added NOT VALID in the transaction.
     added_not_valid: Vec<AddedNotValid>,
+    /// Relations renamed or moved in the transaction, with or without a view for the
+    /// old name so far.
+    renames: Vec<PendingRename>,
     /// The session's lock_timeout (ms, 0 = wait forever), where the adapter knows it.
     lock_timeout_ms: u64,
     /// The subtransaction statements run in now, numbered as PostgreSQL numbers them
@@ -214,6 +256,7 @@ impl Transaction {
         search_path_set_locally: false,
         locks: Vec::new(),
         added_not_valid: Vec::new(),
+        renames: Vec::new(),
         lock_timeout_ms: 0,
         subtransaction: TOP_SUBTRANSACTION,
         savepoints: Vec::new(),
@@ -252,7 +295,32 @@ impl Transaction {
             session_lock_timeout_ms: self.lock_timeout_ms,
             held_locks: self.locks.clone(),
             added_not_valid: self.added_not_valid.clone(),
+            commits_later: self.running() || placement.multi_statement || placement.nested,
+            // Judged at the transaction's end (`rules::decide_commit`), not per statement.
+            renamed_without_view: Vec::new(),
         }
+    }
+
+    /// The renames and moves of relations that no view for the old name covers now:
+    /// committing them breaks code that still uses the old name.
+    pub fn renamed_without_view(&self) -> Vec<PendingRename> {
+        self.renames
+            .iter()
+            .filter(|rename| rename.view_in.is_none())
+            .cloned()
+            .collect()
+    }
+
+    /// Did the statement `source` rename or move a relation this transaction must cover
+    /// with a view by its commit?
+    pub fn renamed_by(&self, source: &str) -> bool {
+        self.renames.iter().any(|rename| rename.statement == source)
+    }
+
+    /// The transaction's end was judged (rule rename_table at its commit): its renames
+    /// are committed, or gone with it.
+    pub fn forget_renames(&mut self) {
+        self.renames.clear();
     }
 
     /// The locks the transaction holds that block reads or writes of existing tables.
@@ -335,6 +403,10 @@ impl Transaction {
     /// subtransactions it contained (their numbers are larger).
     pub fn subtransaction_aborted(&mut self, id: u32, parent: u32) {
         self.locks.retain(|lock| lock.subtransaction < id);
+        self.renames.retain(|rename| rename.renamed_in < id);
+        for rename in &mut self.renames {
+            rename.view_in = rename.view_in.filter(|&view_in| view_in < id);
+        }
         self.subtransaction = parent;
     }
 
@@ -343,6 +415,14 @@ impl Transaction {
     pub fn subtransaction_committed(&mut self, id: u32, parent: u32) {
         for lock in self.locks.iter_mut().filter(|lock| lock.subtransaction >= id) {
             lock.subtransaction = parent;
+        }
+        for rename in &mut self.renames {
+            if rename.renamed_in >= id {
+                rename.renamed_in = parent;
+            }
+            if rename.view_in.is_some_and(|view_in| view_in >= id) {
+                rename.view_in = Some(parent);
+            }
         }
         self.subtransaction = parent;
     }
@@ -515,6 +595,11 @@ impl Transaction {
             self.added_not_valid.clear();
             self.search_path_set_locally = false;
         }
+        // Outside a block no rename outlives the message that made it: judged at its end
+        // (an extended-protocol batch's implicit transaction included, at each Parse).
+        if !self.status.in_block() {
+            self.renames.clear();
+        }
     }
 
     /// The transaction ended, and its savepoints with it.
@@ -558,6 +643,7 @@ impl Transaction {
         self.subtransaction = judged.subtransaction;
         self.last_subtransaction = judged.last_subtransaction;
         self.added_not_valid = judged.added_not_valid;
+        self.renames = judged.renames;
         self.pending.clear();
         self.search_path_changed = false;
         self.search_path_set_locally = judged.search_path_set_locally;
@@ -607,6 +693,7 @@ impl Transaction {
                 }
             }
         }
+        self.follow_renames(statement, catalog);
         match stmt {
             Stmt::Transaction(TransactionKind::Begin) if self.status == TransactionStatus::Idle => {
                 self.status = TransactionStatus::InBlock
@@ -618,6 +705,7 @@ impl Transaction {
                 self.locks.clear();
                 self.end_subtransactions();
                 self.added_not_valid.clear();
+                self.renames.clear();
                 self.search_path_changed |= std::mem::take(&mut self.search_path_set_locally);
             }
             Stmt::Transaction(kind @ (TransactionKind::Savepoint(_) | TransactionKind::Release(_))) => {
@@ -691,6 +779,93 @@ impl Transaction {
         }
     }
 
+    /// Rule rename_table's part of `observe`: a relation that existed before the
+    /// transaction renamed or moved, and a view under its old name made, replaced or
+    /// dropped.
+    /// (Public for the proxy: a prepared statement's part, when an Execute runs it.)
+    pub fn follow_renames(&mut self, statement: &Statement, catalog: &dyn Catalog) {
+        if self.status == TransactionStatus::Failed {
+            // It does not run.
+            return;
+        }
+        let stmt = &statement.stmt;
+        let naming = self.naming;
+        // Outside a running transaction a rename was judged as it ran (it commits then).
+        let running = self.running();
+        let is_new = |this: &Transaction, name: &QualifiedName| {
+            this.created_under(name) || catalog.created_in_transaction(name) == Some(true)
+        };
+        // The view for an old name stops standing in when it is dropped, replaced,
+        // renamed or moved.
+        let unviewed = |renames: &mut Vec<PendingRename>, name: &QualifiedName| {
+            for rename in renames.iter_mut().filter(|rename| naming.may_be(&rename.old, name)) {
+                rename.view_in = None;
+            }
+        };
+        // A rename or a move: (kind, old name, new name, moved).
+        let renamed = match stmt {
+            Stmt::Rename(Rename {
+                kind,
+                object,
+                subname: None,
+                new_name,
+            }) => Some((
+                *kind,
+                object,
+                QualifiedName::new(object.schema.as_deref(), new_name),
+                false,
+            )),
+            Stmt::SetSchema(SetSchema {
+                kind,
+                object,
+                new_schema,
+            }) => Some((*kind, object, QualifiedName::new(Some(new_schema), &object.name), true)),
+            _ => None,
+        };
+        match stmt {
+            _ if renamed.as_ref().is_some_and(|(kind, ..)| is_relation(*kind)) => {
+                let Some((kind, object, new, moved)) = renamed else {
+                    return;
+                };
+                unviewed(&mut self.renames, object);
+                if running && !is_new(self, object) && renames_a_relation(kind, object, catalog) {
+                    self.renames.push(PendingRename {
+                        kind,
+                        old: object.clone(),
+                        new,
+                        moved,
+                        statement: statement.source.clone(),
+                        renamed_in: self.subtransaction,
+                        view_in: None,
+                    });
+                }
+            }
+            Stmt::Drop(drop) if is_relation(drop.kind) => {
+                for object in &drop.objects {
+                    unviewed(&mut self.renames, object);
+                }
+            }
+            Stmt::CreateView(view) => {
+                unviewed(&mut self.renames, &view.view);
+                if view.temporary {
+                    return;
+                }
+                let subtransaction = self.subtransaction;
+                for rename in &mut self.renames {
+                    let stands_in = naming.same(&rename.old, &view.view)
+                        && view
+                            .all_of
+                            .as_ref()
+                            .is_some_and(|all_of| naming.same(&rename.new, all_of));
+                    if stands_in {
+                        rename.view_in = Some(subtransaction);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Forget the relations among `objects` that were created in this transaction.
     fn forget_created(&mut self, objects: &[QualifiedName], catalog: &dyn Catalog) {
         for object in objects {
@@ -706,6 +881,27 @@ impl Transaction {
         self.created.retain(|created| !naming.may_be(created, name));
         self.pending.retain(|created| !naming.may_be(created, name));
     }
+}
+
+/// A statement a routine runs, as the proxy and the CLI follow it: they read a routine's
+/// statements without its control flow, so a view one makes does not stand in for a
+/// renamed relation (it may sit in a branch not taken, or in a block rolled back).
+pub fn run_by_routine(statement: &Statement) -> Statement {
+    let mut statement = statement.clone();
+    if let Stmt::CreateView(view) = &mut statement.stmt {
+        view.all_of = None;
+    }
+    statement
+}
+
+/// Does ALTER ... RENAME or SET SCHEMA of `object`, written as `kind`, rename a relation
+/// that code reads and writes by name (rule rename_table)? ALTER TABLE renames sequences
+/// and indexes too, which the catalog tells apart.
+pub fn renames_a_relation(kind: ObjectKind, object: &QualifiedName, catalog: &dyn Catalog) -> bool {
+    matches!(
+        kind,
+        ObjectKind::Table | ObjectKind::View | ObjectKind::MaterializedView | ObjectKind::ForeignTable
+    ) && !matches!(catalog.relation_kind(object), Some('S' | 'i' | 'I'))
 }
 
 /// Relation kinds (besides indexes) a transaction can create and rename or move.
@@ -726,6 +922,8 @@ pub fn relations_created(stmt: &Stmt, catalog: &dyn Catalog) -> Vec<QualifiedNam
             if_not_exists: false,
             ..
         } => vec![table.clone()],
+        // OR REPLACE may replace a view that already exists: not known to be new.
+        Stmt::CreateView(view) if !view.replace => vec![view.view.clone()],
         // IF NOT EXISTS may name an index that already exists: not known to be new.
         Stmt::CreateIndex(index) if !index.if_not_exists => index
             .name

@@ -8,8 +8,9 @@
 
 use parse::parse_sql;
 use policy::file_catalog::FileCatalog;
+use policy::model::TransactionKind;
 use policy::transaction::Placement;
-use policy::{decide, Mode, Settings, Severity};
+use policy::{decide, decide_commit, Mode, Settings, Severity, Stmt};
 
 /// The rules that find something in `sql`, in statement order, errors and warnings alike.
 fn rules(sql: &str) -> Vec<&'static str> {
@@ -32,12 +33,30 @@ fn findings(sql: &str) -> Vec<(&'static str, Severity)> {
     };
     let mut catalog = FileCatalog::default();
     let mut found = Vec::new();
+    let commit = |catalog: &mut FileCatalog, found: &mut Vec<(&'static str, Severity)>| {
+        let decision = decide_commit(catalog.transaction(), &settings, &*catalog);
+        found.extend(decision.findings.iter().map(|finding| (finding.rule, finding.severity)));
+        catalog.forget_renames();
+    };
     for parsed in parse_sql(sql).unwrap_or_else(|err| panic!("{sql}: {}", err.message)) {
         let context = catalog.transaction().context(Placement::ALONE);
         let decision = decide(&parsed.statement, &context, &settings, &catalog);
         found.extend(decision.findings.iter().map(|finding| (finding.rule, finding.severity)));
+        // A COMMIT commits the renames before it; outside any transaction a statement
+        // commits as it ends.
+        if matches!(
+            parsed.statement.stmt,
+            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare)
+        ) {
+            commit(&mut catalog, &mut found);
+        }
         catalog.observe(&parsed.statement);
+        if !catalog.transaction().running() {
+            commit(&mut catalog, &mut found);
+        }
     }
+    // The case's end commits what it left running.
+    commit(&mut catalog, &mut found);
     found
 }
 
@@ -160,6 +179,33 @@ fn not_null() {
 fn tables() {
     assert_eq!(rules("DROP TABLE users;"), ["drop_table"]);
     assert_eq!(rules("ALTER TABLE users RENAME TO accounts;"), ["rename_table"]);
+    // Renamed (or moved) with a view for the old name over all of the new one, before
+    // the transaction commits: old code keeps reading and writing.
+    assert!(rules("ALTER TABLE users RENAME TO accounts; CREATE VIEW users AS SELECT * FROM accounts;").is_empty());
+    assert!(rules(
+        "ALTER TABLE public.users SET SCHEMA archive; CREATE VIEW public.users AS SELECT * FROM archive.users;"
+    )
+    .is_empty());
+    assert!(rules(
+        "BEGIN; ALTER TABLE users RENAME TO accounts; CREATE OR REPLACE VIEW users AS SELECT * FROM accounts; COMMIT;"
+    )
+    .is_empty());
+    // Too late (another transaction), or not a stand-in for the table.
+    for sql in [
+        "BEGIN; ALTER TABLE users RENAME TO accounts; COMMIT; CREATE VIEW users AS SELECT * FROM accounts;",
+        "ALTER TABLE users RENAME TO accounts; CREATE VIEW users AS SELECT id FROM accounts;",
+        "ALTER TABLE users RENAME TO accounts; CREATE TEMP VIEW users AS SELECT * FROM accounts;",
+        "BEGIN; ALTER TABLE users RENAME TO accounts; SAVEPOINT s; \
+         CREATE VIEW users AS SELECT * FROM accounts; ROLLBACK TO SAVEPOINT s; COMMIT;",
+    ] {
+        assert_eq!(rules(sql), ["rename_table"], "{sql}");
+    }
+    // The rename's acknowledgement counts when its transaction commits.
+    assert!(errors(
+        "-- safe_migrations:allow rename_table -- nothing uses the old name\n\
+         ALTER TABLE users RENAME TO accounts;"
+    )
+    .is_empty());
     assert_eq!(rules("TRUNCATE users;"), ["truncate"]);
     assert_eq!(rules("LOCK TABLE users IN ACCESS EXCLUSIVE MODE;"), ["lock_table"]);
     assert!(rules("LOCK TABLE users IN ACCESS SHARE MODE;").is_empty());

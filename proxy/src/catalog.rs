@@ -27,6 +27,7 @@ pub enum Question {
     DomainBaseType(TypeName),
     /// Has the table (or materialized view) no block at all?
     EmptyRelation(QualifiedName),
+    RelationKind(QualifiedName),
     /// The key columns of the table's index (by name) and whether each is NOT NULL.
     IndexColumns(QualifiedName, String),
     /// How the old type converts to the new one (policy::catalog_queries::coercion_sql).
@@ -210,13 +211,15 @@ impl Question {
                     None => "pg_catalog.pg_type_is_visible(t.oid)".to_string(),
                 }
             ),
-            // pg_relation_size takes AccessShareLock: asked only when no other session holds
-            // or awaits ACCESS EXCLUSIVE on the relation, the one mode it waits for, so the
-            // question does not queue (else unknown).
+            // pg_relation_size takes AccessShareLock: asked only when no other session (nor
+            // a prepared transaction, whose pid is NULL) holds or awaits ACCESS EXCLUSIVE on
+            // the relation, the one mode it waits for, so the question does not queue (else
+            // unknown). A parent of inheritance children holds rows in them: never empty.
             Question::EmptyRelation(table) => format!(
-                "SELECT CASE WHEN c.relkind IN ('r', 'm') AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l \
+                "SELECT CASE WHEN c.relkind IN ('r', 'm') AND c.relhassubclass THEN false \
+                 WHEN c.relkind IN ('r', 'm') AND NOT EXISTS (SELECT FROM pg_catalog.pg_locks l \
                  WHERE l.locktype = 'relation' AND l.relation = c.oid AND l.mode = 'AccessExclusiveLock' \
-                 AND l.pid <> pg_catalog.pg_backend_pid() AND l.database = (SELECT d.oid FROM \
+                 AND l.pid IS DISTINCT FROM pg_catalog.pg_backend_pid() AND l.database = (SELECT d.oid FROM \
                  pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())) \
                  THEN pg_catalog.pg_relation_size(c.oid) = 0 END FROM pg_catalog.pg_class c WHERE c.oid = {}",
                 regclass(table)
@@ -275,6 +278,7 @@ impl Question {
                 regclass(table)
             ),
             Question::ConstraintType(table, name) => catalog_queries::constraint_type_sql(table, name),
+            Question::RelationKind(relation) => catalog_queries::relation_kind_sql(relation),
             Question::RowsChanged(estimate) => explain_sql(&estimate.statement, estimate.generic),
             Question::PreparedStatement(name) => format!(
                 "SELECT statement, from_sql, parameter_types::pg_catalog.oid[]::pg_catalog.text \
@@ -370,12 +374,22 @@ impl Question {
                 rows.and_then(|rows| catalog_queries::constraint_type_from_rows(&rows))
                     .map(|kind| vec![kind.to_string()]),
             ),
+            Question::RelationKind(..) => Answer::Names(
+                rows.and_then(|rows| catalog_queries::relation_kind_from_rows(&rows))
+                    .map(|kind| vec![kind.to_string()]),
+            ),
         }
     }
 
     /// Is it answered by EXPLAIN of the client's statement?
     pub fn is_explain(&self) -> bool {
         matches!(self, Question::RowsChanged(..))
+    }
+
+    /// Asked of the session's own transaction under a savepoint, which takes the lock
+    /// its answer needs away with it (`Session::empty_relation`).
+    pub fn is_empty_relation(&self) -> bool {
+        matches!(self, Question::EmptyRelation(..))
     }
 }
 
@@ -651,6 +665,13 @@ impl Catalog for SessionCatalog<'_> {
 
     fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
         match self.ask(Question::ConstraintType(table.clone(), name.to_string())) {
+            Some(Answer::Names(Some(kinds))) => kinds.first()?.chars().next(),
+            _ => None,
+        }
+    }
+
+    fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
+        match self.ask(Question::RelationKind(relation.clone())) {
             Some(Answer::Names(Some(kinds))) => kinds.first()?.chars().next(),
             _ => None,
         }

@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use policy::catalog::Volatility;
 use policy::finding::{SQLSTATE_LOCK, SQLSTATE_UNPARSABLE};
-use policy::model::{RoutineKind, Stmt};
+use policy::model::{RoutineKind, Stmt, TransactionKind};
 use policy::report::{reports, Level, Report};
 use policy::rules::lock_timeout::Retrying;
 use policy::settings::Unparsable;
 use policy::sql::first_line;
 use policy::transaction::{relations_created, Placement, Transaction, TransactionStatus};
 use policy::unchecked::{self, Reader, Reason};
-use policy::{decide, Mode, QualifiedName, Settings, Statement};
+use policy::{decide, decide_commit, Mode, QualifiedName, Settings, Statement};
 
 use super::catalog::{Answer, Executed, FunctionBody, Question, SessionCatalog};
 use super::messages::error_response::{error_report, INSUFFICIENT_PRIVILEGE};
@@ -28,6 +28,9 @@ use parse::{parse_sql, starts_with_word, ParseError, ParsedStatement};
 pub struct Refusal {
     pub rule: String,
     pub statement: String,
+    /// The refused statement is a COMMIT (or PREPARE TRANSACTION) of a transaction block:
+    /// its transaction ends, rolled back, as a commit that fails on the server ends it.
+    pub ends_transaction: bool,
 }
 
 impl Refusal {
@@ -36,6 +39,7 @@ impl Refusal {
         Refusal {
             rule: rule.to_string(),
             statement: first_line(sql),
+            ends_transaction: false,
         }
     }
 }
@@ -153,13 +157,26 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         let mut catalog = session_catalog(facts, &snapshot);
         catalog.executed = executed;
         catalog.after_others = index > 0;
-        let decision = decide(statement, &context, facts.settings, &catalog);
+        let mut decision = decide(statement, &context, facts.settings, &catalog);
+        // An extended-protocol COMMIT is judged when it is executed (the renames before
+        // it may run after its Parse).
+        if commits(&statement.stmt, &transaction) && !facts.transaction.implicit() {
+            // It commits the renames before it.
+            let commit = decide_commit(&transaction, facts.settings, &catalog);
+            decision.findings.extend(commit.findings);
+            decision.acknowledged.extend(commit.acknowledged);
+        }
         let creates = relations_created(&statement.stmt, &catalog);
         missing.extend(catalog.missing.take());
         verdict.reports.extend(reports(&decision));
         if let Some(finding) = decision.rejection() {
             verdict.caps.push(decision.lock_timeout_ms);
-            verdict.refusal = Some(Refusal::new(finding.rule, &statement.source));
+            let mut refusal = Refusal::new(finding.rule, &statement.source);
+            refusal.ends_transaction = matches!(
+                statement.stmt,
+                Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare)
+            );
+            verdict.refusal = Some(refusal);
             return (verdict, missing);
         }
         let mut cap = decision.lock_timeout_ms;
@@ -220,8 +237,34 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
             prepared_here.note(&statement.source);
         }
     }
+    // Outside a transaction block the message's statements commit when it ends: the
+    // renames it made with no view for the old name are judged as that commit is (rule
+    // rename_table). An extended-protocol batch is judged so at each Parse: the proxy does
+    // not hold its statements back to its Sync.
+    if !transaction.status().in_block() {
+        if !transaction.renamed_without_view().is_empty() {
+            let catalog = session_catalog(facts, &transaction);
+            let decision = decide_commit(&transaction, facts.settings, &catalog);
+            verdict.reports.extend(reports(&decision));
+            if let Some(finding) = decision.rejection() {
+                let last = statements.last().map_or("", |parsed| parsed.statement.source.as_str());
+                verdict.refusal = Some(Refusal::new(finding.rule, last));
+                return (verdict, missing);
+            }
+        }
+        transaction.forget_renames();
+    }
     verdict.transaction = transaction;
     (verdict, missing)
+}
+
+/// Does `stmt` commit the renames `transaction` made (rule rename_table)? A COMMIT or
+/// PREPARE TRANSACTION of a running transaction; in a failed one it rolls back.
+fn commits(stmt: &Stmt, transaction: &Transaction) -> bool {
+    matches!(
+        stmt,
+        Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare)
+    ) && transaction.status() != TransactionStatus::Failed
 }
 
 /// The write an `EXPLAIN ANALYZE` statement runs, read as the statement it is; None for
@@ -464,7 +507,13 @@ impl NestedJudgement<'_, '_> {
         catalog.nested = true;
         let locks_before = self.transaction.locks().to_vec();
         let context = snapshot.context(Placement::NESTED);
-        let decision = decide(statement, &context, self.facts.settings, &catalog);
+        let mut decision = decide(statement, &context, self.facts.settings, &catalog);
+        if commits(&statement.stmt, &snapshot) {
+            // A procedure's COMMIT commits the renames before it.
+            let commit = decide_commit(&snapshot, self.facts.settings, &catalog);
+            decision.findings.extend(commit.findings);
+            decision.acknowledged.extend(commit.acknowledged);
+        }
         let creates = relations_created(&statement.stmt, &catalog);
         self.missing.extend(catalog.missing.take());
         self.verdict.reports.extend(reports(&decision));
@@ -480,7 +529,8 @@ impl NestedJudgement<'_, '_> {
             self.judge_calls(parsed)?
         };
         // Then its own effect: relations, locks, a procedure's COMMIT.
-        self.transaction.observe(statement, &catalog);
+        self.transaction
+            .observe(&policy::transaction::run_by_routine(statement), &catalog);
         self.missing.extend(catalog.missing.take());
         if self.transaction.locks().iter().any(|lock| !locks_before.contains(lock)) {
             self.verdict.locks_in_routines = true;
@@ -907,6 +957,7 @@ fn fires_event_triggers(stmt: &Stmt) -> bool {
             | Stmt::AlterTable(_)
             | Stmt::CreateTable(_)
             | Stmt::CreateTableAs { .. }
+            | Stmt::CreateView(_)
             | Stmt::Rename(_)
             | Stmt::SetSchema(_)
             | Stmt::Drop(_)

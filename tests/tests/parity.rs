@@ -15,7 +15,7 @@ use parse::parse_sql;
 use parse::plpgsql::{do_block_sql, BlockStatement};
 use policy::catalog::ColumnTypeChange;
 use policy::file_catalog::FileCatalog;
-use policy::model::RoutineKind;
+use policy::model::{RoutineKind, TransactionKind};
 use policy::report::reports;
 use policy::transaction::NESTED_CONTEXT;
 use policy::transaction::{Placement, Transaction};
@@ -255,6 +255,9 @@ impl Catalog for NotingCatalog<'_> {
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
         self.note(self.inner.domain_base_type(type_name))
     }
+    fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
+        self.note(self.inner.relation_kind(relation))
+    }
     fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
         self.note(self.inner.relation_is_empty(table))
     }
@@ -303,6 +306,21 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             reports: Vec::new(),
             unknown: false,
         };
+        let commits = matches!(
+            statement.stmt,
+            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare)
+        );
+        if commits {
+            // It commits the renames before it, as `safe-migrations check` judges them.
+            let decision = policy::decide_commit(catalog.transaction(), &settings, &catalog);
+            outcome
+                .reports
+                .extend(reports(&decision).iter().map(Message::from_report));
+            catalog.forget_renames();
+        }
+        // What a DO block runs runs inside its transaction (as `safe-migrations check`
+        // has it).
+        let implicit = (statement.stmt == Stmt::Routine(RoutineKind::Do)).then(|| catalog.set_implicit(true));
         let mut decide = |statement: &Statement, context: &Context| {
             let noting = NotingCatalog {
                 inner: &catalog,
@@ -320,11 +338,26 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 // SQL the CLI cannot read is its own report; the extension runs it.
                 if let BlockStatement::Parsed(inner) = inner {
-                    decide(&inner.statement, &NESTED_CONTEXT);
+                    decide(&policy::transaction::run_by_routine(&inner.statement), &NESTED_CONTEXT);
                 }
             }
         }
+        if let Some(implicit) = implicit {
+            catalog.set_implicit(implicit);
+        }
+        if !catalog.transaction().running() {
+            let decision = policy::decide_commit(catalog.transaction(), &settings, &catalog);
+            outcome
+                .reports
+                .extend(reports(&decision).iter().map(Message::from_report));
+            catalog.forget_renames();
+        }
         outcomes.push(outcome);
+    }
+    // The file's end commits what it left running.
+    let decision = policy::decide_commit(catalog.transaction(), &settings, &catalog);
+    if let Some(last) = outcomes.last_mut() {
+        last.reports.extend(reports(&decision).iter().map(Message::from_report));
     }
     outcomes
 }

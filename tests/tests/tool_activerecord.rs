@@ -151,6 +151,59 @@ fn a_data_migration_in_the_ddl_transaction_is_stopped_and_applies_split() {
     report(&format!("tool {TOOL} data migration: pass"));
 }
 
+/// A rename is judged when its transaction commits: without a view for the old name the
+/// migration fails at its COMMIT and leaves nothing (the old name still works); with
+/// one (expand/contract) it applies, and code using the old name reads and writes
+/// through the view.
+fn rename_judged_at_commit(cluster: &Cluster, url: &str, route: &str) {
+    let (ok, output) = migrate(url, &["base"]);
+    assert!(ok, "{route}: the table was not created:\n{output}");
+    let (ok, output) = migrate(url, &["base", "rename_unsafe"]);
+    assert!(!ok, "{route}: the rename without a view was applied:\n{output}");
+    for expected in [
+        "rename_table: ALTER TABLE accounts RENAME TO members breaks application code that still uses accounts",
+        "CREATE VIEW accounts AS SELECT * FROM members;",
+    ] {
+        assert!(output.contains(expected), "{route}: {expected:?} not in:\n{output}");
+    }
+    let tables = "SELECT string_agg(relname || ' ' || relkind::text, ', ' ORDER BY relname) FROM pg_class \
+                  WHERE relname IN ('accounts', 'members')";
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), tables),
+        "accounts r\n",
+        "{route}: the refused migration left a change behind"
+    );
+
+    let (ok, output) = migrate(url, &["base", "rename_safe"]);
+    assert!(ok, "{route}: the rename with a view was stopped:\n{output}");
+    assert_eq!(
+        cluster.execute(&cluster.superuser_url(), tables),
+        "accounts v, members r\n",
+        "{route}"
+    );
+    // Old code, through the view: a write and a read.
+    assert_eq!(
+        cluster.execute(
+            &cluster.superuser_url(),
+            "INSERT INTO accounts (id, name) VALUES (1000, 'through the view'); \
+             SELECT name FROM members WHERE id = 1000"
+        ),
+        "through the view\n",
+        "{route}"
+    );
+}
+
+#[test]
+fn a_rename_needs_a_view_for_the_old_name_by_its_commit() {
+    if !installed(TOOL, Path::new(MARKER)) {
+        return;
+    }
+    for guarded in [Guarded::extension(), Guarded::proxy()] {
+        rename_judged_at_commit(&guarded.cluster, &guarded.migrator_url(), guarded.name());
+    }
+    report(&format!("tool {TOOL} rename: pass"));
+}
+
 #[test]
 fn add_index_is_stopped_and_the_concurrent_index_applies() {
     if !installed(TOOL, Path::new(MARKER)) {

@@ -150,6 +150,54 @@ fn a_batched_file_with_create_index_is_stopped_and_the_safe_files_apply() {
     report(&format!("tool {TOOL}: pass"));
 }
 
+/// A file that renames a table is judged when its transaction commits (pgjdbc sends BEGIN
+/// in the file's batch and COMMIT as a prepared statement): without a view for the old
+/// name the COMMIT fails and nothing stays; with one the file applies.
+#[test]
+fn a_renaming_file_applies_only_with_a_view_for_the_old_name() {
+    if !jdbc_installed() {
+        return;
+    }
+    let relations = "SELECT string_agg(relname || ' ' || relkind::text, ', ' ORDER BY relname) FROM pg_class \
+                     WHERE relname IN ('accounts', 'members')";
+    for guarded in [Guarded::extension(), Guarded::proxy()] {
+        let route = guarded.name();
+        let classes = guarded.cluster.dir().join("jdbc-classes");
+        compile(&classes);
+        let port = port(&guarded);
+        let (ok, output) = migrate(&classes, port, &["base/V1__create_accounts.sql"]);
+        assert!(ok, "{route}: the table was not created:\n{output}");
+        let (ok, output) = migrate(
+            &classes,
+            port,
+            &["base/V1__create_accounts.sql", "rename_unsafe/V2__rename_accounts.sql"],
+        );
+        assert!(!ok, "{route}: the rename without a view was applied:\n{output}");
+        assert!(
+            output.contains("rename_table: ALTER TABLE accounts RENAME TO members breaks application code"),
+            "{route}:\n{output}"
+        );
+        let superuser = guarded.cluster.superuser_url();
+        assert_eq!(
+            guarded.cluster.execute(&superuser, relations),
+            "accounts r\n",
+            "{route}"
+        );
+        let (ok, output) = migrate(
+            &classes,
+            port,
+            &["base/V1__create_accounts.sql", "rename_safe/V2__rename_accounts.sql"],
+        );
+        assert!(ok, "{route}: the rename with a view was stopped:\n{output}");
+        assert_eq!(
+            guarded.cluster.execute(&superuser, relations),
+            "accounts v, members r\n",
+            "{route}"
+        );
+    }
+    report(&format!("tool {TOOL} rename: pass"));
+}
+
 /// A transactional file that creates a table and then its key and index, sent as one
 /// batch before a single Sync: the table is new in that transaction, so the file applies.
 #[test]

@@ -3,7 +3,7 @@
 
 use policy::file_catalog::FileCatalog;
 use policy::finding::SQLSTATE_UNPARSABLE;
-use policy::model::RoutineKind;
+use policy::model::{RoutineKind, TransactionKind};
 use policy::settings::Unparsable;
 use policy::transaction::Placement;
 use policy::unchecked::{self, Reader, Reason, Text};
@@ -23,7 +23,9 @@ pub fn check_sql(file: &str, sql: &str, settings: &Settings, server_version_num:
         Err(err) => return vec![Problem::syntax_error(file, sql, &err)],
     };
     let mut check = FileCheck::new(file, sql, settings, server_version_num);
-    statements.iter().flat_map(|parsed| check.statement(parsed)).collect()
+    let mut problems: Vec<Problem> = statements.iter().flat_map(|parsed| check.statement(parsed)).collect();
+    problems.extend(check.finish());
+    problems
 }
 
 /// One file's statements, decided in order with what the file showed before each.
@@ -34,6 +36,8 @@ pub struct FileCheck<'a> {
     catalog: FileCatalog,
     /// What the file's PREPAREs prepared: an EXECUTE runs it.
     prepares: Prepares,
+    /// Where the last statement decided starts (its first keyword).
+    last_statement: Option<usize>,
 }
 
 impl<'a> FileCheck<'a> {
@@ -45,6 +49,7 @@ impl<'a> FileCheck<'a> {
             settings,
             catalog: FileCatalog::for_server(server_version_num),
             prepares: Prepares::default(),
+            last_statement: None,
         }
     }
 
@@ -59,11 +64,14 @@ impl<'a> FileCheck<'a> {
         let context = self.catalog.transaction().context(Placement::ALONE);
         let mut problems = self.decide(statement, &context, parsed.offset);
         if statement.stmt == Stmt::Routine(RoutineKind::Do) {
+            // What the block runs runs inside its transaction.
+            let implicit = self.catalog.set_implicit(true);
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 match inner {
                     BlockStatement::Parsed(inner) => {
                         let context = self.catalog.transaction().context(Placement::NESTED);
-                        problems.extend(self.decide(&inner.statement, &context, parsed.offset + inner.offset))
+                        let statement = policy::transaction::run_by_routine(&inner.statement);
+                        problems.extend(self.decide(&statement, &context, parsed.offset + inner.offset))
                     }
                     BlockStatement::Unreadable { .. } if self.settings.unparsable == Unparsable::Allow => {}
                     BlockStatement::Unreadable { offset, reason } => {
@@ -71,8 +79,33 @@ impl<'a> FileCheck<'a> {
                     }
                 }
             }
+            self.catalog.set_implicit(implicit);
+        }
+        // Outside any transaction the statement committed as it ended.
+        if !self.catalog.transaction().running() {
+            problems.extend(self.transaction_ends(parsed.offset + first_keyword(&statement.source)));
         }
         problems
+    }
+
+    /// The problems of the file's end: a transaction the file leaves running (the whole
+    /// file, as tools run it, or a block it does not close) commits there.
+    pub fn finish(&mut self) -> Vec<Problem> {
+        match self.last_statement {
+            Some(offset) if self.catalog.transaction().running() => self.transaction_ends(offset),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The transaction ends after the statement at byte `offset`: it commits the renames
+    /// it made (rule rename_table), judged as its COMMIT is.
+    fn transaction_ends(&mut self, offset: usize) -> Vec<Problem> {
+        if self.catalog.transaction().renamed_without_view().is_empty() {
+            return Vec::new();
+        }
+        let decision = policy::decide_commit(self.catalog.transaction(), self.settings, &self.catalog);
+        self.catalog.forget_renames();
+        self.problems_of(&decision, offset)
     }
 
     /// The query `EXECUTE name` runs, at the EXECUTE's place, when the file prepared it.
@@ -90,7 +123,23 @@ impl<'a> FileCheck<'a> {
     /// catalog learn from it.
     fn decide(&mut self, statement: &Statement, context: &Context, offset: usize) -> Vec<Problem> {
         let decision = policy::decide(statement, context, self.settings, &self.catalog);
-        let position = self.lines.position(offset + first_keyword(&statement.source));
+        let keyword = offset + first_keyword(&statement.source);
+        let mut problems = self.problems_of(&decision, keyword);
+        // A COMMIT commits the renames before it.
+        if matches!(
+            statement.stmt,
+            Stmt::Transaction(TransactionKind::Commit | TransactionKind::Prepare)
+        ) {
+            problems.extend(self.transaction_ends(keyword));
+        }
+        self.catalog.observe(statement);
+        self.last_statement = Some(keyword);
+        problems
+    }
+
+    /// The problems of `decision` on the statement whose first keyword is at byte `offset`.
+    fn problems_of(&self, decision: &policy::Decision, offset: usize) -> Vec<Problem> {
+        let position = self.lines.position(offset);
         let mut problems: Vec<Problem> = decision
             .findings
             .iter()
@@ -110,7 +159,6 @@ impl<'a> FileCheck<'a> {
             unchecked: false,
             counts: false,
         }));
-        self.catalog.observe(statement);
         problems
     }
 

@@ -22,6 +22,7 @@ mod names;
 mod options;
 mod rename;
 mod types;
+mod view;
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::NodeTag::*;
@@ -125,6 +126,7 @@ fn stmt(node: *mut pg_sys::Node, query: &str) -> Stmt {
             }
             T_DropStmt => as_node::<pg_sys::DropStmt>(node, T_DropStmt).map(drop::drop),
             T_RenameStmt => as_node::<pg_sys::RenameStmt>(node, T_RenameStmt).map(rename::rename),
+            T_ViewStmt => as_node::<pg_sys::ViewStmt>(node, T_ViewStmt).map(view::create_view),
             T_AlterObjectSchemaStmt => {
                 as_node::<pg_sys::AlterObjectSchemaStmt>(node, T_AlterObjectSchemaStmt).map(rename::set_schema)
             }

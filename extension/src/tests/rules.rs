@@ -99,7 +99,8 @@ mod tests {
             "ALTER TABLE fixture.orders RENAME COLUMN note TO remark",
             "ALTER TABLE fixture.orders ADD COLUMN remark text",
         ),
-        ("rename_table", "SM002", "ALTER TABLE fixture.orders RENAME TO purchases", ""),
+        // rename_table is judged when the rename's transaction commits: see
+        // rename_table_is_judged_when_its_transaction_commits.
         (
             "drop_column",
             "SM003",
@@ -155,6 +156,26 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A test runs inside one transaction that never commits: the rename runs, and what
+    /// its commit would raise is asked of the commit callback's function directly.
+    #[pg_test]
+    fn rename_table_is_judged_when_its_transaction_commits() {
+        mode("enforce");
+        run("ALTER TABLE fixture.orders RENAME TO purchases");
+        assert!(
+            !crate::verdict::sm_transaction_committing().is_null(),
+            "a rename without a view for the old name commits unrefused"
+        );
+        // With a view for the old name over all of the new one: nothing to raise.
+        run("ALTER TABLE fixture.customers RENAME TO clients");
+        run("CREATE VIEW fixture.customers AS SELECT * FROM fixture.clients");
+        assert!(crate::verdict::sm_transaction_committing().is_null());
+        // A view of some columns does not stand in.
+        run("ALTER TABLE fixture.clients RENAME TO accounts");
+        run("CREATE VIEW fixture.clients AS SELECT id FROM fixture.accounts");
+        assert!(!crate::verdict::sm_transaction_committing().is_null());
     }
 
     #[pg_test]

@@ -128,6 +128,7 @@ pub fn undone_by_rollback(stmt: &Stmt) -> bool {
         | Stmt::Lock { .. }
         | Stmt::Set(_)
         | Stmt::Routine(crate::model::RoutineKind::CreateFunction) => true,
+        Stmt::CreateView(_) => true,
         Stmt::Other { ddl, .. } => *ddl,
         _ => false,
     }

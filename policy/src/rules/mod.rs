@@ -8,8 +8,11 @@ use std::cell::RefCell;
 use crate::ack::acknowledgements;
 use crate::catalog::Catalog;
 use crate::finding::{Finding, Severity, SQLSTATE_LOCK};
-use crate::model::{AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement, Stmt};
+use crate::model::{
+    AlterAction, AlterTable, ColumnDef, Constraint, Context, QualifiedName, Statement, Stmt, TransactionKind,
+};
 use crate::settings::{Mode, Settings};
+use crate::transaction::Transaction;
 
 mod add_check_constraint_validated;
 mod add_column_required;
@@ -327,6 +330,25 @@ pub fn is_inert(stmt: &Stmt) -> bool {
         Stmt::Transaction(_) | Stmt::Discard { .. } | Stmt::Query => true,
         _ => false,
     }
+}
+
+/// The decision on committing `transaction` now (a COMMIT or PREPARE TRANSACTION, the end
+/// of an implicit transaction, an autocommit statement's end): rule rename_table for
+/// each relation it renamed or moved with no view for the old name, acknowledged (or not)
+/// by the comments of the statement that renamed it.
+pub fn decide_commit(transaction: &Transaction, settings: &Settings, catalog: &dyn Catalog) -> Decision {
+    let mut decision = Decision::default();
+    for rename in transaction.renamed_without_view() {
+        let statement = Statement::new(Stmt::Transaction(TransactionKind::Commit), rename.statement.clone());
+        let context = Context {
+            renamed_without_view: vec![rename],
+            ..transaction.context(crate::transaction::Placement::ALONE)
+        };
+        let one = decide(&statement, &context, settings, catalog);
+        decision.findings.extend(one.findings);
+        decision.acknowledged.extend(one.acknowledged);
+    }
+    decision
 }
 
 /// Apply every rule to `statement` under `settings`.

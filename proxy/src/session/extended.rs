@@ -8,7 +8,7 @@ use policy::report::Report;
 use policy::rules::lock_timeout::Retrying;
 use policy::transaction::HeldLock;
 use policy::unchecked;
-use policy::{QualifiedName, Stmt};
+use policy::{QualifiedName, Statement, Stmt};
 
 use crate::guard::{unchecked, Refusal, Unchecked};
 use crate::lock_timeout::{restore_sql, set_cap_sql};
@@ -39,6 +39,14 @@ pub(super) struct Prepared {
     pub(super) locks_in_routines: bool,
     /// How it is run again when its lock wait gives up (one statement only).
     pub(super) retrying: Option<Retrying>,
+    /// BEGIN, COMMIT, ROLLBACK or PREPARE TRANSACTION: where a batch's transaction block
+    /// starts or ends before the server's ReadyForQuery says so (`Session::status_now`),
+    /// and a COMMIT judges the renames before it (rule rename_table).
+    pub(super) control: Option<TransactionKind>,
+    /// A rename, a move, a CREATE VIEW or a DROP: what it changes in the renames its
+    /// transaction must cover with a view by its commit (rule rename_table), followed
+    /// when it runs.
+    pub(super) renames: Option<Statement>,
 }
 
 /// The batch's last Bind of a statement that may be run again (none is kept for others):
@@ -77,7 +85,8 @@ impl Session {
                 self.refuse_extended(Vec::new(), refusal, Some(error));
                 return Ok(());
             }
-            if self.passed_before(parse.query) {
+            // A transaction statement is followed when it runs (`Prepared::control`).
+            if self.passed_before(parse.query) && !::parse::transaction_control_word(parse.query) {
                 let prepared = Prepared {
                     recheck: Some(Recheck {
                         sql: parse.query.to_string(),
@@ -108,6 +117,18 @@ impl Session {
                 }
             },
         };
+        let control = match parsed.as_slice() {
+            [only] => match &only.statement.stmt {
+                Stmt::Transaction(
+                    kind @ (TransactionKind::Begin
+                    | TransactionKind::Commit
+                    | TransactionKind::Rollback
+                    | TransactionKind::Prepare),
+                ) => Some(kind.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
         let savepoint = match parsed.as_slice() {
             [only] => match &only.statement.stmt {
                 Stmt::Transaction(
@@ -120,11 +141,18 @@ impl Session {
             _ => None,
         };
         if self.nothing_will_run(&parsed) {
-            self.remember_statement(name, Prepared::default());
+            let prepared = Prepared {
+                control,
+                ..Prepared::default()
+            };
+            self.remember_statement(name, prepared);
             self.send(&message, Owner::Client, Expect::Parse);
             return Ok(());
         }
-        let verdict = self.judge_remembered(&sql, None, &parsed).await?;
+        self.judging_named_parse = !name.is_empty();
+        let verdict = self.judge_remembered(&sql, None, &parsed).await;
+        self.judging_named_parse = false;
+        let verdict = verdict?;
         if let Some(error) = self.take_abort_by_hidden_work() {
             self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
             return Ok(());
@@ -167,6 +195,19 @@ impl Session {
                 [only] => only.clone(),
                 _ => None,
             },
+            control,
+            renames: match parsed.as_slice() {
+                // A rename counts if judging it made it one to cover (a relation, not a
+                // sequence or index, that existed before the transaction).
+                [only] if matches!(only.statement.stmt, Stmt::Rename(_) | Stmt::SetSchema(_)) => verdict
+                    .transaction
+                    .renamed_by(&only.statement.source)
+                    .then(|| only.statement.clone()),
+                [only] if matches!(only.statement.stmt, Stmt::CreateView(_) | Stmt::Drop(_)) => {
+                    Some(only.statement.clone())
+                }
+                _ => None,
+            },
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -205,6 +246,8 @@ impl Session {
                         .retrying
                         .clone()
                         .filter(|known| prepared.retrying.as_ref() == Some(known)),
+                    renames: known.renames.clone(),
+                    control: known.control.clone(),
                 }
             }
             _ => prepared,
@@ -287,6 +330,24 @@ impl Session {
         if let Some(kind) = &prepared.savepoint {
             self.transaction.savepoint_ran(kind);
         }
+        match &prepared.control {
+            Some(TransactionKind::Begin) => self.batch_began = true,
+            Some(TransactionKind::Commit | TransactionKind::Prepare) => {
+                if self.status_now() == TransactionStatus::InBlock && self.renames_refused() {
+                    return Ok(());
+                }
+                self.batch_began = false;
+            }
+            Some(_) => self.batch_began = false,
+            None => {}
+        }
+        if let Some(statement) = &prepared.renames {
+            self.transaction.follow_renames(statement, &policy::NoCatalog);
+            // Outside a transaction block it commits at the batch's end.
+            if self.status_now() == TransactionStatus::Idle && self.renames_refused() {
+                return Ok(());
+            }
+        }
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
         // Run again if its lock wait gives up: the first statement of its batch, its
@@ -347,6 +408,25 @@ impl Session {
             _ => self.send(&message, Owner::Client, Expect::Execute),
         }
         Ok(())
+    }
+
+    /// The renames the transaction commits now (an Execute of COMMIT, or of a rename
+    /// outside a block), judged (rule rename_table): true when that refused the Execute.
+    fn renames_refused(&mut self) -> bool {
+        if self.transaction.renamed_without_view().is_empty() {
+            return false;
+        }
+        let decision = policy::decide_commit(&self.transaction, &self.settings, &policy::NoCatalog);
+        self.transaction.forget_renames();
+        let reports = policy::report::reports(&decision);
+        if let Some(finding) = decision.rejection() {
+            let mut refusal = Refusal::new(finding.rule, "COMMIT");
+            refusal.ends_transaction = self.status_now() == TransactionStatus::InBlock;
+            self.refuse_extended(reports, refusal, None);
+            return true;
+        }
+        self.send_reports(&reports);
+        false
     }
 
     pub(super) fn close(&mut self, message: Message) -> Result<(), SessionError> {

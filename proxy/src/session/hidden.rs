@@ -12,6 +12,10 @@ use crate::tracker::{Expect, HiddenResult, OnError, Owner, Tracker};
 
 use super::{Rows, Session, SessionError, WHOLE_UP_TO};
 
+/// The savepoints the proxy's EXPLAIN and size questions run under in a block.
+const EXPLAIN_SAVEPOINT: &str = "__safe_migrations_explain";
+const SIZE_SAVEPOINT: &str = "__safe_migrations_size";
+
 /// Fails the client's transaction as a cancelled statement would have.
 pub(super) const FAIL_AS_CANCELLED: &str = "/* safe_migrations proxy: the cancelled statement's error */ \
      DO $$BEGIN RAISE EXCEPTION USING ERRCODE = 'query_canceled', \
@@ -56,11 +60,6 @@ impl Session {
     /// runs (the rows a write changes do not depend on the values it sets). None when it
     /// failed or could not be asked.
     pub(super) async fn explain(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
-        const SAVEPOINT: &str = "SAVEPOINT __safe_migrations_explain";
-        const UNDO: [&str; 2] = [
-            "ROLLBACK TO SAVEPOINT __safe_migrations_explain",
-            "RELEASE SAVEPOINT __safe_migrations_explain",
-        ];
         if !self.tracker.idle() {
             return Ok(None);
         }
@@ -100,51 +99,116 @@ impl Session {
                 let Some(stand_in) = ::parse::probe::rows_changed_probe(&estimate.statement) else {
                     return Ok(None);
                 };
-                let aborted_before = self.aborted_by_hidden_work.take();
+                let Some(aborted_before) = self.question_savepoint(EXPLAIN_SAVEPOINT).await? else {
+                    return Ok(None);
+                };
+                let types = estimate
+                    .executed
+                    .as_ref()
+                    .map_or(&[][..], |executed| &executed.parameter_types[..]);
+                let mut failure = if estimate.nested {
+                    None
+                } else {
+                    self.hidden_parse(&estimate.statement, types).await?
+                };
                 let mut rows = None;
-                let saved = self.hidden_queries(&[SAVEPOINT.to_string()]).await?;
-                if saved.first().is_some_and(Option::is_some) {
-                    let types = estimate
-                        .executed
-                        .as_ref()
-                        .map_or(&[][..], |executed| &executed.parameter_types[..]);
-                    let mut failure = if estimate.nested {
-                        None
-                    } else {
-                        self.hidden_parse(&estimate.statement, types).await?
-                    };
-                    if failure.is_none() {
-                        let result = self.explain_text(&stand_in, estimate).await?;
-                        failure = result.as_ref().and_then(|result| result.error.clone());
-                        rows = result.filter(|result| !result.failed).map(|result| result.rows);
-                    }
-                    let undo: Vec<String> = UNDO.iter().map(|sql| sql.to_string()).collect();
-                    if let Some(error) = failure.filter(cancelled) {
-                        // A cancel (the client's, or rule lock_held_too_long's), meant for
-                        // the client's statement: it aborted only the proxy's savepoint.
-                        // Undo that, then fail the client's level of the transaction as
-                        // the cancelled statement would have (at the top level that ends
-                        // the transaction's locks), and answer the client with the cancel.
-                        self.hidden_results(&undo, true).await?;
-                        self.hidden_results(&[FAIL_AS_CANCELLED.to_string()], false).await?;
-                        self.aborted_by_hidden_work = Some(error);
-                        return Ok(None);
-                    }
-                    let undone = self.hidden_results(&undo, true).await?;
-                    if undone
-                        .iter()
-                        .all(|result| result.as_ref().is_some_and(|result| !result.failed))
-                    {
-                        // The savepoint took any error of the proxy's with it.
-                        self.aborted_by_hidden_work = None;
-                    }
+                if failure.is_none() {
+                    let result = self.explain_text(&stand_in, estimate).await?;
+                    failure = result.as_ref().and_then(|result| result.error.clone());
+                    rows = result.filter(|result| !result.failed).map(|result| result.rows);
                 }
-                if self.aborted_by_hidden_work.is_none() {
-                    self.aborted_by_hidden_work = aborted_before;
+                if !self
+                    .end_question_savepoint(EXPLAIN_SAVEPOINT, failure, aborted_before)
+                    .await?
+                {
+                    return Ok(None);
                 }
                 Ok(rows)
             }
         }
+    }
+
+    /// The rows of `question` (a `Question::EmptyRelation`), leaving no lock behind: asked
+    /// only with nothing of the client's in flight (what runs before it may fill the
+    /// table), and not for a named prepared statement (it may run later, the table
+    /// filled by then). Outside a transaction block in a transaction of its own; inside
+    /// the client's, under a savepoint rolled back at once, which releases the
+    /// AccessShareLock its size needs (as the extension unlocks at once). None when it
+    /// failed or could not be asked: the rules then apply.
+    pub(super) async fn empty_relation(&mut self, question: &Question) -> Result<Option<Rows>, SessionError> {
+        if !self.tracker.idle() || self.judging_named_parse {
+            return Ok(None);
+        }
+        match self.tracker.status {
+            TransactionStatus::Failed => Ok(None),
+            TransactionStatus::Idle => Ok(self.hidden_queries(&[question.sql()]).await?.pop().flatten()),
+            TransactionStatus::InBlock => {
+                let Some(aborted_before) = self.question_savepoint(SIZE_SAVEPOINT).await? else {
+                    return Ok(None);
+                };
+                let result = self.hidden_results(&[question.sql()], false).await?.pop().flatten();
+                let failure = result.as_ref().and_then(|result| result.error.clone());
+                if !self
+                    .end_question_savepoint(SIZE_SAVEPOINT, failure, aborted_before)
+                    .await?
+                {
+                    return Ok(None);
+                }
+                Ok(result.filter(|result| !result.failed).map(|result| result.rows))
+            }
+        }
+    }
+
+    /// Make the savepoint a question of the proxy's runs under inside the client's
+    /// transaction block (so that no error and no lock of the proxy's outlives it): the
+    /// abort the proxy's work caused before, put aside meanwhile; None when it could not
+    /// be made.
+    async fn question_savepoint(&mut self, name: &str) -> Result<Option<Option<Bytes>>, SessionError> {
+        let aborted_before = self.aborted_by_hidden_work.take();
+        let saved = self.hidden_queries(&[format!("SAVEPOINT {name}")]).await?;
+        if saved.first().is_some_and(Option::is_some) {
+            return Ok(Some(aborted_before));
+        }
+        if self.aborted_by_hidden_work.is_none() {
+            self.aborted_by_hidden_work = aborted_before;
+        }
+        Ok(None)
+    }
+
+    /// Roll the question's savepoint back and release it; false when `failure` (the
+    /// question's error) is a cancel: one (the client's, or rule lock_held_too_long's)
+    /// meant for the client's statement, which aborted only the proxy's savepoint. That is
+    /// undone, then the client's level of the transaction fails as the cancelled
+    /// statement would have failed it (at the top level that ends the transaction's
+    /// locks), and the client is answered with the cancel.
+    async fn end_question_savepoint(
+        &mut self,
+        name: &str,
+        failure: Option<Bytes>,
+        aborted_before: Option<Bytes>,
+    ) -> Result<bool, SessionError> {
+        let undo = [
+            format!("ROLLBACK TO SAVEPOINT {name}"),
+            format!("RELEASE SAVEPOINT {name}"),
+        ];
+        if let Some(error) = failure.filter(cancelled) {
+            self.hidden_results(&undo, true).await?;
+            self.hidden_results(&[FAIL_AS_CANCELLED.to_string()], false).await?;
+            self.aborted_by_hidden_work = Some(error);
+            return Ok(false);
+        }
+        let undone = self.hidden_results(&undo, true).await?;
+        if undone
+            .iter()
+            .all(|result| result.as_ref().is_some_and(|result| !result.failed))
+        {
+            // The savepoint took any error of the proxy's with it.
+            self.aborted_by_hidden_work = None;
+        }
+        if self.aborted_by_hidden_work.is_none() {
+            self.aborted_by_hidden_work = aborted_before;
+        }
+        Ok(true)
     }
 
     /// EXPLAIN (FORMAT JSON) of `sql` (the estimate's statement, or its stand-in), with

@@ -135,7 +135,7 @@ impl Session {
         loop {
             // As the last ReadyForQuery left it; what an ended transaction created is old.
             let mut transaction = self.transaction.clone();
-            transaction.set_status(self.tracker.status);
+            transaction.set_status(self.status_now());
             transaction.forget_ended();
             let (verdict, missing) = guard::judge(parsed, &self.facts(&transaction, &answers));
             rounds += 1;
@@ -146,6 +146,8 @@ impl Session {
             }
             let (explains, questions): (Vec<Question>, Vec<Question>) =
                 missing.into_iter().partition(Question::is_explain);
+            let (empties, questions): (Vec<Question>, Vec<Question>) =
+                questions.into_iter().partition(Question::is_empty_relation);
             let sqls: Vec<String> = questions.iter().map(Question::sql).collect();
             let results = self.hidden_queries(&sqls).await?;
             for (question, rows) in questions.into_iter().zip(results) {
@@ -154,6 +156,11 @@ impl Session {
             }
             for question in explains {
                 let rows = self.explain(&question).await?;
+                let answer = question.answer(rows);
+                answers.insert(question, answer);
+            }
+            for question in empties {
+                let rows = self.empty_relation(&question).await?;
                 let answer = question.answer(rows);
                 answers.insert(question, answer);
             }
@@ -167,7 +174,7 @@ impl Session {
     pub(super) fn judge_again(&self, parsed: &[ParsedStatement]) -> Verdict {
         let answers = HashMap::new();
         let mut transaction = self.transaction.clone();
-        transaction.set_status(self.tracker.status);
+        transaction.set_status(self.status_now());
         guard::judge(parsed, &self.facts(&transaction, &answers)).0
     }
 
@@ -185,8 +192,19 @@ impl Session {
 
     /// Outside a transaction block, the tables created in the last one are old tables
     /// now (as the extension's relcache says): forget them before the next message.
+    /// The server's transaction status as the client's messages so far leave it: the
+    /// last ReadyForQuery's, or the block a BEGIN executed in a batch still unanswered
+    /// opened (drivers send BEGIN with the first statement of a transaction).
+    pub(super) fn status_now(&self) -> TransactionStatus {
+        if self.batch_began && self.tracker.status == TransactionStatus::Idle {
+            TransactionStatus::InBlock
+        } else {
+            self.tracker.status
+        }
+    }
+
     pub(super) fn forget_tables_of_ended_transaction(&mut self) {
-        self.transaction.set_status(self.tracker.status);
+        self.transaction.set_status(self.status_now());
         self.transaction.forget_ended();
     }
 

@@ -52,6 +52,7 @@ impl Session {
                 let refusal = Refusal {
                     rule: "too_large".to_string(),
                     statement: format!("a statement of {size} bytes"),
+                    ends_transaction: false,
                 };
                 if tag == b'Q' {
                     self.forget_tables_of_ended_transaction();

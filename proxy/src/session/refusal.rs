@@ -38,13 +38,21 @@ impl Session {
     /// place, then a hidden statement that fails on the server stands in for it, so the
     /// server's transaction is aborted exactly when the client's would have been, and
     /// its ReadyForQuery (with the server's real status) ends the exchange.
+    ///
+    /// A refused COMMIT ends its transaction block, rolled back (a hidden ROLLBACK after
+    /// the failed statement), as a commit the server fails ends it.
     pub(super) fn refuse_query(&mut self, reports: Vec<Report>, refusal: Refusal) {
         self.log_refusal(&refusal);
         let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
         self.send_reports(&reports);
         let batch = self.new_unclaimed_batch();
-        let owner = Self::hidden(batch, 0, true, OnError::Keep);
+        let ends = refusal.ends_transaction && self.tracker.status != TransactionStatus::Idle;
+        let owner = Self::hidden(batch, 0, !ends, OnError::Keep);
         self.send(&query::build(&abort_sql(sqlstate)), owner, Expect::Query);
+        if ends {
+            let owner = Self::hidden(batch, 1, true, OnError::Keep);
+            self.send(&query::build("ROLLBACK"), owner, Expect::Query);
+        }
     }
 
     /// A refused Parse: the reports, then a hidden Parse that fails on the server (so it
@@ -59,15 +67,20 @@ impl Session {
             }
         }
         let batch = self.new_unclaimed_batch();
-        let owner = Self::hidden(batch, 0, false, OnError::Keep);
-        self.send(
-            &parse::build(
-                "__safe_migrations_refused",
-                "SELECT pg_catalog.safe_migrations_statement_refused_by_proxy()",
-            ),
-            owner,
-            Expect::Parse,
-        );
+        if refusal.ends_transaction && self.tracker.status != TransactionStatus::Idle {
+            // A refused COMMIT ends its block, rolled back, as a failed commit does.
+            self.send_hidden_statement(batch, 0, "ROLLBACK", OnError::Keep);
+        } else {
+            let owner = Self::hidden(batch, 0, false, OnError::Keep);
+            self.send(
+                &parse::build(
+                    "__safe_migrations_refused",
+                    "SELECT pg_catalog.safe_migrations_statement_refused_by_proxy()",
+                ),
+                owner,
+                Expect::Parse,
+            );
+        }
         self.discard_until_sync = true;
     }
 
@@ -152,7 +165,7 @@ impl Session {
 fn analysed_at_parse(stmt: &Stmt) -> bool {
     matches!(
         stmt,
-        Stmt::Query | Stmt::CreateTableAs { .. } | Stmt::Routine(_) | Stmt::Other { .. }
+        Stmt::Query | Stmt::CreateTableAs { .. } | Stmt::CreateView(_) | Stmt::Routine(_) | Stmt::Other { .. }
     )
 }
 

@@ -127,6 +127,7 @@ impl Session {
                 Refusal {
                     rule: "policy_change".into(),
                     statement: "FunctionCall set_config".into(),
+                    ends_transaction: false,
                 },
             );
         } else if is_user_defined(oid) {
@@ -143,6 +144,7 @@ impl Session {
                     Refusal {
                         rule: policy::unchecked::RULE.into(),
                         statement: format!("FunctionCall of oid {oid}"),
+                        ends_transaction: false,
                     },
                 ),
             }

@@ -166,6 +166,8 @@ CREATE VIEW view_over_base AS SELECT id FROM view_base;
 CREATE TABLE history (id int PRIMARY KEY, kind text);
 INSERT INTO history SELECT i, 'a' FROM generate_series(1, 5000) AS i;
 ANALYZE history;
+CREATE TABLE rename_me (id int PRIMARY KEY, title text);
+CREATE TABLE rename_me_too (id int PRIMARY KEY, title text);
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -998,3 +1000,35 @@ CREATE UNIQUE INDEX empty_totals_id ON empty_totals (id);
 
 -- expect: refresh_materialized_view_non_concurrently
 REFRESH MATERIALIZED VIEW empty_totals;
+
+-- A rename with a view for the old name over all of the new one, in one transaction:
+-- running code keeps reading and writing the old name (a simple view is updatable).
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE rename_me RENAME TO renamed;
+
+-- expect: ok
+CREATE VIEW rename_me AS SELECT * FROM renamed;
+
+-- expect: ok
+COMMIT;
+
+-- A view of some of its columns does not stand in for the table: refused when the
+-- transaction commits, which rolls it back.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE rename_me_too RENAME TO renamed_too;
+
+-- expect: ok
+CREATE VIEW rename_me_too AS SELECT id FROM renamed_too;
+
+-- expect: rename_table
+COMMIT;
+
+-- Outside a transaction block a rename commits as it ends, with no view yet.
+-- expect: rename_table
+ALTER TABLE rename_me_too RENAME TO renamed_too;
