@@ -177,6 +177,11 @@ pub struct PendingRename {
 }
 
 impl PendingRename {
+    /// The same rename (by the same statement).
+    fn same(&self, other: &PendingRename) -> bool {
+        self.old == other.old && self.new == other.new && self.statement == other.statement
+    }
+
     /// A rename (or, `moved`, a move to another schema) of `old`, now `new`.
     pub fn new(kind: ObjectKind, old: QualifiedName, new: QualifiedName, moved: bool) -> PendingRename {
         PendingRename {
@@ -311,10 +316,27 @@ impl Transaction {
             .collect()
     }
 
-    /// Did the statement `source` rename or move a relation this transaction must cover
-    /// with a view by its commit?
-    pub fn renamed_by(&self, source: &str) -> bool {
-        self.renames.iter().any(|rename| rename.statement == source)
+    /// The renames `judged` (this transaction as a statement judged on a copy of it left
+    /// it) has without a view and this one does not: what that statement adds when it
+    /// runs (`require_renames`), a rename it makes or a view it drops or renames away.
+    pub fn unmet_added_by(&self, judged: &Transaction) -> Vec<PendingRename> {
+        let mine = self.renamed_without_view();
+        judged
+            .renamed_without_view()
+            .into_iter()
+            .filter(|rename| !mine.iter().any(|known| known.same(rename)))
+            .collect()
+    }
+
+    /// A statement judged earlier runs: the renames it leaves without a view
+    /// (`unmet_added_by`).
+    pub fn require_renames(&mut self, unmet: &[PendingRename]) {
+        for rename in unmet {
+            match self.renames.iter_mut().find(|known| known.same(rename)) {
+                Some(known) => known.view_in = None,
+                None => self.renames.push(rename.clone()),
+            }
+        }
     }
 
     /// The transaction's end was judged (rule rename_table at its commit): its renames

@@ -122,6 +122,10 @@ pub struct Tracker {
     in_batch: bool,
     /// The last ReadyForQuery status.
     pub status: TransactionStatus,
+    /// Where the client's executed BEGIN, COMMIT, ROLLBACK or PREPARE TRANSACTION take the
+    /// transaction before their ReadyForQuery comes (drivers send BEGIN in the batch of a
+    /// transaction's first statement); forgotten once every message is answered.
+    pub heading: Option<TransactionStatus>,
     pub timezone: Option<String>,
     /// The session's standard_conforming_strings, as the server last reported it.
     pub standard_conforming_strings: bool,
@@ -142,6 +146,7 @@ impl Tracker {
             copy_in: false,
             in_batch: false,
             status,
+            heading: None,
             timezone: None,
             standard_conforming_strings: true,
             superuser: None,
@@ -365,6 +370,12 @@ impl Tracker {
             }
             _ => {}
         }
+        let last_pending = self
+            .queue
+            .iter()
+            .filter(|entry| matches!(entry, Entry::Pending(_)))
+            .count()
+            <= 1;
         let Some(Entry::Pending(head)) = self.queue.front_mut() else {
             // Nothing expected: the server speaks on its own (FATAL at shutdown, a notice).
             out.extend_from_slice(&message.bytes);
@@ -388,6 +399,10 @@ impl Tracker {
         match (head.expect, tag) {
             (Expect::Query, b'Z') | (Expect::Sync, b'Z') => {
                 self.status = ready_for_query::status(&message)?;
+                if last_pending {
+                    // The last answer: the status is the server's.
+                    self.heading = None;
+                }
                 if let Owner::Hidden { batch, index, .. } = head.owner {
                     self.results.entry((batch, index)).or_default().status = Some(self.status);
                 }

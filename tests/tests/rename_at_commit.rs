@@ -64,6 +64,22 @@ fn scenario(url: &str, route: &str) {
     // The session is outside any transaction again: the next statement runs.
     assert_eq!(relations(&mut client), "posts r", "{route}");
 
+    // Extended protocol in a block: a DO block that renames, and a stand-in view renamed
+    // away again, are followed as they run.
+    let mut tx = client.transaction().unwrap();
+    tx.execute("DO $$BEGIN ALTER TABLE posts RENAME TO articles; END$$", &[])
+        .unwrap();
+    let err = tx.commit().unwrap_err();
+    assert_eq!(sqlstate(&err), "SM002", "{route}: {err:?}");
+    assert_eq!(relations(&mut client), "posts r", "{route}");
+    let mut tx = client.transaction().unwrap();
+    tx.execute("ALTER TABLE posts RENAME TO articles", &[]).unwrap();
+    tx.execute("CREATE VIEW posts AS SELECT * FROM articles", &[]).unwrap();
+    tx.execute("ALTER VIEW posts RENAME TO old_posts", &[]).unwrap();
+    let err = tx.commit().unwrap_err();
+    assert_eq!(sqlstate(&err), "SM002", "{route}: {err:?}");
+    assert_eq!(relations(&mut client), "posts r", "{route}");
+
     // Simple protocol, a rename alone outside a block: refused as it commits.
     let err = client
         .batch_execute("ALTER TABLE posts RENAME TO articles")

@@ -6,7 +6,7 @@ use std::time::Instant;
 use policy::model::TransactionKind;
 use policy::report::Report;
 use policy::rules::lock_timeout::Retrying;
-use policy::transaction::HeldLock;
+use policy::transaction::{HeldLock, PendingRename};
 use policy::unchecked;
 use policy::{QualifiedName, Statement, Stmt};
 
@@ -43,10 +43,12 @@ pub(super) struct Prepared {
     /// starts or ends before the server's ReadyForQuery says so (`Session::status_now`),
     /// and a COMMIT judges the renames before it (rule rename_table).
     pub(super) control: Option<TransactionKind>,
-    /// A rename, a move, a CREATE VIEW or a DROP: what it changes in the renames its
-    /// transaction must cover with a view by its commit (rule rename_table), followed
-    /// when it runs.
+    /// A CREATE VIEW, which may stand in for a renamed relation by its transaction's
+    /// commit (rule rename_table), followed when it runs.
     pub(super) renames: Option<Statement>,
+    /// The renames it leaves without a view (`Transaction::unmet_added_by`): a rename or
+    /// move, a routine that makes one, a view dropped or renamed away.
+    pub(super) unmet_renames: Vec<PendingRename>,
 }
 
 /// The batch's last Bind of a statement that may be run again (none is kept for others):
@@ -197,17 +199,10 @@ impl Session {
             },
             control,
             renames: match parsed.as_slice() {
-                // A rename counts if judging it made it one to cover (a relation, not a
-                // sequence or index, that existed before the transaction).
-                [only] if matches!(only.statement.stmt, Stmt::Rename(_) | Stmt::SetSchema(_)) => verdict
-                    .transaction
-                    .renamed_by(&only.statement.source)
-                    .then(|| only.statement.clone()),
-                [only] if matches!(only.statement.stmt, Stmt::CreateView(_) | Stmt::Drop(_)) => {
-                    Some(only.statement.clone())
-                }
+                [only] if matches!(only.statement.stmt, Stmt::CreateView(_)) => Some(only.statement.clone()),
                 _ => None,
             },
+            unmet_renames: self.transaction.unmet_added_by(&verdict.transaction),
         };
         self.cap_batch_for(&prepared).await?;
         self.remember_statement(name, prepared);
@@ -246,8 +241,15 @@ impl Session {
                         .retrying
                         .clone()
                         .filter(|known| prepared.retrying.as_ref() == Some(known)),
-                    renames: known.renames.clone(),
-                    control: known.control.clone(),
+                    // A name DEALLOCATE or DISCARD ALL freed is the new statement's.
+                    renames: known.renames.clone().or_else(|| prepared.renames.clone()),
+                    unmet_renames: known
+                        .unmet_renames
+                        .iter()
+                        .chain(&prepared.unmet_renames)
+                        .cloned()
+                        .collect(),
+                    control: known.control.clone().or_else(|| prepared.control.clone()),
                 }
             }
             _ => prepared,
@@ -331,22 +333,30 @@ impl Session {
             self.transaction.savepoint_ran(kind);
         }
         match &prepared.control {
-            Some(TransactionKind::Begin) => self.batch_began = true,
+            Some(TransactionKind::Begin) if self.status_now() == TransactionStatus::Idle => {
+                self.tracker.heading = Some(TransactionStatus::InBlock);
+            }
+            Some(TransactionKind::Begin) => {}
             Some(TransactionKind::Commit | TransactionKind::Prepare) => {
                 if self.status_now() == TransactionStatus::InBlock && self.renames_refused() {
                     return Ok(());
                 }
-                self.batch_began = false;
+                self.transaction.forget_renames();
+                self.tracker.heading = Some(TransactionStatus::Idle);
             }
-            Some(_) => self.batch_began = false,
+            Some(_) => {
+                self.transaction.forget_renames();
+                self.tracker.heading = Some(TransactionStatus::Idle);
+            }
             None => {}
         }
         if let Some(statement) = &prepared.renames {
             self.transaction.follow_renames(statement, &policy::NoCatalog);
-            // Outside a transaction block it commits at the batch's end.
-            if self.status_now() == TransactionStatus::Idle && self.renames_refused() {
-                return Ok(());
-            }
+        }
+        self.transaction.require_renames(&prepared.unmet_renames);
+        // Outside a transaction block it commits at the batch's end.
+        if self.status_now() == TransactionStatus::Idle && self.renames_refused() {
+            return Ok(());
         }
         let first_of_batch = self.batch_statements == 0;
         self.batch_statements += 1;
@@ -445,6 +455,12 @@ impl Session {
         self.last_bind = None;
         let retry = self.retry_execute.take();
         self.transaction.set_implicit(false);
+        if self.tracker.heading == Some(TransactionStatus::InBlock) {
+            // The batch's BEGIN opened a block unless an error before it skipped it (and
+            // all after it): a batch sent before the answer counts the session as outside
+            // one, where a rename is judged at once.
+            self.tracker.heading = Some(TransactionStatus::Idle);
+        }
         let others_ran = std::mem::take(&mut self.batch_statements) > 1;
         match retry {
             Some(retry) if !others_ran => self.sync_with_retries(message, retry).await?,

@@ -190,19 +190,20 @@ impl Session {
         }
     }
 
-    /// Outside a transaction block, the tables created in the last one are old tables
-    /// now (as the extension's relcache says): forget them before the next message.
     /// The server's transaction status as the client's messages so far leave it: the
-    /// last ReadyForQuery's, or the block a BEGIN executed in a batch still unanswered
-    /// opened (drivers send BEGIN with the first statement of a transaction).
+    /// last ReadyForQuery's, or where a BEGIN, COMMIT or ROLLBACK executed in a batch still
+    /// unanswered takes it (drivers send BEGIN with the first statement of a transaction).
     pub(super) fn status_now(&self) -> TransactionStatus {
-        if self.batch_began && self.tracker.status == TransactionStatus::Idle {
-            TransactionStatus::InBlock
-        } else {
-            self.tracker.status
+        match (self.tracker.heading, self.tracker.status) {
+            // A failed block stays failed until its end.
+            (Some(TransactionStatus::InBlock), TransactionStatus::Failed) => TransactionStatus::Failed,
+            (Some(heading), _) => heading,
+            (None, status) => status,
         }
     }
 
+    /// Outside a transaction block, the tables created in the last one are old tables
+    /// now (as the extension's relcache says): forget them before the next message.
     pub(super) fn forget_tables_of_ended_transaction(&mut self) {
         self.transaction.set_status(self.status_now());
         self.transaction.forget_ended();

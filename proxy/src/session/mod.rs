@@ -110,9 +110,6 @@ pub struct Session {
     /// The message being judged is a Parse of a named statement, which may run long
     /// after (`empty_relation`).
     judging_named_parse: bool,
-    /// An Execute of BEGIN in a batch whose ReadyForQuery has not come yet: the server
-    /// is in a transaction block the tracker does not know of (`status_now`).
-    batch_began: bool,
     server_version_num: Option<u32>,
     next_batch: u64,
     /// Statements that passed unchanged, to skip parsing and deciding them again.
@@ -191,7 +188,6 @@ pub async fn run(
         unclaimed: Vec::new(),
         aborted_by_hidden_work: None,
         judging_named_parse: false,
-        batch_began: false,
         server_version_num: None,
         next_batch: 0,
         clean: CleanVerdicts::default(),
@@ -331,10 +327,6 @@ impl Session {
 
     /// Handle one client message; false when the session ends.
     async fn on_client(&mut self, message: Message) -> Result<bool, SessionError> {
-        if self.tracker.idle() {
-            // Every answer is in: the last ReadyForQuery's status is the server's.
-            self.batch_began = false;
-        }
         if message.tag != b'S' {
             self.release_retry();
         }

@@ -46,7 +46,7 @@ impl Session {
         let sqlstate = reports.last().map_or("SM000", |report| report.sqlstate);
         self.send_reports(&reports);
         let batch = self.new_unclaimed_batch();
-        let ends = refusal.ends_transaction && self.tracker.status != TransactionStatus::Idle;
+        let ends = refusal.ends_transaction && self.status_now() != TransactionStatus::Idle;
         let owner = Self::hidden(batch, 0, !ends, OnError::Keep);
         self.send(&query::build(&abort_sql(sqlstate)), owner, Expect::Query);
         if ends {
@@ -67,7 +67,7 @@ impl Session {
             }
         }
         let batch = self.new_unclaimed_batch();
-        if refusal.ends_transaction && self.tracker.status != TransactionStatus::Idle {
+        if refusal.ends_transaction && self.status_now() != TransactionStatus::Idle {
             // A refused COMMIT ends its block, rolled back, as a failed commit does.
             self.send_hidden_statement(batch, 0, "ROLLBACK", OnError::Keep);
         } else {

@@ -85,6 +85,16 @@ impl Session {
         };
         // The statements run as judged: COMMITs, drops and renames included.
         self.transaction.ran_as(verdict.transaction.clone());
+        if parsed
+            .iter()
+            .any(|parsed| matches!(parsed.statement.stmt, policy::Stmt::Transaction(_)))
+        {
+            // Where its BEGIN or COMMIT takes the session before the answer comes.
+            self.tracker.heading = Some(match verdict.transaction.status() {
+                policy::TransactionStatus::Idle => TransactionStatus::Idle,
+                _ => TransactionStatus::InBlock,
+            });
+        }
         self.lock_hold.routine_locks_unverified |= verdict.locks_in_routines;
         let caps = &verdict.caps;
         match &caps[..] {
