@@ -334,7 +334,11 @@ impl Transaction {
         for rename in unmet {
             match self.renames.iter_mut().find(|known| known.same(rename)) {
                 Some(known) => known.view_in = None,
-                None => self.renames.push(rename.clone()),
+                // Made by the subtransaction that runs it.
+                None => self.renames.push(PendingRename {
+                    renamed_in: self.subtransaction,
+                    ..rename.clone()
+                }),
             }
         }
     }
@@ -617,11 +621,6 @@ impl Transaction {
             self.added_not_valid.clear();
             self.search_path_set_locally = false;
         }
-        // Outside a block no rename outlives the message that made it: judged at its end
-        // (an extended-protocol batch's implicit transaction included, at each Parse).
-        if !self.status.in_block() {
-            self.renames.clear();
-        }
     }
 
     /// The transaction ended, and its savepoints with it.
@@ -806,10 +805,6 @@ impl Transaction {
     /// dropped.
     /// (Public for the proxy: a prepared statement's part, when an Execute runs it.)
     pub fn follow_renames(&mut self, statement: &Statement, catalog: &dyn Catalog) {
-        if self.status == TransactionStatus::Failed {
-            // It does not run.
-            return;
-        }
         let stmt = &statement.stmt;
         let naming = self.naming;
         // Outside a running transaction a rename was judged as it ran (it commits then).
@@ -851,7 +846,7 @@ impl Transaction {
                 };
                 unviewed(&mut self.renames, object);
                 if running && !is_new(self, object) && renames_a_relation(kind, object, catalog) {
-                    self.renames.push(PendingRename {
+                    let rename = PendingRename {
                         kind,
                         old: object.clone(),
                         new,
@@ -859,7 +854,8 @@ impl Transaction {
                         statement: statement.source.clone(),
                         renamed_in: self.subtransaction,
                         view_in: None,
-                    });
+                    };
+                    self.require_renames(&[rename]);
                 }
             }
             Stmt::Drop(drop) if is_relation(drop.kind) => {

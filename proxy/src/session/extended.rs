@@ -43,8 +43,9 @@ pub(super) struct Prepared {
     /// starts or ends before the server's ReadyForQuery says so (`Session::status_now`),
     /// and a COMMIT judges the renames before it (rule rename_table).
     pub(super) control: Option<TransactionKind>,
-    /// A CREATE VIEW, which may stand in for a renamed relation by its transaction's
-    /// commit (rule rename_table), followed when it runs.
+    /// A CREATE VIEW, DROP, rename or move: what it changes in the renames its
+    /// transaction must cover with a view by its commit (rule rename_table), followed
+    /// when it runs.
     pub(super) renames: Option<Statement>,
     /// The renames it leaves without a view (`Transaction::unmet_added_by`): a rename or
     /// move, a routine that makes one, a view dropped or renamed away.
@@ -199,7 +200,14 @@ impl Session {
             },
             control,
             renames: match parsed.as_slice() {
-                [only] if matches!(only.statement.stmt, Stmt::CreateView(_)) => Some(only.statement.clone()),
+                [only]
+                    if matches!(
+                        only.statement.stmt,
+                        Stmt::CreateView(_) | Stmt::Drop(_) | Stmt::Rename(_) | Stmt::SetSchema(_)
+                    ) =>
+                {
+                    Some(only.statement.clone())
+                }
                 _ => None,
             },
             unmet_renames: self.transaction.unmet_added_by(&verdict.transaction),
@@ -337,25 +345,33 @@ impl Session {
                 self.tracker.heading = Some(TransactionStatus::InBlock);
             }
             Some(TransactionKind::Begin) => {}
+            // The renames are kept until the server says the transaction ended (an error
+            // before it in the batch makes the server skip it).
             Some(TransactionKind::Commit | TransactionKind::Prepare) => {
-                if self.status_now() == TransactionStatus::InBlock && self.renames_refused() {
+                if self.renames_refused() {
                     return Ok(());
                 }
-                self.transaction.forget_renames();
                 self.tracker.heading = Some(TransactionStatus::Idle);
             }
-            Some(_) => {
-                self.transaction.forget_renames();
-                self.tracker.heading = Some(TransactionStatus::Idle);
-            }
+            Some(_) => self.tracker.heading = Some(TransactionStatus::Idle),
             None => {}
         }
         if let Some(statement) = &prepared.renames {
             self.transaction.follow_renames(statement, &policy::NoCatalog);
         }
         self.transaction.require_renames(&prepared.unmet_renames);
-        // Outside a transaction block it commits at the batch's end.
-        if self.status_now() == TransactionStatus::Idle && self.renames_refused() {
+        // A rename outside a transaction block (the last answer said so, and nothing
+        // since begins one) commits at the batch's end.
+        let renames = !prepared.unmet_renames.is_empty()
+            || prepared
+                .renames
+                .as_ref()
+                .is_some_and(|statement| matches!(statement.stmt, Stmt::Rename(_) | Stmt::SetSchema(_)));
+        if renames
+            && self.tracker.heading.is_none()
+            && self.tracker.status == TransactionStatus::Idle
+            && self.renames_refused()
+        {
             return Ok(());
         }
         let first_of_batch = self.batch_statements == 0;
@@ -427,7 +443,6 @@ impl Session {
             return false;
         }
         let decision = policy::decide_commit(&self.transaction, &self.settings, &policy::NoCatalog);
-        self.transaction.forget_renames();
         let reports = policy::report::reports(&decision);
         if let Some(finding) = decision.rejection() {
             let mut refusal = Refusal::new(finding.rule, "COMMIT");

@@ -207,6 +207,10 @@ impl Session {
     pub(super) fn forget_tables_of_ended_transaction(&mut self) {
         self.transaction.set_status(self.status_now());
         self.transaction.forget_ended();
+        if self.tracker.idle() && self.tracker.status == TransactionStatus::Idle {
+            // Every answer is in and the transaction is over: its renames were judged.
+            self.transaction.forget_renames();
+        }
     }
 
     /// Do the tables in `created` still count as created in the running transaction?
