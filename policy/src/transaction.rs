@@ -317,30 +317,50 @@ impl Transaction {
     }
 
     /// The renames `judged` (this transaction as a statement judged on a copy of it left
-    /// it) has without a view and this one does not: what that statement adds when it
-    /// runs (`require_renames`), a rename it makes or a view it drops or renames away.
-    pub fn unmet_added_by(&self, judged: &Transaction) -> Vec<PendingRename> {
+    /// it) has without a view and this one does not: what that statement does when it
+    /// runs (`require_renames`). True for a rename it makes (not known here at all),
+    /// false for one known here whose view it drops or renames away.
+    pub fn unmet_added_by(&self, judged: &Transaction) -> Vec<(PendingRename, bool)> {
         let mine = self.renamed_without_view();
         judged
             .renamed_without_view()
             .into_iter()
             .filter(|rename| !mine.iter().any(|known| known.same(rename)))
+            .map(|rename| {
+                let made = !self.renames.iter().any(|known| known.same(&rename));
+                (rename, made)
+            })
             .collect()
     }
 
-    /// A statement judged earlier runs: the renames it leaves without a view
-    /// (`unmet_added_by`).
-    pub fn require_renames(&mut self, unmet: &[PendingRename]) {
-        for rename in unmet {
+    /// A statement judged earlier runs (`unmet_added_by`): the renames it makes are this
+    /// transaction's; the view it takes away from a rename made before leaves that one
+    /// uncovered, if this transaction made it.
+    pub fn require_renames(&mut self, unmet: &[(PendingRename, bool)]) {
+        for (rename, made) in unmet {
             match self.renames.iter_mut().find(|known| known.same(rename)) {
                 Some(known) => known.view_in = None,
                 // Made by the subtransaction that runs it.
-                None => self.renames.push(PendingRename {
+                None if *made => self.renames.push(PendingRename {
                     renamed_in: self.subtransaction,
+                    view_in: None,
                     ..rename.clone()
                 }),
+                None => {}
             }
         }
+    }
+
+    /// The renames, taken away (a COMMIT or ROLLBACK is sent, whose answer says whether
+    /// they are over: `restore_renames` if not).
+    pub fn take_renames(&mut self) -> Vec<PendingRename> {
+        std::mem::take(&mut self.renames)
+    }
+
+    /// Renames taken away that still stand (the COMMIT or ROLLBACK did not run).
+    pub fn restore_renames(&mut self, mut renames: Vec<PendingRename>) {
+        renames.append(&mut self.renames);
+        self.renames = renames;
     }
 
     /// The transaction's end was judged (rule rename_table at its commit): its renames
@@ -855,7 +875,7 @@ impl Transaction {
                         renamed_in: self.subtransaction,
                         view_in: None,
                     };
-                    self.require_renames(&[rename]);
+                    self.require_renames(&[(rename, true)]);
                 }
             }
             Stmt::Drop(drop) if is_relation(drop.kind) => {

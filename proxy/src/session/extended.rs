@@ -49,7 +49,7 @@ pub(super) struct Prepared {
     pub(super) renames: Option<Statement>,
     /// The renames it leaves without a view (`Transaction::unmet_added_by`): a rename or
     /// move, a routine that makes one, a view dropped or renamed away.
-    pub(super) unmet_renames: Vec<PendingRename>,
+    pub(super) unmet_renames: Vec<(PendingRename, bool)>,
 }
 
 /// The batch's last Bind of a statement that may be run again (none is kept for others):
@@ -345,15 +345,16 @@ impl Session {
                 self.tracker.heading = Some(TransactionStatus::InBlock);
             }
             Some(TransactionKind::Begin) => {}
-            // The renames are kept until the server says the transaction ended (an error
-            // before it in the batch makes the server skip it).
+            // The renames are set aside until the server says the transaction ended (an
+            // error before it in the batch makes the server skip it).
             Some(TransactionKind::Commit | TransactionKind::Prepare) => {
-                if self.renames_refused() {
+                // A failed block's COMMIT rolls back.
+                if self.status_now() != TransactionStatus::Failed && self.renames_refused() {
                     return Ok(());
                 }
-                self.tracker.heading = Some(TransactionStatus::Idle);
+                self.set_renames_aside();
             }
-            Some(_) => self.tracker.heading = Some(TransactionStatus::Idle),
+            Some(_) => self.set_renames_aside(),
             None => {}
         }
         if let Some(statement) = &prepared.renames {
@@ -367,11 +368,7 @@ impl Session {
                 .renames
                 .as_ref()
                 .is_some_and(|statement| matches!(statement.stmt, Stmt::Rename(_) | Stmt::SetSchema(_)));
-        if renames
-            && self.tracker.heading.is_none()
-            && self.tracker.status == TransactionStatus::Idle
-            && self.renames_refused()
-        {
+        if renames && self.status_now() == TransactionStatus::Idle && self.renames_refused() {
             return Ok(());
         }
         let first_of_batch = self.batch_statements == 0;
@@ -434,6 +431,14 @@ impl Session {
             _ => self.send(&message, Owner::Client, Expect::Execute),
         }
         Ok(())
+    }
+
+    /// An executed COMMIT or ROLLBACK ends the transaction: its renames are set aside until
+    /// the server's answer says it ended (`Session::forget_tables_of_ended_transaction`).
+    fn set_renames_aside(&mut self) {
+        let renames = self.transaction.take_renames();
+        self.renames_set_aside.extend(renames);
+        self.tracker.heading = Some(TransactionStatus::Idle);
     }
 
     /// The renames the transaction commits now (an Execute of COMMIT, or of a rename

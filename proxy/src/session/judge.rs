@@ -207,9 +207,15 @@ impl Session {
     pub(super) fn forget_tables_of_ended_transaction(&mut self) {
         self.transaction.set_status(self.status_now());
         self.transaction.forget_ended();
-        if self.tracker.idle() && self.tracker.status == TransactionStatus::Idle {
-            // Every answer is in and the transaction is over: its renames were judged.
-            self.transaction.forget_renames();
+        if self.tracker.idle() {
+            // Every answer is in: the transaction is over (its renames were judged), or a
+            // COMMIT or ROLLBACK did not run and its renames stand.
+            let aside = std::mem::take(&mut self.renames_set_aside);
+            if self.tracker.status == TransactionStatus::Idle {
+                self.transaction.forget_renames();
+            } else {
+                self.transaction.restore_renames(aside);
+            }
         }
     }
 

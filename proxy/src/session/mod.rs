@@ -110,6 +110,8 @@ pub struct Session {
     /// The message being judged is a Parse of a named statement, which may run long
     /// after (`empty_relation`).
     judging_named_parse: bool,
+    /// The renames of a transaction whose executed COMMIT or ROLLBACK is not answered yet.
+    renames_set_aside: Vec<policy::transaction::PendingRename>,
     server_version_num: Option<u32>,
     next_batch: u64,
     /// Statements that passed unchanged, to skip parsing and deciding them again.
@@ -188,6 +190,7 @@ pub async fn run(
         unclaimed: Vec::new(),
         aborted_by_hidden_work: None,
         judging_named_parse: false,
+        renames_set_aside: Vec::new(),
         server_version_num: None,
         next_batch: 0,
         clean: CleanVerdicts::default(),
