@@ -351,6 +351,37 @@ impl Transaction {
         }
     }
 
+    /// A DROP, rename or move judged earlier runs: a view it takes away from a rename no
+    /// longer stands in for it (the renames it makes come from `unmet_added_by`, judged
+    /// with the catalog).
+    pub fn unview_by(&mut self, statement: &Statement) {
+        let naming = self.naming;
+        let objects: Vec<&QualifiedName> = match &statement.stmt {
+            Stmt::Rename(Rename {
+                kind,
+                object,
+                subname: None,
+                ..
+            })
+            | Stmt::SetSchema(SetSchema { kind, object, .. })
+                if is_relation(*kind) =>
+            {
+                vec![object]
+            }
+            Stmt::Drop(drop) if is_relation(drop.kind) => drop.objects.iter().collect(),
+            _ => Vec::new(),
+        };
+        for object in objects {
+            for rename in self
+                .renames
+                .iter_mut()
+                .filter(|rename| naming.may_be(&rename.old, object))
+            {
+                rename.view_in = None;
+            }
+        }
+    }
+
     /// The renames, taken away (a COMMIT or ROLLBACK is sent, whose answer says whether
     /// they are over: `restore_renames` if not).
     pub fn take_renames(&mut self) -> Vec<PendingRename> {

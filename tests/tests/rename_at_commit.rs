@@ -16,7 +16,8 @@ fn cluster(extension: bool) -> Cluster {
     cluster.create_role("migrator", &[("mode", "enforce")]);
     cluster.execute(
         &cluster.url("migrator", "postgres"),
-        "CREATE TABLE posts (id int PRIMARY KEY, title text); INSERT INTO posts VALUES (1, 'first')",
+        "CREATE TABLE posts (id int PRIMARY KEY, title text); INSERT INTO posts VALUES (1, 'first'); \
+         CREATE SEQUENCE counter",
     );
     cluster
 }
@@ -63,6 +64,15 @@ fn scenario(url: &str, route: &str) {
     );
     // The session is outside any transaction again: the next statement runs.
     assert_eq!(relations(&mut client), "posts r", "{route}");
+
+    // ALTER TABLE renames a sequence too, which is not a table rename: in a block by the
+    // extended protocol, and on its own.
+    let mut tx = client.transaction().unwrap();
+    tx.execute("ALTER TABLE counter RENAME TO counter_two", &[]).unwrap();
+    tx.commit().unwrap();
+    client
+        .execute("ALTER TABLE counter_two RENAME TO counter", &[])
+        .unwrap();
 
     // A rename rolled back leaves nothing to judge: the next transaction commits.
     let mut tx = client.transaction().unwrap();

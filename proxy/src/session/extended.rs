@@ -357,17 +357,15 @@ impl Session {
             Some(_) => self.set_renames_aside(),
             None => {}
         }
-        if let Some(statement) = &prepared.renames {
-            self.transaction.follow_renames(statement, &policy::NoCatalog);
+        match prepared.renames.as_ref().map(|statement| (statement, &statement.stmt)) {
+            Some((statement, Stmt::CreateView(_))) => self.transaction.follow_renames(statement, &policy::NoCatalog),
+            Some((statement, _)) => self.transaction.unview_by(statement),
+            None => {}
         }
         self.transaction.require_renames(&prepared.unmet_renames);
         // A rename outside a transaction block (the last answer said so, and nothing
         // since begins one) commits at the batch's end.
-        let renames = !prepared.unmet_renames.is_empty()
-            || prepared
-                .renames
-                .as_ref()
-                .is_some_and(|statement| matches!(statement.stmt, Stmt::Rename(_) | Stmt::SetSchema(_)));
+        let renames = prepared.unmet_renames.iter().any(|(_, made)| *made);
         if renames && self.status_now() == TransactionStatus::Idle && self.renames_refused() {
             return Ok(());
         }
