@@ -339,6 +339,11 @@ impl Session {
         self.lock_hold.routine_locks_unverified |= prepared.locks_in_routines;
         if let Some(kind) = &prepared.savepoint {
             self.transaction.savepoint_ran(kind);
+            if matches!(kind, TransactionKind::RollbackToSavepoint(_)) && self.status_now() == TransactionStatus::Failed
+            {
+                // It makes a failed block usable again.
+                self.tracker.heading = Some(TransactionStatus::InBlock);
+            }
         }
         match &prepared.control {
             Some(TransactionKind::Begin) if self.status_now() == TransactionStatus::Idle => {
@@ -348,7 +353,8 @@ impl Session {
             // The renames are set aside until the server says the transaction ended (an
             // error before it in the batch makes the server skip it).
             Some(TransactionKind::Commit | TransactionKind::Prepare) => {
-                // A failed block's COMMIT rolls back.
+                // A failed block's COMMIT rolls back (a ROLLBACK TO SAVEPOINT executed in the
+                // batch revives it: see `heading`).
                 if self.status_now() != TransactionStatus::Failed && self.renames_refused() {
                     return Ok(());
                 }

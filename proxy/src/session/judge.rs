@@ -194,12 +194,7 @@ impl Session {
     /// last ReadyForQuery's, or where a BEGIN, COMMIT or ROLLBACK executed in a batch still
     /// unanswered takes it (drivers send BEGIN with the first statement of a transaction).
     pub(super) fn status_now(&self) -> TransactionStatus {
-        match (self.tracker.heading, self.tracker.status) {
-            // A failed block stays failed until its end.
-            (Some(TransactionStatus::InBlock), TransactionStatus::Failed) => TransactionStatus::Failed,
-            (Some(heading), _) => heading,
-            (None, status) => status,
-        }
+        self.tracker.heading.unwrap_or(self.tracker.status)
     }
 
     /// Outside a transaction block, the tables created in the last one are old tables
