@@ -182,6 +182,35 @@ impl PendingRename {
         self.old == other.old && self.new == other.new && self.statement == other.statement
     }
 
+    /// What `stmt` renames or moves, if it is ALTER ... RENAME TO or SET SCHEMA of an
+    /// object (not of a column or constraint), not yet checked to be a relation.
+    pub fn of(stmt: &Stmt) -> Option<PendingRename> {
+        match stmt {
+            Stmt::Rename(Rename {
+                kind,
+                object,
+                subname: None,
+                new_name,
+            }) => Some(PendingRename::new(
+                *kind,
+                object.clone(),
+                QualifiedName::new(object.schema.as_deref(), new_name),
+                false,
+            )),
+            Stmt::SetSchema(SetSchema {
+                kind,
+                object,
+                new_schema,
+            }) => Some(PendingRename::new(
+                *kind,
+                object.clone(),
+                QualifiedName::new(Some(new_schema), &object.name),
+                true,
+            )),
+            _ => None,
+        }
+    }
+
     /// A rename (or, `moved`, a move to another schema) of `old`, now `new`.
     pub fn new(kind: ObjectKind, old: QualifiedName, new: QualifiedName, moved: bool) -> PendingRename {
         PendingRename {
@@ -870,41 +899,18 @@ impl Transaction {
                 rename.view_in = None;
             }
         };
-        // A rename or a move: (kind, old name, new name, moved).
-        let renamed = match stmt {
-            Stmt::Rename(Rename {
-                kind,
-                object,
-                subname: None,
-                new_name,
-            }) => Some((
-                *kind,
-                object,
-                QualifiedName::new(object.schema.as_deref(), new_name),
-                false,
-            )),
-            Stmt::SetSchema(SetSchema {
-                kind,
-                object,
-                new_schema,
-            }) => Some((*kind, object, QualifiedName::new(Some(new_schema), &object.name), true)),
-            _ => None,
-        };
+        let renamed = PendingRename::of(stmt).filter(|rename| is_relation(rename.kind));
         match stmt {
-            _ if renamed.as_ref().is_some_and(|(kind, ..)| is_relation(*kind)) => {
-                let Some((kind, object, new, moved)) = renamed else {
+            _ if renamed.is_some() => {
+                let Some(rename) = renamed else {
                     return;
                 };
-                unviewed(&mut self.renames, object);
-                if running && !is_new(self, object) && renames_a_relation(kind, object, catalog) {
+                unviewed(&mut self.renames, &rename.old);
+                if running && !is_new(self, &rename.old) && renames_a_relation(rename.kind, &rename.old, catalog) {
                     let rename = PendingRename {
-                        kind,
-                        old: object.clone(),
-                        new,
-                        moved,
                         statement: statement.source.clone(),
                         renamed_in: self.subtransaction,
-                        view_in: None,
+                        ..rename
                     };
                     self.require_renames(&[(rename, true)]);
                 }

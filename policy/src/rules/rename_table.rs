@@ -42,36 +42,30 @@ fn check(statement: &Statement, scope: &Scope) -> Vec<Finding> {
         {
             vec![]
         }
-        Stmt::Rename(Rename {
-            kind, object, new_name, ..
-        }) if !scope.is_new_table(object) => {
-            if relation_command(*kind).is_none() || !renames_a_relation(*kind, object, scope.catalog) {
-                return vec![];
+        Stmt::Rename(Rename { kind, object, .. }) if !scope.is_new_table(object) => {
+            match PendingRename::of(&statement.stmt) {
+                Some(rename)
+                    if relation_command(*kind).is_some() && renames_a_relation(*kind, object, scope.catalog) =>
+                {
+                    vec![committed_without_view(&rename)]
+                }
+                _ => vec![],
             }
-            vec![committed_without_view(&PendingRename::new(
-                *kind,
-                object.clone(),
-                QualifiedName::new(object.schema.as_deref(), new_name),
-                false,
-            ))]
         }
         Stmt::SetSchema(SetSchema {
             kind,
             object,
             new_schema,
         }) if !scope.is_new_table(object) => {
+            if renames_a_relation(*kind, object, scope.catalog) {
+                if let Some(rename) = PendingRename::of(&statement.stmt) {
+                    return vec![committed_without_view(&rename)];
+                }
+            }
             let moved = QualifiedName {
                 schema: Some(new_schema.clone()),
                 name: object.name.clone(),
             };
-            if renames_a_relation(*kind, object, scope.catalog) {
-                return vec![committed_without_view(&PendingRename::new(
-                    *kind,
-                    object.clone(),
-                    moved,
-                    true,
-                ))];
-            }
             vec![finding(
                 format!("SET SCHEMA {} of {object}", sql::ident(new_schema)),
                 &object.to_string(),
