@@ -16,6 +16,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -69,15 +70,36 @@ pub struct Cluster {
 
 static CLUSTER_SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// A TCP port nobody listens on right now.
 /// A client connection to `url` (no TLS), or a panic that names the URL.
 pub fn connect(url: &str) -> postgres::Client {
     postgres::Client::connect(url, postgres::NoTls).unwrap_or_else(|err| panic!("connect {url}: {err}"))
 }
 
+/// Ports this test process has handed out: each goes to one listener only.
+static PORTS_GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+
+/// A TCP port nobody listens on right now, never handed out before in this process, and
+/// below the kernel's ephemeral range: a port from bind(0) can be handed out again once
+/// its probe closes (two tests' proxies then race for one port, and the loser's
+/// readiness probe reaches the winner), and outgoing connections take their local ports
+/// from the ephemeral range, so one of them could take the port before its listener binds.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (first, last) = if low > 12000 { (10000, low - 1) } else { (40000, 60999) };
+    let span = u32::from(last - first) + 1;
+    let mut given = PORTS_GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut rng = Rng::new(u64::from(std::process::id()) ^ given.len() as u64);
+    for _ in 0..10_000 {
+        let port = first + u16::try_from(rng.below(span as usize)).expect("a port offset fits u16");
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port in {first}..={last}");
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -348,7 +370,9 @@ impl Proxy {
     /// A proxy in front of any upstream address (e.g. one where nothing listens).
     pub fn start_upstream(upstream: &str, args: &[&str]) -> Proxy {
         let port = free_port();
-        let log_path = std::env::temp_dir().join(format!("sm-proxy-{}-{port}.log", std::process::id()));
+        static PROXY_SEQ: AtomicU32 = AtomicU32::new(0);
+        let seq = PROXY_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log_path = std::env::temp_dir().join(format!("sm-proxy-{}-{seq}-{port}.log", std::process::id()));
         let log_file = fs::File::create(&log_path).expect("create proxy log");
         let mut cmd = Command::new(safe_migrations_bin());
         cmd.args([
@@ -384,6 +408,14 @@ impl Proxy {
             }
             assert!(Instant::now() < deadline, "proxy did not listen on {port} within 20s");
             std::thread::sleep(Duration::from_millis(50));
+        }
+        // The port answered: it must be this proxy that answered, not one that has it.
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "proxy exited after its port answered: {status}\n{}",
+                fs::read_to_string(&log_path).unwrap_or_default()
+            );
         }
         Proxy { child, port, log_path }
     }
@@ -515,7 +547,14 @@ pub fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Result<Vec<
         match stream.read(&mut buf) {
             Ok(0) => return Ok(received),
             Ok(n) => received.extend_from_slice(&buf[..n]),
-            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
             Err(_) => return Ok(received),
         }
     }
