@@ -1,90 +1,92 @@
 #!/usr/bin/env bash
-# The extension's pgrx tests on PostgreSQL 17 or 18 (issue #18, first step).
+# The extension and the proxy against PostgreSQL 17 or 18 (issue #18).
 #
-# usage: scripts/pg-major.sh 17|18
+# usage: scripts/pg-major.sh 17|18 [extension|all]
+#   extension  the extension's pgrx tests and its multi-session script (extension/tests/e2e.sh)
+#   all        (default) also the end-to-end tests (tests/tests/*.rs but the tool_* ones that
+#              drive installed migration tools): the extension loaded, the proxy in front,
+#              the parity corpus judged by both, against a server of that major
 #
 # This machine's Debian (bookworm) ships PostgreSQL 15 only. Debian 13 (trixie) has 17
 # and Debian testing (forky) 18, server headers included; no Debian release has 16. The
 # script makes a minimal root filesystem of that release (debootstrap), installs the
-# server, its headers, clang and sudo there, and runs `cargo pgrx test pgNN` inside it
-# with this machine's Rust toolchain and cargo-pgrx bind-mounted (binaries built against
-# bookworm's glibc run on the newer one; the newer pg_config does not run here).
+# server, its headers, clang and the tools the tests call there, and runs the tests
+# inside it (chroot) with this machine's Rust toolchain, cargo-pgrx, the source tree and
+# the target directory bind-mounted at the same paths (binaries built against
+# bookworm's glibc run on the newer one; the newer pg_config does not run here). The
+# end-to-end test binaries and the proxy are built here, once, for every major.
 #
-# Idempotent: the root filesystem, pgrx's configuration for the major and the build are
-# cached under ${SAFE_MIGRATIONS_CACHE:-$HOME/.cache/safe_migrations}/pg<NN>/; a second
-# run only builds and tests. Run as root. Not part of scripts/test.sh yet.
+# Idempotent: the root filesystem, pgrx's configuration for the major and the
+# extension's build are cached under
+# ${SAFE_MIGRATIONS_CACHE:-$HOME/.cache/safe_migrations}/pg<NN>/; a second run only
+# builds what changed and tests. Run as root.
 set -euo pipefail
 
-MAJOR=${1:-}
-case "$MAJOR" in
-    17) SUITE=trixie; SCRIPT=trixie; APT_OPTS=() ;;
-    # bookworm's debootstrap has no script for forky: testing bootstraps as sid does.
-    18) SUITE=forky; SCRIPT=sid; APT_OPTS=(-o Acquire::Check-Valid-Until=false) ;;
-    *) echo "usage: $0 17|18 (the majors a Debian release ships besides this machine's 15)" >&2; exit 2 ;;
-esac
-
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
-CACHE=${SAFE_MIGRATIONS_CACHE:-$HOME/.cache/safe_migrations}/pg$MAJOR
-FS=$CACHE/rootfs
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# shellcheck source=scripts/rootfs.sh
+. "$ROOT_DIR/scripts/rootfs.sh"
+case "${1:-}" in
+    17 | 18) ;;
+    *) echo "usage: $0 17|18 [extension|all] (the majors a Debian release ships besides this machine's 15)" >&2; exit 2 ;;
+esac
+WHAT=${2:-all}
+case "$WHAT" in
+    extension | all) ;;
+    *) echo "usage: $0 17|18 [extension|all]; '$WHAT' is neither" >&2; exit 2 ;;
+esac
+rootfs_init "$1"
 log() { echo "[pg-major $MAJOR] $*"; }
 
-[[ $(id -u) -eq 0 ]] || { echo "run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
-command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
-
-# Mounts into the root filesystem, undone on exit.
-MOUNTS=()
-mount_into() {
-    local src=$1 dst=$FS$1
-    mkdir -p "$dst"
-    if ! mountpoint -q "$dst"; then
-        mount --bind "$src" "$dst"
-        MOUNTS+=("$dst")
-    fi
-}
-cleanup() {
-    local dst
-    for ((i = ${#MOUNTS[@]} - 1; i >= 0; i--)); do
-        dst=${MOUNTS[i]}
-        umount "$dst" 2>/dev/null || umount -l "$dst" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-if [[ ! -x $FS/usr/lib/postgresql/$MAJOR/bin/pg_config ]]; then
-    if [[ ! -e $FS/etc/debian_version ]]; then
-        log "debootstrap $SUITE into $FS"
-        mkdir -p "$FS"
-        debootstrap --variant=minbase "$SUITE" "$FS" "$MIRROR" "/usr/share/debootstrap/scripts/$SCRIPT" \
-            >"$CACHE/debootstrap.log" 2>&1 ||
-            { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
-    fi
-    cp /etc/resolv.conf "$FS/etc/resolv.conf"
-    # Package scripts need /proc.
-    mountpoint -q "$FS/proc" || { mount -t proc proc "$FS/proc"; MOUNTS+=("$FS/proc"); }
-    log "apt: postgresql-$MAJOR, its headers, clang, sudo"
-    chroot "$FS" env DEBIAN_FRONTEND=noninteractive bash -c "
-        apt-get ${APT_OPTS[*]} update -q &&
-        apt-get ${APT_OPTS[*]} install -y -q --no-install-recommends postgresql-$MAJOR \
-            postgresql-server-dev-$MAJOR clang libclang-dev build-essential pkg-config sudo ca-certificates" \
-        >"$CACHE/apt.log" 2>&1 || { tail -20 "$CACHE/apt.log" >&2; exit 1; }
+TARGET=${CARGO_TARGET_DIR:-$ROOT_DIR/target}
+if [[ $WHAT == all ]]; then
+    # Built here (the chroot's toolchain is this one): the proxy and the test binaries.
+    log "building the proxy and the end-to-end tests"
+    (cd "$ROOT_DIR" && cargo build -q -p safe-migrations --bin safe-migrations)
+    mapfile -t TESTS < <(cd "$ROOT_DIR" && cargo test -q -p e2e --no-run --message-format=json |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("executable") and message["target"]["kind"] == ["test"]:
+        name = message["target"]["name"]
+        # The tool_* tests drive migration tools installed on this machine (tests/tools).
+        if not name.startswith("tool_") or name == "tool_wire_replays":
+            print(message["executable"])')
+    [[ ${#TESTS[@]} -gt 10 ]] || { echo "found only ${#TESTS[@]} end-to-end test binaries" >&2; exit 1; }
 fi
 
-# The toolchain, cargo-pgrx and the source tree, at the same paths inside.
-mountpoint -q "$FS/proc" || { mount -t proc proc "$FS/proc"; MOUNTS+=("$FS/proc"); }
-mount_into /dev
-mount_into "${CARGO_HOME:-$HOME/.cargo}"
-mount_into "${RUSTUP_HOME:-$HOME/.rustup}"
-mount_into "$ROOT_DIR"
+rootfs_toolchain "$ROOT_DIR" "$TARGET"
+PG_BIN=/usr/lib/postgresql/$MAJOR/bin
 
 log "cargo pgrx test pg$MAJOR"
-chroot "$FS" env -u RUST_BACKTRACE HOME="$HOME" PATH="${CARGO_HOME:-$HOME/.cargo}/bin:/usr/bin:/bin:/usr/sbin:/sbin" \
-    RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" \
-    PGRX_HOME=/pgrx-home CARGO_TARGET_DIR=/pgrx-target bash -c "
-        set -e
-        mkdir -p /pgrx-home /pgrx-target
-        [[ -e /pgrx-home/config.toml ]] || cargo pgrx init --pg$MAJOR /usr/lib/postgresql/$MAJOR/bin/pg_config >/dev/null
-        data=\$(mktemp -d /tmp/sm-pgrx-XXXXXX)
-        chown postgres:postgres \"\$data\"
-        cd '$ROOT_DIR/extension'
-        cargo pgrx test pg$MAJOR --runas postgres --pgdata \"\$data/data\"
-    "
+rootfs_run bash -c "
+    set -e
+    data=\$(mktemp -d /tmp/sm-pgrx-XXXXXX)
+    chown postgres:postgres \"\$data\"
+    trap 'rm -rf \"\$data\"' EXIT
+    cd '$ROOT_DIR/extension'
+    cargo pgrx test pg$MAJOR --runas postgres --pgdata \"\$data/data\"
+"
+
+log "installing the extension into PostgreSQL $MAJOR"
+rootfs_run PG_CONFIG=$PG_BIN/pg_config bash "$ROOT_DIR/scripts/install-extension.sh"
+
+log "extension: multi-session scenarios on PostgreSQL $MAJOR"
+rootfs_run PG_BIN=$PG_BIN PG_CONFIG=$PG_BIN/pg_config SKIP_INSTALL=1 bash "$ROOT_DIR/extension/tests/e2e.sh"
+
+if [[ $WHAT == all ]]; then
+    FAILED=()
+    for test in "${TESTS[@]}"; do
+        name=$(basename "$test")
+        log "end-to-end: ${name%-*} against PostgreSQL $MAJOR"
+        if ! rootfs_run SM_PG_BIN=$PG_BIN SAFE_MIGRATIONS_BIN="$TARGET/debug/safe-migrations" \
+            bash -c "cd '$ROOT_DIR/tests' && '$test' -q"; then
+            FAILED+=("${name%-*}")
+        fi
+    done
+    if [[ ${#FAILED[@]} -gt 0 ]]; then
+        echo "[pg-major $MAJOR] end-to-end tests failed against PostgreSQL $MAJOR: ${FAILED[*]}" >&2
+        exit 1
+    fi
+fi
+log "all passed on PostgreSQL $MAJOR"

@@ -174,64 +174,103 @@ pub fn literal(text: &str) -> String {
 /// The bodies of every comment in `sql` (`-- ...` to end of line, `/* ... */` nested),
 /// skipping string literals, quoted identifiers and dollar-quoted bodies.
 pub fn comments(sql: &str) -> Vec<&str> {
-    let bytes = sql.as_bytes();
     let mut found = Vec::new();
     let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                let end = sql[i..].find('\n').map_or(sql.len(), |n| i + n);
-                found.push(&sql[i + 2..end]);
-                i = end;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let start = i + 2;
-                let mut depth = 1;
-                i = start;
-                while i < bytes.len() && depth > 0 {
-                    if bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                    } else {
-                        i += 1;
-                    }
-                }
-                let end = if depth == 0 { i - 2 } else { bytes.len() };
-                found.push(&sql[start..end]);
-            }
-            quote @ (b'\'' | b'"') => {
-                let escapes = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
-                i += 1;
-                while i < bytes.len() {
-                    if escapes && bytes[i] == b'\\' {
-                        i += 2;
-                        continue;
-                    }
-                    if bytes[i] == quote {
-                        if bytes.get(i + 1) == Some(&quote) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'$' => match dollar_tag(&sql[i..]) {
-                Some(tag) => {
-                    let body = i + tag.len();
-                    i = sql[body..].find(tag).map_or(sql.len(), |n| body + n + tag.len());
-                }
-                None => i += 1,
-            },
-            _ => i += 1,
+    while i < sql.len() {
+        let (token, next) = token_at(sql, i);
+        if let Token::Comment(body) = token {
+            found.push(&sql[body]);
         }
+        i = next;
     }
     found
+}
+
+/// Just after the last `;` that ends a statement in `sql[from..to]`, read from `from`,
+/// which must be where a statement or the gap between two begins (not inside a literal
+/// or a comment); None if there is none. `;` inside comments, literals, quoted names and
+/// dollar-quoted bodies does not count.
+pub fn after_last_semicolon(sql: &str, from: usize, to: usize) -> Option<usize> {
+    let to = to.min(sql.len());
+    let mut found = None;
+    let mut i = from;
+    while i < to {
+        let (token, next) = token_at(sql, i);
+        if matches!(token, Token::Semicolon) {
+            found = Some(next);
+        }
+        i = next;
+    }
+    found
+}
+
+enum Token {
+    /// A comment, with the range of its body.
+    Comment(std::ops::Range<usize>),
+    Semicolon,
+    /// A literal, a quoted name, a dollar-quoted body or any other byte.
+    Other,
+}
+
+/// The token that begins at byte `i` of `sql`, and where the next one begins (the end of
+/// `sql` for one left open).
+fn token_at(sql: &str, i: usize) -> (Token, usize) {
+    let bytes = sql.as_bytes();
+    match bytes[i] {
+        b';' => (Token::Semicolon, i + 1),
+        b'-' if bytes.get(i + 1) == Some(&b'-') => {
+            let end = sql[i..].find('\n').map_or(sql.len(), |n| i + n);
+            (Token::Comment(i + 2..end), end)
+        }
+        b'/' if bytes.get(i + 1) == Some(&b'*') => {
+            let start = i + 2;
+            let mut depth = 1;
+            let mut j = start;
+            while j < bytes.len() && depth > 0 {
+                if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
+                    depth += 1;
+                    j += 2;
+                } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
+                    depth -= 1;
+                    j += 2;
+                } else {
+                    j += 1;
+                }
+            }
+            let end = if depth == 0 { j - 2 } else { bytes.len() };
+            (Token::Comment(start..end), j.min(bytes.len()))
+        }
+        quote @ (b'\'' | b'"') => {
+            let escapes = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
+            let mut j = i + 1;
+            while j < bytes.len() {
+                if escapes && bytes[j] == b'\\' {
+                    j += 2;
+                    continue;
+                }
+                if bytes[j] == quote {
+                    if bytes.get(j + 1) == Some(&quote) {
+                        j += 2;
+                        continue;
+                    }
+                    break;
+                }
+                j += 1;
+            }
+            (Token::Other, (j + 1).min(bytes.len()))
+        }
+        b'$' => match dollar_tag(&sql[i..]) {
+            Some(tag) => {
+                let body = i + tag.len();
+                (
+                    Token::Other,
+                    sql[body..].find(tag).map_or(sql.len(), |n| body + n + tag.len()),
+                )
+            }
+            None => (Token::Other, i + 1),
+        },
+        _ => (Token::Other, i + 1),
+    }
 }
 
 /// `$tag$` or `$$` at the start of `text`, if it opens a dollar-quoted string.
@@ -717,6 +756,16 @@ mod tests {
     fn finds_comments_but_not_inside_strings() {
         let sql = "-- one\nSELECT '-- no', $$ /* no */ $$, \"--no\" /* two /* nested */ */ -- three";
         assert_eq!(comments(sql), vec![" one", " two /* nested */ ", " three"]);
+    }
+
+    #[test]
+    fn after_last_semicolon_skips_comments_literals_and_dollar_bodies() {
+        let sql = "SELECT ';'; DO $$ BEGIN; END $$; -- a; b\n/* ; */ E'\\';' ALTER";
+        let last = sql.find("$$; --").unwrap() + 3;
+        assert_eq!(after_last_semicolon(sql, 0, sql.len()), Some(last));
+        assert_eq!(after_last_semicolon(sql, 0, 11), Some(11));
+        assert_eq!(after_last_semicolon(sql, 0, 10), None);
+        assert_eq!(after_last_semicolon(sql, last, sql.len()), None);
     }
 
     #[test]

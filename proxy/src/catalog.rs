@@ -68,8 +68,6 @@ pub enum Question {
 pub struct Estimate {
     /// The statement's text.
     pub statement: String,
-    /// Use GENERIC_PLAN (PostgreSQL 16 and later) for a statement with parameters.
-    pub generic: bool,
     /// The statement is a prepared statement's query, run by this EXECUTE.
     pub executed: Option<Executed>,
     /// A routine (a DO block, a function) runs the statement.
@@ -279,7 +277,7 @@ impl Question {
             ),
             Question::ConstraintType(table, name) => catalog_queries::constraint_type_sql(table, name),
             Question::RelationKind(relation) => catalog_queries::relation_kind_sql(relation),
-            Question::RowsChanged(estimate) => explain_sql(&estimate.statement, estimate.generic),
+            Question::RowsChanged(estimate) => explain_sql(&estimate.statement),
             Question::PreparedStatement(name) => format!(
                 "SELECT statement, from_sql, parameter_types::pg_catalog.oid[]::pg_catalog.text \
                  FROM pg_catalog.pg_prepared_statements WHERE name = {}",
@@ -402,9 +400,8 @@ fn oids(array: &str) -> Option<Vec<u32>> {
     inner.split(',').map(|oid| oid.parse().ok()).collect()
 }
 
-pub(crate) fn explain_sql(statement: &str, generic: bool) -> String {
-    let generic = if generic { "GENERIC_PLAN, " } else { "" };
-    format!("EXPLAIN ({generic}FORMAT JSON)\n{statement}")
+pub(crate) fn explain_sql(statement: &str) -> String {
+    format!("EXPLAIN (FORMAT JSON)\n{statement}")
 }
 
 /// The rows an EXPLAIN (FORMAT JSON) plan's UPDATE, DELETE or MERGE changes: the largest
@@ -678,10 +675,6 @@ impl Catalog for SessionCatalog<'_> {
     }
 
     fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
-        // PostgreSQL 16 plans a statement with parameters generically when asked; before,
-        // its EXPLAIN fails ("there is no parameter $1") and the estimate is unknown.
-        let generic = self.server_version_num.is_some_and(|version| version >= 160_000)
-            && ::parse::calls::has_parameters(&statement.source);
         if self
             .executed
             .as_ref()
@@ -692,7 +685,6 @@ impl Catalog for SessionCatalog<'_> {
         }
         let estimate = Estimate {
             statement: statement.source.clone(),
-            generic: generic && self.executed.is_none(),
             executed: self.executed.clone(),
             nested: self.nested,
         };

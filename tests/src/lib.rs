@@ -19,7 +19,23 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The server's binaries the clusters run: `SM_PG_BIN`, else this machine's PostgreSQL 15
+/// (scripts/pg-major.sh sets it to run these tests against 17 and 18).
+pub fn pg_bin() -> String {
+    std::env::var("SM_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".to_string())
+}
+
+/// The major version of [`pg_bin`]'s server (from `postgres --version`), e.g. 15.
+pub fn pg_major() -> u32 {
+    static MAJOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let output = run(Command::new(format!("{}/postgres", pg_bin())).arg("--version"));
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.split_whitespace()
+            .find_map(|word| word.split('.').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no major version in {text:?}"))
+    })
+}
 pub const SUPERUSER: &str = "postgres";
 pub const SUPERUSER_PASSWORD: &str = "postgres";
 
@@ -164,7 +180,7 @@ impl Cluster {
              runuser -u postgres -- {bin}/pg_ctl -D '{data}' stop -m immediate >/dev/null 2>&1; \
              rm -rf '{dir}'",
             pid = std::process::id(),
-            bin = PG_BIN,
+            bin = pg_bin(),
             data = self.data_dir().display(),
             dir = self.dir.display(),
         );
@@ -187,7 +203,7 @@ impl Cluster {
         fs::write(&pwfile, SUPERUSER_PASSWORD).expect("write pwfile");
         run(Command::new("chown").arg("postgres").arg(&pwfile));
         let auth = format!("--auth-host={}", self.options.auth.hba_method());
-        run(as_postgres(&format!("{PG_BIN}/initdb"))
+        run(as_postgres(&format!("{}/initdb", pg_bin()))
             .arg("-D")
             .arg(self.data_dir())
             .args([
@@ -223,7 +239,7 @@ impl Cluster {
     }
 
     fn pg_ctl_start(&self) -> Result<(), String> {
-        let output = as_postgres(&format!("{PG_BIN}/pg_ctl"))
+        let output = as_postgres(&format!("{}/pg_ctl", pg_bin()))
             .arg("-D")
             .arg(self.data_dir())
             .arg("-l")
@@ -320,7 +336,7 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = as_postgres(&format!("{PG_BIN}/pg_ctl"))
+        let _ = as_postgres(&format!("{}/pg_ctl", pg_bin()))
             .arg("-D")
             .arg(self.data_dir())
             .args(["stop", "-m", "immediate", "-w"])

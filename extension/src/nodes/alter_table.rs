@@ -181,26 +181,44 @@ fn subcommand_lock(cmd: &pg_sys::AlterTableCmd) -> LockLevel {
 }
 
 /// The subcommand's name in Postgres' AlterTableType (what libpg_query's tree spells too).
+/// The list differs between majors: each constant is matched only where its major's
+/// bindings have it (the crate denies the catch-all binding a missing one would become).
 fn subtype_name(subtype: pg_sys::AlterTableType::Type) -> String {
     use pg_sys::AlterTableType::*;
     let name = match subtype {
         AT_AddColumn => "AT_AddColumn",
         AT_AddColumnToView => "AT_AddColumnToView",
+        AT_ColumnDefault => "AT_ColumnDefault",
+        AT_CookedColumnDefault => "AT_CookedColumnDefault",
+        AT_DropNotNull => "AT_DropNotNull",
+        AT_SetNotNull => "AT_SetNotNull",
         AT_DropExpression => "AT_DropExpression",
-        AT_CheckNotNull => "AT_CheckNotNull",
         AT_SetStatistics => "AT_SetStatistics",
         AT_SetOptions => "AT_SetOptions",
         AT_ResetOptions => "AT_ResetOptions",
         AT_SetStorage => "AT_SetStorage",
+        AT_SetCompression => "AT_SetCompression",
+        AT_DropColumn => "AT_DropColumn",
         AT_AddIndex => "AT_AddIndex",
+        AT_ReAddIndex => "AT_ReAddIndex",
+        AT_AddConstraint => "AT_AddConstraint",
+        AT_ReAddConstraint => "AT_ReAddConstraint",
+        AT_ReAddDomainConstraint => "AT_ReAddDomainConstraint",
         AT_AlterConstraint => "AT_AlterConstraint",
+        AT_ValidateConstraint => "AT_ValidateConstraint",
         AT_AddIndexConstraint => "AT_AddIndexConstraint",
+        AT_DropConstraint => "AT_DropConstraint",
+        AT_ReAddComment => "AT_ReAddComment",
         AT_AlterColumnType => "AT_AlterColumnType",
         AT_AlterColumnGenericOptions => "AT_AlterColumnGenericOptions",
         AT_ChangeOwner => "AT_ChangeOwner",
         AT_ClusterOn => "AT_ClusterOn",
         AT_DropCluster => "AT_DropCluster",
+        AT_SetLogged => "AT_SetLogged",
+        AT_SetUnLogged => "AT_SetUnLogged",
         AT_DropOids => "AT_DropOids",
+        AT_SetAccessMethod => "AT_SetAccessMethod",
+        AT_SetTableSpace => "AT_SetTableSpace",
         AT_SetRelOptions => "AT_SetRelOptions",
         AT_ResetRelOptions => "AT_ResetRelOptions",
         AT_ReplaceRelOptions => "AT_ReplaceRelOptions",
@@ -226,9 +244,29 @@ fn subtype_name(subtype: pg_sys::AlterTableType::Type) -> String {
         AT_ForceRowSecurity => "AT_ForceRowSecurity",
         AT_NoForceRowSecurity => "AT_NoForceRowSecurity",
         AT_GenericOptions => "AT_GenericOptions",
+        AT_AttachPartition => "AT_AttachPartition",
+        AT_DetachPartition => "AT_DetachPartition",
+        AT_DetachPartitionFinalize => "AT_DetachPartitionFinalize",
         AT_AddIdentity => "AT_AddIdentity",
         AT_SetIdentity => "AT_SetIdentity",
         AT_DropIdentity => "AT_DropIdentity",
+        AT_ReAddStatistics => "AT_ReAddStatistics",
+        #[cfg(any(feature = "pg17", feature = "pg18"))]
+        AT_SetExpression => "AT_SetExpression",
+        // PostgreSQL 18 checks NOT NULL through its pg_constraint rows instead.
+        #[cfg(not(feature = "pg18"))]
+        AT_CheckNotNull => "AT_CheckNotNull",
+        // Before 16 the recursion was a subcommand of its own.
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        AT_AddColumnRecurse => "AT_AddColumn",
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        AT_DropColumnRecurse => "AT_DropColumn",
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        AT_AddConstraintRecurse => "AT_AddConstraint",
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        AT_ValidateConstraintRecurse => "AT_ValidateConstraint",
+        #[cfg(any(feature = "pg13", feature = "pg14", feature = "pg15"))]
+        AT_DropConstraintRecurse => "AT_DropConstraint",
         _ => return format!("AT_{subtype}"),
     };
     name.to_string()

@@ -48,15 +48,68 @@ pub unsafe fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len
     }
 }
 
-/// The statement's own text, as Postgres delimits it (from the end of the previous
-/// statement, so leading comments are included).
+/// The statement's own text: from the end of the previous statement (so the comments
+/// before it, acknowledgements included, belong to it) to where Postgres says it ends.
+/// PostgreSQL 15 to 17 start a statement's location just after the previous `;`; 18
+/// starts it at its first keyword, after the comments, so the text reaches back to the
+/// previous `;` itself.
 pub fn statement_text(query: &str, location: i32, len: i32) -> &str {
-    let start = usize::try_from(location).unwrap_or(0).min(query.len());
+    let first = usize::try_from(location).unwrap_or(0).min(query.len());
     let end = match usize::try_from(len) {
-        Ok(len) if len > 0 => (start + len).min(query.len()),
+        Ok(len) if len > 0 => (first + len).min(query.len()),
         _ => query.len(),
     };
-    query.get(start..end).unwrap_or(query)
+    let start = previous_statement_end(query, first);
+    query.get(start..end).or_else(|| query.get(first..end)).unwrap_or(query)
+}
+
+/// Where the statement beginning at `first` starts with its leading comments: just after
+/// the last `;` before it, or the start of `query`.
+///
+/// Reading from the start of `query` each time would make a string of n statements cost
+/// n² (a schema dump sent as one query); the statements of one query string arrive in
+/// order, so the reading resumes where the previous statement's left off. It resumes
+/// only for the same string (address, length and the bytes around the resume point) and
+/// a later statement; otherwise it starts over.
+fn previous_statement_end(query: &str, first: usize) -> usize {
+    use std::cell::Cell;
+    /// How far the backend's last query string was read, and the last `;` found.
+    #[derive(Clone, Copy)]
+    struct Read {
+        address: usize,
+        len: usize,
+        upto: usize,
+        start: usize,
+        around: u64,
+    }
+    // The bytes just before `upto` (up to 8), to tell a reused buffer from the same string.
+    fn around(query: &str, upto: usize) -> u64 {
+        let bytes = &query.as_bytes()[upto.saturating_sub(8)..upto];
+        bytes
+            .iter()
+            .fold(bytes.len() as u64, |acc, &b| (acc << 8) | u64::from(b))
+    }
+    thread_local! {
+        static READ: Cell<Option<Read>> = const { Cell::new(None) };
+    }
+    let resume = READ.with(Cell::get).filter(|read| {
+        read.address == query.as_ptr() as usize
+            && read.len == query.len()
+            && read.upto <= first
+            && read.around == around(query, read.upto)
+    });
+    let (from, start) = resume.map_or((0, 0), |read| (read.upto, read.start));
+    let start = policy::sql::after_last_semicolon(query, from, first).unwrap_or(start);
+    READ.with(|read| {
+        read.set(Some(Read {
+            address: query.as_ptr() as usize,
+            len: query.len(),
+            upto: first,
+            start,
+            around: around(query, first),
+        }))
+    });
+    start
 }
 
 /// Does the query string seem to hold statements besides the one at `location`/`len`:
@@ -207,6 +260,26 @@ mod tests {
         let second_len = query[second as usize..].find(';').unwrap() as i32;
         assert_eq!(statement_text(query, second, second_len), " -- c\nALTER TABLE t DROP c");
         assert_eq!(statement_text(query, second + second_len + 1, 0), " SELECT 2");
+        // PostgreSQL 18 places a statement at its first keyword; its comments still belong to it.
+        let keyword = query.find("ALTER").unwrap() as i32;
+        let keyword_len = second + second_len - keyword;
+        assert_eq!(
+            statement_text(query, keyword, keyword_len),
+            " -- c\nALTER TABLE t DROP c"
+        );
+        assert_eq!(statement_text(query, keyword + keyword_len + 2, 0), " SELECT 2");
+        // Semicolons in comments and literals do not end a statement, read again or resumed.
+        let query = "SELECT ';' /* ; */; -- ack; not a statement\nALTER TABLE t DROP c";
+        let keyword = query.find("ALTER").unwrap() as i32;
+        assert_eq!(statement_text(query, 0, 18), "SELECT ';' /* ; */");
+        assert_eq!(
+            statement_text(query, keyword, 0),
+            " -- ack; not a statement\nALTER TABLE t DROP c"
+        );
+        assert_eq!(
+            statement_text(query, keyword, 0),
+            " -- ack; not a statement\nALTER TABLE t DROP c"
+        );
         assert!(has_other_statements(query, second, second_len));
         assert!(!has_other_statements("ALTER TABLE t DROP c;", 0, 20));
         assert!(!has_other_statements("ALTER TABLE t DROP c; -- done\n", 0, 20));

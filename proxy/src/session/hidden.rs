@@ -211,26 +211,26 @@ impl Session {
         Ok(true)
     }
 
-    /// EXPLAIN (FORMAT JSON) of `sql` (the estimate's statement, or its stand-in), with
-    /// GENERIC_PLAN when the estimate says so. The statement is prepared under a hidden
-    /// name and explained by EXPLAIN EXECUTE when it is a prepared statement's query run
-    /// by an EXECUTE (with the EXECUTE's arguments, so that it is planned as the server
-    /// plans it: a custom plan for those values), and when it has parameters on a server
-    /// before PostgreSQL 16, which has no GENERIC_PLAN (with NULL for each parameter).
-    /// Without values to plan for (NULLs, or an argument left out because evaluating it
-    /// could do something) the plan is generic: plan_cache_mode is set for the hidden
-    /// batch's transaction only, or the savepoint's, and a generic plan reads no
-    /// parameter. The hidden statement is closed again whatever failed.
+    /// EXPLAIN (FORMAT JSON) of `sql` (the estimate's statement, or its stand-in). The
+    /// statement is prepared under a hidden name and explained by EXPLAIN EXECUTE when it
+    /// is a prepared statement's query run by an EXECUTE (with the EXECUTE's arguments, so
+    /// that it is planned as the server plans it: a custom plan for those values), and
+    /// when it has parameters (with NULL for each). Without values to plan for (NULLs, or
+    /// an argument left out because evaluating it could do something) the plan is
+    /// generic: plan_cache_mode is set for the hidden batch's transaction only, or the
+    /// savepoint's, and a generic plan reads no parameter. (PostgreSQL 16's EXPLAIN
+    /// (GENERIC_PLAN) plans the same way, but only from 16 on, and in the extended
+    /// protocol only with a value bound for each parameter: this way serves every
+    /// major.) The hidden statement is closed again whatever failed.
     async fn explain_text(&mut self, sql: &str, estimate: &Estimate) -> Result<Option<HiddenResult>, SessionError> {
         let parameters = ::parse::calls::parameter_count(sql);
-        let before_16 = self.server_version_num.is_none_or(|version| version < 160_000);
         // A Bind carries at most 65535 parameters; a `$n` above that the server refuses
         // anyway (and NULLs for it would be a string as long as the number says).
         if parameters > usize::from(u16::MAX) {
             return Ok(None);
         }
-        if estimate.executed.is_none() && (estimate.generic || parameters == 0 || !before_16) {
-            let explain = crate::catalog::explain_sql(sql, estimate.generic);
+        if estimate.executed.is_none() && parameters == 0 {
+            let explain = crate::catalog::explain_sql(sql);
             return Ok(self.hidden_results(&[explain], false).await?.pop().flatten());
         }
         let batch = self.new_batch();
