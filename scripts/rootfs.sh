@@ -62,6 +62,7 @@ rootfs_base() {
         return 1
     fi
     rm -rf "$dir"/var/cache/apt/archives/*.deb
+    chmod 755 "$dir"
     tar -C "$dir" -cf "$CACHE/base.tar.part" . && mv "$CACHE/base.tar.part" "$CACHE/base.tar"
     rm -rf "$dir"
 }
@@ -102,6 +103,7 @@ rootfs_build() {
     if [[ ! -e $FS/etc/debian_version ]]; then
         mkdir -p "$FS"
         tar -C "$FS" -xf "$CACHE/base.tar"
+        chmod 755 "$FS"
     fi
     echo "[rootfs $MAJOR] apt: $packages" >&2
     rootfs_apt "$FS" "$packages"

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Run every check and test: format, clippy, policy/proxy/CLI unit tests, pgrx tests in
 # a real PostgreSQL 15, end-to-end tests against throwaway clusters with the extension
-# preloaded and the proxy in front, and PostgreSQL 15's own regression suite four ways.
-# Bootstraps the machine first if needed.
+# preloaded and the proxy in front, PostgreSQL 15's own regression suite four ways; then
+# the extension's tests and the end-to-end tests against PostgreSQL 17 and 18 (in root
+# filesystems of the Debian releases that ship them), and the Debian package of each
+# major installed and loaded in a clean root filesystem. Bootstraps the machine first
+# if needed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -41,5 +44,14 @@ cargo test --workspace --exclude safe_migrations
 
 log "PostgreSQL 15's regression suite: direct, through the proxy (off, warn), with the extension (warn)"
 bash tests/regress/run.sh direct proxy-off proxy-warn extension-warn
+
+log "PostgreSQL 17 and 18: pgrx tests, multi-session script, end-to-end tests (scripts/pg-major.sh)"
+bash scripts/pg-major.sh 17
+bash scripts/pg-major.sh 18
+
+log "Debian packages for 15, 17 and 18, each installed and loaded in a clean root filesystem of its release"
+for major in 15 17 18; do
+  bash scripts/package-deb.sh "$major" --test
+done
 
 log "all tests passed"

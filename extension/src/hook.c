@@ -403,11 +403,16 @@ sm_run_retrying(const SmVerdict *verdict, SM_UTILITY_PARAMS)
 	MemoryContext caller_context = CurrentMemoryContext;
 	ResourceOwner caller_owner = CurrentResourceOwner;
 	PlannedStmt *original = pstmt;
-	int			attempt;
+
+	/*
+	 * volatile: a longjmp out of PG_TRY leaves non-volatile locals the compiler kept in
+	 * registers indeterminate (-Wclobbered with newer compilers' optimisations).
+	 */
+	volatile int attempt;
 
 	for (attempt = 1;; attempt++)
 	{
-		ErrorData  *edata = NULL;
+		ErrorData  *volatile edata = NULL;
 		SmRetry    *next;
 
 		pstmt = copyObject(original);
@@ -812,7 +817,9 @@ sm_plan_rows_changed(RawStmt *raw, const char *sql)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	double		rows = -1;
+
+	/* volatile: set inside PG_TRY and read after a longjmp out of it. */
+	volatile double rows = -1;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
