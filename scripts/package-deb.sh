@@ -20,6 +20,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/rootfs.sh
 . "$ROOT_DIR/scripts/rootfs.sh"
+[[ $(id -u) -eq 0 ]] || { echo "run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
+rootfs_private "$0" "$@"
 case "${1:-}" in
     15 | 17 | 18) ;;
     *) echo "usage: $0 15|17|18 [--test]" >&2; exit 2 ;;
@@ -68,7 +70,8 @@ fi
 LIB=$STAGE$("${IN_BUILD[@]}" "$PG_BIN/pg_config" --pkglibdir)/safe_migrations.so
 [[ -f $LIB ]] || { echo "the build left no $LIB" >&2; exit 1; }
 # Debug information stays out of the package (a debug build keeps its own).
-[[ $PROFILE == release ]] && strip --strip-unneeded "$LIB"
+# (with the strip of the release it was built in).
+[[ $PROFILE == release ]] && "${IN_BUILD[@]}" strip --strip-unneeded "$LIB"
 # The C libraries it links, as the release's packages name them, and the newest glibc
 # symbol version it uses.
 needed=$(readelf -d "$LIB" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')

@@ -25,6 +25,8 @@ set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/rootfs.sh
 . "$ROOT_DIR/scripts/rootfs.sh"
+[[ $(id -u) -eq 0 ]] || { echo "run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
+rootfs_private "$0" "$@"
 case "${1:-}" in
     17 | 18) ;;
     *) echo "usage: $0 17|18 [extension|all] (the majors a Debian release ships besides this machine's 15)" >&2; exit 2 ;;
@@ -42,16 +44,17 @@ if [[ $WHAT == all ]]; then
     # Built here (the chroot's toolchain is this one): the proxy and the test binaries.
     log "building the proxy and the end-to-end tests"
     (cd "$ROOT_DIR" && cargo build -q -p safe-migrations --bin safe-migrations)
-    mapfile -t TESTS < <(cd "$ROOT_DIR" && cargo test -q -p e2e --no-run --message-format=json |
-        python3 -c '
+    # The test binaries from cargo's messages (a build failure fails the script).
+    (cd "$ROOT_DIR" && cargo test -q -p e2e --no-run --message-format=json) >"$CACHE/e2e-build.json"
+    mapfile -t TESTS < <(python3 -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[1]):
     message = json.loads(line)
     if message.get("reason") == "compiler-artifact" and message.get("executable") and message["target"]["kind"] == ["test"]:
         name = message["target"]["name"]
         # The tool_* tests drive migration tools installed on this machine (tests/tools).
         if not name.startswith("tool_") or name == "tool_wire_replays":
-            print(message["executable"])')
+            print(message["executable"])' "$CACHE/e2e-build.json")
     [[ ${#TESTS[@]} -gt 10 ]] || { echo "found only ${#TESTS[@]} end-to-end test binaries" >&2; exit 1; }
 fi
 

@@ -10,6 +10,16 @@
 # 15 is bookworm (this machine's release), 17 trixie (Debian 13), 18 forky (testing).
 # No Debian release has 16. Run as root.
 
+# rootfs_private "$0" "$@": the calling script again, in a mount namespace of its own
+# (first thing, before any mount): every mount it makes vanishes when it ends, however it
+# ends, and none reaches this machine's mount table (where an `rm -rf` of the cache could
+# delete through a leftover bind mount of the source tree, the toolchain or /dev).
+rootfs_private() {
+    if [[ -z ${SAFE_MIGRATIONS_PRIVATE_MOUNTS:-} ]]; then
+        SAFE_MIGRATIONS_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private bash "$@"
+    fi
+}
+
 # rootfs_init MAJOR: sets SUITE, SCRIPT, APT_OPTS, CACHE, FS, MIRROR for the major.
 rootfs_init() {
     MAJOR=$1
@@ -26,8 +36,23 @@ rootfs_init() {
     MOUNTS=()
     mkdir -p "$CACHE/apt"
     [[ $(id -u) -eq 0 ]] || { echo "run as root (debootstrap, chroot, mounts)" >&2; return 1; }
-    command -v debootstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+    if ! command -v debootstrap >/dev/null; then
+        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap >/dev/null
+    fi
+    # One run per major at a time (they share its root filesystem and mounts).
+    exec 8>"$CACHE/lock"
+    flock -w 600 8 || { echo "another run holds $CACHE/lock (10 minutes waited)" >&2; return 1; }
     trap rootfs_unmount EXIT
+    rootfs_unmount_stale
+}
+
+# Mounts under $CACHE left by a run that was killed: the host's /dev, toolchain and
+# source tree bind-mounted there would make an `rm -rf` of the cache delete through them.
+rootfs_unmount_stale() {
+    local target
+    findmnt -rn -o TARGET | awk -v prefix="$CACHE/" 'index($0, prefix) == 1' | sort -r | while read -r target; do
+        umount "$target" 2>/dev/null || umount -l "$target" 2>/dev/null || true
+    done
 }
 
 # rootfs_mount SRC [DIR]: bind-mount SRC at the same path inside DIR (default $FS).

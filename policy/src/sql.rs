@@ -213,53 +213,30 @@ enum Token {
 }
 
 /// The token that begins at byte `i` of `sql`, and where the next one begins (the end of
-/// `sql` for one left open).
+/// `sql` for one left open). As PostgreSQL's scanner reads it: a `--` comment ends at a
+/// newline or carriage return, `/* */` nests, an `E''` literal takes backslash escapes
+/// (not a quote after a name ending in e: `LIKE'a\'`), a `$` inside a name (`a$b$`) opens
+/// no dollar quote. (With standard_conforming_strings off, backslashes would escape in
+/// every literal; the proxy refuses what reads differently either way.)
 fn token_at(sql: &str, i: usize) -> (Token, usize) {
     let bytes = sql.as_bytes();
     match bytes[i] {
         b';' => (Token::Semicolon, i + 1),
         b'-' if bytes.get(i + 1) == Some(&b'-') => {
-            let end = sql[i..].find('\n').map_or(sql.len(), |n| i + n);
+            let end = sql[i..].find(['\n', '\r']).map_or(sql.len(), |n| i + n);
             (Token::Comment(i + 2..end), end)
         }
         b'/' if bytes.get(i + 1) == Some(&b'*') => {
-            let start = i + 2;
-            let mut depth = 1;
-            let mut j = start;
-            while j < bytes.len() && depth > 0 {
-                if bytes[j] == b'/' && bytes.get(j + 1) == Some(&b'*') {
-                    depth += 1;
-                    j += 2;
-                } else if bytes[j] == b'*' && bytes.get(j + 1) == Some(&b'/') {
-                    depth -= 1;
-                    j += 2;
-                } else {
-                    j += 1;
-                }
-            }
-            let end = if depth == 0 { j - 2 } else { bytes.len() };
-            (Token::Comment(start..end), j.min(bytes.len()))
+            let next = block_comment_end(sql, i);
+            let body_end = if sql[..next].ends_with("*/") && next >= i + 4 {
+                next - 2
+            } else {
+                next
+            };
+            (Token::Comment(i + 2..body_end), next)
         }
-        quote @ (b'\'' | b'"') => {
-            let escapes = quote == b'\'' && i > 0 && matches!(bytes[i - 1], b'e' | b'E');
-            let mut j = i + 1;
-            while j < bytes.len() {
-                if escapes && bytes[j] == b'\\' {
-                    j += 2;
-                    continue;
-                }
-                if bytes[j] == quote {
-                    if bytes.get(j + 1) == Some(&quote) {
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                j += 1;
-            }
-            (Token::Other, (j + 1).min(bytes.len()))
-        }
-        b'$' => match dollar_tag(&sql[i..]) {
+        b'\'' | b'"' => (Token::Other, quoted_end(sql, i)),
+        b'$' if i == 0 || !is_identifier_byte(bytes[i - 1]) => match dollar_tag(&sql[i..]) {
             Some(tag) => {
                 let body = i + tag.len();
                 (
@@ -766,6 +743,16 @@ mod tests {
         assert_eq!(after_last_semicolon(sql, 0, 11), Some(11));
         assert_eq!(after_last_semicolon(sql, 0, 10), None);
         assert_eq!(after_last_semicolon(sql, last, sql.len()), None);
+        // A name ending in e before a quote, a `$` inside a name, a comment ended by \r.
+        let sql = "SELECT 1 WHERE x LIKE'a\\'; SELECT a$b$; -- c\r; SELECT 3";
+        assert_eq!(
+            after_last_semicolon(sql, 0, sql.len()),
+            Some(sql.rfind(';').unwrap() + 1)
+        );
+        assert_eq!(
+            after_last_semicolon(sql, 0, sql.find(" SELECT a$").unwrap()),
+            Some(sql.find(" SELECT a$").unwrap())
+        );
     }
 
     #[test]

@@ -96,6 +96,19 @@ struct Shared {
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
+    init_logging();
+    let listener = match std::net::TcpListener::bind(&args.listen) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("safe-migrations proxy: cannot listen on {}: {err}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    serve_until(args, listener, shutdown_signal())
+}
+
+/// Logs to stderr (`SAFE_MIGRATIONS_LOG` or `RUST_LOG`, default `info`).
+pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SAFE_MIGRATIONS_LOG")
@@ -104,6 +117,65 @@ pub fn run(args: ProxyArgs) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// A proxy serving on a listener this process bound, on threads of its own, until
+/// [`Background::stop`]: how `safe-migrations run` guards the command it runs.
+pub struct Background {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<ExitCode>>,
+}
+
+impl Background {
+    /// Checks `args` (the error says what is wrong with them) and starts serving on
+    /// `listener` (`args.listen` is not read).
+    pub fn start(args: ProxyArgs, listener: std::net::TcpListener) -> Result<Background, String> {
+        prepare(&args)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("proxy".to_string())
+            .spawn(move || {
+                serve_until(args, listener, async {
+                    let _ = stopped.await;
+                })
+            })
+            .map_err(|err| format!("cannot start the proxy's thread: {err}"))?;
+        Ok(Background {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Stop accepting, let open sessions finish (up to the shutdown timeout), and say
+    /// how the proxy ended.
+    pub fn stop(mut self) -> ExitCode {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> ExitCode {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(code)) => code,
+            Some(Err(_)) => ExitCode::FAILURE,
+            None => ExitCode::SUCCESS,
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Serve on `listener` until `stop` completes, then let open sessions finish.
+fn serve_until(
+    args: ProxyArgs,
+    listener: std::net::TcpListener,
+    stop: impl std::future::Future<Output = ()>,
+) -> ExitCode {
     let shared = match prepare(&args) {
         Ok(shared) => Arc::new(shared),
         Err(err) => {
@@ -132,14 +204,13 @@ pub fn run(args: ProxyArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(args, shared, &workers));
+    let code = runtime.block_on(serve(args, listener, shared, &workers, stop));
     for worker in workers {
         worker.finish();
     }
     code
 }
 
-/// Everything that can be refused before listening: config file, TLS material.
 fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
@@ -246,8 +317,17 @@ impl Worker {
     }
 }
 
-async fn serve(args: ProxyArgs, shared: Arc<Shared>, workers: &[Worker]) -> ExitCode {
-    let listener = match TcpListener::bind(&args.listen).await {
+async fn serve(
+    args: ProxyArgs,
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+    workers: &[Worker],
+    stop: impl std::future::Future<Output = ()>,
+) -> ExitCode {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| TcpListener::from_std(listener))
+    {
         Ok(listener) => listener,
         Err(err) => {
             eprintln!("safe-migrations proxy: cannot listen on {}: {err}", args.listen);
@@ -261,7 +341,6 @@ async fn serve(args: ProxyArgs, shared: Arc<Shared>, workers: &[Worker]) -> Exit
         threads = workers.len(),
         "proxy listening"
     );
-    let stop = shutdown_signal();
     tokio::pin!(stop);
     let mut next_worker = 0;
     loop {

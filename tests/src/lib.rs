@@ -100,11 +100,23 @@ static PORTS_GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 /// readiness probe reaches the winner), and outgoing connections take their local ports
 /// from the ephemeral range, so one of them could take the port before its listener binds.
 pub fn free_port() -> u16 {
-    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (first, last) = if low > 12000 { (10000, low - 1) } else { (40000, 60999) };
+    let range: Vec<u16> = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|port| port.parse().ok())
+        .collect();
+    let (low, high) = match range[..] {
+        [low, high] => (low, high),
+        _ => (32768, 60999),
+    };
+    // Below the ephemeral range, or above it when it starts too low to leave room.
+    let (first, last) = if low > 12000 {
+        (10000, low - 1)
+    } else if high < 64000 {
+        (high + 1, 65535)
+    } else {
+        panic!("the ephemeral port range {low}-{high} leaves no room for test listeners");
+    };
     let span = u32::from(last - first) + 1;
     let mut given = PORTS_GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut rng = Rng::new(u64::from(std::process::id()) ^ given.len() as u64);

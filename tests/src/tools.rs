@@ -86,17 +86,51 @@ pub fn schema(cluster: &Cluster, tables: &[&str]) -> String {
 }
 
 /// Where the guard runs for the role `migrator` (mode enforce): the extension in the
-/// cluster itself, or the proxy in front of a cluster without the extension.
+/// cluster itself, the proxy in front of a cluster without the extension, or the proxy
+/// that `safe-migrations run -- <tool>` starts for the tool.
 pub struct Guarded {
     pub cluster: Cluster,
     pub proxy: Option<Proxy>,
+    /// The tool runs under `safe-migrations run --`, which reads DATABASE_URL.
+    pub run: bool,
 }
 
 impl Guarded {
     pub fn extension() -> Guarded {
         let cluster = Cluster::start();
         cluster.create_role("migrator", &[("mode", "enforce")]);
-        Guarded { cluster, proxy: None }
+        Guarded {
+            cluster,
+            proxy: None,
+            run: false,
+        }
+    }
+
+    /// A cluster without the extension; the tool runs under `safe-migrations run --`
+    /// with DATABASE_URL naming the cluster (see [`Guarded::command`]).
+    pub fn run() -> Guarded {
+        let cluster = Cluster::start_with(ClusterOptions {
+            extension: false,
+            ..ClusterOptions::default()
+        });
+        cluster.create_role("migrator", &[("mode", "enforce")]);
+        Guarded {
+            cluster,
+            proxy: None,
+            run: true,
+        }
+    }
+
+    /// `program` as this route runs it: under `safe-migrations run --` for [`Guarded::run`]
+    /// (the tool must then take its database from DATABASE_URL).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        if self.run {
+            let mut command = std::process::Command::new(crate::safe_migrations_bin());
+            command.args(["run", "--"]).arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        }
     }
 
     pub fn proxy() -> Guarded {
@@ -109,6 +143,7 @@ impl Guarded {
         Guarded {
             cluster,
             proxy: Some(proxy),
+            run: false,
         }
     }
 
@@ -126,10 +161,10 @@ impl Guarded {
     }
 
     pub fn name(&self) -> &'static str {
-        if self.proxy.is_some() {
-            "proxy"
-        } else {
-            "extension"
+        match (&self.proxy, self.run) {
+            (Some(_), _) => "proxy",
+            (None, true) => "run",
+            (None, false) => "extension",
         }
     }
 }

@@ -14,7 +14,6 @@
 //! (tests/tools/install-all.sh runs it).
 
 use std::path::Path;
-use std::process::Command;
 
 use e2e::tools::{installed, report, schema, tools_dir, Guarded};
 use e2e::Cluster;
@@ -24,7 +23,8 @@ const TOOL: &str = "alembic";
 /// `alembic -n <config> upgrade <target>` as the guarded role; returns whether it
 /// succeeded and everything it printed.
 fn upgrade(alembic: &Path, guarded: &Guarded, config: &str, target: &str) -> (bool, String) {
-    let output = Command::new(alembic)
+    let output = guarded
+        .command(alembic)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/alembic"))
         .args(["-n", config, "upgrade", target])
         .env("DATABASE_URL", guarded.migrator_url())
@@ -120,7 +120,7 @@ fn unsafe_upgrades_are_stopped_and_the_safe_one_applies(alembic: &Path, guarded:
 }
 
 #[test]
-fn alembic_upgrade_is_stopped_when_unsafe_and_applies_when_safe_with_extension_and_proxy() {
+fn alembic_upgrade_is_stopped_when_unsafe_and_applies_when_safe_with_extension_proxy_and_run() {
     let venv = tools_dir().join("venv");
     // install.sh writes this copy of requirements.txt once pip has installed it.
     if !installed(TOOL, &venv.join(".alembic-requirements.txt")) {
@@ -129,5 +129,6 @@ fn alembic_upgrade_is_stopped_when_unsafe_and_applies_when_safe_with_extension_a
     let alembic = venv.join("bin/alembic");
     unsafe_upgrades_are_stopped_and_the_safe_one_applies(&alembic, &Guarded::extension());
     unsafe_upgrades_are_stopped_and_the_safe_one_applies(&alembic, &Guarded::proxy());
+    unsafe_upgrades_are_stopped_and_the_safe_one_applies(&alembic, &Guarded::run());
     report(&format!("tool {TOOL}: pass"));
 }

@@ -11,7 +11,6 @@
 //! the Python venv (tests/tools/install-all.sh runs it).
 
 use std::path::Path;
-use std::process::Command;
 
 use e2e::tools::{installed, project_dir, report, schema, tools_dir, Guarded};
 use e2e::Cluster;
@@ -21,7 +20,8 @@ const TOOL: &str = "django";
 /// `manage.py migrate shop [target]` as the guarded role with the migrations package
 /// `package`; returns whether it succeeded and everything it printed.
 fn migrate(python: &Path, guarded: &Guarded, package: &str, target: Option<&str>) -> (bool, String) {
-    let output = Command::new(python)
+    let output = guarded
+        .command(python)
         .current_dir(project_dir(TOOL))
         .args(["manage.py", "migrate", "shop"])
         .args(target)
@@ -160,7 +160,7 @@ fn unsafe_migrations_are_stopped_and_safe_ones_apply(python: &Path, guarded: &Gu
 }
 
 #[test]
-fn django_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_and_proxy() {
+fn django_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_proxy_and_run() {
     let venv = tools_dir().join("venv");
     // install.sh writes this copy of requirements.txt once pip has installed it.
     if !installed(TOOL, &venv.join(".django-requirements.txt")) {
@@ -169,6 +169,7 @@ fn django_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_an
     let python = venv.join("bin/python");
     unsafe_migrations_are_stopped_and_safe_ones_apply(&python, &Guarded::extension());
     unsafe_migrations_are_stopped_and_safe_ones_apply(&python, &Guarded::proxy());
+    unsafe_migrations_are_stopped_and_safe_ones_apply(&python, &Guarded::run());
     report(&format!("tool {TOOL}: pass"));
 }
 

@@ -7,8 +7,6 @@
 //! The project is tests/tools/node (migrations/ safe, migrations-unsafe/);
 //! tests/tools/node/install.sh installs it with npm (tests/tools/install-all.sh runs it).
 
-use std::process::Command;
-
 use e2e::tools::{installed, project_dir, report, schema, Guarded};
 use e2e::Cluster;
 
@@ -17,7 +15,8 @@ const TOOL: &str = "node";
 /// `node-pg-migrate up [count] -m <dir>` as the guarded role; returns whether it
 /// succeeded and everything it printed.
 fn up(guarded: &Guarded, migrations_dir: &str, count: Option<&str>) -> (bool, String) {
-    let output = Command::new(project_dir(TOOL).join("node_modules/.bin/node-pg-migrate"))
+    let output = guarded
+        .command(project_dir(TOOL).join("node_modules/.bin/node-pg-migrate"))
         .current_dir(project_dir(TOOL))
         .arg("up")
         .args(count)
@@ -100,11 +99,12 @@ fn the_unsafe_migration_is_stopped_and_the_safe_one_applies(guarded: &Guarded) {
 }
 
 #[test]
-fn node_pg_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_and_proxy() {
+fn node_pg_migrate_is_stopped_when_unsafe_and_applies_when_safe_with_extension_proxy_and_run() {
     if !installed(TOOL, &project_dir(TOOL).join("node_modules/.bin/node-pg-migrate")) {
         return;
     }
     the_unsafe_migration_is_stopped_and_the_safe_one_applies(&Guarded::extension());
     the_unsafe_migration_is_stopped_and_the_safe_one_applies(&Guarded::proxy());
+    the_unsafe_migration_is_stopped_and_the_safe_one_applies(&Guarded::run());
     report(&format!("tool {TOOL}: pass"));
 }

@@ -5,7 +5,6 @@
 //! tests/tools/install-all.sh installs the tool.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use e2e::tools::{installed, project_dir, report, tools_dir, Guarded};
 use e2e::Cluster;
@@ -46,11 +45,14 @@ fn source(cluster: &Cluster, name: &str, dirs: &[&str]) -> PathBuf {
     source
 }
 
-/// `sqlx migrate run` from `source` against `url`: did it succeed, and everything it printed.
-fn migrate_run(url: &str, source: &Path) -> (bool, String) {
-    let output = Command::new(sqlx_bin())
-        .args(["migrate", "run", "--database-url", url, "--source"])
+/// `sqlx migrate run` from `source` as the guarded role (DATABASE_URL): did it succeed,
+/// and everything it printed.
+fn migrate_run(guarded: &Guarded, source: &Path) -> (bool, String) {
+    let output = guarded
+        .command(sqlx_bin())
+        .args(["migrate", "run", "--source"])
         .arg(source)
+        .env("DATABASE_URL", guarded.migrator_url())
         .output()
         .expect("run sqlx");
     let text = format!(
@@ -63,10 +65,11 @@ fn migrate_run(url: &str, source: &Path) -> (bool, String) {
 
 /// A deploy creates the table, a later one brings the unsafe migration: it is stopped
 /// and leaves nothing, then the safe one applies.
-fn unsafe_stopped_then_safe_applies(cluster: &Cluster, url: &str, route: &str) {
-    let (ok, output) = migrate_run(url, &source(cluster, "sqlx-base", &["base"]));
+fn unsafe_stopped_then_safe_applies(guarded: &Guarded) {
+    let (cluster, route) = (&guarded.cluster, guarded.name());
+    let (ok, output) = migrate_run(guarded, &source(cluster, "sqlx-base", &["base"]));
     assert!(ok, "{route}: the table was not created:\n{output}");
-    let (ok, output) = migrate_run(url, &source(cluster, "sqlx-unsafe", &["base", "unsafe"]));
+    let (ok, output) = migrate_run(guarded, &source(cluster, "sqlx-unsafe", &["base", "unsafe"]));
     assert!(!ok, "{route}: the plain CREATE INDEX was applied:\n{output}");
     let expected = "create_index_non_concurrently: CREATE INDEX accounts_email_idx on accounts without \
                     CONCURRENTLY blocks writes while the index builds";
@@ -80,7 +83,7 @@ fn unsafe_stopped_then_safe_applies(cluster: &Cluster, url: &str, route: &str) {
         "{route}: the refused migration left a change behind"
     );
 
-    let (ok, output) = migrate_run(url, &source(cluster, "sqlx-safe", &["base", "safe"]));
+    let (ok, output) = migrate_run(guarded, &source(cluster, "sqlx-safe", &["base", "safe"]));
     assert!(ok, "{route}: the concurrent index was not applied:\n{output}");
     assert_eq!(
         cluster.execute(&cluster.superuser_url(), SCHEMA),
@@ -101,8 +104,8 @@ fn create_index_is_stopped_and_the_no_transaction_concurrent_index_applies() {
     if !installed(TOOL, &sqlx_bin()) {
         return;
     }
-    for guarded in [Guarded::extension(), Guarded::proxy()] {
-        unsafe_stopped_then_safe_applies(&guarded.cluster, &guarded.migrator_url(), guarded.name());
+    for guarded in [Guarded::extension(), Guarded::proxy(), Guarded::run()] {
+        unsafe_stopped_then_safe_applies(&guarded);
     }
 
     // The run that creates the table brings the unsafe migration too: on that one
@@ -110,7 +113,7 @@ fn create_index_is_stopped_and_the_no_transaction_concurrent_index_applies() {
     // transaction.
     let guarded = Guarded::proxy();
     let source = source(&guarded.cluster, "sqlx-one-run", &["base", "unsafe"]);
-    let (ok, output) = migrate_run(&guarded.migrator_url(), &source);
+    let (ok, output) = migrate_run(&guarded, &source);
     assert!(!ok, "proxy, one run: the plain CREATE INDEX was applied:\n{output}");
     assert!(
         output.contains("create_index_non_concurrently: "),

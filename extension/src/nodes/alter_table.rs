@@ -197,6 +197,7 @@ fn subtype_name(subtype: pg_sys::AlterTableType::Type) -> String {
         AT_SetOptions => "AT_SetOptions",
         AT_ResetOptions => "AT_ResetOptions",
         AT_SetStorage => "AT_SetStorage",
+        #[cfg(not(feature = "pg13"))]
         AT_SetCompression => "AT_SetCompression",
         AT_DropColumn => "AT_DropColumn",
         AT_AddIndex => "AT_AddIndex",
@@ -217,6 +218,7 @@ fn subtype_name(subtype: pg_sys::AlterTableType::Type) -> String {
         AT_SetLogged => "AT_SetLogged",
         AT_SetUnLogged => "AT_SetUnLogged",
         AT_DropOids => "AT_DropOids",
+        #[cfg(not(any(feature = "pg13", feature = "pg14")))]
         AT_SetAccessMethod => "AT_SetAccessMethod",
         AT_SetTableSpace => "AT_SetTableSpace",
         AT_SetRelOptions => "AT_SetRelOptions",
@@ -246,10 +248,12 @@ fn subtype_name(subtype: pg_sys::AlterTableType::Type) -> String {
         AT_GenericOptions => "AT_GenericOptions",
         AT_AttachPartition => "AT_AttachPartition",
         AT_DetachPartition => "AT_DetachPartition",
+        #[cfg(not(feature = "pg13"))]
         AT_DetachPartitionFinalize => "AT_DetachPartitionFinalize",
         AT_AddIdentity => "AT_AddIdentity",
         AT_SetIdentity => "AT_SetIdentity",
         AT_DropIdentity => "AT_DropIdentity",
+        #[cfg(not(feature = "pg13"))]
         AT_ReAddStatistics => "AT_ReAddStatistics",
         #[cfg(any(feature = "pg17", feature = "pg18"))]
         AT_SetExpression => "AT_SetExpression",

@@ -51,15 +51,30 @@ pub unsafe fn statement(node: *mut pg_sys::Node, query: &str, location: i32, len
 /// The statement's own text: from the end of the previous statement (so the comments
 /// before it, acknowledgements included, belong to it) to where Postgres says it ends.
 /// PostgreSQL 15 to 17 start a statement's location just after the previous `;`; 18
-/// starts it at its first keyword, after the comments, so the text reaches back to the
-/// previous `;` itself.
+/// starts it at its first keyword, after the comments, so there the text reaches back
+/// to the previous `;` itself.
 pub fn statement_text(query: &str, location: i32, len: i32) -> &str {
+    #[cfg(all(feature = "pg18", not(test)))]
+    // SAFETY: reads the start time of the client message being run (set for every
+    // message), which tells one query string from the next one in the same buffer.
+    let reach_back = Some(unsafe { pg_sys::GetCurrentStatementStartTimestamp() });
+    // The unit tests' process is no backend (its tests call `text_of`).
+    #[cfg(all(feature = "pg18", test))]
+    let reach_back = Some(0);
+    #[cfg(not(feature = "pg18"))]
+    let reach_back = None;
+    text_of(query, location, len, reach_back)
+}
+
+/// [`statement_text`], reaching back to the previous `;` where `reach_back` gives the
+/// query string's key (the same for every statement of one string).
+fn text_of(query: &str, location: i32, len: i32, reach_back: Option<i64>) -> &str {
     let first = usize::try_from(location).unwrap_or(0).min(query.len());
     let end = match usize::try_from(len) {
         Ok(len) if len > 0 => (first + len).min(query.len()),
         _ => query.len(),
     };
-    let start = previous_statement_end(query, first);
+    let start = reach_back.map_or(first, |key| previous_statement_end(query, first, key));
     query.get(start..end).or_else(|| query.get(first..end)).unwrap_or(query)
 }
 
@@ -69,13 +84,14 @@ pub fn statement_text(query: &str, location: i32, len: i32) -> &str {
 /// Reading from the start of `query` each time would make a string of n statements cost
 /// n² (a schema dump sent as one query); the statements of one query string arrive in
 /// order, so the reading resumes where the previous statement's left off. It resumes
-/// only for the same string (address, length and the bytes around the resume point) and
-/// a later statement; otherwise it starts over.
-fn previous_statement_end(query: &str, first: usize) -> usize {
+/// only for the same string (`key`, address, length and the bytes before the resume
+/// point) and a later statement; otherwise it starts over.
+fn previous_statement_end(query: &str, first: usize, key: i64) -> usize {
     use std::cell::Cell;
     /// How far the backend's last query string was read, and the last `;` found.
     #[derive(Clone, Copy)]
     struct Read {
+        key: i64,
         address: usize,
         len: usize,
         upto: usize,
@@ -93,7 +109,8 @@ fn previous_statement_end(query: &str, first: usize) -> usize {
         static READ: Cell<Option<Read>> = const { Cell::new(None) };
     }
     let resume = READ.with(Cell::get).filter(|read| {
-        read.address == query.as_ptr() as usize
+        read.key == key
+            && read.address == query.as_ptr() as usize
             && read.len == query.len()
             && read.upto <= first
             && read.around == around(query, read.upto)
@@ -102,6 +119,7 @@ fn previous_statement_end(query: &str, first: usize) -> usize {
     let start = policy::sql::after_last_semicolon(query, from, first).unwrap_or(start);
     READ.with(|read| {
         read.set(Some(Read {
+            key,
             address: query.as_ptr() as usize,
             len: query.len(),
             upto: first,
@@ -264,24 +282,34 @@ mod tests {
         let keyword = query.find("ALTER").unwrap() as i32;
         let keyword_len = second + second_len - keyword;
         assert_eq!(
-            statement_text(query, keyword, keyword_len),
+            text_of(query, keyword, keyword_len, Some(1)),
             " -- c\nALTER TABLE t DROP c"
         );
-        assert_eq!(statement_text(query, keyword + keyword_len + 2, 0), " SELECT 2");
+        assert_eq!(text_of(query, keyword, keyword_len, None), "ALTER TABLE t DROP c");
+        assert_eq!(text_of(query, keyword + keyword_len + 2, 0, Some(1)), " SELECT 2");
         // Semicolons in comments and literals do not end a statement, read again or resumed.
         let query = "SELECT ';' /* ; */; -- ack; not a statement\nALTER TABLE t DROP c";
         let keyword = query.find("ALTER").unwrap() as i32;
-        assert_eq!(statement_text(query, 0, 18), "SELECT ';' /* ; */");
+        assert_eq!(text_of(query, 0, 18, Some(2)), "SELECT ';' /* ; */");
         assert_eq!(
-            statement_text(query, keyword, 0),
+            text_of(query, keyword, 0, Some(2)),
             " -- ack; not a statement\nALTER TABLE t DROP c"
         );
         assert_eq!(
-            statement_text(query, keyword, 0),
+            text_of(query, keyword, 0, Some(2)),
             " -- ack; not a statement\nALTER TABLE t DROP c"
         );
-        assert!(has_other_statements(query, second, second_len));
-        assert!(!has_other_statements("ALTER TABLE t DROP c;", 0, 20));
-        assert!(!has_other_statements("ALTER TABLE t DROP c; -- done\n", 0, 20));
+        // Another string in the same buffer (same address and length), a later message:
+        // read from its start, not resumed from the first string's reading.
+        let mut buffer = String::from("SELECT 1;          -- a\nDROP TABLE t");
+        let first = buffer.find("DROP").unwrap() as i32;
+        assert_eq!(text_of(&buffer, first, 0, Some(3)), "          -- a\nDROP TABLE t");
+        let address = buffer.as_ptr();
+        buffer.replace_range(.., "SELECT 1,          -- a\nDROP TABLE t");
+        assert_eq!(buffer.as_ptr(), address);
+        assert_eq!(
+            text_of(&buffer, first, 0, Some(4)),
+            "SELECT 1,          -- a\nDROP TABLE t"
+        );
     }
 }
