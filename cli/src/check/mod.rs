@@ -4,7 +4,7 @@
 //! statements are decided one by one, as the extension decides them when the block runs.
 //!
 //! `file` decides one file's statements, `problem` is what is reported, `render` writes
-//! problems as text, JSON or GitHub annotations.
+//! problems as text, JSON, GitHub annotations, SARIF or a GitLab Code Quality report.
 
 mod file;
 mod problem;
@@ -48,7 +48,12 @@ pub struct CheckArgs {
 pub enum Format {
     Text,
     Json,
+    /// GitHub Actions workflow commands (annotations).
     Github,
+    /// SARIF 2.1.0, for GitHub code scanning (upload-sarif) and other SARIF readers.
+    Sarif,
+    /// A GitLab Code Quality report (artifacts:reports:codequality).
+    Gitlab,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,4 +1,8 @@
-//! Problems written out: plain text, JSON, or GitHub Actions annotations.
+//! Problems written out: plain text, JSON, GitHub Actions annotations, SARIF 2.1.0
+//! (GitHub code scanning) or a GitLab Code Quality report.
+
+mod gitlab;
+mod sarif;
 
 use policy::Severity;
 
@@ -9,7 +13,21 @@ pub(super) fn render(problems: &[Problem], format: Format) -> String {
         Format::Text => render_text(problems),
         Format::Json => render_json(problems),
         Format::Github => render_github(problems),
+        Format::Sarif => sarif::render(problems),
+        Format::Gitlab => gitlab::render(problems),
     }
+}
+
+/// The message with its detail and hint, each on lines of its own.
+fn full_message(problem: &Problem) -> String {
+    let mut message = problem.message.clone();
+    for text in [&problem.detail, &problem.hint] {
+        if !text.is_empty() {
+            message.push('\n');
+            message.push_str(text);
+        }
+    }
+    message
 }
 
 fn location(problem: &Problem) -> String {
@@ -84,13 +102,7 @@ fn render_github(problems: &[Problem]) -> String {
             properties.push(format!("col={column}"));
         }
         properties.push(format!("title={}", escape_property(&problem.rule)));
-        let mut message = problem.message.clone();
-        for text in [&problem.detail, &problem.hint] {
-            if !text.is_empty() {
-                message.push('\n');
-                message.push_str(text);
-            }
-        }
+        let message = full_message(problem);
         out.push_str(&format!(
             "::{command} {}::{}\n",
             properties.join(","),
