@@ -18,6 +18,15 @@ pub(super) fn render(problems: &[Problem], format: Format) -> String {
     }
 }
 
+/// The rule's page in this repository (docs/rules, made from the rules' code), for the
+/// rules of the catalogue.
+fn rule_page(rule: &str) -> Option<String> {
+    policy::rules::RULES
+        .iter()
+        .any(|known| known.id == rule)
+        .then(|| format!("docs/rules/{rule}.md"))
+}
+
 /// The message with its detail and hint, each on lines of its own.
 fn full_message(problem: &Problem) -> String {
     let mut message = problem.message.clone();
@@ -54,6 +63,9 @@ fn render_text(problems: &[Problem]) -> String {
             if !text.is_empty() {
                 out.push_str(&format!("  {label}: {}\n", text.replace('\n', "\n  ")));
             }
+        }
+        if let Some(page) = rule_page(&problem.rule) {
+            out.push_str(&format!("  docs: {page}\n"));
         }
     }
     let count = |severity: Severity| problems.iter().filter(|p| p.counts && p.severity == severity).count();

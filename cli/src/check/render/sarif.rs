@@ -13,11 +13,17 @@ pub(super) fn render(problems: &[Problem]) -> String {
     let rule_objects: Vec<serde_json::Value> = rules
         .iter()
         .map(|rule| {
-            serde_json::json!({
+            let mut object = serde_json::json!({
                 "id": rule,
                 "name": rule,
                 "shortDescription": { "text": short_description(rule, problems) },
-            })
+            });
+            if let Some(page) = super::rule_page(rule) {
+                object["help"] = serde_json::json!({
+                    "text": format!("What it stops, the safe form and how to acknowledge it: {page} in the safe_migrations repository."),
+                });
+            }
+            object
         })
         .collect();
     let results: Vec<serde_json::Value> = problems
