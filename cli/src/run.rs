@@ -86,7 +86,7 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
         .local_addr()
         .map_err(|err| (1, format!("cannot read the proxy's port: {err}")))?
         .port();
-    proxy::init_logging();
+    proxy::init_logging(proxy::LogFormat::Text);
     let proxy = Background::start(
         ProxyArgs {
             listen: format!("127.0.0.1:{port}"),
@@ -102,6 +102,8 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
             max_statement_bytes: 64 << 20,
             threads: Some(1),
             busy_poll_us: 0,
+            metrics_listen: None,
+            log_format: proxy::LogFormat::Text,
         },
         listener,
     )

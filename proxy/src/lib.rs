@@ -16,6 +16,7 @@ mod frontend;
 mod guard;
 mod lock_timeout;
 mod messages;
+mod metrics;
 mod passthrough;
 mod session;
 mod tls;
@@ -82,6 +83,20 @@ pub struct ProxyArgs {
     /// at the price of CPU: at most one session per thread and half the cores poll.
     #[arg(long, env = "SAFE_MIGRATIONS_BUSY_POLL_US", default_value_t = 0)]
     pub busy_poll_us: u64,
+    /// Serve OpenMetrics text (GET /metrics) on this address (e.g. 127.0.0.1:9187):
+    /// sessions, statements judged, refusals and acknowledgements by rule, lock retries
+    /// and failures, upstream connection errors. Off unless given.
+    #[arg(long, env = "SAFE_MIGRATIONS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Log lines as text or as one JSON object per line.
+    #[arg(long, env = "SAFE_MIGRATIONS_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 struct Shared {
@@ -96,7 +111,7 @@ struct Shared {
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
-    init_logging();
+    init_logging(args.log_format);
     let listener = match std::net::TcpListener::bind(&args.listen) {
         Ok(listener) => listener,
         Err(err) => {
@@ -107,16 +122,21 @@ pub fn run(args: ProxyArgs) -> ExitCode {
     serve_until(args, listener, shutdown_signal())
 }
 
-/// Logs to stderr (`SAFE_MIGRATIONS_LOG` or `RUST_LOG`, default `info`).
-pub fn init_logging() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SAFE_MIGRATIONS_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Logs to stderr (`SAFE_MIGRATIONS_LOG` or `RUST_LOG`, default `info`), as text or one
+/// JSON object per line (its fields at the top level: role, database, rule, statement).
+pub fn init_logging(format: LogFormat) {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("SAFE_MIGRATIONS_LOG")
+            .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 /// A proxy serving on a listener this process bound, on threads of its own, until
@@ -334,6 +354,26 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
+    if let Some(address) = &args.metrics_listen {
+        match TcpListener::bind(address).await {
+            Ok(metrics) => {
+                tracing::info!(listen = %address, "metrics on GET /metrics");
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    while let Ok((stream, _)) = metrics.accept().await {
+                        let shared = shared.clone();
+                        tokio::spawn(metrics::serve_one(stream, move || {
+                            shared.open_sessions.load(Ordering::Relaxed)
+                        }));
+                    }
+                });
+            }
+            Err(err) => {
+                eprintln!("safe-migrations proxy: cannot listen on {address} for metrics: {err}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         listen = %local,

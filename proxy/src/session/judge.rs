@@ -130,6 +130,7 @@ impl Session {
     /// Decide the statements, asking the server what the rules want to know; true when
     /// it was asked.
     async fn judge(&mut self, parsed: &[ParsedStatement]) -> Result<(Verdict, bool), SessionError> {
+        crate::metrics::STATEMENTS_JUDGED.add_n(parsed.len() as u64);
         let mut answers: HashMap<Question, Answer> = HashMap::new();
         let mut rounds = 0;
         loop {

@@ -73,6 +73,8 @@ impl std::fmt::Display for SessionError {
 
 pub struct Session {
     role: String,
+    /// The database the client asked for (startup packet; for log lines).
+    database: String,
     settings: Settings,
     client_rd: Reader,
     client_wr: Writer,
@@ -143,6 +145,11 @@ pub async fn run(
     let (client_rd, mut client_wr) = tokio::io::split(client);
     let mut client_rd = MessageReader::new(client_rd);
     let role = startup.parameter("user").unwrap_or_default().to_string();
+    // As the server reads it: the database defaults to the user name.
+    let database = startup
+        .parameter("database")
+        .filter(|database| !database.is_empty())
+        .map_or_else(|| role.clone(), str::to_string);
     if let Some(what) = startup_names_policy(&startup) {
         let why = format!(
             "safe_migrations proxy: startup parameter {what} would change the safe_migrations policy; \
@@ -154,6 +161,7 @@ pub async fn run(
     let server = match upstream.connect().await {
         Ok(server) => server,
         Err(reason) => {
+            crate::metrics::UPSTREAM_CONNECT_ERRORS.add();
             let why = format!("safe_migrations proxy: {reason}");
             let _ = write(&mut client_wr, &fatal(error_response::CONNECTION_FAILURE, &why)).await;
             return Err(SessionError::Refused(why));
@@ -171,6 +179,7 @@ pub async fn run(
     let status = super::messages::ready_for_query::status(&ready).map_err(SessionError::Server)?;
     let mut session = Session {
         role,
+        database,
         settings: Settings::default(),
         client_rd,
         client_wr,
@@ -208,8 +217,10 @@ pub async fn run(
     session.to_client.extend_from_slice(&ready.bytes);
     session.flush().await?;
     if session.settings.mode == Mode::Off {
+        crate::metrics::UNGUARDED_SESSIONS.add();
         return session.passthrough(busy_poll).await;
     }
+    crate::metrics::GUARDED_SESSIONS.add();
     tracing::debug!(role = %session.role, mode = session.settings.mode.name(), "guarded session");
     session.serve().await
 }

@@ -85,7 +85,14 @@ impl Session {
     }
 
     fn log_refusal(&self, refusal: &Refusal) {
-        tracing::warn!(role = %self.role, rule = %refusal.rule, statement = %refusal.statement, "statement refused");
+        crate::metrics::refused(&refusal.rule);
+        tracing::warn!(
+            role = %self.role,
+            database = %self.database,
+            rule = %refusal.rule,
+            statement = %refusal.statement,
+            "statement refused"
+        );
     }
 
     /// The client's Query is answered by an ErrorResponse the server gave a hidden

@@ -249,7 +249,8 @@ impl Session {
             let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             match retrying.after_attempt(attempt, elapsed, &blockers, jitter(self.backend_pid())) {
                 AfterAttempt::Pause { pause_ms, log } => {
-                    tracing::warn!(role = %self.role, "{log}");
+                    crate::metrics::LOCK_RETRIES.add();
+                    tracing::warn!(role = %self.role, database = %self.database, "{log}");
                     // The attempt's answer is dropped, but not another session's NOTIFY.
                     for message in messages(&answer).into_iter().filter(|message| message.tag == b'A') {
                         self.to_client.extend_from_slice(&message.bytes);
@@ -273,7 +274,8 @@ impl Session {
                     };
                 }
                 AfterAttempt::Fail { message, detail, hint } => {
-                    tracing::warn!(role = %self.role, "{message}. {detail}");
+                    crate::metrics::LOCK_TIMEOUT_FAILURES.add();
+                    tracing::warn!(role = %self.role, database = %self.database, "{message}. {detail}");
                     let error = error_response::with_report(&error, &message, &detail, &hint).unwrap_or(error);
                     if in_block || opened_block {
                         self.fail_transaction(FAIL_AS_LOCK_TIMEOUT, opened_block).await?;
