@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# prometheus_client (its OpenMetrics text parser) for tests/tests/proxy_metrics.rs, pinned in
+# prometheus_client (its OpenMetrics text parser) for tests/tests/tool_openmetrics.rs, pinned in
 # requirements.txt, into the Python venv the Python tools share (tests/tools/python-venv.sh).
 # Idempotent: seconds when already installed.
 set -euo pipefail
