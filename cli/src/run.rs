@@ -114,7 +114,11 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
         .args(&args.command[1..])
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", port.to_string())
-        .env("PGSSLMODE", "disable");
+        .env("PGSSLMODE", "disable")
+        // What would send a libpq client elsewhere than PGHOST says: a host address
+        // (used instead of the host's), a service file entry (its host beats PGHOST).
+        .env_remove("PGHOSTADDR")
+        .env_remove("PGSERVICE");
     if let Some(url) = &url {
         command.env(&args.url_env, url.pointed_at("127.0.0.1", port));
     }

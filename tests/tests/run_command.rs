@@ -28,7 +28,13 @@ fn cluster() -> Cluster {
 
 /// `safe-migrations run -- sh -c SCRIPT` with DATABASE_URL = `url` and psql on PATH.
 fn run_sh(url: Option<&str>, script: &str) -> Output {
+    run_sh_with(url, script, &[])
+}
+
+/// [`run_sh`] with `env` in run's own environment.
+fn run_sh_with(url: Option<&str>, script: &str, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(safe_migrations_bin());
+    command.envs(env.iter().copied());
     command
         .args(["run", "--", "sh", "-c", script])
         .env(
@@ -83,6 +89,34 @@ fn the_command_reaches_the_database_through_the_proxy_and_is_guarded() {
          psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE INDEX CONCURRENTLY t_c ON t (c)'",
     );
     assert!(output.status.success(), "{}", text(&output));
+    assert_eq!(index_count(&cluster), "1\n");
+    // A service file entry in run's environment would send psql straight to the server
+    // (its host and port beat PGHOST and PGPORT): not passed on, so the proxy decides.
+    let service_file = cluster.dir().join("pg_service.conf");
+    std::fs::write(
+        &service_file,
+        format!(
+            "[direct]\nhost=127.0.0.1\nhostaddr=127.0.0.1\nport={}\n",
+            cluster.port()
+        ),
+    )
+    .unwrap();
+    let output = run_sh_with(
+        Some(&url),
+        "PGUSER=migrator PGPASSWORD=migrator PGDATABASE=postgres \
+         psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE INDEX t_c2 ON t (c)'",
+        &[
+            ("PGSERVICEFILE", service_file.to_str().unwrap()),
+            ("PGSERVICE", "direct"),
+            ("PGHOSTADDR", "127.0.0.1"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("create_index_non_concurrently"),
+        "{}",
+        text(&output)
+    );
     assert_eq!(index_count(&cluster), "1\n");
     // The URL the command sees: the proxy's loopback port, the rest kept.
     let output = run_sh(Some(&url), "echo \"$DATABASE_URL $PGHOST $PGPORT\"");

@@ -113,12 +113,17 @@ impl DatabaseUrl {
 
     /// The same URL for a server at `host:port` on loopback: user, password, database
     /// and parameters kept, but what would send the client elsewhere (host, hostaddr,
-    /// port) or ask the proxy for TLS (sslmode, JDBC's ssl) replaced.
+    /// port, a service file entry) or ask the proxy for TLS (sslmode, JDBC's ssl) replaced.
     pub fn pointed_at(&self, host: &str, port: u16) -> String {
         let mut parameters: Vec<String> = self
             .parameters
             .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "host" | "hostaddr" | "port" | "sslmode" | "ssl"))
+            .filter(|(name, _)| {
+                !matches!(
+                    name.as_str(),
+                    "host" | "hostaddr" | "port" | "service" | "sslmode" | "ssl"
+                )
+            })
             .map(|(name, value)| format!("{name}={value}"))
             .collect();
         parameters.push("sslmode=disable".to_string());
@@ -202,6 +207,11 @@ mod tests {
         assert_eq!(url.upstream_tls(), None);
         let url = DatabaseUrl::parse("postgres:///app?host=db&port=5433&sslmode=verify-full").unwrap();
         assert_eq!(url.upstream(), "db:5433");
+        assert_eq!(
+            url.pointed_at("127.0.0.1", 1),
+            "postgres://127.0.0.1:1/app?sslmode=disable"
+        );
+        let url = DatabaseUrl::parse("postgres://db/app?service=prod&hostaddr=10.0.0.5").unwrap();
         assert_eq!(
             url.pointed_at("127.0.0.1", 1),
             "postgres://127.0.0.1:1/app?sslmode=disable"
