@@ -15,6 +15,7 @@
 # ends, and none reaches this machine's mount table (where an `rm -rf` of the cache could
 # delete through a leftover bind mount of the source tree, the toolchain or /dev).
 rootfs_private() {
+    [[ $(id -u) -eq 0 ]] || { echo "run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
     if [[ -z ${SAFE_MIGRATIONS_PRIVATE_MOUNTS:-} ]]; then
         SAFE_MIGRATIONS_PRIVATE_MOUNTS=1 exec unshare --mount --propagation private bash "$@"
     fi
