@@ -57,15 +57,42 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
     let usage = |message: String| (EXIT_USAGE, message);
-    let url = match std::env::var_os(&args.url_env) {
-        Some(value) => {
-            let text = value
-                .into_string()
-                .map_err(|_| usage(format!("{} is not valid UTF-8", args.url_env)))?;
-            Some(DatabaseUrl::parse(&text).map_err(|err| usage(format!("{}: {err}", args.url_env)))?)
-        }
+    let original = std::env::var_os(&args.url_env);
+    // A URL that cannot be rewritten is not passed on unchanged (it would lead around
+    // the proxy): without --upstream it is an error, with it the variable is dropped.
+    let url = match &original {
+        Some(value) => match value
+            .to_str()
+            .ok_or_else(|| "is not valid UTF-8".to_string())
+            .and_then(DatabaseUrl::parse)
+        {
+            Ok(url) => Some(url),
+            Err(err) if args.upstream.is_some() => {
+                eprintln!(
+                    "safe-migrations run: {} {err}; the command runs without it (--upstream names the server)",
+                    args.url_env
+                );
+                None
+            }
+            Err(err) => return Err(usage(format!("{}: {err}", args.url_env))),
+        },
         None => None,
     };
+    // A command that names the database itself (`psql "$DATABASE_URL"`, expanded by the
+    // shell before `run` starts) would connect to it around the proxy.
+    if let Some(value) = original
+        .as_ref()
+        .and_then(|value| value.to_str())
+        .filter(|value| !value.is_empty())
+    {
+        if args.command.iter().any(|arg| arg.to_string_lossy().contains(value)) {
+            return Err(usage(format!(
+                "the command's arguments hold {}'s URL itself, which would connect around the proxy: \
+                 let the command read ${} (quote it: '$DATABASE_URL' in sh -c, or leave it out)",
+                args.url_env, args.url_env
+            )));
+        }
+    }
     let upstream = match (&args.upstream, &url) {
         (Some(upstream), _) => upstream.clone(),
         (None, Some(url)) => url.upstream(),
@@ -76,10 +103,19 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
             )))
         }
     };
-    let upstream_tls = args
-        .upstream_tls
-        .or_else(|| url.as_ref().and_then(DatabaseUrl::upstream_tls))
-        .unwrap_or(UpstreamTls::Prefer);
+    let upstream_tls = match (args.upstream_tls, &url) {
+        (Some(tls), _) => tls,
+        (None, Some(url)) => url
+            .upstream_tls()
+            .map_err(|err| usage(format!("{}: {err}", args.url_env)))?
+            .unwrap_or(UpstreamTls::Prefer),
+        (None, None) => UpstreamTls::Prefer,
+    };
+    let upstream_ca = args.upstream_ca.or_else(|| {
+        url.as_ref()
+            .and_then(DatabaseUrl::root_cert)
+            .map(std::path::PathBuf::from)
+    });
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|err| (1, format!("cannot listen on a loopback port: {err}")))?;
     let port = listener
@@ -95,7 +131,7 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
             tls_cert: None,
             tls_key: None,
             upstream_tls,
-            upstream_ca: args.upstream_ca,
+            upstream_ca,
             login_timeout: 60,
             // The command has ended when the proxy stops: what it left open goes soon.
             shutdown_timeout: 5,
@@ -119,8 +155,21 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
         // (used instead of the host's), a service file entry (its host beats PGHOST).
         .env_remove("PGHOSTADDR")
         .env_remove("PGSERVICE");
-    if let Some(url) = &url {
-        command.env(&args.url_env, url.pointed_at("127.0.0.1", port));
+    match &url {
+        Some(url) => {
+            let pointed = url.pointed_at("127.0.0.1", port);
+            // Read back, it must name the proxy and nothing else.
+            if DatabaseUrl::parse(&pointed).map(|back| back.upstream()) != Ok(format!("127.0.0.1:{port}")) {
+                return Err(usage(format!(
+                    "{} cannot be pointed at the proxy safely: pass --upstream and a plain URL",
+                    args.url_env
+                )));
+            }
+            command.env(&args.url_env, pointed);
+        }
+        None => {
+            command.env_remove(&args.url_env);
+        }
     }
     let status = child::run(command).map_err(|err| {
         (
@@ -129,5 +178,12 @@ fn start(args: RunArgs) -> Result<ExitCode, (u8, String)> {
         )
     });
     let _ = proxy.stop();
+    if status.is_ok() && proxy::connections_accepted() == 0 {
+        eprintln!(
+            "safe-migrations run: the command never connected through the proxy: if it used the database, \
+             it went around the guard (does it read ${}, or PGHOST and PGPORT?)",
+            args.url_env
+        );
+    }
     status
 }

@@ -84,8 +84,8 @@ pub struct ProxyArgs {
     #[arg(long, env = "SAFE_MIGRATIONS_BUSY_POLL_US", default_value_t = 0)]
     pub busy_poll_us: u64,
     /// Serve OpenMetrics text (GET /metrics) on this address (e.g. 127.0.0.1:9187):
-    /// sessions, statements judged, refusals and acknowledgements by rule, lock retries
-    /// and failures, upstream connection errors. Off unless given.
+    /// sessions, statements judged, refusals by rule, lock retries and failures,
+    /// upstream connection errors. Off unless given.
     #[arg(long, env = "SAFE_MIGRATIONS_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<String>,
     /// Log lines as text or as one JSON object per line.
@@ -120,6 +120,11 @@ pub fn run(args: ProxyArgs) -> ExitCode {
         }
     };
     serve_until(args, listener, shutdown_signal())
+}
+
+/// Client connections this process's proxy has accepted so far.
+pub fn connections_accepted() -> u64 {
+    metrics::CONNECTIONS.get()
 }
 
 /// Logs to stderr (`SAFE_MIGRATIONS_LOG` or `RUST_LOG`, default `info`), as text or one
@@ -360,11 +365,26 @@ async fn serve(
                 tracing::info!(listen = %address, "metrics on GET /metrics");
                 let shared = shared.clone();
                 tokio::spawn(async move {
-                    while let Ok((stream, _)) = metrics.accept().await {
-                        let shared = shared.clone();
-                        tokio::spawn(metrics::serve_one(stream, move || {
-                            shared.open_sessions.load(Ordering::Relaxed)
-                        }));
+                    // A few scrapers at a time; more are closed at once, so that slow
+                    // ones cannot take the descriptors the sessions need.
+                    let slots = Arc::new(tokio::sync::Semaphore::new(metrics::MAX_SCRAPES));
+                    loop {
+                        match metrics.accept().await {
+                            Ok((stream, _)) => {
+                                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                                    continue;
+                                };
+                                let shared = shared.clone();
+                                tokio::spawn(async move {
+                                    metrics::serve_one(stream, || shared.open_sessions.load(Ordering::Relaxed)).await;
+                                    drop(slot);
+                                });
+                            }
+                            Err(err) => {
+                                tracing::warn!(error = %err, "metrics: accept failed");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                        }
                     }
                 });
             }
@@ -441,6 +461,7 @@ async fn shutdown_signal() {
 /// One client connection, from its first byte to its end. Errors end this session only.
 async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     shared.open_sessions.fetch_add(1, Ordering::Relaxed);
+    metrics::CONNECTIONS.add();
     let _open = OpenSession(&shared.open_sessions);
     let _on_this_thread = passthrough::OnThisThread::enter();
     // A client that connects and sends no startup packet would hold its socket forever;

@@ -25,11 +25,13 @@ impl Counter {
         self.0.fetch_add(n, Ordering::Relaxed);
     }
 
-    fn get(&self) -> u64 {
+    pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
 }
 
+/// Client connections accepted (sessions, cancel requests, connections that said nothing).
+pub static CONNECTIONS: Counter = Counter::new();
 /// Client sessions that logged in, by whether their role is guarded.
 pub static GUARDED_SESSIONS: Counter = Counter::new();
 pub static UNGUARDED_SESSIONS: Counter = Counter::new();
@@ -120,6 +122,9 @@ pub fn render(sessions_open: usize) -> String {
 fn escape_label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
+
+/// Scrapes answered at the same time; connections beyond are closed unanswered.
+pub const MAX_SCRAPES: usize = 8;
 
 /// Answer one HTTP connection: `GET /metrics` gets the exposition, anything else 404
 /// (a request that does not arrive within 5 s, or is larger than 8 KiB, is dropped).

@@ -7,7 +7,6 @@
 //! tool_sqlx.rs and tool_node.rs.)
 
 use std::io::Read;
-use std::net::TcpStream;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -127,11 +126,26 @@ fn the_command_reaches_the_database_through_the_proxy_and_is_guarded() {
         seen,
         format!("postgres://migrator:migrator@127.0.0.1:{port}/postgres?sslmode=disable 127.0.0.1 {port}")
     );
-    // The proxy ended with the command.
+    // A command that never connects through the proxy is named, its status kept.
     assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "the proxy still listens on {port}"
+        text(&output).contains("the command never connected through the proxy"),
+        "{}",
+        text(&output)
     );
+    assert!(output.status.success());
+    // A command whose arguments hold the URL itself would connect around the proxy.
+    let output = Command::new(safe_migrations_bin())
+        .args(["run", "--", "psql", &url, "-c", "CREATE INDEX t_c3 ON t (c)"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("hold DATABASE_URL's URL itself"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(index_count(&cluster), "1\n");
 }
 
 #[test]

@@ -27,6 +27,21 @@ fn rule_page(rule: &str) -> Option<String> {
         .then(|| format!("docs/rules/{rule}.md"))
 }
 
+/// A file as code review tools name it: relative to the working directory (the
+/// repository's root, where CI runs the check) when it is below it, without `./`.
+fn repository_path(file: &str) -> String {
+    let path = std::path::Path::new(file);
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf());
+    let text = relative.to_string_lossy().into_owned();
+    match text.strip_prefix("./") {
+        Some(rest) => rest.trim_start_matches('/').to_string(),
+        None => text,
+    }
+}
+
 /// The message with its detail and hint, each on lines of its own.
 fn full_message(problem: &Problem) -> String {
     let mut message = problem.message.clone();

@@ -83,9 +83,14 @@ fn forward(pid: libc::pid_t, signo: libc::c_int) {
     }
 }
 
-/// Is this process in the foreground process group of the terminal on standard input?
+/// Is this process in the foreground process group of its controlling terminal (the
+/// group a Ctrl-C goes to), whatever its standard input is?
 fn in_foreground_of_terminal() -> bool {
-    // SAFETY: tcgetpgrp and getpgrp only read process state; a descriptor that is no
-    // terminal makes tcgetpgrp return -1, which matches no process group.
-    unsafe { libc::tcgetpgrp(libc::STDIN_FILENO) == libc::getpgrp() }
+    use std::os::fd::AsRawFd;
+    // No controlling terminal: no Ctrl-C came from one.
+    let Ok(tty) = std::fs::File::open("/dev/tty") else {
+        return false;
+    };
+    // SAFETY: tcgetpgrp and getpgrp only read process state; `tty` is open for the call.
+    unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() }
 }

@@ -26,16 +26,15 @@ impl DatabaseUrl {
             .find(|scheme| text.len() >= scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme))
             .ok_or("not a postgres:// or postgresql:// URL (key=value strings are not rewritten: pass --upstream and point the command at PGHOST/PGPORT)")?;
         let rest = &text[scheme.len()..];
-        let rest = rest.split('#').next().unwrap_or_default();
-        let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) = match before_query.find('/') {
-            Some(slash) => (&before_query[..slash], &before_query[slash..]),
-            None => (before_query, ""),
+        // As libpq reads it: user credentials end at the first `@` met before any `/`
+        // (a `?` or `#` in a password is part of it); the host ends at `/` or `?`.
+        let (userinfo, rest) = match rest.find(['@', '/']) {
+            Some(at) if rest.as_bytes()[at] == b'@' => (&rest[..=at], &rest[at + 1..]),
+            _ => ("", rest),
         };
-        let (userinfo, hostport) = match authority.rfind('@') {
-            Some(at) => (&authority[..=at], &authority[at + 1..]),
-            None => ("", authority),
-        };
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (hostport, rest) = rest.split_at(host_end);
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
         let parameters: Vec<(String, String)> = query
             .split('&')
             .filter(|pair| !pair.is_empty())
@@ -44,11 +43,12 @@ impl DatabaseUrl {
                 (name.to_string(), value.to_string())
             })
             .collect();
+        // Names compared decoded, as libpq decodes them (`%68ost` is host).
         let parameter = |name: &str| {
             parameters
                 .iter()
                 .rev()
-                .find(|(key, _)| key == name)
+                .find(|(key, _)| percent_decode(key) == name)
                 .map(|(_, value)| percent_decode(value))
         };
         if hostport.contains(',') {
@@ -78,7 +78,7 @@ impl DatabaseUrl {
             .parse::<u16>()
             .ok()
             .filter(|port| *port > 0)
-            .ok_or_else(|| format!("port {port:?} is not a TCP port"))?;
+            .ok_or("its port is not a TCP port (1 to 65535)")?;
         Ok(DatabaseUrl {
             scheme: scheme.to_string(),
             userinfo: userinfo.to_string(),
@@ -98,17 +98,43 @@ impl DatabaseUrl {
         }
     }
 
-    /// The TLS the URL's sslmode asks of the connection to the server, where the proxy
-    /// has it; None when the URL does not say (or says verify-ca, which it has not).
-    pub fn upstream_tls(&self) -> Option<UpstreamTls> {
-        let mode = self.parameters.iter().rev().find(|(name, _)| name == "sslmode")?;
-        match mode.1.as_str() {
-            "disable" => Some(UpstreamTls::Disable),
-            "allow" | "prefer" => Some(UpstreamTls::Prefer),
-            "require" => Some(UpstreamTls::Require),
-            "verify-full" => Some(UpstreamTls::VerifyFull),
-            _ => None,
+    /// The TLS the URL asks of the connection to the server: its sslmode (`verify-ca`
+    /// refused: the proxy verifies the host name too, with verify-full), else `ssl=true`
+    /// as node-postgres and JDBC write it (require); None when it says nothing.
+    pub fn upstream_tls(&self) -> Result<Option<UpstreamTls>, String> {
+        let value = |name: &str| {
+            self.parameters
+                .iter()
+                .rev()
+                .find(|(key, _)| percent_decode(key) == name)
+                .map(|(_, value)| percent_decode(value))
+        };
+        if let Some(mode) = value("sslmode") {
+            return match mode.as_str() {
+                "disable" => Ok(Some(UpstreamTls::Disable)),
+                "allow" | "prefer" => Ok(Some(UpstreamTls::Prefer)),
+                "require" => Ok(Some(UpstreamTls::Require)),
+                "verify-full" => Ok(Some(UpstreamTls::VerifyFull)),
+                "verify-ca" => Err(
+                    "sslmode=verify-ca: the proxy verifies the server's certificate with its host name (verify-full); pass --upstream-tls".to_string(),
+                ),
+                other => Err(format!("sslmode={other} is not a libpq sslmode")),
+            };
         }
+        Ok(match value("ssl").as_deref() {
+            Some("true" | "1") => Some(UpstreamTls::Require),
+            _ => None,
+        })
+    }
+
+    /// The CA file the URL names for verifying the server (`sslrootcert`).
+    pub fn root_cert(&self) -> Option<String> {
+        self.parameters
+            .iter()
+            .rev()
+            .find(|(key, _)| percent_decode(key) == "sslrootcert")
+            .map(|(_, value)| percent_decode(value))
+            .filter(|path| !path.is_empty() && path != "system")
     }
 
     /// The same URL for a server at `host:port` on loopback: user, password, database
@@ -119,9 +145,11 @@ impl DatabaseUrl {
             .parameters
             .iter()
             .filter(|(name, _)| {
+                // What sends the client elsewhere or asks the proxy for what it has not
+                // (TLS, channel binding, which needs TLS): decoded, as libpq reads names.
                 !matches!(
-                    name.as_str(),
-                    "host" | "hostaddr" | "port" | "service" | "sslmode" | "ssl"
+                    percent_decode(name).as_str(),
+                    "host" | "hostaddr" | "port" | "service" | "sslmode" | "ssl" | "sslrootcert" | "channel_binding"
                 )
             })
             .map(|(name, value)| format!("{name}={value}"))
@@ -197,14 +225,14 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://mig:p%40ss@db.internal:6543/app?sslmode=require&application_name=x")
             .unwrap();
         assert_eq!(url.upstream(), "db.internal:6543");
-        assert_eq!(url.upstream_tls(), Some(UpstreamTls::Require));
+        assert_eq!(url.upstream_tls(), Ok(Some(UpstreamTls::Require)));
         assert_eq!(
             url.pointed_at("127.0.0.1", 40000),
             "postgres://mig:p%40ss@127.0.0.1:40000/app?application_name=x&sslmode=disable"
         );
         let url = DatabaseUrl::parse("postgresql://[::1]/app").unwrap();
         assert_eq!(url.upstream(), "[::1]:5432");
-        assert_eq!(url.upstream_tls(), None);
+        assert_eq!(url.upstream_tls(), Ok(None));
         let url = DatabaseUrl::parse("postgres:///app?host=db&port=5433&sslmode=verify-full").unwrap();
         assert_eq!(url.upstream(), "db:5433");
         assert_eq!(
@@ -216,7 +244,27 @@ mod tests {
             url.pointed_at("127.0.0.1", 1),
             "postgres://127.0.0.1:1/app?sslmode=disable"
         );
+        // A password with `?`, `#` and `:`: the host is after the `@`, as libpq reads it.
+        let url = DatabaseUrl::parse("postgres://admin:5432?x#y@db/app").unwrap();
+        assert_eq!(url.upstream(), "db:5432");
+        assert_eq!(
+            url.pointed_at("127.0.0.1", 1),
+            "postgres://admin:5432?x#y@127.0.0.1:1/app?sslmode=disable"
+        );
+        let url =
+            DatabaseUrl::parse("postgres://db/app?%68ost=other&channel_binding=require&sslrootcert=/ca.pem").unwrap();
+        assert_eq!(url.upstream(), "other:5432");
+        assert_eq!(url.root_cert().as_deref(), Some("/ca.pem"));
+        assert_eq!(
+            url.pointed_at("127.0.0.1", 1),
+            "postgres://127.0.0.1:1/app?sslmode=disable"
+        );
+        assert!(DatabaseUrl::parse("postgres://db/app?sslmode=verify-ca")
+            .unwrap()
+            .upstream_tls()
+            .is_err());
         let url = DatabaseUrl::parse("jdbc:postgresql://db/app?ssl=true").unwrap();
+        assert_eq!(url.upstream_tls(), Ok(Some(UpstreamTls::Require)));
         assert_eq!(
             url.pointed_at("127.0.0.1", 1),
             "jdbc:postgresql://127.0.0.1:1/app?sslmode=disable&ssl=false"
@@ -233,10 +281,12 @@ mod tests {
             ("postgres:///app?host=/tmp", "Unix socket"),
             ("postgres://db:0/app", "not a TCP port"),
             ("postgres://db:http/app", "not a TCP port"),
+            ("postgres://user:s3cr@db:x/app", "not a TCP port"),
             ("postgres://[::1/app", "closing ]"),
         ] {
             let err = DatabaseUrl::parse(url).unwrap_err();
             assert!(err.contains(reason), "{url}: {err}");
+            assert!(!err.contains("s3cr"), "{url}: the error shows the password: {err}");
         }
     }
 }

@@ -9,7 +9,14 @@ use super::{full_message, Problem};
 pub(super) fn render(problems: &[Problem]) -> String {
     let issues: Vec<serde_json::Value> = problems
         .iter()
-        .map(|problem| {
+        .enumerate()
+        .map(|(index, problem)| {
+            let earlier_twins = problems[..index]
+                .iter()
+                .filter(|earlier| {
+                    (&earlier.file, &earlier.rule, &earlier.message) == (&problem.file, &problem.rule, &problem.message)
+                })
+                .count();
             // Input not checked blocks the merge; a refusal would take production down.
             let severity = match (problem.unchecked, problem.counts, problem.severity) {
                 (true, _, _) => "blocker",
@@ -22,10 +29,10 @@ pub(super) fn render(problems: &[Problem]) -> String {
                 "description": format!("{}: {}", problem.rule, problem.message),
                 "content": { "body": full_message(problem) },
                 "check_name": problem.rule,
-                "fingerprint": fingerprint(problem),
+                "fingerprint": fingerprint(problem, earlier_twins),
                 "severity": severity,
                 "location": {
-                    "path": problem.file,
+                    "path": super::repository_path(&problem.file),
                     "lines": { "begin": problem.line.unwrap_or(1) },
                 },
             })
@@ -36,12 +43,14 @@ pub(super) fn render(problems: &[Problem]) -> String {
     out
 }
 
-/// 32 hex digits that stay the same for the same problem in the same place (two FNV-1a
-/// hashes of file, rule, line, column and message, with different offsets).
-fn fingerprint(problem: &Problem) -> String {
+/// 32 hex digits that stay the same for the same problem however the lines above it
+/// change (GitLab compares them between pipelines): two FNV-1a hashes of the file, the
+/// rule, the message (which names the objects) and how many identical problems came
+/// before it in the file.
+fn fingerprint(problem: &Problem, earlier_twins: usize) -> String {
     let key = format!(
-        "{}\0{}\0{:?}\0{:?}\0{}",
-        problem.file, problem.rule, problem.line, problem.column, problem.message
+        "{}\0{}\0{}\0{earlier_twins}",
+        problem.file, problem.rule, problem.message
     );
     let hash = |offset: u64| {
         key.bytes().fold(offset, |hash, byte| {

@@ -1,6 +1,6 @@
 //! SARIF 2.1.0 (OASIS): one run of the `safe-migrations` driver, its rules the ones that
-//! reported, one result per problem. Acknowledged findings are results with an in-source
-//! suppression (code scanning shows them as dismissed), not dropped.
+//! reported, one result per problem. Acknowledged findings are `note` results with an
+//! in-source suppression, not dropped (how a reader shows a suppressed result is its own).
 
 use policy::Severity;
 
@@ -68,7 +68,7 @@ fn result(problem: &Problem, rule_index: usize) -> serde_json::Value {
         (true, Severity::Warning) => "warning",
     };
     let mut location = serde_json::json!({
-        "physicalLocation": { "artifactLocation": { "uri": uri(&problem.file) } }
+        "physicalLocation": { "artifactLocation": { "uri": uri(&super::repository_path(&problem.file)) } }
     });
     if let (Some(line), Some(column)) = (problem.line, problem.column) {
         location["physicalLocation"]["region"] = serde_json::json!({ "startLine": line, "startColumn": column });
