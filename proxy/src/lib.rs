@@ -102,7 +102,8 @@ pub enum LogFormat {
 struct Shared {
     upstream: Upstream,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
-    config: Config,
+    /// The configuration new sessions take (replaced on SIGHUP by a file that loads).
+    config: std::sync::RwLock<Arc<Config>>,
     /// Sessions between their first byte and their end, for the shutdown log line.
     open_sessions: AtomicUsize,
     max_statement_bytes: usize,
@@ -119,7 +120,7 @@ pub fn run(args: ProxyArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    serve_until(args, listener, shutdown_signal())
+    serve_until(args, listener, shutdown_signal(), true)
 }
 
 /// Client connections this process's proxy has accepted so far.
@@ -160,9 +161,14 @@ impl Background {
         let thread = std::thread::Builder::new()
             .name("proxy".to_string())
             .spawn(move || {
-                serve_until(args, listener, async {
-                    let _ = stopped.await;
-                })
+                serve_until(
+                    args,
+                    listener,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    false,
+                )
             })
             .map_err(|err| format!("cannot start the proxy's thread: {err}"))?;
         Ok(Background {
@@ -195,11 +201,13 @@ impl Drop for Background {
     }
 }
 
-/// Serve on `listener` until `stop` completes, then let open sessions finish.
+/// Serve on `listener` until `stop` completes, then let open sessions finish; with
+/// `reload_on_hup`, SIGHUP loads the configuration file again.
 fn serve_until(
     args: ProxyArgs,
     listener: std::net::TcpListener,
     stop: impl std::future::Future<Output = ()>,
+    reload_on_hup: bool,
 ) -> ExitCode {
     let shared = match prepare(&args) {
         Ok(shared) => Arc::new(shared),
@@ -229,7 +237,7 @@ fn serve_until(
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(serve(args, listener, shared, &workers, stop));
+    let code = runtime.block_on(serve(args, listener, shared, &workers, stop, reload_on_hup));
     for worker in workers {
         worker.finish();
     }
@@ -273,7 +281,7 @@ fn prepare(args: &ProxyArgs) -> Result<Shared, String> {
     Ok(Shared {
         upstream: Upstream::new(&args.upstream, args.upstream_tls, connector),
         acceptor,
-        config,
+        config: std::sync::RwLock::new(Arc::new(config)),
         open_sessions: AtomicUsize::new(0),
         max_statement_bytes: args.max_statement_bytes,
         busy_poll: match args.busy_poll_us {
@@ -348,6 +356,7 @@ async fn serve(
     shared: Arc<Shared>,
     workers: &[Worker],
     stop: impl std::future::Future<Output = ()>,
+    reload_on_hup: bool,
 ) -> ExitCode {
     let listener = match listener
         .set_nonblocking(true)
@@ -402,10 +411,12 @@ async fn serve(
         "proxy listening"
     );
     tokio::pin!(stop);
+    let mut hangups = reload_on_hup.then(hangup_signals).flatten();
     let mut next_worker = 0;
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            Some(()) = next_hangup(&mut hangups) => reload(&args, &shared),
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
                     let _ = tcp.set_nodelay(true);
@@ -434,6 +445,42 @@ async fn serve(
         );
     }
     ExitCode::SUCCESS
+}
+
+/// SIGHUP as a stream, where there is one.
+fn hangup_signals() -> Option<tokio::signal::unix::Signal> {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signals) => Some(signals),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGHUP: no configuration reload");
+            None
+        }
+    }
+}
+
+async fn next_hangup(signals: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signals {
+        Some(signals) => signals.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGHUP: the configuration file again, for sessions that start from now on (open ones
+/// keep theirs). A file that does not load is refused and the old configuration kept.
+fn reload(args: &ProxyArgs, shared: &Shared) {
+    let Some(path) = &args.config else {
+        tracing::info!("SIGHUP: no --config file to reload");
+        return;
+    };
+    match Config::load(path) {
+        Ok(config) => {
+            *shared.config.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(config);
+            tracing::info!(config = %path.display(), "SIGHUP: configuration reloaded; new sessions use it");
+        }
+        Err(err) => {
+            tracing::error!(config = %path.display(), error = %err, "SIGHUP: configuration not reloaded, the previous one stays");
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -484,11 +531,17 @@ async fn client(tcp: tokio::net::TcpStream, peer: SocketAddr, shared: Arc<Shared
         Ok(Hello::Startup { stream, startup, tls }) => {
             let user = startup.parameter("user").unwrap_or_default().to_string();
             tracing::debug!(%peer, %user, tls, "session starts");
+            // The configuration as it is now; a reload applies to later sessions.
+            let config = shared
+                .config
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             if let Err(err) = session::run(
                 stream,
                 startup,
                 &shared.upstream,
-                &shared.config,
+                &config,
                 shared.max_statement_bytes,
                 shared.busy_poll,
             )

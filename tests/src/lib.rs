@@ -471,6 +471,15 @@ impl Proxy {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Send SIGHUP, as a service manager's reload does.
+    pub fn hang_up(&mut self) {
+        assert!(self.is_alive(), "the proxy exited before SIGHUP:\n{}", self.log());
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) only sends a signal to our unreaped child (see `terminate`).
+        let sent = unsafe { libc::kill(pid, libc::SIGHUP) };
+        assert_eq!(sent, 0, "kill -HUP {pid}: {}", std::io::Error::last_os_error());
+    }
+
     /// Send SIGTERM, as a service manager does to stop the proxy.
     pub fn terminate(&mut self) {
         assert!(self.is_alive(), "the proxy exited before SIGTERM:\n{}", self.log());

@@ -633,3 +633,40 @@ fn a_login_timeout_outside_1_to_600_seconds_is_refused_at_start() {
         );
     }
 }
+
+/// SIGHUP loads the configuration file again for sessions that start afterwards (open
+/// ones keep theirs); a file that does not load is refused with the reason logged, the
+/// last good configuration stays, and the proxy goes on.
+#[test]
+fn sighup_reloads_the_config_for_new_sessions_and_keeps_the_old_one_when_the_file_is_bad() {
+    let cluster = cluster_with(Auth::ScramSha256, &[]);
+    cluster.execute(
+        &cluster.url("app", "postgres"),
+        "CREATE TABLE a (id int); INSERT INTO a VALUES (1)",
+    );
+    let path = cluster.dir().join("reload.toml");
+    std::fs::write(&path, "[roles.app]\nmode = \"off\"\n").unwrap();
+    let mut proxy = Proxy::start(&cluster, &["--config", path.to_str().unwrap()]);
+    let mut before = connect(&proxy.url("app", "postgres"));
+    before.batch_execute("CREATE INDEX a1 ON a (id)").unwrap();
+
+    // app guarded from now on.
+    std::fs::write(&path, "[roles.app]\nmode = \"enforce\"\n").unwrap();
+    proxy.hang_up();
+    wait_for_log(&proxy, "configuration reloaded");
+    let mut after = connect(&proxy.url("app", "postgres"));
+    let err = after.batch_execute("CREATE INDEX a2 ON a (id)").unwrap_err();
+    assert_eq!(err.as_db_error().map(|db| db.code().code()), Some("SM001"), "{err}");
+    // The session opened before keeps the policy it started with.
+    before.batch_execute("CREATE INDEX a3 ON a (id)").unwrap();
+
+    // A bad file: refused with the reason; the last good configuration stays.
+    std::fs::write(&path, "[roles.app]\nmode = \"strict\"\n").unwrap();
+    proxy.hang_up();
+    wait_for_log(&proxy, "configuration not reloaded");
+    assert!(proxy.log().contains("off, warn, enforce"), "{}", proxy.log());
+    let mut later = connect(&proxy.url("app", "postgres"));
+    let err = later.batch_execute("CREATE INDEX a4 ON a (id)").unwrap_err();
+    assert_eq!(err.as_db_error().map(|db| db.code().code()), Some("SM001"), "{err}");
+    assert!(proxy.is_alive());
+}
