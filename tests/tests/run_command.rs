@@ -7,6 +7,7 @@
 //! tool_sqlx.rs and tool_node.rs.)
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -174,7 +175,8 @@ fn the_commands_exit_status_is_runs() {
 fn signals_sent_to_run_reach_the_command() {
     let cluster = cluster();
     for (signal, signo) in [("TERM", libc::SIGTERM), ("INT", libc::SIGINT), ("HUP", libc::SIGHUP)] {
-        let mut child = Command::new(safe_migrations_bin())
+        let mut command = Command::new(safe_migrations_bin());
+        command
             .args([
                 "run",
                 "--",
@@ -185,9 +187,20 @@ fn signals_sent_to_run_reach_the_command() {
             .env("DATABASE_URL", cluster.url("migrator", "postgres"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        // A session of its own, without a controlling terminal, wherever the tests run:
+        // `run` sends on a SIGINT a terminal did not already send to the command.
+        // SAFETY: setsid(2) only changes the calling (child) process's session and is
+        // async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().unwrap();
         let mut stdout = child.stdout.take().unwrap();
         let mut ready = [0u8; 6];
         stdout.read_exact(&mut ready).unwrap();
