@@ -147,7 +147,16 @@ fn metrics_count_what_the_proxy_does_and_json_logs_name_the_refusal() {
     release.send(()).unwrap();
     blocker.join().unwrap();
 
-    let after = samples(metrics_port);
+    // The unguarded clients have gone; their sessions end when the proxy reads their
+    // Terminate, a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let now = samples(metrics_port);
+        if value(&now, "safe_migrations_sessions_open{}") == 1 || std::time::Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     for (name, expected) in [
         ("safe_migrations_sessions_total{guarded=true}", 1),
         ("safe_migrations_sessions_total{guarded=false}", 2),
