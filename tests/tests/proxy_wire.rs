@@ -419,6 +419,58 @@ fn a_cancel_that_meets_the_proxys_question_cancels_the_statement() {
     assert!(!proxy.log().contains("statement refused"), "{}", proxy.log());
 }
 
+/// A cancel no client sent through the proxy (here pg_cancel_backend; in the wild the
+/// postmaster's late second signal of a cancel already answered) that meets the proxy's
+/// own question outside a block: the question is asked again and the client's statement
+/// runs. A second one meets the question asked again: then the statement is answered
+/// with it.
+#[test]
+fn a_cancel_no_client_sent_that_meets_the_proxys_question_asks_it_again() {
+    let cluster = cluster();
+    let proxy = Proxy::start(&cluster, &[]);
+    for cancels in [1, 2] {
+        let mut client = connect(&proxy.url("migrator", "postgres"));
+        let pid = first_value(&mut client, "SELECT pg_backend_pid()");
+        // The admin's own catalog lookups done before pg_proc is locked (its queries
+        // would wait for it too).
+        let mut admin = connect(&cluster.superuser_url());
+        let watch = format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event_type = 'Lock'");
+        let cancel = format!("SELECT pg_cancel_backend({pid})");
+        first_value(&mut admin, &watch);
+        first_value(&mut admin, "SELECT pg_cancel_backend(pg_backend_pid()) AND false");
+        let mut holder = connect(&cluster.superuser_url());
+        holder
+            .batch_execute("BEGIN; LOCK TABLE pg_catalog.pg_proc IN ACCESS EXCLUSIVE MODE")
+            .unwrap();
+        let admin = std::thread::spawn(move || {
+            for _ in 0..cancels {
+                // Wait until the proxy's question waits for pg_proc, then cancel it.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while first_value(&mut admin, &watch) != "1" {
+                    assert!(Instant::now() < deadline, "the proxy's question never waited");
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                first_value(&mut admin, &cancel);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        });
+        let sql = "SELECT upper('called')";
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            holder.batch_execute("COMMIT").unwrap();
+        });
+        let result = client.batch_execute(sql);
+        admin.join().unwrap();
+        release.join().unwrap();
+        match cancels {
+            1 => assert!(result.is_ok(), "one cancel: {result:?}"),
+            _ => assert_eq!(sqlstate(&result.unwrap_err()), "57014"),
+        }
+        assert_eq!(first_value(&mut client, sql), "CALLED");
+    }
+}
+
 fn startup_packet(user: &str) -> Vec<u8> {
     let mut body = 196_608i32.to_be_bytes().to_vec();
     for (key, value) in [("user", user), ("database", "postgres")] {

@@ -343,16 +343,70 @@ impl Session {
     /// Run hidden statements on the session and wait for their results (None where the
     /// server could not run them now: aborted transaction (unless `even_if_failed`: a
     /// ROLLBACK TO SAVEPOINT), COPY, discarding to Sync).
+    ///
+    /// Outside a block a failed question aborts nothing, but a cancel that met it was
+    /// meant for the client's statement (the client cancels what it believes runs): that
+    /// statement is answered with it, as the server would have, and not sent, rather than
+    /// refused for want of the answer. A cancel that no client sent (none reached the
+    /// proxy for this session meanwhile) is the late second signal of one already
+    /// answered (the postmaster signals a backend and then its process group, and on a
+    /// loaded machine the second comes after the backend has moved on): the questions
+    /// are asked once more.
     pub(super) async fn hidden_results(
         &mut self,
         sqls: &[String],
         even_if_failed: bool,
     ) -> Result<Vec<Option<HiddenResult>>, SessionError> {
+        let cancels_before = self.cancels_so_far();
+        let (mut results, mut quiet) = self.hidden_results_once(sqls, even_if_failed).await?;
+        if quiet
+            && results
+                .iter()
+                .flatten()
+                .any(|result| result.error.as_ref().is_some_and(cancelled))
+            && !self.client_cancelled_since(cancels_before).await
+        {
+            tracing::debug!(role = %self.role, "a cancel no client sent met the proxy's question: asked again");
+            (results, quiet) = self.hidden_results_once(sqls, even_if_failed).await?;
+        }
+        if quiet {
+            if let Some(error) = results
+                .iter()
+                .flatten()
+                .find_map(|result| result.error.clone().filter(cancelled))
+            {
+                self.aborted_by_hidden_work = Some(error);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Did a client's cancel for this session reach the proxy since `before` (the count
+    /// of them then)? The proxy counts a cancel once it has forwarded it, so the server
+    /// can act on it a moment before: up to 200 ms are given for the count to move.
+    /// (`&mut self`: the session is not `Sync`, and this future is held across awaits.)
+    async fn client_cancelled_since(&mut self, before: u64) -> bool {
+        for _ in 0..20 {
+            if self.cancels_so_far() != before {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.cancels_so_far() != before
+    }
+
+    /// [`Session::hidden_results`] once; also whether it ran outside a client's batch
+    /// (quiet), where a cancel that met it is the client's statement's to answer.
+    async fn hidden_results_once(
+        &mut self,
+        sqls: &[String],
+        even_if_failed: bool,
+    ) -> Result<(Vec<Option<HiddenResult>>, bool), SessionError> {
         if sqls.is_empty()
             || !self.tracker.server_listening()
             || (self.tracker.status == TransactionStatus::Failed && !even_if_failed)
         {
-            return Ok((0..sqls.len()).map(|_| None).collect());
+            return Ok(((0..sqls.len()).map(|_| None).collect(), false));
         }
         let batch = self.new_batch();
         let quiet = self.tracker.quiet();
@@ -378,20 +432,9 @@ impl Session {
             // A hidden statement failed in the client's transaction block (a cancel meant
             // for the client's statement, say) and aborted it.
             self.aborted_by_hidden_work = results.iter().flatten().find_map(|result| result.error.clone());
-        } else if quiet {
-            // Outside a block a failed question aborts nothing, but a cancel that met it
-            // was meant for the client's statement (the client cancels what it believes
-            // runs): that statement is answered with it, as the server would have, and
-            // not sent, rather than refused for want of the answer.
-            if let Some(error) = results
-                .iter()
-                .flatten()
-                .find_map(|result| result.error.clone().filter(cancelled))
-            {
-                self.aborted_by_hidden_work = Some(error);
-            }
+            return Ok((results, false));
         }
-        Ok(results)
+        Ok((results, quiet))
     }
 
     /// Parse/Bind/Execute and Close of one hidden statement under a proxy-owned name. The
