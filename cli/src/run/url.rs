@@ -44,13 +44,7 @@ impl DatabaseUrl {
             })
             .collect();
         // Names compared decoded, as libpq decodes them (`%68ost` is host).
-        let parameter = |name: &str| {
-            parameters
-                .iter()
-                .rev()
-                .find(|(key, _)| percent_decode(key) == name)
-                .map(|(_, value)| percent_decode(value))
-        };
+        let parameter = |name: &str| last_parameter(&parameters, name);
         if hostport.contains(',') {
             return Err("names several hosts: pass --upstream HOST:PORT for the one to guard".to_string());
         }
@@ -102,13 +96,7 @@ impl DatabaseUrl {
     /// refused: the proxy verifies the host name too, with verify-full), else `ssl=true`
     /// as node-postgres and JDBC write it (require); None when it says nothing.
     pub fn upstream_tls(&self) -> Result<Option<UpstreamTls>, String> {
-        let value = |name: &str| {
-            self.parameters
-                .iter()
-                .rev()
-                .find(|(key, _)| percent_decode(key) == name)
-                .map(|(_, value)| percent_decode(value))
-        };
+        let value = |name: &str| last_parameter(&self.parameters, name);
         if let Some(mode) = value("sslmode") {
             return match mode.as_str() {
                 "disable" => Ok(Some(UpstreamTls::Disable)),
@@ -129,12 +117,7 @@ impl DatabaseUrl {
 
     /// The CA file the URL names for verifying the server (`sslrootcert`).
     pub fn root_cert(&self) -> Option<String> {
-        self.parameters
-            .iter()
-            .rev()
-            .find(|(key, _)| percent_decode(key) == "sslrootcert")
-            .map(|(_, value)| percent_decode(value))
-            .filter(|path| !path.is_empty() && path != "system")
+        last_parameter(&self.parameters, "sslrootcert").filter(|path| !path.is_empty() && path != "system")
     }
 
     /// The same URL for a server at `host:port` on loopback: user, password, database
@@ -166,6 +149,16 @@ impl DatabaseUrl {
             parameters.join("&")
         )
     }
+}
+
+/// The value of the last parameter named `name`, names and value percent-decoded, as
+/// libpq reads them (a later one wins).
+fn last_parameter(parameters: &[(String, String)], name: &str) -> Option<String> {
+    parameters
+        .iter()
+        .rev()
+        .find(|(key, _)| percent_decode(key) == name)
+        .map(|(_, value)| percent_decode(value))
 }
 
 /// `host:port`, `[v6]:port`, `host` or empty, percent-decoded.
