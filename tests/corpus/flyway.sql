@@ -119,3 +119,69 @@ ALTER SCHEMA billing RENAME TO payments;
 
 -- expect: ok
 COMMIT;
+
+-- V4__posts.sql
+-- expect: ok
+CREATE TABLE posts (id bigint PRIMARY KEY, title text, body text);
+
+-- expect: ok
+COMMIT;
+
+-- V5__rename_posts.sql: the expand/contract rename (issue #20). A view for the old name
+-- over all of the new table, created in the rename's transaction, keeps running code
+-- reading and writing the old name (a simple view is updatable).
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE posts RENAME TO articles;
+
+-- expect: ok
+CREATE VIEW posts AS SELECT * FROM articles;
+
+-- expect: ok
+COMMIT;
+
+-- V6__rename_articles.sql: a view of some of the columns does not stand in for the table.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+ALTER TABLE articles RENAME TO entries;
+
+-- expect: ok
+CREATE VIEW articles AS SELECT id, title FROM entries;
+
+-- expect: rename_table
+COMMIT;
+
+-- V7__entries_default.sql: a lock taken with NOWAIT, then catalog-only DDL: only the LOCK
+-- TABLE's warning (issue #20). A validated CHECK after it still scans under that lock.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+LOCK TABLE entries IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- expect: ok
+ALTER TABLE entries ALTER COLUMN title SET DEFAULT '';
+
+-- expect: add_check_constraint_validated
+ALTER TABLE entries ADD CONSTRAINT entries_title_present CHECK (title IS NOT NULL);
+
+-- expect: ok
+COMMIT;
+
+-- V8__entries_content.sql: a column rename stays refused, view or not: code reads the
+-- table by its columns' names (docs/rules/rename_column.md).
+-- expect: ok
+BEGIN;
+
+-- expect: rename_column
+ALTER TABLE entries RENAME COLUMN body TO content;
+
+-- expect: ok
+CREATE VIEW entries_compat AS SELECT id, title, content AS body FROM entries;
+
+-- expect: ok
+COMMIT;

@@ -12,7 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use e2e::{connect, Cluster, ClusterOptions, Proxy};
+use e2e::{connect, Cluster, ClusterOptions, Proxy, SUPERUSER};
 use postgres::{Client, NoTls};
 
 /// The guarded role's cap, and the margin allowed past it for a reader's stall.
@@ -26,6 +26,17 @@ fn cluster(extension: bool) -> Cluster {
     });
     cluster.create_role(
         "migrator",
+        &[
+            ("mode", "enforce"),
+            ("lock_timeout", "500ms"),
+            ("lock_retries", "3"),
+            ("lock_retry_delay", "200ms"),
+            ("max_lock_hold", "0"),
+        ],
+    );
+    // Sees every session's state and statement (pg_read_all_stats); migrator does not.
+    cluster.create_role(
+        "observer",
         &[
             ("mode", "enforce"),
             ("lock_timeout", "500ms"),
@@ -50,7 +61,7 @@ fn cluster(extension: bool) -> Cluster {
         "CREATE TABLE t (id int); INSERT INTO t VALUES (1); ALTER TABLE t OWNER TO migrator; \
          CREATE TABLE u (id int); ALTER TABLE u OWNER TO migrator; \
          CREATE ROLE app LOGIN PASSWORD 'app'; GRANT SELECT ON t TO app; \
-         GRANT migrator TO patient;",
+         GRANT migrator TO patient; GRANT migrator TO observer; GRANT pg_read_all_stats TO observer;",
     );
     cluster
 }
@@ -104,8 +115,25 @@ fn added(client: &mut Client, column: &str) -> bool {
         == 1
 }
 
-/// The error of a statement that gave up after every attempt, checked.
+/// The error of a statement that gave up after every attempt, checked: its DETAIL names
+/// the session in the way (a superuser's, holding ACCESS SHARE on t idle in its
+/// transaction) with the fields the guarded role may see of it.
 fn assert_gave_up(error: &postgres::Error, blocker_pid: i32, path: &str) {
+    assert_gave_up_seeing(error, blocker_pid, Sees::Limited, path)
+}
+
+/// What a role may see of another role's session in pg_stat_activity.
+#[derive(PartialEq)]
+enum Sees {
+    /// Without pg_read_all_stats: its pid, role and application; its statement is
+    /// `<insufficient privilege>`, its state and times are not shown.
+    Limited,
+    /// With pg_read_all_stats: its state, how long its transaction and statement ran, and
+    /// the statement.
+    All,
+}
+
+fn assert_gave_up_seeing(error: &postgres::Error, blocker_pid: i32, sees: Sees, path: &str) {
     let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
     assert_eq!(db.code().code(), "55P03", "{path}: {db:?}");
     assert!(
@@ -119,6 +147,18 @@ fn assert_gave_up(error: &postgres::Error, blocker_pid: i32, path: &str) {
         "{path}: {detail}"
     );
     assert!(detail.contains("AccessShareLock"), "{path}: {detail}");
+    let session = format!("pid {blocker_pid} (role {SUPERUSER}, application nightly-report, ");
+    let seen = match sees {
+        Sees::Limited => format!("{session}statement \"<insufficient privilege>\"): AccessShareLock"),
+        Sees::All => format!("{session}idle in transaction, transaction "),
+    };
+    assert!(detail.contains(&seen), "{path}: {seen:?} not in {detail}");
+    if sees == Sees::All {
+        assert!(
+            detail.contains("s: \"SELECT count(*) FROM t\"): AccessShareLock"),
+            "{path}: {detail}"
+        );
+    }
     assert!(
         db.hint().unwrap_or_default().contains("safe_migrations.lock_retries"),
         "{path}: {db:?}"
@@ -145,7 +185,7 @@ fn assert_block_failed(client: &mut Client, path: &str) {
     client.batch_execute("ROLLBACK").unwrap();
 }
 
-fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
+fn scenario(url: &str, observer_url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let mut migrator = connect(url);
 
     // Blocked for about three attempts: retried, and it succeeds; the client sees one
@@ -236,7 +276,7 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     // Blocked for longer than every attempt: the error names the rule, the lock, the
     // attempts, and the session in the way; the reads still never waited past the cap.
     let (stop, worst) = reader(app_url);
-    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(16));
+    let (blocker_pid, blocker) = hold_t(superuser_url, Duration::from_secs(20));
     let error = migrator
         .batch_execute("ALTER TABLE t ADD COLUMN w int")
         .expect_err("the ALTER ran while the blocker held its lock");
@@ -244,6 +284,11 @@ fn scenario(url: &str, app_url: &str, superuser_url: &str, path: &str) {
     let worst = worst.join().unwrap();
     assert_gave_up(&error, blocker_pid, path);
     assert!(worst < CAP + MARGIN, "{path}: a read waited {worst:?}");
+    // A role with pg_read_all_stats sees what the blocker is doing, and since when.
+    let error = connect(observer_url)
+        .batch_execute("ALTER TABLE t ADD COLUMN w int")
+        .expect_err("the ALTER ran while the blocker held its lock");
+    assert_gave_up_seeing(&error, blocker_pid, Sees::All, &format!("{path}: observer"));
     // By the extended protocol, in a block: the block is failed, as by the server alone.
     migrator.batch_execute("BEGIN").unwrap();
     let error = migrator
@@ -343,6 +388,7 @@ fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
     let cluster = cluster(true);
     scenario(
         &cluster.url("migrator", "postgres"),
+        &cluster.url("observer", "postgres"),
         &cluster.url("app", "postgres"),
         &cluster.superuser_url(),
         "extension",
@@ -353,12 +399,7 @@ fn the_extension_retries_a_statement_whose_lock_wait_gave_up() {
         "extension",
     );
     // Each retry is in the server log, with the lock and the session in the way.
-    let log = cluster.log();
-    assert!(
-        log.contains("LOG:  lock_timeout: attempt 1 of 4 to take ACCESS EXCLUSIVE on t gave up; retrying in")
-            && log.contains("application nightly-report"),
-        "{log}"
-    );
+    assert_retries_logged(&cluster.log(), "LOG:  ", "extension");
 }
 
 #[test]
@@ -367,16 +408,27 @@ fn the_proxy_retries_a_statement_whose_lock_wait_gave_up() {
     let proxy = Proxy::start(&cluster, &[]);
     scenario(
         &proxy.url("migrator", "postgres"),
+        &proxy.url("observer", "postgres"),
         &cluster.url("app", "postgres"),
         &cluster.superuser_url(),
         "proxy",
     );
     cancel_in_a_pause(&proxy.url("patient", "postgres"), &cluster.superuser_url(), "proxy");
     // Each retry is in the proxy's log, with the lock and the session in the way.
-    let log = proxy.log();
-    assert!(
-        log.contains("lock_timeout: attempt 1 of 4 to take ACCESS EXCLUSIVE on t gave up; retrying in")
-            && log.contains("application nightly-report"),
-        "{log}"
-    );
+    assert_retries_logged(&proxy.log(), "", "proxy");
+}
+
+/// Each retry is logged on one line with the table, the lock, the attempt and the session
+/// in the way: attempts 1 to 3 of the statement that gave up after the fourth.
+fn assert_retries_logged(log: &str, prefix: &str, path: &str) {
+    for attempt in 1..=3 {
+        let start =
+            format!("{prefix}lock_timeout: attempt {attempt} of 4 to take ACCESS EXCLUSIVE on t gave up; retrying in");
+        assert!(
+            log.lines().any(|line| line.contains(&start)
+                && line.contains("Waiting behind: pid ")
+                && line.contains("application nightly-report")),
+            "{path}: no line with {start:?} and the blocker in\n{log}"
+        );
+    }
 }

@@ -51,9 +51,11 @@ pub fn effective_lock_timeout(stmt: &Stmt, scope: &Scope) -> Option<u64> {
 /// What becomes of a guarded statement whose lock wait reaches its lock_timeout.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Retry {
-    /// It fails (no cap applies, or PostgreSQL refuses the statement in a subtransaction,
-    /// which a retry in place needs: the CONCURRENTLY forms, which take no lock the cap
-    /// applies to anyway).
+    /// It fails (no cap applies, or the statement does not run alike in a subtransaction,
+    /// which a retry in place needs: the CONCURRENTLY forms PostgreSQL refuses in a
+    /// transaction block, REINDEX, CLUSTER, TRUNCATE, DROP; see
+    /// `runs_alike_in_a_subtransaction`). REFRESH MATERIALIZED VIEW CONCURRENTLY runs in
+    /// a block and is retried.
     #[default]
     No,
     /// Up to `retries` more attempts (0: none), the first after about `first_pause_ms`.

@@ -1,5 +1,11 @@
 //! Renaming a column breaks every running instance of the application that still uses
 //! the old name, from the moment the migration commits until the new code is deployed.
+//!
+//! A view that keeps the old column name (`CREATE VIEW t_compat AS SELECT new AS old ...`)
+//! does not make it safe, unlike the view that keeps a renamed table's old name (rule
+//! rename_table): running code reads and writes the table under its own name, not the
+//! view, and no catalog tells which views the application uses. So a column rename is
+//! refused with or without one; rename in steps (the hint), or acknowledge it.
 
 use super::{Category, Rule, Scope};
 use crate::finding::{Finding, SQLSTATE_COMPATIBILITY};

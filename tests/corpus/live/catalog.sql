@@ -168,6 +168,8 @@ INSERT INTO history SELECT i, 'a' FROM generate_series(1, 5000) AS i;
 ANALYZE history;
 CREATE TABLE rename_me (id int PRIMARY KEY, title text);
 CREATE TABLE rename_me_too (id int PRIMARY KEY, title text);
+ALTER TABLE people ADD COLUMN grouped text;
+CREATE INDEX people_grouped ON people (grouped);
 -- end setup
 
 -- Column types come from the server: widening varchar and numeric precision is catalog-only.
@@ -1032,3 +1034,61 @@ COMMIT;
 -- Outside a transaction block a rename commits as it ends, with no view yet.
 -- expect: rename_table
 ALTER TABLE rename_me_too RENAME TO renamed_too;
+
+-- A lock taken under a short lock_timeout, then catalog-only DDL (issue #20): as with
+-- NOWAIT, only the LOCK TABLE's warning.
+-- expect: ok
+BEGIN;
+
+-- expect: ok
+SET LOCAL lock_timeout = '100ms';
+
+-- expect: lock_table
+LOCK TABLE big IN ACCESS EXCLUSIVE MODE;
+
+-- expect: ok
+ALTER TABLE big ALTER COLUMN payload SET DEFAULT 'y';
+
+-- expect: ok
+ROLLBACK;
+
+-- The lock taken with NOWAIT does not make a scan cheap: a validated CHECK scans the
+-- table under it.
+-- expect: ok
+BEGIN;
+
+-- expect: lock_table
+LOCK TABLE big IN ACCESS EXCLUSIVE MODE NOWAIT;
+
+-- expect: add_check_constraint_validated
+ALTER TABLE big ADD CONSTRAINT big_payload_present CHECK (payload IS NOT NULL);
+
+-- expect: ok
+ROLLBACK;
+
+-- A domain with NOT NULL checks every row, as one with a CHECK does (PostgreSQL rewrites).
+-- expect: change_column_type
+ALTER TABLE big ALTER COLUMN account_id TYPE required_int;
+
+-- A collation change alone, of an indexed column: no rewrite, but the index is built
+-- again under ACCESS EXCLUSIVE (issue #20).
+-- expect: change_column_type
+ALTER TABLE people ALTER COLUMN grouped TYPE text COLLATE "C";
+
+-- A column changed to a domain over json is a json column too.
+-- expect: json_column, change_column_type
+ALTER TABLE big ALTER COLUMN payload TYPE meta USING to_json(payload);
+
+-- A column rename stays refused, a view keeping the old name or not: code reads the table
+-- by its columns' names (docs/rules/rename_column.md).
+-- expect: ok
+BEGIN;
+
+-- expect: rename_column
+ALTER TABLE lookup RENAME COLUMN label TO caption;
+
+-- expect: ok
+CREATE VIEW lookup_compat AS SELECT id, caption AS label FROM lookup;
+
+-- expect: ok
+ROLLBACK;
