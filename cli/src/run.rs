@@ -10,9 +10,8 @@ use std::process::ExitCode;
 use proxy::{Background, ProxyArgs, UpstreamTls};
 
 mod child;
-mod url;
 
-use url::DatabaseUrl;
+use crate::url::DatabaseUrl;
 
 /// Exit status of `run` itself failing (bad arguments, the command not found), as the
 /// shell uses: 2 for usage, 127 for a command that cannot be run.

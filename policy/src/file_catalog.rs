@@ -74,6 +74,20 @@ impl FileCatalog {
         }
     }
 
+    /// Judge what follows as run in `transaction` (the next file of a run, which knows
+    /// the tables earlier files made), from the state of the last one's end.
+    pub fn start(&mut self, transaction: Transaction) {
+        self.transaction = transaction;
+        self.changed.clear();
+    }
+
+    /// Before the next statement: what a transaction that has ended created is old now
+    /// (`Transaction::forget_ended`; a statement outside a block and a file transaction
+    /// commits as it ends).
+    pub fn forget_ended(&mut self) {
+        self.transaction.forget_ended();
+    }
+
     /// The file's transaction as far as the statements observed so far show it.
     pub fn transaction(&self) -> &Transaction {
         &self.transaction

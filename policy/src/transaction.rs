@@ -316,6 +316,16 @@ impl Transaction {
         }
     }
 
+    /// A script run statement by statement (`psql -f`, a tool's autocommit mode): each
+    /// statement outside a `BEGIN` block commits on its own. Unqualified names are
+    /// `public`'s, as in `file`.
+    pub fn script() -> Transaction {
+        Transaction {
+            naming: Naming::Public,
+            ..Transaction::default()
+        }
+    }
+
     pub fn status(&self) -> TransactionStatus {
         self.status
     }

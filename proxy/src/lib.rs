@@ -9,7 +9,7 @@
 
 mod backend;
 mod cancels;
-mod catalog;
+pub mod catalog;
 mod clean_verdicts;
 mod config;
 mod frontend;
@@ -19,7 +19,7 @@ mod messages;
 mod metrics;
 mod passthrough;
 mod session;
-mod tls;
+pub mod tls;
 mod tracker;
 
 use std::net::SocketAddr;

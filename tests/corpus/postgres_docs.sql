@@ -130,7 +130,8 @@ CREATE INDEX CONCURRENTLY sales_quantity_index ON sales_table (quantity);
 -- expect: ok
 CREATE INDEX measurement_usls_idx ON ONLY measurement (unitsales);
 
--- expect: drop_index_non_concurrently
+-- The file's transaction built title_idx: no other session sees it yet.
+-- expect: ok
 DROP INDEX title_idx;
 
 -- expect: ok

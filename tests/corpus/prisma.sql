@@ -100,7 +100,8 @@ ALTER TABLE "Profile" ADD CONSTRAINT "Profile_userId_fkey" FOREIGN KEY ("userId"
 ALTER TABLE "Profile" DROP CONSTRAINT "Profile_ownerId_fkey";
 
 -- DropIndex
--- expect: drop_index_non_concurrently
+-- The script's transaction built it: no other session sees it yet.
+-- expect: ok
 DROP INDEX "Profile_handle_idx";
 
 -- RenameIndex

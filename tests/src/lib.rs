@@ -7,7 +7,9 @@
 //! removes the dir when the test process dies, even by SIGKILL; `Drop` does the same
 //! sooner on a normal exit or panic.
 
+mod certs;
 pub mod tools;
+pub use certs::CertDir;
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};

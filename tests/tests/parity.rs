@@ -1,8 +1,11 @@
-//! Parity: every corpus statement decided three ways, by `safe-migrations check`'s
-//! decision (in-process, file catalog), by the extension (guarded role, real cluster) and
-//! by the proxy (guarded role, cluster without the extension). The extension and the
-//! proxy must send exactly the same reports, errors and leave the same server state; the
-//! CLI may differ only where its catalog cannot know. The corpus is tests/corpus/*.sql;
+//! Parity: every corpus statement decided four ways, by `safe-migrations check`'s
+//! decision (in-process, file catalog), by the extension (guarded role, real cluster), by
+//! the proxy (guarded role, cluster without the extension) and by `safe-migrations check
+//! --database-url` (the binary, against a database holding the setup alone). The
+//! extension and the proxy must send exactly the same reports, errors and leave the same
+//! server state; check with the database must reach the extension's verdict but where
+//! tests/corpus/database_differs.txt says why not; the CLI without a database may differ
+//! only where its catalog cannot know. The corpus is tests/corpus/*.sql;
 //! tests/corpus/live/ holds the cases that need a real schema (setup/ creates it).
 
 use std::cell::Cell;
@@ -362,6 +365,126 @@ fn cli_outcomes(file: &CorpusFile) -> Vec<CliOutcome> {
     outcomes
 }
 
+/// What `safe-migrations check --database-url` reports for each statement of a file: the
+/// binary run on the file's statements against a database that holds the setup alone
+/// (the state before them; nothing of them runs), as the warn-mode role whose settings it
+/// reads, statement by statement (`--transaction statement`, as this test runs them), in
+/// warn mode. Its JSON, read back into the messages the extension sends (a finding's
+/// `rule: message`, DETAIL and HINT; an acknowledgement's NOTICE), sorted.
+fn check_outcomes(cluster: &Cluster, file: &CorpusFile, sql: &str) -> Vec<Vec<Message>> {
+    let db = format!("parity_c_{}", file.stem);
+    cluster.execute(
+        &cluster.superuser_url(),
+        &format!("CREATE DATABASE {} OWNER {WARN_ROLE}", policy::sql::ident(&db)),
+    );
+    if !file.setup.trim().is_empty() {
+        cluster.execute(
+            &cluster.url(SUPERUSER, &db),
+            &format!("SET ROLE {WARN_ROLE};\n{}", file.setup),
+        );
+    }
+    // The statements at their lines: the setup's lines left blank.
+    let body_start = if file.live {
+        sql.find(&format!("\n{SETUP_END}\n")).unwrap() + SETUP_END.len() + 2
+    } else {
+        0
+    };
+    let text = format!(
+        "{}{}",
+        "\n".repeat(sql[..body_start].matches('\n').count()),
+        &sql[body_start..]
+    );
+    let path = std::env::temp_dir().join(format!("sm-parity-{}-{}.sql", std::process::id(), file.stem));
+    std::fs::write(&path, text).unwrap();
+    let output = std::process::Command::new(e2e::safe_migrations_bin())
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--mode",
+            "warn",
+            "--transaction",
+            "statement",
+            "--database-url",
+        ])
+        .arg(cluster.url(WARN_ROLE, &db))
+        .arg(&path)
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run safe-migrations check");
+    let _ = std::fs::remove_file(&path);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let problems: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "{}: check --database-url: not JSON ({err}): {stdout}\n{}",
+            file.name,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let lines: Vec<usize> = file
+        .pieces
+        .iter()
+        .map(|piece| piece.location.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    let mut outcomes = vec![Vec::new(); file.pieces.len()];
+    for problem in problems.as_array().unwrap() {
+        let text = |field: &str| problem[field].as_str().unwrap_or_default().to_string();
+        let line = problem["line"].as_u64().unwrap_or(0) as usize;
+        let index = lines.partition_point(|&start| start <= line).saturating_sub(1);
+        let message = if text("severity") == "note" {
+            Message {
+                severity: "NOTICE".to_string(),
+                code: "00000".to_string(),
+                message: format!("safe_migrations: {} {}", text("rule"), text("message")),
+                detail: None,
+                hint: None,
+            }
+        } else {
+            Message {
+                severity: text("severity").to_uppercase(),
+                code: text("sqlstate"),
+                message: format!("{}: {}", text("rule"), text("message")),
+                detail: Some(text("detail")),
+                hint: Some(text("hint")),
+            }
+        };
+        outcomes[index].push(message);
+    }
+    for outcome in &mut outcomes {
+        outcome.sort_by_key(|message| message.to_string());
+    }
+    outcomes
+}
+
+/// tests/corpus/database_differs.txt: (file, statement on one line) -> why check
+/// --database-url's verdict differs from the extension's there.
+fn database_differences() -> std::collections::HashMap<(String, String), String> {
+    let path = corpus_dir().join("database_differs.txt");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [file, statement, why] = fields.as_slice() else {
+                panic!("{}: not file<TAB>statement<TAB>why: {line}", path.display());
+            };
+            ((file.to_string(), statement.to_string()), why.to_string())
+        })
+        .collect()
+}
+
+/// A statement's verdict: each report's severity, SQLSTATE and rule (its text may differ
+/// where it quotes what only the run shows: the planner's estimate of a table the run
+/// wrote to, say).
+fn verdict_of(messages: &[Message]) -> Vec<(String, String, Option<String>)> {
+    let mut verdict: Vec<_> = messages
+        .iter()
+        .map(|message| (message.severity.clone(), message.code.clone(), message.rule()))
+        .collect();
+    verdict.sort();
+    verdict
+}
+
 /// What one statement got from the server (through the proxy or not).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 struct Outcome {
@@ -623,8 +746,13 @@ fn extension_and_proxy_agree_on_every_corpus_statement() {
     let mut failures = String::new();
     let mut cli_notes = String::new();
     let (mut disagreements, mut cli_unknown, mut cli_differs) = (0, 0, 0);
+    let (mut database_differs, mut database_messages) = (0, 0);
+    let known_differences = database_differences();
+    let mut database_known = std::collections::HashSet::new();
     for ((file, extension_file), proxy_file) in files.iter().zip(&extension_runs).zip(&proxy_runs) {
         let cli = cli_outcomes(file);
+        let sql = std::fs::read_to_string(corpus_dir().join(&file.name)).unwrap();
+        let with_database = check_outcomes(&with_extension, file, &sql);
         for (index, piece) in file.pieces.iter().enumerate() {
             let (warn_ext, warn_proxy) = (&extension_file[0].0[index], &proxy_file[0].0[index]);
             let (enforce_ext, enforce_proxy) = (&extension_file[1].0[index], &proxy_file[1].0[index]);
@@ -659,6 +787,37 @@ fn extension_and_proxy_agree_on_every_corpus_statement() {
                 }
             }
             let mut problems = Vec::new();
+            // The extension's reports, a refusal (an error even in warn mode) included.
+            let mut ext_sorted: Vec<Message> = ext_reports
+                .iter()
+                .map(|message| (*message).clone())
+                .chain(
+                    warn_ext
+                        .error
+                        .iter()
+                        .filter(|error| error.is_safe_migrations())
+                        .cloned(),
+                )
+                .collect();
+            ext_sorted.sort_by_key(|message| message.to_string());
+            if with_database[index] != ext_sorted {
+                database_messages += 1;
+            }
+            let key = (file.name.clone(), policy::sql::one_line(&piece.source));
+            if verdict_of(&with_database[index]) != verdict_of(&ext_sorted) && known_differences.contains_key(&key) {
+                database_known.insert(key);
+            } else if verdict_of(&with_database[index]) != verdict_of(&ext_sorted) {
+                database_differs += 1;
+                let database_outcome = Outcome {
+                    notices: with_database[index].clone(),
+                    ..Outcome::default()
+                };
+                problems.push(format!(
+                    "check --database-url:{}\n    extension:{}",
+                    describe(&database_outcome),
+                    describe(warn_ext)
+                ));
+            }
             if warn_ext != warn_proxy {
                 problems.push(format!(
                     "warn mode:\n    extension:{}\n    proxy:{}",
@@ -730,9 +889,22 @@ fn extension_and_proxy_agree_on_every_corpus_statement() {
             }
         }
     }
+    for ((file, statement), why) in &known_differences {
+        if !database_known.contains(&(file.clone(), statement.clone())) {
+            disagreements += 1;
+            let _ = writeln!(
+                failures,
+                "{file} {statement}\n  tests/corpus/database_differs.txt says check --database-url differs from the \
+                 extension here ({why}), but it agrees now (or the statement is gone): remove the line\n"
+            );
+        }
+    }
     let summary = format!(
-        "parity: {total} statements, {disagreements} disagreements (extension vs proxy), \
-         {cli_unknown} cli-unknown, {cli_differs} cli-differs"
+        "parity: {total} statements, {disagreements} disagreements (extension vs proxy vs check \
+         --database-url: {database_differs}, besides the {} listed; its messages differ for {database_messages}), \
+         {cli_unknown} cli-unknown, \
+         {cli_differs} cli-differs (without a database)",
+        known_differences.len()
     );
     report.push_str(&summary);
     report.push('\n');

@@ -1,7 +1,6 @@
 //! One file's statements, decided in order with what the file showed before each, and
 //! the statements its `DO` blocks run.
 
-use policy::file_catalog::FileCatalog;
 use policy::finding::SQLSTATE_UNPARSABLE;
 use policy::model::{RoutineKind, TransactionKind};
 use policy::settings::Unparsable;
@@ -13,6 +12,7 @@ use parse::plpgsql::{do_block_sql, BlockStatement, Unreadable};
 use parse::prepared::{executed_name, Prepares};
 use parse::{parse_sql, starts_with_word, ParsedStatement};
 
+use super::run_catalog::RunCatalog;
 use super::Problem;
 
 /// Check one file's SQL: every statement decided in order, the catalog learning from
@@ -29,28 +29,50 @@ pub fn check_sql(file: &str, sql: &str, settings: &Settings, server_version_num:
 }
 
 /// One file's statements, decided in order with what the file showed before each.
-pub struct FileCheck<'a> {
+pub struct FileCheck<'a, 'db> {
     file: &'a str,
     lines: Lines<'a>,
     settings: &'a Settings,
-    catalog: FileCatalog,
+    catalog: RunCatalog<'db>,
     /// What the file's PREPAREs prepared: an EXECUTE runs it.
     prepares: Prepares,
     /// Where the last statement decided starts (its first keyword).
     last_statement: Option<usize>,
 }
 
-impl<'a> FileCheck<'a> {
+impl<'a, 'db> FileCheck<'a, 'db> {
     /// `file` names `sql`, the text the statements are parsed from, in problems.
-    pub fn new(file: &'a str, sql: &'a str, settings: &'a Settings, server_version_num: Option<u32>) -> FileCheck<'a> {
+    pub fn new(
+        file: &'a str,
+        sql: &'a str,
+        settings: &'a Settings,
+        server_version_num: Option<u32>,
+    ) -> FileCheck<'a, 'db> {
+        let catalog = RunCatalog::new(server_version_num, policy::Transaction::file(), None);
+        FileCheck::with_catalog(file, sql, settings, catalog)
+    }
+
+    /// The next file of a run judged with `catalog`, which knows what the files before it
+    /// did (and, with `--database-url`, the database).
+    pub fn with_catalog(
+        file: &'a str,
+        sql: &'a str,
+        settings: &'a Settings,
+        catalog: RunCatalog<'db>,
+    ) -> FileCheck<'a, 'db> {
         FileCheck {
             file,
             lines: Lines::new(sql),
             settings,
-            catalog: FileCatalog::for_server(server_version_num),
+            catalog,
             prepares: Prepares::default(),
             last_statement: None,
         }
+    }
+
+    /// The catalog, for the run's next file.
+    pub fn into_catalog(self) -> RunCatalog<'db> {
+        self.catalog
     }
 
     /// The problems of the file's next statement: its own, then those of each statement
@@ -58,6 +80,7 @@ impl<'a> FileCheck<'a> {
     /// An EXECUTE of a statement the file prepared is decided as the query it runs.
     pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
         self.prepares.note(&parsed.statement.source);
+        self.catalog.forget_ended();
         let executed = self.executed_query(parsed);
         let parsed = executed.as_ref().unwrap_or(parsed);
         let statement = &parsed.statement;

@@ -6,20 +6,27 @@
 //! `file` decides one file's statements, `problem` is what is reported, `render` writes
 //! problems as text, JSON, GitHub annotations, SARIF or a GitLab Code Quality report.
 
+mod database;
 mod file;
+mod pgpass;
 mod problem;
 mod render;
+mod run_catalog;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use policy::settings::Unparsable;
-use policy::{Mode, Settings, Severity};
+use policy::settings::{Unparsable, SETTINGS};
+use policy::{Mode, Settings, Severity, Transaction};
 
+use parse::parse_sql;
+
+pub use database::Database;
 pub use file::{check_sql, FileCheck};
 pub use problem::Problem;
 use render::render;
+pub use run_catalog::RunCatalog;
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
@@ -39,6 +46,22 @@ pub struct CheckArgs {
     /// a DO block in another language): reject reports it (SM004), allow skips it.
     #[arg(long, value_enum, default_value_t = UnparsableChoice::Reject)]
     pub unparsable: UnparsableChoice,
+    /// Answer the catalog from this database, read-only, as it stands before the files run
+    /// (a staging copy, or a schema-only database CI restores): column types, table sizes,
+    /// constraints, domains, functions. Connect as the role the migrations run as: its
+    /// `safe_migrations.*` settings (ALTER ROLE ... SET) are read and applied, but for the
+    /// mode, which --mode sets. The files are judged in order as one run: a table an
+    /// earlier file created is known, and empty until the run writes to it.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Judge without a database, whatever --database-url or DATABASE_URL says.
+    #[arg(long)]
+    pub offline: bool,
+    /// How each file runs: file, one transaction unless it says COMMIT (as Flyway, sqlx
+    /// and most ORMs run a migration); statement, each statement outside a BEGIN block
+    /// committing on its own (psql -f, a tool's non-transactional migration).
+    #[arg(long, value_enum, default_value_t = TransactionChoice::File)]
+    pub transaction: TransactionChoice,
     /// SQL files, directories (every *.sql below them, in sorted order) or - for standard input.
     #[arg(required = true, value_name = "FILE|DIR|-")]
     pub paths: Vec<PathBuf>,
@@ -54,6 +77,12 @@ pub enum Format {
     Sarif,
     /// A GitLab Code Quality report (artifacts:reports:codequality).
     Gitlab,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransactionChoice {
+    File,
+    Statement,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -73,30 +102,83 @@ const EXIT_FINDINGS: u8 = 1;
 const EXIT_UNCHECKED: u8 = 2;
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    let mut settings = Settings {
+    let url = args.database_url.as_deref().filter(|_| !args.offline);
+    let database = match url.map(Database::connect).transpose() {
+        Ok(database) => database,
+        Err(err) => {
+            eprintln!("safe-migrations check: --database-url: {err}");
+            return ExitCode::from(EXIT_UNCHECKED);
+        }
+    };
+    let mut settings = match &database {
+        Some(database) => match role_settings(database) {
+            Ok(settings) => settings,
+            Err(err) => {
+                eprintln!("safe-migrations check: {}: {err}", database.name);
+                return ExitCode::from(EXIT_UNCHECKED);
+            }
+        },
+        None => Settings {
+            acknowledgements: true,
+            ..Settings::default()
+        },
+    };
+    let role_allow = settings.value_of("allow").unwrap_or_default();
+    settings = Settings {
         mode: match args.mode {
             CheckMode::Enforce => Mode::Enforce,
             CheckMode::Warn => Mode::Warn,
         },
-        acknowledgements: true,
         unparsable: match args.unparsable {
             UnparsableChoice::Reject => Unparsable::Reject,
             UnparsableChoice::Allow => Unparsable::Allow,
         },
-        ..Settings::default()
+        ..settings
     };
-    if let Err(err) = settings.apply("allow", &args.allow.join(",")) {
+    let allow: Vec<String> = std::iter::once(role_allow)
+        .chain(args.allow.iter().cloned())
+        .filter(|list| !list.trim().is_empty())
+        .collect();
+    if let Err(err) = settings.apply("allow", &allow.join(",")) {
         eprintln!("safe-migrations check: --allow: {err}");
         return ExitCode::from(EXIT_UNCHECKED);
     }
     let server_version_num = args.pg_version.map(version_num);
 
+    let start = match args.transaction {
+        TransactionChoice::File => Transaction::file(),
+        TransactionChoice::Statement => Transaction::script(),
+    };
     let mut problems = Vec::new();
+    // With a database the files are one run, judged in order; without one, each file
+    // on its own.
+    let mut catalog = RunCatalog::new(server_version_num, start.clone(), database.as_ref());
     for input in inputs(&args.paths, &mut problems) {
-        match read(&input) {
-            Ok(sql) => problems.extend(check_sql(&input.display_name(), &sql, &settings, server_version_num)),
-            Err(message) => problems.push(Problem::unreadable(&input.display_name(), message)),
+        let name = input.display_name();
+        let sql = match read(&input) {
+            Ok(sql) => sql,
+            Err(message) => {
+                problems.push(Problem::unreadable(&name, message));
+                continue;
+            }
+        };
+        let statements = match parse_sql(&sql) {
+            Ok(statements) => statements,
+            Err(err) => {
+                problems.push(Problem::syntax_error(&name, &sql, &err));
+                continue;
+            }
+        };
+        if database.is_none() {
+            catalog = RunCatalog::new(server_version_num, start.clone(), None);
         }
+        let mut check = FileCheck::with_catalog(&name, &sql, &settings, catalog);
+        for parsed in &statements {
+            problems.extend(check.statement(parsed));
+        }
+        problems.extend(check.finish());
+        catalog = check.into_catalog();
+        catalog.next_file();
     }
 
     print!("{}", render(&problems, args.format));
@@ -108,6 +190,26 @@ pub fn run(args: CheckArgs) -> ExitCode {
         0
     };
     ExitCode::from(status)
+}
+
+/// The role's policy as the server gives it to the session (`ALTER ROLE ... SET
+/// safe_migrations.*`, whether the extension is installed there or not), as the proxy
+/// reads it.
+fn role_settings(database: &Database) -> Result<Settings, String> {
+    let names: Vec<String> = SETTINGS
+        .iter()
+        .map(|spec| format!("safe_migrations.{}", spec.name))
+        .collect();
+    let values = database.settings(&names)?;
+    let mut settings = Settings::default();
+    for (spec, value) in SETTINGS.iter().zip(values) {
+        if let Some(value) = value.filter(|value| !value.trim().is_empty()) {
+            settings
+                .apply(spec.name, &value)
+                .map_err(|err| format!("the role's safe_migrations.{}: {err}", spec.name))?;
+        }
+    }
+    Ok(settings)
 }
 
 /// `--pg-version 15` or `--pg-version 150004` as server_version_num.

@@ -1,6 +1,7 @@
 //! The database URL a migration command reads (`postgres://user:pass@host:port/db?...`),
-//! taken apart only as far as `run` needs: where the server is, what TLS it asks for, and
-//! the same URL pointing at the proxy instead.
+//! taken apart only as far as `run` and `check --database-url` need: where the server is,
+//! who connects to which database, what TLS it asks for, and the same URL pointing at the
+//! proxy instead.
 
 use proxy::UpstreamTls;
 
@@ -81,6 +82,42 @@ impl DatabaseUrl {
             path: path.to_string(),
             parameters,
         })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The user the URL names (`user@`, or `?user=`, which wins as in libpq), decoded.
+    pub fn user(&self) -> Option<String> {
+        let named = self.userinfo.trim_end_matches('@');
+        let named = named.split_once(':').map_or(named, |(user, _)| user);
+        self.parameter("user")
+            .or_else(|| Some(percent_decode(named)))
+            .filter(|user| !user.is_empty())
+    }
+
+    /// The password the URL holds (`user:password@` or `?password=`), decoded.
+    pub fn password(&self) -> Option<String> {
+        let userinfo = self.userinfo.trim_end_matches('@');
+        self.parameter("password")
+            .or_else(|| userinfo.split_once(':').map(|(_, password)| percent_decode(password)))
+    }
+
+    /// The database the URL names (its path, or `?dbname=`), decoded.
+    pub fn dbname(&self) -> Option<String> {
+        self.parameter("dbname")
+            .or_else(|| Some(percent_decode(self.path.trim_start_matches('/'))))
+            .filter(|name| !name.is_empty())
+    }
+
+    /// The last value of the parameter `name`, decoded.
+    pub fn parameter(&self, name: &str) -> Option<String> {
+        last_parameter(&self.parameters, name)
     }
 
     /// Where the server listens, as `--upstream` takes it.

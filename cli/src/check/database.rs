@@ -1,0 +1,234 @@
+//! `check --database-url`: one read-only session on the database the migrations will run
+//! on, asked the same catalog questions the proxy asks on a client's session
+//! (`proxy::catalog::Question`, the same SQL), each answer kept for the run.
+//!
+//! It connects as libpq would: host, port, user, database and password from the URL,
+//! else `PGUSER`, `PGDATABASE`, `PGPASSWORD` and the password file (`PGPASSFILE`,
+//! `~/.pgpass`); TLS as the URL's `sslmode` says (`disable`; `prefer`, the default, and
+//! `require` encrypt without verifying the certificate, as libpq does without a root
+//! certificate file; `verify-full` verifies it against `sslrootcert` or the system's
+//! roots, and the host name). The session is read-only (`default_transaction_read_only`),
+//! waits at most a second for a lock and thirty for a statement: nothing of the files is
+//! executed, only catalog queries and `EXPLAIN` without `ANALYZE`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
+use postgres::{Client, SimpleQueryMessage, Socket};
+use proxy::catalog::{Answer, Question};
+use proxy::UpstreamTls;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::pgpass;
+use crate::url::DatabaseUrl;
+
+/// The session and what it has answered so far.
+pub struct Database {
+    client: RefCell<Client>,
+    answers: RefCell<HashMap<Question, Answer>>,
+    /// Where it connected, for messages (`user@host:port/database`).
+    pub name: String,
+    pub server_version_num: Option<u32>,
+    pub timezone: Option<String>,
+    pub superuser: Option<bool>,
+}
+
+impl Database {
+    /// Connect to the database `url` names.
+    pub fn connect(url: &str) -> Result<Database, String> {
+        let parsed = DatabaseUrl::parse(url)?;
+        let user = parsed
+            .user()
+            .or_else(|| std::env::var("PGUSER").ok().filter(|user| !user.is_empty()))
+            .or_else(|| std::env::var("USER").ok().filter(|user| !user.is_empty()))
+            .ok_or("names no user, and neither PGUSER nor USER is set")?;
+        let dbname = parsed
+            .dbname()
+            .or_else(|| std::env::var("PGDATABASE").ok().filter(|name| !name.is_empty()))
+            .unwrap_or_else(|| user.clone());
+        let password = parsed
+            .password()
+            .or_else(|| std::env::var("PGPASSWORD").ok())
+            .or_else(|| {
+                pgpass::location().and_then(|path| pgpass::lookup(&path, parsed.host(), parsed.port(), &dbname, &user))
+            });
+        let mut config = postgres::Config::new();
+        config
+            .host(parsed.host())
+            .port(parsed.port())
+            .user(&user)
+            .dbname(&dbname)
+            .application_name("safe-migrations check")
+            .connect_timeout(Duration::from_secs(10));
+        if let Some(password) = &password {
+            config.password(password);
+        }
+        if let Some(options) = parsed.parameter("options") {
+            config.options(&options);
+        }
+        let mode = parsed.upstream_tls()?.unwrap_or(UpstreamTls::Prefer);
+        let root = parsed.root_cert().map(std::path::PathBuf::from);
+        let connector = proxy::tls::upstream_connector(mode, root.as_deref())?;
+        config.ssl_mode(match mode {
+            UpstreamTls::Disable => postgres::config::SslMode::Disable,
+            UpstreamTls::Prefer => postgres::config::SslMode::Prefer,
+            UpstreamTls::Require | UpstreamTls::VerifyFull => postgres::config::SslMode::Require,
+        });
+        let name = format!("{user}@{}/{dbname}", parsed.upstream());
+        let client = match connector {
+            Some(connector) => config.connect(MakeRustls(connector)),
+            None => config.connect(postgres::NoTls),
+        }
+        .map_err(|err| format!("cannot connect to {name}: {}", describe(&err)))?;
+        let mut database = Database {
+            client: RefCell::new(client),
+            answers: RefCell::new(HashMap::new()),
+            name,
+            server_version_num: None,
+            timezone: None,
+            superuser: None,
+        };
+        database
+            .client
+            .get_mut()
+            .batch_execute(
+                "SET default_transaction_read_only = on; SET lock_timeout = '1s'; SET statement_timeout = '30s'",
+            )
+            .map_err(|err| format!("{}: {}", database.name, describe(&err)))?;
+        let row = database
+            .row(
+                "SELECT pg_catalog.current_setting('server_version_num'), pg_catalog.current_setting('TimeZone'), \
+                 pg_catalog.current_setting('is_superuser')",
+            )
+            .map_err(|err| format!("{}: {err}", database.name))?;
+        database.server_version_num = row.first().cloned().flatten().and_then(|v| v.parse().ok());
+        database.timezone = row.get(1).cloned().flatten();
+        database.superuser = row.get(2).cloned().flatten().map(|v| v == "on");
+        Ok(database)
+    }
+
+    /// The values of `current_setting(name, true)` for each name (None: not set).
+    pub fn settings(&self, names: &[String]) -> Result<Vec<Option<String>>, String> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns: Vec<String> = names
+            .iter()
+            .map(|name| format!("pg_catalog.current_setting({}, true)", policy::sql::literal(name)))
+            .collect();
+        self.row(&format!("SELECT {}", columns.join(", ")))
+    }
+
+    /// The first row of `sql`'s answer.
+    fn row(&self, sql: &str) -> Result<Vec<Option<String>>, String> {
+        Ok(self.rows(sql)?.into_iter().next().unwrap_or_default())
+    }
+
+    fn rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+        let messages = self
+            .client
+            .borrow_mut()
+            .simple_query(sql)
+            .map_err(|err| describe(&err))?;
+        Ok(messages
+            .into_iter()
+            .filter_map(|message| match message {
+                SimpleQueryMessage::Row(row) => Some((0..row.len()).map(|i| row.get(i).map(str::to_owned)).collect()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The answer to `question`, asked once. A query that fails (a name that does not
+    /// resolve in an EXPLAIN, a lock not granted within the second) answers "unknown".
+    pub fn ask(&self, question: Question) -> Answer {
+        if let Some(answer) = self.answers.borrow().get(&question) {
+            return answer.clone();
+        }
+        let answer = question.answer(self.rows(&question.sql()).ok());
+        self.answers.borrow_mut().insert(question, answer.clone());
+        answer
+    }
+}
+
+/// A server error's message with its DETAIL, or the client's error.
+fn describe(err: &postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => err.to_string(),
+    }
+}
+
+/// TLS for the session by rustls, configured as the proxy's connection to its upstream
+/// (`proxy::tls::upstream_connector`). No channel binding is offered: SCRAM goes without
+/// it, as with libpq's `channel_binding=prefer` when the client cannot bind.
+struct MakeRustls(tokio_rustls::TlsConnector);
+
+struct Connect {
+    connector: tokio_rustls::TlsConnector,
+    host: String,
+}
+
+struct RustlsStream(tokio_rustls::client::TlsStream<Socket>);
+
+impl MakeTlsConnect<Socket> for MakeRustls {
+    type Stream = RustlsStream;
+    type TlsConnect = Connect;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> io::Result<Connect> {
+        Ok(Connect {
+            connector: self.0.clone(),
+            host: domain.to_string(),
+        })
+    }
+}
+
+impl TlsConnect<Socket> for Connect {
+    type Stream = RustlsStream;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        Box::pin(async move {
+            let name =
+                proxy::tls::server_name(&self.host).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+            Ok(RustlsStream(self.connector.connect(name, stream).await?))
+        })
+    }
+}
+
+impl TlsStream for RustlsStream {
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
+}
+
+impl AsyncRead for RustlsStream {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RustlsStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

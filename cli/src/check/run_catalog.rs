@@ -1,0 +1,380 @@
+//! The catalog `check` decides with: what the files showed (`FileCatalog`: tables they
+//! created, columns they declared, the transaction), and, with `--database-url`, what the
+//! database answers about everything else, as it stands before the run.
+//!
+//! The database has not seen the files: an object the run created, dropped, renamed or
+//! moved is answered from the files or not at all, never by the database under that name.
+//! A table the run created and has written no row to holds none (its size is zero blocks,
+//! as the extension would find it); one it wrote to is of unknown size.
+
+use std::collections::HashSet;
+
+use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
+use policy::file_catalog::FileCatalog;
+use policy::model::{ObjectKind, QualifiedName, Statement, Stmt, TransactionKind};
+use policy::transaction::Transaction;
+use policy::types::{Coercion, TypeName};
+use proxy::catalog::{Answer, Estimate, Question};
+
+use super::database::Database;
+
+pub struct RunCatalog<'db> {
+    file: FileCatalog,
+    database: Option<&'db Database>,
+    /// Relations the run created (under their current names).
+    created: HashSet<QualifiedName>,
+    /// Relations created by the run that it may have written rows to.
+    written: HashSet<QualifiedName>,
+    /// Names the run dropped, renamed or moved, from or to: the database's answer under
+    /// such a name is not about what the name means at this point of the run.
+    touched: HashSet<QualifiedName>,
+    /// The session's TimeZone as the run's SETs leave it (None: unknown, after a SET
+    /// LOCAL); at first the database's.
+    timezone: Option<String>,
+    /// Every file starts as this transaction (`--transaction`).
+    start: Transaction,
+}
+
+/// Unqualified names are `public`'s, as in the file catalog.
+fn key(name: &QualifiedName) -> QualifiedName {
+    QualifiedName {
+        schema: name.schema.clone().filter(|schema| schema != "public"),
+        name: name.name.clone(),
+    }
+}
+
+impl<'db> RunCatalog<'db> {
+    /// Files judged with `start` as each file's transaction, and the database if given.
+    pub fn new(server_version_num: Option<u32>, start: Transaction, database: Option<&'db Database>) -> Self {
+        let mut file = FileCatalog::for_server(server_version_num.or(database.and_then(|db| db.server_version_num)));
+        file.start(start.clone());
+        RunCatalog {
+            file,
+            database,
+            created: HashSet::new(),
+            written: HashSet::new(),
+            touched: HashSet::new(),
+            timezone: database.and_then(|db| db.timezone.clone()),
+            start,
+        }
+    }
+
+    /// The run's next file: whatever transaction the last one left open ended with it.
+    pub fn next_file(&mut self) {
+        self.file
+            .observe(&Statement::new(Stmt::Transaction(TransactionKind::Commit), "COMMIT"));
+        self.file.start(self.start.clone());
+    }
+
+    /// Before the next statement (`FileCatalog::forget_ended`).
+    pub fn forget_ended(&mut self) {
+        self.file.forget_ended()
+    }
+
+    pub fn transaction(&self) -> &Transaction {
+        self.file.transaction()
+    }
+
+    pub fn set_implicit(&mut self, open: bool) -> bool {
+        self.file.set_implicit(open)
+    }
+
+    pub fn forget_renames(&mut self) {
+        self.file.forget_renames()
+    }
+
+    /// Learn from `statement`, decided (and, as far as the run knows, run).
+    pub fn observe(&mut self, statement: &Statement) {
+        match &statement.stmt {
+            Stmt::CreateTable(create) => {
+                // IF NOT EXISTS of a table the database has leaves that one.
+                let existing = create.if_not_exists
+                    && self.database_for(&create.table).is_some_and(|db| {
+                        matches!(
+                            db.ask(Question::RelationOid(create.table.clone())),
+                            Answer::Oid(Some(_))
+                        )
+                    });
+                if !existing {
+                    self.created.insert(key(&create.table));
+                    self.written.remove(&key(&create.table));
+                }
+                // A partition's rows are its parent's too.
+                if let Some(parent) = &create.partition_of {
+                    self.written.insert(key(parent));
+                }
+            }
+            Stmt::CreateTableAs { table, .. } => {
+                self.created.insert(key(table));
+                if !with_no_data(&statement.source) {
+                    self.written.insert(key(table));
+                }
+            }
+            Stmt::Dml(writes) => {
+                for write in writes {
+                    self.written.insert(key(&write.table));
+                }
+            }
+            Stmt::Rename(rename) if rename.subname.is_none() => {
+                let from = key(&rename.object);
+                let to = QualifiedName {
+                    schema: from.schema.clone(),
+                    name: rename.new_name.clone(),
+                };
+                self.move_relation(from, to);
+            }
+            Stmt::SetSchema(set) => {
+                let from = key(&set.object);
+                let to = key(&QualifiedName {
+                    schema: Some(set.new_schema.clone()),
+                    name: set.object.name.clone(),
+                });
+                self.move_relation(from, to);
+            }
+            Stmt::Drop(drop) if drop.kind != ObjectKind::Schema => {
+                for object in &drop.objects {
+                    self.created.remove(&key(object));
+                    self.touched.insert(key(object));
+                }
+            }
+            Stmt::CreateView(view) => {
+                self.touched.insert(key(&view.view));
+            }
+            // An index the run built is not the database's: its row count (reltuples) is
+            // what the build counted, which the run's rows decide.
+            Stmt::CreateIndex(index) => {
+                if let Some(name) = &index.name {
+                    self.touched.insert(key(&QualifiedName {
+                        schema: index.table.schema.clone(),
+                        name: name.clone(),
+                    }));
+                }
+            }
+            Stmt::Set(set) if set.name.as_deref().is_none_or(|name| name == "timezone") => {
+                self.timezone = match (&set.value, set.local) {
+                    // Until the transaction ends: not followed.
+                    (_, true) => None,
+                    (Some(value), false) => Some(value.trim_matches('\'').to_string()),
+                    (None, false) => self.database.and_then(|db| db.timezone.clone()),
+                };
+            }
+            _ => {}
+        }
+        self.file.observe(statement);
+    }
+
+    fn move_relation(&mut self, from: QualifiedName, to: QualifiedName) {
+        if self.created.remove(&from) {
+            self.created.insert(to.clone());
+        }
+        if self.written.remove(&from) {
+            self.written.insert(to.clone());
+        }
+        self.touched.insert(from);
+        self.touched.insert(to);
+    }
+
+    /// The database, when it may answer for `table`: a table the database has under
+    /// that name at this point of the run.
+    fn database_for(&self, table: &QualifiedName) -> Option<&'db Database> {
+        let table = key(table);
+        if self.created.contains(&table) || self.touched.contains(&table) {
+            return None;
+        }
+        self.database
+    }
+
+    fn created_by_run(&self, table: &QualifiedName) -> bool {
+        self.created.contains(&key(table))
+    }
+}
+
+/// Does a CREATE TABLE AS / MATERIALIZED VIEW end with `WITH NO DATA` (no row)?
+fn with_no_data(source: &str) -> bool {
+    let text = policy::sql::strip_leading_comments(source)
+        .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+        .to_ascii_lowercase();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    words.ends_with(&["with", "no", "data"])
+}
+
+fn bool_answer(answer: Answer) -> Option<bool> {
+    match answer {
+        Answer::Bool(answer) => answer,
+        _ => None,
+    }
+}
+
+fn names_answer(answer: Answer) -> Option<Vec<String>> {
+    match answer {
+        Answer::Names(answer) => answer,
+        _ => None,
+    }
+}
+
+impl Catalog for RunCatalog<'_> {
+    fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
+        // An index (or any relation) this transaction created.
+        if self.file.transaction().created_under(&key(table)) {
+            return Some(true);
+        }
+        if let Some(known) = self.file.created_in_transaction(table) {
+            return Some(known);
+        }
+        // A relation the database has under that name, which the run did not create.
+        let db = self.database_for(table)?;
+        match db.ask(Question::RelationOid(table.clone())) {
+            Answer::Oid(Some(_)) => Some(false),
+            _ => None,
+        }
+    }
+
+    fn column_type(&self, table: &QualifiedName, column: &str) -> Option<TypeName> {
+        if let Some(known) = self.file.column_type(table, column) {
+            return Some(known);
+        }
+        match self
+            .database_for(table)?
+            .ask(Question::ColumnType(table.clone(), column.to_string()))
+        {
+            Answer::Type(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
+        match self.database?.ask(Question::Volatility(name.clone())) {
+            Answer::Volatility(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn has_validated_not_null_check(&self, table: &QualifiedName, column: &str) -> Option<bool> {
+        if let Some(known) = self.file.has_validated_not_null_check(table, column) {
+            return Some(known);
+        }
+        bool_answer(
+            self.database_for(table)?
+                .ask(Question::NotNullCheck(table.clone(), column.to_string())),
+        )
+    }
+
+    fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
+        match self.database_for(table)?.ask(Question::EstimatedRows(table.clone())) {
+            Answer::Rows(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
+        bool_answer(self.database_for(table)?.ask(Question::Partitioned(table.clone())))
+    }
+
+    fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
+        bool_answer(self.database?.ask(Question::DomainConstraints(type_name.clone())))
+    }
+
+    fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
+        names_answer(
+            self.database_for(table)?
+                .ask(Question::IndexColumns(table.clone(), index.to_string())),
+        )
+    }
+
+    fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
+        match self.database?.ask(Question::Coercion(from.clone(), to.clone())) {
+            Answer::Coercion(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
+        match self
+            .database_for(&change.table)?
+            .ask(Question::TypeChangeDependents(change.clone()))
+        {
+            Answer::Dependents(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn is_superuser(&self) -> Option<bool> {
+        self.database?.superuser
+    }
+
+    fn server_version_num(&self) -> Option<u32> {
+        self.file.server_version_num()
+    }
+
+    fn timezone(&self) -> Option<String> {
+        self.timezone.clone()
+    }
+
+    fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
+        // Planned as the database stands: only for writes to tables the run has not
+        // created or changed the name of (EXPLAIN, never run).
+        let Stmt::Dml(writes) = &statement.stmt else {
+            return None;
+        };
+        if writes.iter().any(|write| self.database_for(&write.table).is_none()) {
+            return None;
+        }
+        let estimate = Estimate {
+            statement: statement.source.clone(),
+            executed: None,
+            nested: false,
+        };
+        match self.database?.ask(Question::RowsChanged(estimate)) {
+            Answer::Rows(answer) => answer,
+            _ => None,
+        }
+    }
+
+    fn relation_is_empty(&self, table: &QualifiedName) -> Option<bool> {
+        // Judged as one run against a database, a table the run created holds what the
+        // run wrote to it; a file judged on its own says nothing of what others wrote.
+        if self.created_by_run(table) {
+            return (self.database.is_some() && !self.written.contains(&key(table))).then_some(true);
+        }
+        bool_answer(self.database_for(table)?.ask(Question::EmptyRelation(table.clone())))
+    }
+
+    fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
+        names_answer(self.database?.ask(Question::DomainBaseType(type_name.clone())))?
+            .into_iter()
+            .next()
+    }
+
+    fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
+        names_answer(
+            self.database_for(table)?
+                .ask(Question::ConstraintType(table.clone(), name.to_string())),
+        )?
+        .first()?
+        .chars()
+        .next()
+    }
+
+    fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
+        names_answer(
+            self.database_for(relation)?
+                .ask(Question::RelationKind(relation.clone())),
+        )?
+        .first()?
+        .chars()
+        .next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_no_data_ends_the_statement() {
+        assert!(with_no_data("CREATE MATERIALIZED VIEW v AS SELECT 1 WITH NO DATA;"));
+        assert!(with_no_data("CREATE TABLE t AS SELECT 1 with  no\ndata"));
+        assert!(!with_no_data("CREATE TABLE t AS SELECT 1 WITH DATA"));
+        assert!(!with_no_data("CREATE TABLE t AS SELECT 'with no data'"));
+    }
+}

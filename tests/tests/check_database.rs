@@ -1,0 +1,302 @@
+//! `safe-migrations check --database-url`: the catalog answered by a real database, the
+//! files judged in order as one run, nothing of them executed; connecting as libpq does
+//! (password from the URL, PGPASSWORD or the password file; TLS by sslmode, verify-full
+//! against a CA file). Verdicts equal to the extension's on the whole corpus are checked
+//! by the parity test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use e2e::{CertDir, Cluster, ClusterOptions};
+
+fn cluster(conf: &[(String, String)]) -> Cluster {
+    let mut conf = conf.to_vec();
+    conf.push(("log_statement".into(), "all".into()));
+    conf.push(("log_connections".into(), "on".into()));
+    let cluster = Cluster::start_with(ClusterOptions {
+        extension: false,
+        conf,
+        ..ClusterOptions::default()
+    });
+    cluster.create_role("migrator", &[("mode", "enforce"), ("min_table_rows", "100")]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE DOMAIN plain_text AS text; CREATE DOMAIN email AS text CHECK (VALUE ~ '@'); \
+         CREATE TABLE people (id int, m text, n text); \
+         INSERT INTO people SELECT i, 'a@b', 'a@b' FROM generate_series(1, 1000) AS i; \
+         CREATE TABLE small (id int); INSERT INTO small SELECT generate_series(1, 10); \
+         ANALYZE people, small; ALTER TABLE people OWNER TO migrator; ALTER TABLE small OWNER TO migrator",
+    );
+    cluster
+}
+
+/// A directory of migration files, removed on drop.
+struct Files(PathBuf);
+
+impl Files {
+    fn new(name: &str, files: &[(&str, &str)]) -> Files {
+        let dir = std::env::temp_dir().join(format!("sm-check-db-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (file, sql) in files {
+            std::fs::write(dir.join(file), sql).unwrap();
+        }
+        Files(dir)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `check` of `dir` with `args`, the environment cleared of libpq's variables but those in `env`.
+fn check(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(e2e::safe_migrations_bin());
+    command.arg("check").args(args).arg(dir);
+    for name in ["DATABASE_URL", "PGPASSWORD", "PGPASSFILE", "PGUSER", "PGDATABASE"] {
+        command.env_remove(name);
+    }
+    command.env("HOME", dir);
+    command.envs(env.iter().copied());
+    command.output().expect("run safe-migrations check")
+}
+
+/// (file name, line, rule) of every error-level problem in `check`'s JSON.
+fn errors(output: &Output) -> Vec<(String, u64, String)> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let problems: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|err| {
+        panic!(
+            "not JSON ({err}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let mut found: Vec<(String, u64, String)> = problems
+        .as_array()
+        .expect("an array of problems")
+        .iter()
+        .filter(|problem| problem["severity"] == "error")
+        .map(|problem| {
+            let file = problem["file"].as_str().unwrap();
+            (
+                Path::new(file).file_name().unwrap().to_string_lossy().to_string(),
+                problem["line"].as_u64().unwrap(),
+                problem["rule"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+#[test]
+fn the_database_answers_the_catalog_and_the_files_run_in_order_without_being_executed() {
+    let cluster = cluster(&[]);
+    let files = Files::new(
+        "order",
+        &[
+            // A domain without constraints over the same type rewrites nothing; one with a
+            // CHECK checks every row (the database knows which is which).
+            (
+                "001_types.sql",
+                "ALTER TABLE people ALTER COLUMN m TYPE plain_text;\nALTER TABLE people ALTER COLUMN n TYPE email;\n",
+            ),
+            ("002_fresh.sql", "CREATE TABLE fresh (id int);\n"),
+            // A table an earlier file created holds no row yet; the database's own is large,
+            // and the small one is below min_table_rows (the role's setting, read from the
+            // database).
+            (
+                "003_indexes.sql",
+                "CREATE INDEX fresh_id ON fresh (id);\nCREATE INDEX people_id ON people (id);\nCREATE INDEX small_id ON small (id);\n",
+            ),
+            ("004_rows.sql", "INSERT INTO fresh VALUES (1);\n"),
+            ("005_index.sql", "CREATE INDEX fresh_id_again ON fresh (id);\nDROP TABLE people;\n"),
+        ],
+    );
+    let url = cluster.url("migrator", "postgres");
+    let output = check(&files.0, &["--format", "json", "--database-url", &url], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        errors(&output),
+        [
+            ("001_types.sql".to_string(), 2, "change_column_type".to_string()),
+            (
+                "003_indexes.sql".to_string(),
+                2,
+                "create_index_non_concurrently".to_string()
+            ),
+            (
+                "005_index.sql".to_string(),
+                1,
+                "create_index_non_concurrently".to_string()
+            ),
+            ("005_index.sql".to_string(), 2, "drop_table".to_string()),
+        ]
+    );
+    // DATABASE_URL is read too; --offline judges without it (the types are unknown then,
+    // and an earlier file's table is not known: each file on its own).
+    let from_env = check(&files.0, &["--format", "json"], &[("DATABASE_URL", &url)]);
+    assert_eq!(errors(&from_env), errors(&output));
+    let offline = check(&files.0, &["--format", "json", "--offline"], &[("DATABASE_URL", &url)]);
+    assert_ne!(errors(&offline), errors(&output));
+
+    // Nothing of the files ran: people is still there, fresh never was; the session was
+    // read-only and ran only catalog queries.
+    let state = cluster.execute(
+        &cluster.superuser_url(),
+        "SELECT to_regclass('people') IS NOT NULL, to_regclass('fresh') IS NULL, \
+         (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'n')",
+    );
+    assert_eq!(state.trim(), "t|t|text", "{state}");
+    let log = cluster.log();
+    assert!(log.contains("SET default_transaction_read_only = on"), "{log}");
+    for executed in [
+        "CREATE INDEX",
+        "DROP TABLE people",
+        "INSERT INTO fresh",
+        "ALTER TABLE people ALTER COLUMN",
+    ] {
+        assert!(!log.contains(executed), "{executed} reached the server:\n{log}");
+    }
+}
+
+#[test]
+fn it_connects_as_libpq_does_password_from_url_pgpassword_or_the_password_file() {
+    let cluster = cluster(&[]);
+    let files = Files::new("auth", &[("001.sql", "CREATE INDEX people_id ON people (id);\n")]);
+    let without_password = format!("postgres://migrator@127.0.0.1:{}/postgres", cluster.port());
+    let refused = vec![("001.sql".to_string(), 1, "create_index_non_concurrently".to_string())];
+
+    let output = check(
+        &files.0,
+        &["--format", "json", "--database-url", &without_password],
+        &[("PGPASSWORD", "migrator")],
+    );
+    assert_eq!(errors(&output), refused, "{}", stderr(&output));
+
+    let passfile = files.0.join("pgpass");
+    std::fs::write(
+        &passfile,
+        "other:5432:*:*:wrong\n127.0.0.1:*:postgres:migrator:migrator\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = check(
+        &files.0,
+        &["--format", "json", "--database-url", &without_password],
+        &[("PGPASSFILE", passfile.to_str().unwrap())],
+    );
+    assert_eq!(errors(&output), refused, "{}", stderr(&output));
+    // ~/.pgpass when PGPASSFILE is not set.
+    std::fs::copy(&passfile, files.0.join(".pgpass")).unwrap();
+    std::fs::set_permissions(files.0.join(".pgpass"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = check(
+        &files.0,
+        &["--format", "json", "--database-url", &without_password],
+        &[],
+    );
+    assert_eq!(errors(&output), refused, "{}", stderr(&output));
+
+    // A password file others may read is ignored, as libpq ignores it, and said so.
+    std::fs::set_permissions(&passfile, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = check(
+        &files.0,
+        &["--database-url", &without_password],
+        &[("PGPASSFILE", passfile.to_str().unwrap())],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("has group or world access"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A wrong password: exit 2, the server's reason, never the password.
+    let wrong = format!("postgres://migrator:s3cr3t-wrong@127.0.0.1:{}/postgres", cluster.port());
+    let output = check(&files.0, &["--database-url", &wrong], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = stderr(&output);
+    assert!(said.contains("password authentication failed"), "{said}");
+    assert!(!said.contains("s3cr3t-wrong"), "{said}");
+    assert!(
+        output.stdout.is_empty(),
+        "judged without its database: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn it_connects_over_tls_as_sslmode_says_verifying_the_server_with_verify_full() {
+    let certs = CertDir::new("check-db");
+    certs.ca("ca");
+    certs.server_certificate("ca", "DNS:localhost");
+    let cluster = cluster(&certs.ssl_conf());
+    let files = Files::new("tls", &[("001.sql", "CREATE INDEX people_id ON people (id);\n")]);
+    let refused = vec![("001.sql".to_string(), 1, "create_index_non_concurrently".to_string())];
+    let ca = certs.path_str("ca.pem");
+    let at = |host: &str, query: &str| {
+        format!(
+            "postgres://migrator:migrator@{host}:{}/postgres?{query}",
+            cluster.port()
+        )
+    };
+
+    for query in [
+        "sslmode=require".to_string(),
+        format!("sslmode=verify-full&sslrootcert={ca}"),
+    ] {
+        let before = cluster
+            .log()
+            .matches("application_name=safe-migrations check SSL enabled")
+            .count();
+        let output = check(
+            &files.0,
+            &["--format", "json", "--database-url", &at("localhost", &query)],
+            &[],
+        );
+        assert_eq!(errors(&output), refused, "{query}: {}", stderr(&output));
+        let after = cluster
+            .log()
+            .matches("application_name=safe-migrations check SSL enabled")
+            .count();
+        assert_eq!(after, before + 1, "{query}: no TLS session in the server log");
+    }
+    // verify-full checks the host name: the certificate names localhost, not 127.0.0.1.
+    let output = check(
+        &files.0,
+        &[
+            "--database-url",
+            &at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca}")),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot connect"), "{}", stderr(&output));
+    // sslmode=disable: plain TCP.
+    let before = cluster
+        .log()
+        .matches("application_name=safe-migrations check SSL enabled")
+        .count();
+    let output = check(
+        &files.0,
+        &[
+            "--format",
+            "json",
+            "--database-url",
+            &at("localhost", "sslmode=disable"),
+        ],
+        &[],
+    );
+    assert_eq!(errors(&output), refused, "{}", stderr(&output));
+    let after = cluster
+        .log()
+        .matches("application_name=safe-migrations check SSL enabled")
+        .count();
+    assert_eq!(after, before, "sslmode=disable used TLS");
+}
