@@ -1,6 +1,7 @@
 //! How a decision reaches the client, identically from the extension and the proxy:
 //! a NOTICE per acknowledged finding, a WARNING per finding that does not stop the
-//! statement, then at most one ERROR.
+//! statement, then at most one ERROR. A finding's HINT ends with the rule's page in the
+//! rule reference (`docs/rules/<rule>.md`), as `safe-migrations check` names it.
 
 use crate::finding::Severity;
 use crate::rules::Decision;
@@ -35,6 +36,34 @@ pub struct Report {
 /// SQLSTATE of notices and warnings that are not about one rule (successful_completion / warning).
 const SQLSTATE_NOTICE: &str = "00000";
 
+/// The rule and reason of an acknowledgement's NOTICE (as `reports` words it).
+pub fn acknowledgement(report: &Report) -> Option<(&str, &str)> {
+    if report.level != Level::Notice || report.sqlstate != SQLSTATE_NOTICE {
+        return None;
+    }
+    report
+        .message
+        .strip_prefix("safe_migrations: ")?
+        .split_once(" acknowledged: ")
+}
+
+/// The page of `rule` in the rule reference, for the rules of the catalogue.
+pub fn rule_page(rule: &str) -> Option<String> {
+    crate::rules::RULES
+        .iter()
+        .any(|known| known.id == rule)
+        .then(|| format!("docs/rules/{rule}.md"))
+}
+
+/// A finding's hint, then the line that names its rule's page.
+fn hint_with_reference(finding: &crate::finding::Finding) -> String {
+    match rule_page(finding.rule) {
+        Some(page) if finding.hint.is_empty() => format!("Rule reference: {page}"),
+        Some(page) => format!("{}\nRule reference: {page}", finding.hint),
+        None => finding.hint.clone(),
+    }
+}
+
 /// The messages for `decision`, in the order they are sent; an ERROR, if any, is last.
 pub fn reports(decision: &Decision) -> Vec<Report> {
     let mut out: Vec<Report> = decision
@@ -55,7 +84,7 @@ pub fn reports(decision: &Decision) -> Vec<Report> {
             sqlstate: finding.sqlstate,
             message: finding.text(),
             detail: Some(finding.detail.clone()),
-            hint: Some(finding.hint.clone()),
+            hint: Some(hint_with_reference(finding)),
         });
     }
     if let Some(finding) = rejection {
@@ -65,8 +94,30 @@ pub fn reports(decision: &Decision) -> Vec<Report> {
             sqlstate: finding.sqlstate,
             message: finding.text(),
             detail: Some(finding.detail.clone()),
-            hint: Some(finding.hint.clone()),
+            hint: Some(hint_with_reference(finding)),
         });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Finding, SQLSTATE_LOCK};
+
+    #[test]
+    fn a_rules_hint_ends_with_its_page_in_the_rule_reference() {
+        let finding =
+            |rule: &'static str, hint: &str| Finding::new(rule, SQLSTATE_LOCK, None, "m", "d", hint.to_string());
+        assert_eq!(
+            hint_with_reference(&finding("create_index_non_concurrently", "Build it concurrently.")),
+            "Build it concurrently.\nRule reference: docs/rules/create_index_non_concurrently.md"
+        );
+        assert_eq!(
+            hint_with_reference(&finding("lock_timeout", "")),
+            "Rule reference: docs/rules/lock_timeout.md"
+        );
+        // Not a rule of the catalogue: no page.
+        assert_eq!(hint_with_reference(&finding("unparsable", "h")), "h");
+    }
 }

@@ -43,13 +43,23 @@ pub static LOCK_RETRIES: Counter = Counter::new();
 pub static LOCK_TIMEOUT_FAILURES: Counter = Counter::new();
 /// Connections to the server that failed (refused, timed out, TLS).
 pub static UPSTREAM_CONNECT_ERRORS: Counter = Counter::new();
-/// Refusals, by rule.
+/// Refusals and acknowledgements, by rule.
 static REFUSALS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+static ACKNOWLEDGEMENTS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+fn count(counts: &Mutex<BTreeMap<String, u64>>, rule: &str) {
+    let mut counts = counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *counts.entry(rule.to_string()).or_default() += 1;
+}
 
 /// A statement refused by `rule`.
 pub fn refused(rule: &str) {
-    let mut counts = REFUSALS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    *counts.entry(rule.to_string()).or_default() += 1;
+    count(&REFUSALS, rule)
+}
+
+/// A finding of `rule` let through by an acknowledgement comment.
+pub fn acknowledged(rule: &str) {
+    count(&ACKNOWLEDGEMENTS, rule)
 }
 
 /// The OpenMetrics exposition: every family with its TYPE and HELP, `# EOF` last.
@@ -96,6 +106,12 @@ pub fn render(sessions_open: usize) -> String {
         "counter",
         "Statements refused, by rule.",
         &by_rule(&REFUSALS),
+    );
+    family(
+        "safe_migrations_acknowledgements",
+        "counter",
+        "Findings let through by an acknowledgement comment, by rule.",
+        &by_rule(&ACKNOWLEDGEMENTS),
     );
     family(
         "safe_migrations_lock_retries",

@@ -1,8 +1,10 @@
 //! The proxy's operator view: `--metrics-listen` serves OpenMetrics text that a real
 //! parser reads (prometheus_client's OpenMetrics parser, tests/tools/openmetrics) with
 //! sessions by guard, statements judged, refusals by rule, lock retries and failures and
-//! upstream connection errors counted as they happen; `--log-format json` logs a refusal
-//! as one JSON object with role, database, rule and statement.
+//! acknowledgements by rule and upstream connection errors counted as they happen;
+//! `--log-format json` logs a refusal, and an acknowledgement, as one JSON object with
+//! role, database, rule and statement (an acknowledgement once per statement judged,
+//! not per execution).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -122,6 +124,19 @@ fn metrics_count_what_the_proxy_does_and_json_logs_name_the_refusal() {
     migrator
         .batch_execute("CREATE INDEX CONCURRENTLY t_c ON t (c)")
         .unwrap();
+    // Acknowledged findings: by a Query, and by a statement prepared once (a named
+    // Parse) and executed twice.
+    migrator
+        .batch_execute(
+            "-- safe_migrations:allow create_index_non_concurrently -- t holds one row\nCREATE INDEX t_c_ack ON t (c)",
+        )
+        .unwrap();
+    let prepared = migrator
+        .prepare("-- safe_migrations:allow create_index_non_concurrently -- t holds one row\nCREATE INDEX IF NOT EXISTS t_c_ack2 ON t (c)")
+        .unwrap();
+    for _ in 0..2 {
+        migrator.execute(&prepared, &[]).unwrap();
+    }
     // Two unguarded ones.
     for _ in 0..2 {
         connect(&proxy.url("app", "postgres"))
@@ -162,6 +177,10 @@ fn metrics_count_what_the_proxy_does_and_json_logs_name_the_refusal() {
         ("safe_migrations_sessions_total{guarded=false}", 2),
         ("safe_migrations_sessions_open{}", 1),
         ("safe_migrations_refusals_total{rule=create_index_non_concurrently}", 1),
+        (
+            "safe_migrations_acknowledgements_total{rule=create_index_non_concurrently}",
+            2,
+        ),
         ("safe_migrations_lock_retries_total{}", 1),
         ("safe_migrations_lock_timeout_failures_total{}", 1),
         ("safe_migrations_upstream_connect_errors_total{}", 0),
@@ -191,6 +210,30 @@ fn metrics_count_what_the_proxy_does_and_json_logs_name_the_refusal() {
     assert_eq!(refusal["database"], "postgres", "{refusal}");
     assert_eq!(refusal["rule"], "create_index_non_concurrently", "{refusal}");
     assert_eq!(refusal["statement"], "CREATE INDEX t_c ON t (c)", "{refusal}");
+    // Each acknowledgement once: the prepared statement's at its Parse, not at each Execute.
+    let acknowledgements: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "finding acknowledged")
+        .collect();
+    let statements: Vec<&str> = acknowledgements
+        .iter()
+        .map(|line| line["statement"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        statements,
+        [
+            "CREATE INDEX t_c_ack ON t (c)",
+            "CREATE INDEX IF NOT EXISTS t_c_ack2 ON t (c)"
+        ],
+        "{lines:#?}"
+    );
+    for line in acknowledgements {
+        assert_eq!(line["level"], "INFO", "{line}");
+        assert_eq!(line["role"], "migrator", "{line}");
+        assert_eq!(line["database"], "postgres", "{line}");
+        assert_eq!(line["rule"], "create_index_non_concurrently", "{line}");
+        assert_eq!(line["reason"], "t holds one row", "{line}");
+    }
 
     // Connections to a server that is not there are counted.
     let dead_port = free_port();

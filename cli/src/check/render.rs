@@ -4,6 +4,7 @@
 mod gitlab;
 mod sarif;
 
+use policy::report::rule_page;
 use policy::Severity;
 
 use super::{Format, Problem};
@@ -16,15 +17,6 @@ pub(super) fn render(problems: &[Problem], format: Format) -> String {
         Format::Sarif => sarif::render(problems),
         Format::Gitlab => gitlab::render(problems),
     }
-}
-
-/// The rule's page in this repository (docs/rules, made from the rules' code), for the
-/// rules of the catalogue.
-fn rule_page(rule: &str) -> Option<String> {
-    policy::rules::RULES
-        .iter()
-        .any(|known| known.id == rule)
-        .then(|| format!("docs/rules/{rule}.md"))
 }
 
 /// A file as code review tools name it: relative to the working directory (the

@@ -162,10 +162,12 @@ impl Session {
         }
         if let Some(refusal) = verdict.refusal.clone() {
             let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
+            self.log_acknowledgements(&verdict.reports, &sql);
             self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }
         let reported = verdict.reports.clone();
+        self.log_acknowledgements(&verdict.reports, &sql);
         self.send_notices(verdict.reports).await?;
         if let Some(error) = self.take_abort_by_hidden_work() {
             self.refuse_extended(Vec::new(), Refusal::new("aborted", &sql), Some(error));
@@ -320,6 +322,7 @@ impl Session {
                     .into_iter()
                     .filter(|report| !recheck.reported.contains(report))
                     .collect();
+                self.log_acknowledgements(&reports, &recheck.sql);
                 if let Some(refusal) = verdict.refusal {
                     self.refuse_extended(reports, refusal, None);
                     return Ok(());

@@ -84,6 +84,23 @@ impl Session {
         self.discard_until_sync = true;
     }
 
+    /// The acknowledgements among `reports`, which go to the client now, for the
+    /// statements of `sql`: each logged once (a statement judged again at its Execute
+    /// reports only what its Parse did not) and counted.
+    pub(super) fn log_acknowledgements(&self, reports: &[Report], sql: &str) {
+        for (rule, reason) in reports.iter().filter_map(policy::report::acknowledgement) {
+            crate::metrics::acknowledged(rule);
+            tracing::info!(
+                role = %self.role,
+                database = %self.database,
+                rule = %rule,
+                reason = %reason,
+                statement = %policy::sql::first_line(sql),
+                "finding acknowledged"
+            );
+        }
+    }
+
     fn log_refusal(&self, refusal: &Refusal) {
         crate::metrics::refused(&refusal.rule);
         tracing::warn!(

@@ -69,9 +69,11 @@ impl Session {
                 self.answer_with_server_error(error);
                 return Ok(());
             }
+            self.log_acknowledgements(&verdict.reports, &sql);
             self.refuse_query(verdict.reports, refusal);
             return Ok(());
         }
+        self.log_acknowledgements(&verdict.reports, &sql);
         self.send_notices(verdict.reports).await?;
         if let Some(error) = self.take_abort_by_hidden_work() {
             self.answer_with_server_error(error);
