@@ -400,7 +400,7 @@ fn oids(array: &str) -> Option<Vec<u32>> {
     inner.split(',').map(|oid| oid.parse().ok()).collect()
 }
 
-pub(crate) fn explain_sql(statement: &str) -> String {
+pub fn explain_sql(statement: &str) -> String {
     format!("EXPLAIN (FORMAT JSON)\n{statement}")
 }
 

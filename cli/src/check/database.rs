@@ -145,6 +145,76 @@ impl Database {
             .collect())
     }
 
+    /// The planner's estimate of the rows the write changes (`Question::RowsChanged`), by
+    /// EXPLAIN (never run): of the statement; of an EXECUTE's query prepared under a name
+    /// of the check's, planned for the EXECUTE's constant arguments (a generic plan when
+    /// one is not a constant, or when a query has parameters and no EXECUTE); when that
+    /// fails, of its read-only stand-in (the rows it changes: a statement a DO block runs
+    /// may name the block's variables in what it sets). None when none can be planned.
+    pub fn rows_changed(&self, question: Question) -> Answer {
+        if let Some(answer) = self.answers.borrow().get(&question) {
+            return answer.clone();
+        }
+        let Question::RowsChanged(estimate) = &question else {
+            return self.ask(question);
+        };
+        let sql = &estimate.statement;
+        let mut rows = None;
+        let parameters = parse::calls::parameter_count(sql);
+        let name = "safe_migrations_check_estimate";
+        // An EXECUTE's query, planned for its constant arguments (others NULL, and the
+        // plan generic), as the proxy plans it; a query with parameters and no EXECUTE,
+        // generically.
+        let execute = match &estimate.executed {
+            Some(executed) => parse::prepared::execute_as(&executed.execute, name, false),
+            None if parameters > 0 && parameters <= usize::from(u16::MAX) => Some((
+                format!("EXECUTE {name}({})", vec!["NULL"; parameters].join(", ")),
+                false,
+            )),
+            None => None,
+        };
+        match execute {
+            Some((execute, constants)) => {
+                if self.rows(&format!("PREPARE {name} AS {sql}")).is_ok() {
+                    let generic = if constants {
+                        ""
+                    } else {
+                        "SET plan_cache_mode = force_generic_plan; "
+                    };
+                    rows = self.rows(&format!("{generic}EXPLAIN (FORMAT JSON) {execute}")).ok();
+                    let _ = self.rows(&format!("DEALLOCATE {name}; RESET plan_cache_mode"));
+                }
+            }
+            None => rows = self.rows(&proxy::catalog::explain_sql(sql)).ok(),
+        }
+        if rows.is_none() {
+            if let Some(stand_in) = parse::probe::rows_changed_probe(sql) {
+                rows = self.rows(&proxy::catalog::explain_sql(&stand_in)).ok();
+            }
+        }
+        let answer = question.answer(rows);
+        self.answers.borrow_mut().insert(question, answer.clone());
+        answer
+    }
+
+    /// The indexes that depend on `table.column` (dropped with it), by name.
+    pub fn indexes_on_column(&self, table: &policy::QualifiedName, column: &str) -> Vec<String> {
+        let sql = format!(
+            "SELECT c.relname FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid \
+             JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid \
+             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass \
+             AND d.refobjid = {} AND a.attname = {} AND c.relkind IN ('i', 'I')",
+            policy::catalog_queries::regclass(table),
+            policy::sql::literal(column)
+        );
+        self.rows(&sql)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| row.into_iter().next().flatten())
+            .collect()
+    }
+
     /// The answer to `question`, asked once. A query that fails (a name that does not
     /// resolve in an EXPLAIN, a lock not granted within the second) answers "unknown".
     pub fn ask(&self, question: Question) -> Answer {

@@ -81,11 +81,13 @@ impl<'a, 'db> FileCheck<'a, 'db> {
     pub fn statement(&mut self, parsed: &ParsedStatement) -> Vec<Problem> {
         self.prepares.note(&parsed.statement.source);
         self.catalog.forget_ended();
-        let executed = self.executed_query(parsed);
+        let (executed, execute) = self.executed_query(parsed).unzip();
+        self.catalog.set_executing(execute.flatten());
         let parsed = executed.as_ref().unwrap_or(parsed);
         let statement = &parsed.statement;
         let context = self.catalog.transaction().context(Placement::ALONE);
         let mut problems = self.decide(statement, &context, parsed.offset);
+        self.catalog.set_executing(None);
         if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             // What the block runs runs inside its transaction.
             let implicit = self.catalog.set_implicit(true);
@@ -132,14 +134,22 @@ impl<'a, 'db> FileCheck<'a, 'db> {
     }
 
     /// The query `EXECUTE name` runs, at the EXECUTE's place, when the file prepared it.
-    fn executed_query(&self, parsed: &ParsedStatement) -> Option<ParsedStatement> {
-        if parsed.statement.stmt != Stmt::Query || !starts_with_word(&parsed.statement.source, "execute") {
+    /// `EXPLAIN ANALYZE` runs its statement: that is what is decided (an EXECUTE of it
+    /// too), with the EXECUTE's text when there is one.
+    fn executed_query(&self, parsed: &ParsedStatement) -> Option<(ParsedStatement, Option<String>)> {
+        if parsed.statement.stmt != Stmt::Query {
             return None;
         }
-        let query = self.prepares.query(&executed_name(&parsed.statement.source)?)?;
-        let mut executed = parse_sql(query).ok()?.into_iter().next()?;
+        let analyzed = parse::probe::analyzed_write(&parsed.statement.source);
+        let text = analyzed.as_deref().unwrap_or(&parsed.statement.source);
+        let (mut executed, execute) = if starts_with_word(text, "execute") {
+            let query = self.prepares.query(&executed_name(text)?)?;
+            (parse_sql(query).ok()?.into_iter().next()?, Some(text.to_string()))
+        } else {
+            (parse_sql(analyzed.as_deref()?).ok()?.into_iter().next()?, None)
+        };
         executed.offset = parsed.offset + first_keyword(&parsed.statement.source);
-        Some(executed)
+        Some((executed, execute))
     }
 
     /// Decide `statement`, whose source starts at byte `offset` of the file, then let the

@@ -11,10 +11,10 @@ use std::collections::HashSet;
 
 use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::file_catalog::FileCatalog;
-use policy::model::{ObjectKind, QualifiedName, Statement, Stmt, TransactionKind};
+use policy::model::{AlterAction, ObjectKind, QualifiedName, Statement, Stmt, TransactionKind};
 use policy::transaction::Transaction;
 use policy::types::{Coercion, TypeName};
-use proxy::catalog::{Answer, Estimate, Question};
+use proxy::catalog::{Answer, Estimate, Executed, Question};
 
 use super::database::Database;
 
@@ -31,6 +31,8 @@ pub struct RunCatalog<'db> {
     /// The session's TimeZone as the run's SETs leave it (None: unknown, after a SET
     /// LOCAL); at first the database's.
     timezone: Option<String>,
+    /// The EXECUTE whose prepared query is being decided, if one is.
+    executing: Option<String>,
     /// Every file starts as this transaction (`--transaction`).
     start: Transaction,
 }
@@ -54,6 +56,7 @@ impl<'db> RunCatalog<'db> {
             created: HashSet::new(),
             written: HashSet::new(),
             touched: HashSet::new(),
+            executing: None,
             timezone: database.and_then(|db| db.timezone.clone()),
             start,
         }
@@ -64,6 +67,11 @@ impl<'db> RunCatalog<'db> {
         self.file
             .observe(&Statement::new(Stmt::Transaction(TransactionKind::Commit), "COMMIT"));
         self.file.start(self.start.clone());
+    }
+
+    /// The statement decided next is the query `execute` (an EXECUTE) runs; None after.
+    pub fn set_executing(&mut self, execute: Option<String>) {
+        self.executing = execute;
     }
 
     /// Before the next statement (`FileCatalog::forget_ended`).
@@ -135,6 +143,21 @@ impl<'db> RunCatalog<'db> {
                 for object in &drop.objects {
                     self.created.remove(&key(object));
                     self.touched.insert(key(object));
+                }
+            }
+            // The indexes on a dropped column go with it.
+            Stmt::AlterTable(alter) => {
+                if let Some(db) = self.database_for(&alter.table) {
+                    for action in &alter.actions {
+                        if let AlterAction::DropColumn { column, .. } = action {
+                            for index in db.indexes_on_column(&alter.table, column) {
+                                self.touched.insert(key(&QualifiedName {
+                                    schema: alter.table.schema.clone(),
+                                    name: index,
+                                }));
+                            }
+                        }
+                    }
                 }
             }
             Stmt::CreateView(view) => {
@@ -321,10 +344,14 @@ impl Catalog for RunCatalog<'_> {
         }
         let estimate = Estimate {
             statement: statement.source.clone(),
-            executed: None,
+            executed: self.executing.clone().map(|execute| Executed {
+                execute,
+                parameter_types: Vec::new(),
+                evaluate_arguments: Some(false),
+            }),
             nested: false,
         };
-        match self.database?.ask(Question::RowsChanged(estimate)) {
+        match self.database?.rows_changed(Question::RowsChanged(estimate)) {
             Answer::Rows(answer) => answer,
             _ => None,
         }
