@@ -258,6 +258,46 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
     (verdict, missing)
 }
 
+/// What the routines `parsed` runs do, decided as `judge` decides them (the functions it
+/// calls, the triggers its writes fire, the views it refreshes or reads into a table, the
+/// event triggers its DDL fires, a DO block's body), without the statement itself: the
+/// reports, the rule that refuses one of them, and the catalog questions that had no
+/// answer yet. `defined`: functions created by statements the server has not run, read
+/// from those statements. For `safe-migrations check --database-url`, which decides the
+/// statement itself with what the files showed and asks the database what the routines
+/// are.
+pub fn judge_routines(
+    parsed: &ParsedStatement,
+    facts: &Facts,
+    transaction: &Transaction,
+    defined: &[FunctionBody],
+) -> (Vec<Report>, Option<String>, Vec<Question>) {
+    let mut verdict = Verdict::default();
+    let mut missing = Vec::new();
+    let mut transaction = transaction.clone();
+    transaction.note_settings(&parsed.statement);
+    transaction.set_implicit(true);
+    let mut nested = NestedJudgement {
+        facts,
+        transaction: &mut transaction,
+        defined,
+        verdict: &mut verdict,
+        missing: &mut missing,
+        depth: 0,
+        visited: Vec::new(),
+        written: Vec::new(),
+        viewed: Vec::new(),
+        event_triggers_read: false,
+        in_view: 0,
+    };
+    let inner = if parsed.statement.stmt == Stmt::Routine(RoutineKind::Do) {
+        nested.judge_do_block(&parsed.statement.source)
+    } else {
+        nested.judge_calls(parsed)
+    };
+    (verdict.reports, inner.err(), missing)
+}
+
 /// Does `stmt` commit the renames `transaction` made (rule rename_table)? A COMMIT or
 /// PREPARE TRANSACTION of a running transaction; in a failed one it rolls back.
 fn commits(stmt: &Stmt, transaction: &Transaction) -> bool {

@@ -13,7 +13,7 @@ pub mod catalog;
 mod clean_verdicts;
 mod config;
 mod frontend;
-mod guard;
+pub mod guard;
 mod lock_timeout;
 mod messages;
 mod metrics;

@@ -166,6 +166,58 @@ fn the_database_answers_the_catalog_and_the_files_run_in_order_without_being_exe
 }
 
 #[test]
+fn what_routines_run_is_read_from_the_database_or_from_the_run() {
+    let cluster = cluster(&[]);
+    cluster.execute(
+        &cluster.superuser_url(),
+        "CREATE FUNCTION index_people() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX people_n ON people (n); END $$; \
+         ALTER FUNCTION index_people() OWNER TO migrator; \
+         CREATE TABLE audited (id int); ALTER TABLE audited OWNER TO migrator; \
+         CREATE FUNCTION index_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX IF NOT EXISTS people_m ON people (m); RETURN NEW; END $$; \
+         CREATE TRIGGER audited_index AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION index_on_insert()",
+    );
+    let files = Files::new(
+        "routines",
+        &[
+            // A function of the database's, and a trigger its write fires.
+            (
+                "001_call.sql",
+                "SELECT index_people();\nINSERT INTO audited VALUES (1);\n",
+            ),
+            // A function an earlier file created, called under a lock that blocks traffic.
+            (
+                "002_define.sql",
+                "CREATE FUNCTION mark_people() RETURNS void LANGUAGE sql AS $$ UPDATE people SET m = 'x' $$;\n",
+            ),
+            (
+                "003_call.sql",
+                "ALTER TABLE people ADD COLUMN z int;\nSELECT mark_people();\n",
+            ),
+        ],
+    );
+    let url = cluster.url("migrator", "postgres");
+    let output = check(&files.0, &["--format", "json", "--database-url", &url], &[]);
+    assert_eq!(
+        errors(&output),
+        [
+            (
+                "001_call.sql".to_string(),
+                1,
+                "create_index_non_concurrently".to_string()
+            ),
+            (
+                "001_call.sql".to_string(),
+                2,
+                "create_index_non_concurrently".to_string()
+            ),
+            ("003_call.sql".to_string(), 2, "backfill_in_ddl_transaction".to_string()),
+        ],
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn it_connects_as_libpq_does_password_from_url_pgpassword_or_the_password_file() {
     let cluster = cluster(&[]);
     let files = Files::new("auth", &[("001.sql", "CREATE INDEX people_id ON people (id);\n")]);

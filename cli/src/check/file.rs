@@ -86,7 +86,11 @@ impl<'a, 'db> FileCheck<'a, 'db> {
         let parsed = executed.as_ref().unwrap_or(parsed);
         let statement = &parsed.statement;
         let context = self.catalog.transaction().context(Placement::ALONE);
-        let mut problems = self.decide(statement, &context, parsed.offset);
+        let mut problems = Vec::new();
+        if statement.stmt != Stmt::Routine(RoutineKind::Do) {
+            problems.extend(self.routines(parsed, parsed.offset));
+        }
+        problems.extend(self.decide(statement, &context, parsed.offset));
         self.catalog.set_executing(None);
         if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             // What the block runs runs inside its transaction.
@@ -94,6 +98,7 @@ impl<'a, 'db> FileCheck<'a, 'db> {
             for inner in do_block_sql(&statement.source).unwrap_or_default() {
                 match inner {
                     BlockStatement::Parsed(inner) => {
+                        problems.extend(self.routines(&inner, parsed.offset + inner.offset));
                         let context = self.catalog.transaction().context(Placement::NESTED);
                         let statement = policy::transaction::run_by_routine(&inner.statement);
                         problems.extend(self.decide(&statement, &context, parsed.offset + inner.offset))
@@ -131,6 +136,13 @@ impl<'a, 'db> FileCheck<'a, 'db> {
         let decision = policy::decide_commit(self.catalog.transaction(), self.settings, &self.catalog);
         self.catalog.forget_renames();
         self.problems_of(&decision, offset)
+    }
+
+    /// With a database: the problems of what the routines `parsed` (at byte `offset`)
+    /// runs do, reported at its first keyword.
+    fn routines(&self, parsed: &ParsedStatement, offset: usize) -> Vec<Problem> {
+        let position = self.lines.position(offset + first_keyword(&parsed.statement.source));
+        super::routines::problems(parsed, &self.catalog, self.settings, self.file, position)
     }
 
     /// The query `EXECUTE name` runs, at the EXECUTE's place, when the file prepared it.

@@ -11,6 +11,7 @@ mod file;
 mod pgpass;
 mod problem;
 mod render;
+mod routines;
 mod run_catalog;
 
 use std::io::Read;

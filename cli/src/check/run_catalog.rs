@@ -11,10 +11,10 @@ use std::collections::HashSet;
 
 use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::file_catalog::FileCatalog;
-use policy::model::{AlterAction, ObjectKind, QualifiedName, Statement, Stmt, TransactionKind};
+use policy::model::{AlterAction, ObjectKind, QualifiedName, RoutineKind, Statement, Stmt, TransactionKind};
 use policy::transaction::Transaction;
 use policy::types::{Coercion, TypeName};
-use proxy::catalog::{Answer, Estimate, Executed, Question};
+use proxy::catalog::{Answer, Estimate, Executed, FunctionBody, Question};
 
 use super::database::Database;
 
@@ -31,6 +31,8 @@ pub struct RunCatalog<'db> {
     /// The session's TimeZone as the run's SETs leave it (None: unknown, after a SET
     /// LOCAL); at first the database's.
     timezone: Option<String>,
+    /// Functions and procedures the run created (the database has not), as written.
+    functions: Vec<FunctionBody>,
     /// The EXECUTE whose prepared query is being decided, if one is.
     executing: Option<String>,
     /// Every file starts as this transaction (`--transaction`).
@@ -57,6 +59,7 @@ impl<'db> RunCatalog<'db> {
             written: HashSet::new(),
             touched: HashSet::new(),
             executing: None,
+            functions: Vec::new(),
             timezone: database.and_then(|db| db.timezone.clone()),
             start,
         }
@@ -72,6 +75,16 @@ impl<'db> RunCatalog<'db> {
     /// The statement decided next is the query `execute` (an EXECUTE) runs; None after.
     pub fn set_executing(&mut self, execute: Option<String>) {
         self.executing = execute;
+    }
+
+    /// The functions and procedures the run created, read from their statements.
+    pub fn functions(&self) -> &[FunctionBody] {
+        &self.functions
+    }
+
+    /// The database the run is judged against, if any.
+    pub fn database(&self) -> Option<&'db Database> {
+        self.database
     }
 
     /// Before the next statement (`FileCatalog::forget_ended`).
@@ -162,6 +175,16 @@ impl<'db> RunCatalog<'db> {
             }
             Stmt::CreateView(view) => {
                 self.touched.insert(key(&view.view));
+            }
+            Stmt::Routine(RoutineKind::CreateFunction) => {
+                if let Some(name) = parse::plpgsql::defined_function(&statement.source) {
+                    self.functions.retain(|body| body.name != name);
+                    self.functions.push(FunctionBody {
+                        name,
+                        language: String::new(),
+                        definition: statement.source.clone(),
+                    });
+                }
             }
             // An index the run built is not the database's: its row count (reltuples) is
             // what the build counted, which the run's rows decide.
