@@ -7,7 +7,7 @@
 //! A table the run created and has written no row to holds none (its size is zero blocks,
 //! as the extension would find it); one it wrote to is of unknown size.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::file_catalog::FileCatalog;
@@ -31,6 +31,10 @@ pub struct RunCatalog<'db> {
     /// The session's TimeZone as the run's SETs leave it (None: unknown, after a SET
     /// LOCAL); at first the database's.
     timezone: Option<String>,
+    /// Indexes the run built, by name (in their table's schema): their table and their
+    /// row count (reltuples) as the build left it: 0 when the table held no row, which a
+    /// rewrite of the table later sets to -1 again (unknown here, as other counts).
+    built: HashMap<QualifiedName, (QualifiedName, Option<f64>)>,
     /// Functions and procedures the run created (the database has not), as written.
     functions: Vec<FunctionBody>,
     /// The EXECUTE whose prepared query is being decided, if one is.
@@ -59,6 +63,7 @@ impl<'db> RunCatalog<'db> {
             written: HashSet::new(),
             touched: HashSet::new(),
             executing: None,
+            built: HashMap::new(),
             functions: Vec::new(),
             timezone: database.and_then(|db| db.timezone.clone()),
             start,
@@ -158,8 +163,21 @@ impl<'db> RunCatalog<'db> {
                     self.touched.insert(key(object));
                 }
             }
-            // The indexes on a dropped column go with it.
+            // The indexes on a dropped column go with it; a change that may rewrite the
+            // table builds its indexes again.
             Stmt::AlterTable(alter) => {
+                if alter.actions.iter().any(|action| {
+                    matches!(
+                        action,
+                        AlterAction::AlterColumnType { .. }
+                            | AlterAction::AddColumn { .. }
+                            | AlterAction::Rewrite { .. }
+                            | AlterAction::SetTablespace { .. }
+                            | AlterAction::Other { .. }
+                    )
+                }) {
+                    self.rewritten(std::slice::from_ref(&alter.table));
+                }
                 if let Some(db) = self.database_for(&alter.table) {
                     for action in &alter.actions {
                         if let AlterAction::DropColumn { column, .. } = action {
@@ -190,12 +208,18 @@ impl<'db> RunCatalog<'db> {
             // what the build counted, which the run's rows decide.
             Stmt::CreateIndex(index) => {
                 if let Some(name) = &index.name {
-                    self.touched.insert(key(&QualifiedName {
+                    let name = key(&QualifiedName {
                         schema: index.table.schema.clone(),
                         name: name.clone(),
-                    }));
+                    });
+                    let rows = (self.relation_is_empty(&index.table) == Some(true)).then_some(0.0);
+                    self.touched.insert(name.clone());
+                    self.built.insert(name, (key(&index.table), rows));
                 }
             }
+            // A rewrite builds the table's indexes again: an empty table's count is -1.
+            Stmt::Vacuum { full: true, tables } => self.rewritten(tables),
+            Stmt::Cluster { table: Some(table) } => self.rewritten(std::slice::from_ref(table)),
             Stmt::Set(set) if set.name.as_deref().is_none_or(|name| name == "timezone") => {
                 self.timezone = match (&set.value, set.local) {
                     // Until the transaction ends: not followed.
@@ -207,6 +231,16 @@ impl<'db> RunCatalog<'db> {
             _ => {}
         }
         self.file.observe(statement);
+    }
+
+    /// `tables` may have been rewritten: their indexes' counts are not known any more.
+    fn rewritten(&mut self, tables: &[QualifiedName]) {
+        let tables: Vec<QualifiedName> = tables.iter().map(key).collect();
+        for (table, rows) in self.built.values_mut() {
+            if tables.contains(table) {
+                *rows = None;
+            }
+        }
     }
 
     fn move_relation(&mut self, from: QualifiedName, to: QualifiedName) {
@@ -306,6 +340,9 @@ impl Catalog for RunCatalog<'_> {
     }
 
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
+        if let Some((_, rows)) = self.built.get(&key(table)) {
+            return *rows;
+        }
         match self.database_for(table)?.ask(Question::EstimatedRows(table.clone())) {
             Answer::Rows(answer) => answer,
             _ => None,
