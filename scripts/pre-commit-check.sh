@@ -8,7 +8,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SAFE_MIGRATIONS_BIN:-}
 if [[ -z $bin ]]; then
-  bin=$here/target/release/safe-migrations
+  # Where cargo puts it: CARGO_TARGET_DIR when the environment sets one (a relative one
+  # is the build's, below this repository).
+  target=${CARGO_TARGET_DIR:-$here/target}
+  [[ $target == /* ]] || target=$here/$target
+  bin=$target/release/safe-migrations
   if [[ ! -x $bin ]]; then
     command -v cargo >/dev/null || { echo "safe-migrations-check: building the checker needs cargo (Rust), or set SAFE_MIGRATIONS_BIN" >&2; exit 2; }
     echo "safe-migrations-check: building safe-migrations (once)" >&2
