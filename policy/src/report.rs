@@ -57,10 +57,15 @@ pub fn rule_page(rule: &str) -> Option<String> {
 
 /// A finding's hint, then the line that names its rule's page.
 fn hint_with_reference(finding: &crate::finding::Finding) -> String {
-    match rule_page(finding.rule) {
-        Some(page) if finding.hint.is_empty() => format!("Rule reference: {page}"),
-        Some(page) => format!("{}\nRule reference: {page}", finding.hint),
-        None => finding.hint.clone(),
+    with_rule_reference(finding.rule, &finding.hint)
+}
+
+/// `hint` of a report of `rule`, then the line that names the rule's page.
+pub fn with_rule_reference(rule: &str, hint: &str) -> String {
+    match rule_page(rule) {
+        Some(page) if hint.is_empty() => format!("Rule reference: {page}"),
+        Some(page) => format!("{hint}\nRule reference: {page}"),
+        None => hint.to_string(),
     }
 }
 

@@ -51,6 +51,14 @@ fn create_index_on_existing_table_is_refused_with_rule_lock_and_safe_sql() {
         "{:?}",
         db.hint()
     );
+    // The hint's last line names the rule's page in the rule reference.
+    assert!(
+        db.hint()
+            .unwrap()
+            .ends_with("\nRule reference: docs/rules/create_index_non_concurrently.md"),
+        "{:?}",
+        db.hint()
+    );
     // The safe form runs, and the refused one left nothing behind.
     migrator.batch_execute("CREATE INDEX CONCURRENTLY i ON t (c)").unwrap();
     let indexes: i64 = migrator

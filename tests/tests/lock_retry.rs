@@ -163,6 +163,12 @@ fn assert_gave_up_seeing(error: &postgres::Error, blocker_pid: i32, sees: Sees, 
         db.hint().unwrap_or_default().contains("safe_migrations.lock_retries"),
         "{path}: {db:?}"
     );
+    assert!(
+        db.hint()
+            .unwrap_or_default()
+            .ends_with("\nRule reference: docs/rules/lock_timeout.md"),
+        "{path}: {db:?}"
+    );
 }
 
 /// The error of a statement not retried because its transaction holds a lock: `holds`
@@ -170,6 +176,12 @@ fn assert_gave_up_seeing(error: &postgres::Error, blocker_pid: i32, sees: Sees, 
 fn assert_not_retried(error: &postgres::Error, holds: &str, took: Duration, path: &str) {
     let db = error.as_db_error().unwrap_or_else(|| panic!("{path}: {error}"));
     assert!(db.message().contains(holds), "{path}: {db:?}");
+    assert!(
+        db.hint()
+            .unwrap_or_default()
+            .ends_with("\nRule reference: docs/rules/lock_timeout.md"),
+        "{path}: {db:?}"
+    );
     assert!(took < CAP + MARGIN, "{path}: it was retried ({took:?})");
 }
 

@@ -115,6 +115,13 @@ fn a_refused_statement_carries_the_rule_fields_and_nothing_of_the_query_runs() {
     );
     assert!(db.detail().unwrap().contains("SHARE on t"), "{:?}", db.detail());
     assert!(db.hint().unwrap().contains("CONCURRENTLY"), "{:?}", db.hint());
+    assert!(
+        db.hint()
+            .unwrap()
+            .ends_with("\nRule reference: docs/rules/create_index_non_concurrently.md"),
+        "{:?}",
+        db.hint()
+    );
     assert_eq!(first_value(&mut client, "SELECT count(*) FROM t"), "1");
     // The extended protocol refuses at Parse.
     let err = client.execute("CREATE INDEX ON t (id)", &[]).unwrap_err();

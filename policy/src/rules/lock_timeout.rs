@@ -296,10 +296,12 @@ pub fn gave_up(
             format_duration_ms(cap_ms)
         ),
         describe_all(blockers),
-        "Each attempt left the lock queue when it gave up, so the queries it stalled went on. Run the migration \
-         again once the sessions above are done, end them (pg_terminate_backend) if they should not run that long, \
-         or allow more attempts (safe_migrations.lock_retries, safe_migrations.lock_retry_delay)."
-            .to_string(),
+        crate::report::with_rule_reference(
+            RULE.id,
+            "Each attempt left the lock queue when it gave up, so the queries it stalled went on. Run the \
+             migration again once the sessions above are done, end them (pg_terminate_backend) if they should not \
+             run that long, or allow more attempts (safe_migrations.lock_retries, safe_migrations.lock_retry_delay).",
+        ),
     )
 }
 
@@ -317,9 +319,11 @@ pub fn holds_lock(lock: Option<&Lock>, cap_ms: u64, held: &HeldLock, blockers: &
             held.statement
         ),
         describe_all(blockers),
-        "Retry the migration as a whole, or split it so that this statement runs in a transaction of its own \
-         (where it is retried)."
-            .to_string(),
+        crate::report::with_rule_reference(
+            RULE.id,
+            "Retry the migration as a whole, or split it so that this statement runs in a transaction of its own \
+             (where it is retried).",
+        ),
     )
 }
 
