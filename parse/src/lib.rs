@@ -24,6 +24,7 @@ pub mod probe;
 mod rename;
 mod session_commands;
 pub mod shape;
+pub mod triggers;
 mod types;
 mod view;
 

@@ -12,13 +12,21 @@ use e2e::{CertDir, Cluster, ClusterOptions};
 fn cluster(conf: &[(String, String)]) -> Cluster {
     let mut conf = conf.to_vec();
     conf.push(("log_statement".into(), "all".into()));
+    conf.push(("log_line_prefix".into(), "%m [%p] app=%a: ".into()));
     conf.push(("log_connections".into(), "on".into()));
     let cluster = Cluster::start_with(ClusterOptions {
         extension: false,
         conf,
         ..ClusterOptions::default()
     });
-    cluster.create_role("migrator", &[("mode", "enforce"), ("min_table_rows", "100")]);
+    cluster.create_role(
+        "migrator",
+        &[
+            ("mode", "enforce"),
+            ("min_table_rows", "100"),
+            ("max_rows_per_statement", "500"),
+        ],
+    );
     cluster.execute(
         &cluster.superuser_url(),
         "CREATE DOMAIN plain_text AS text; CREATE DOMAIN email AS text CHECK (VALUE ~ '@'); \
@@ -114,54 +122,122 @@ fn the_database_answers_the_catalog_and_the_files_run_in_order_without_being_exe
                 "003_indexes.sql",
                 "CREATE INDEX fresh_id ON fresh (id);\nCREATE INDEX people_id ON people (id);\nCREATE INDEX small_id ON small (id);\n",
             ),
-            ("004_rows.sql", "INSERT INTO fresh VALUES (1);\n"),
+            // A write to a table of the database's: planned, never run.
+            ("004_rows.sql", "INSERT INTO fresh VALUES (1);\nUPDATE people SET m = 'changed';\n"),
             ("005_index.sql", "CREATE INDEX fresh_id_again ON fresh (id);\nDROP TABLE people;\n"),
         ],
     );
     let url = cluster.url("migrator", "postgres");
-    let output = check(&files.0, &["--format", "json", "--database-url", &url], &[]);
+    let refused = |rows: &[(&str, u64, &str)]| -> Vec<(String, u64, String)> {
+        rows.iter()
+            .map(|(file, line, rule)| (file.to_string(), *line, rule.to_string()))
+            .collect()
+    };
+    // With the database's sizes (a staging copy): small is below min_table_rows, and the
+    // planner expects the UPDATE to change all 1,000 rows of people, more than the role's
+    // max_rows_per_statement.
+    let output = check(
+        &files.0,
+        &["--format", "json", "--sizes", "database", "--database-url", &url],
+        &[],
+    );
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert_eq!(
         errors(&output),
-        [
-            ("001_types.sql".to_string(), 2, "change_column_type".to_string()),
-            (
-                "003_indexes.sql".to_string(),
-                2,
-                "create_index_non_concurrently".to_string()
-            ),
-            (
-                "005_index.sql".to_string(),
-                1,
-                "create_index_non_concurrently".to_string()
-            ),
-            ("005_index.sql".to_string(), 2, "drop_table".to_string()),
-        ]
+        refused(&[
+            ("001_types.sql", 2, "change_column_type"),
+            ("003_indexes.sql", 2, "create_index_non_concurrently"),
+            ("004_rows.sql", 2, "unbatched_backfill"),
+            ("005_index.sql", 1, "create_index_non_concurrently"),
+            ("005_index.sql", 2, "drop_table"),
+        ])
     );
-    // DATABASE_URL is read too; --offline judges without it (the types are unknown then,
-    // and an earlier file's table is not known: each file on its own).
+    // Without (a schema-only database, the default): no table of the database's is
+    // known to be small; the run's own fresh table is still empty until written.
+    let unknown_sizes = check(&files.0, &["--format", "json", "--database-url", &url], &[]);
+    assert_eq!(
+        errors(&unknown_sizes),
+        refused(&[
+            ("001_types.sql", 2, "change_column_type"),
+            ("003_indexes.sql", 2, "create_index_non_concurrently"),
+            ("003_indexes.sql", 3, "create_index_non_concurrently"),
+            ("005_index.sql", 1, "create_index_non_concurrently"),
+            ("005_index.sql", 2, "drop_table"),
+        ])
+    );
+    // DATABASE_URL is read too, and said; --offline judges without it (each file on its
+    // own: the earlier file's table is not known, nor the columns' types); a DATABASE_URL
+    // that is no PostgreSQL URL is left alone, and said.
     let from_env = check(&files.0, &["--format", "json"], &[("DATABASE_URL", &url)]);
-    assert_eq!(errors(&from_env), errors(&output));
+    assert_eq!(errors(&from_env), errors(&unknown_sizes));
+    assert!(
+        stderr(&from_env).contains("judged against the database in DATABASE_URL"),
+        "{}",
+        stderr(&from_env)
+    );
     let offline = check(&files.0, &["--format", "json", "--offline"], &[("DATABASE_URL", &url)]);
-    assert_ne!(errors(&offline), errors(&output));
+    let not_postgres = check(
+        &files.0,
+        &["--format", "json"],
+        &[("DATABASE_URL", "mysql2://app@db/app")],
+    );
+    assert!(
+        stderr(&not_postgres).contains("not a postgres:// URL"),
+        "{}",
+        stderr(&not_postgres)
+    );
+    for without in [&offline, &not_postgres] {
+        assert_eq!(
+            errors(without),
+            refused(&[
+                ("003_indexes.sql", 1, "create_index_non_concurrently"),
+                ("003_indexes.sql", 2, "create_index_non_concurrently"),
+                ("003_indexes.sql", 3, "create_index_non_concurrently"),
+                ("005_index.sql", 1, "create_index_non_concurrently"),
+                ("005_index.sql", 2, "drop_table"),
+            ])
+        );
+    }
 
     // Nothing of the files ran: people is still there, fresh never was; the session was
     // read-only and ran only catalog queries.
     let state = cluster.execute(
         &cluster.superuser_url(),
         "SELECT to_regclass('people') IS NOT NULL, to_regclass('fresh') IS NULL, \
-         (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'n')",
+         (SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'people'::regclass AND attname = 'n'), \
+         (SELECT count(*) FROM people WHERE m = 'a@b')",
     );
-    assert_eq!(state.trim(), "t|t|text", "{state}");
+    assert_eq!(state.trim(), "t|t|text|1000", "{state}");
+    // Every statement the check's sessions sent reads: catalog queries, EXPLAIN without
+    // ANALYZE, the session's settings.
     let log = cluster.log();
-    assert!(log.contains("SET default_transaction_read_only = on"), "{log}");
-    for executed in [
-        "CREATE INDEX",
-        "DROP TABLE people",
-        "INSERT INTO fresh",
-        "ALTER TABLE people ALTER COLUMN",
-    ] {
-        assert!(!log.contains(executed), "{executed} reached the server:\n{log}");
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("app=safe-migrations check: "))
+        .filter_map(|line| line.split_once("statement: ").map(|(_, statement)| statement))
+        .collect();
+    assert!(
+        sent.iter()
+            .any(|statement| statement.starts_with("SET default_transaction_read_only = on")),
+        "{log}"
+    );
+    assert!(
+        // Only in an EXPLAIN (every statement sent starts as one of those below).
+        log.contains("UPDATE people SET m = 'changed'"),
+        "{log}"
+    );
+    for statement in &sent {
+        assert!(
+            [
+                "SELECT ",
+                "WITH ",
+                "EXPLAIN (FORMAT JSON)",
+                "SET default_transaction_read_only"
+            ]
+            .iter()
+            .any(|allowed| statement.starts_with(allowed)),
+            "the check sent {statement:?}"
+        );
     }
 }
 

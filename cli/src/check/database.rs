@@ -42,7 +42,21 @@ pub struct Database {
 impl Database {
     /// Connect to the database `url` names.
     pub fn connect(url: &str) -> Result<Database, String> {
-        let parsed = DatabaseUrl::parse(url)?;
+        // The parser's advice is run's (--upstream); check has none.
+        let parsed = DatabaseUrl::parse(url).map_err(|err| {
+            let reason = err.split(": pass --upstream").next().unwrap_or_default();
+            reason.split(" (").next().unwrap_or_default().to_string()
+        })?;
+        for unsupported in ["sslcert", "sslkey", "sslcrl", "sslpassword"] {
+            if parsed.parameter(unsupported).is_some_and(|value| !value.is_empty()) {
+                return Err(format!(
+                    "{unsupported}: client certificates are not supported by check; use a password"
+                ));
+            }
+        }
+        if parsed.parameter("channel_binding").as_deref() == Some("require") {
+            return Err("channel_binding=require: check cannot bind SCRAM to the TLS channel".to_string());
+        }
         let user = parsed
             .user()
             .or_else(|| std::env::var("PGUSER").ok().filter(|user| !user.is_empty()))
@@ -52,9 +66,11 @@ impl Database {
             .dbname()
             .or_else(|| std::env::var("PGDATABASE").ok().filter(|name| !name.is_empty()))
             .unwrap_or_else(|| user.clone());
+        // As libpq: an empty password is none, and the next source is asked.
         let password = parsed
             .password()
-            .or_else(|| std::env::var("PGPASSWORD").ok())
+            .filter(|password| !password.is_empty())
+            .or_else(|| std::env::var("PGPASSWORD").ok().filter(|password| !password.is_empty()))
             .or_else(|| {
                 pgpass::location().and_then(|path| pgpass::lookup(&path, parsed.host(), parsed.port(), &dbname, &user))
             });
@@ -72,9 +88,24 @@ impl Database {
         if let Some(options) = parsed.parameter("options") {
             config.options(&options);
         }
-        let mode = parsed.upstream_tls()?.unwrap_or(UpstreamTls::Prefer);
+        // sslrootcert=system: the system's roots, and verify-full, as libpq 16 has it.
+        let system_roots = parsed.parameter("sslrootcert").as_deref() == Some("system");
+        let mode = match parsed.upstream_tls() {
+            Ok(mode) => mode.unwrap_or(if system_roots {
+                UpstreamTls::VerifyFull
+            } else {
+                UpstreamTls::Prefer
+            }),
+            Err(err) => return Err(err.replace("pass --upstream-tls", "use sslmode=verify-full")),
+        };
+        if system_roots && mode != UpstreamTls::VerifyFull {
+            return Err("sslrootcert=system needs sslmode=verify-full (or no sslmode)".to_string());
+        }
         let root = parsed.root_cert().map(std::path::PathBuf::from);
-        let connector = proxy::tls::upstream_connector(mode, root.as_deref())?;
+        let connector = proxy::tls::upstream_connector(mode, root.as_deref()).map_err(|err| {
+            err.replace("--upstream-tls verify-full", "sslmode=verify-full")
+                .replace("--upstream-ca", "sslrootcert")
+        })?;
         config.ssl_mode(match mode {
             UpstreamTls::Disable => postgres::config::SslMode::Disable,
             UpstreamTls::Prefer => postgres::config::SslMode::Prefer,
@@ -98,7 +129,11 @@ impl Database {
             .client
             .get_mut()
             .batch_execute(
-                "SET default_transaction_read_only = on; SET lock_timeout = '1s'; SET statement_timeout = '30s'",
+                // Standard strings: the statements' texts sent in an EXPLAIN or PREPARE
+                // are read by the server as libpg_query read them, one statement each
+                // (with backslash escapes a quote could end a literal early).
+                "SET default_transaction_read_only = on; SET standard_conforming_strings = on; \
+                 SET lock_timeout = '1s'; SET statement_timeout = '30s'",
             )
             .map_err(|err| format!("{}: {}", database.name, describe(&err)))?;
         let row = database

@@ -48,7 +48,7 @@ impl<'a, 'db> FileCheck<'a, 'db> {
         settings: &'a Settings,
         server_version_num: Option<u32>,
     ) -> FileCheck<'a, 'db> {
-        let catalog = RunCatalog::new(server_version_num, policy::Transaction::file(), None);
+        let catalog = RunCatalog::new(server_version_num, policy::Transaction::file(), None, false);
         FileCheck::with_catalog(file, sql, settings, catalog)
     }
 

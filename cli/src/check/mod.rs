@@ -48,16 +48,26 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = UnparsableChoice::Reject)]
     pub unparsable: UnparsableChoice,
     /// Answer the catalog from this database, read-only, as it stands before the files run
-    /// (a staging copy, or a schema-only database CI restores): column types, table sizes,
-    /// constraints, domains, functions. Connect as the role the migrations run as: its
-    /// `safe_migrations.*` settings (ALTER ROLE ... SET) are read and applied, but for the
-    /// mode, which --mode sets. The files are judged in order as one run: a table an
-    /// earlier file created is known, and empty until the run writes to it.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    /// (a staging copy, or a schema-only database CI restores): column types, constraints,
+    /// domains, functions, and with --sizes database table sizes. Connect as the role the
+    /// migrations run as: its `safe_migrations.*` settings (ALTER ROLE ... SET) are read
+    /// and applied, but for the mode, which --mode sets. The files are judged in order as
+    /// one run: a table an earlier file created is known, and empty until the run writes
+    /// to it. Default: DATABASE_URL when it holds a postgres:// URL (said on standard
+    /// error; --offline ignores it).
+    #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Judge without a database, whatever --database-url or DATABASE_URL says.
     #[arg(long)]
     pub offline: bool,
+    /// With --database-url: whether its tables' sizes stand for the tables the migrations
+    /// will meet. unknown (the default): a schema-only database, every table of unknown
+    /// size (no exemption for small or empty tables, no planner estimate); database: a
+    /// staging copy whose sizes are production's (row estimates, empty tables, the
+    /// planner's estimates of writes). Tables the run creates are empty until it writes
+    /// to them either way.
+    #[arg(long, value_enum, default_value_t = SizesChoice::Unknown)]
+    pub sizes: SizesChoice,
     /// How each file runs: file, one transaction unless it says COMMIT (as Flyway, sqlx
     /// and most ORMs run a migration); statement, each statement outside a BEGIN block
     /// committing on its own (psql -f, a tool's non-transactional migration).
@@ -78,6 +88,12 @@ pub enum Format {
     Sarif,
     /// A GitLab Code Quality report (artifacts:reports:codequality).
     Gitlab,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SizesChoice {
+    Unknown,
+    Database,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,7 +119,12 @@ const EXIT_FINDINGS: u8 = 1;
 const EXIT_UNCHECKED: u8 = 2;
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    let url = args.database_url.as_deref().filter(|_| !args.offline);
+    let url = match (&args.database_url, args.offline) {
+        (_, true) => None,
+        (Some(url), false) => Some(url.clone()),
+        (None, false) => from_environment(),
+    };
+    let url = url.as_deref();
     let database = match url.map(Database::connect).transpose() {
         Ok(database) => database,
         Err(err) => {
@@ -153,7 +174,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut problems = Vec::new();
     // With a database the files are one run, judged in order; without one, each file
     // on its own.
-    let mut catalog = RunCatalog::new(server_version_num, start.clone(), database.as_ref());
+    let sizes = args.sizes == SizesChoice::Database;
+    let mut catalog = RunCatalog::new(server_version_num, start.clone(), database.as_ref(), sizes);
     for input in inputs(&args.paths, &mut problems) {
         let name = input.display_name();
         let sql = match read(&input) {
@@ -171,7 +193,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             }
         };
         if database.is_none() {
-            catalog = RunCatalog::new(server_version_num, start.clone(), None);
+            catalog = RunCatalog::new(server_version_num, start.clone(), None, false);
         }
         let mut check = FileCheck::with_catalog(&name, &sql, &settings, catalog);
         for parsed in &statements {
@@ -211,6 +233,24 @@ fn role_settings(database: &Database) -> Result<Settings, String> {
         }
     }
     Ok(settings)
+}
+
+/// DATABASE_URL, when it names a PostgreSQL database (a migration tool's CI often sets it,
+/// for another database too): said on standard error, since it changes what is judged.
+fn from_environment() -> Option<String> {
+    let url = std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())?;
+    let lower = url.to_ascii_lowercase();
+    if !["postgres://", "postgresql://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+    {
+        eprintln!("safe-migrations check: DATABASE_URL is not a postgres:// URL: judged without a database");
+        return None;
+    }
+    eprintln!("safe-migrations check: judged against the database in DATABASE_URL (--offline: without it)");
+    Some(url)
 }
 
 /// `--pg-version 15` or `--pg-version 150004` as server_version_num.

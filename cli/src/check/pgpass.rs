@@ -43,8 +43,8 @@ fn find(text: &str, host: &str, port: &str, database: &str, user: &str) -> Optio
     })
 }
 
-/// A line's five fields, unescaped; the password is the rest of the line (a `:` in it
-/// need not be escaped).
+/// A line's fields, unescaped; as libpq reads it, the password ends at the next
+/// unescaped `:` too (what follows is ignored).
 fn fields(line: &str) -> Vec<String> {
     let mut fields = vec![String::new()];
     let mut chars = line.chars();
@@ -55,7 +55,8 @@ fn fields(line: &str) -> Vec<String> {
                     fields.last_mut().expect("never empty").push(next);
                 }
             }
-            ':' if fields.len() < 5 => fields.push(String::new()),
+            ':' if fields.len() == 5 => break,
+            ':' => fields.push(String::new()),
             c => fields.last_mut().expect("never empty").push(c),
         }
     }
@@ -75,7 +76,7 @@ mod tests {
         );
         assert_eq!(
             find(text, "db.example", "6432", "app", "migrator").as_deref(),
-            Some("se:cret:x")
+            Some("se:cret")
         );
         assert_eq!(find(text, "db.example", "5432", "app", "someone"), None);
         assert_eq!(find("short:line\n", "short", "5432", "app", "u"), None);

@@ -1,8 +1,10 @@
 //! With `--database-url`: what a statement's routines run (the functions it calls, the
 //! triggers its writes fire, the views it refreshes or reads into a table, the event
 //! triggers its DDL fires), read from the database and decided by the proxy's own
-//! judgement of them (`proxy::guard::judge_routines`), its catalog questions answered by
-//! the database round by round, as the proxy asks the server on a client's session.
+//! judgement of them (`proxy::guard::judge_routines`), its catalog questions answered
+//! round by round as the run's catalog answers them (`RunCatalog::answer`: the database,
+//! where the run has not changed what it would say), as the proxy asks the server on a
+//! client's session.
 
 use std::collections::HashMap;
 
@@ -25,13 +27,15 @@ pub fn problems(
     file: &str,
     position: (usize, usize),
 ) -> Vec<Problem> {
-    let Some(database) = catalog.database() else {
+    if catalog.database().is_none() {
         return Vec::new();
-    };
+    }
     let mut answers: HashMap<Question, Answer> = HashMap::new();
     // One level of definitions per round, as the proxy asks them; a few more for the
-    // questions the nested statements' rules ask.
-    for _ in 0..(MAX_CALL_DEPTH + 4) {
+    // questions the nested statements' rules ask. What is still unknown after the last
+    // round is judged unknown (as the proxy judges it then: strictly).
+    let rounds = MAX_CALL_DEPTH + 4;
+    for round in 0..=rounds {
         let facts = Facts {
             settings,
             transaction: catalog.transaction(),
@@ -42,15 +46,11 @@ pub fn problems(
             superuser: catalog.is_superuser(),
         };
         let (reports, _, missing) = judge_routines(parsed, &facts, catalog.transaction(), catalog.functions());
-        if missing.is_empty() {
+        if missing.is_empty() || round == rounds {
             return reports.iter().map(|report| problem(report, file, position)).collect();
         }
         for question in missing {
-            let answer = if question.is_explain() {
-                database.rows_changed(question.clone())
-            } else {
-                database.ask(question.clone())
-            };
+            let answer = catalog.answer(question.clone());
             answers.insert(question, answer);
         }
     }

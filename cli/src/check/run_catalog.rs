@@ -3,12 +3,17 @@
 //! database answers about everything else, as it stands before the run.
 //!
 //! The database has not seen the files: an object the run created, dropped, renamed or
-//! moved is answered from the files or not at all, never by the database under that name.
-//! A table the run created and has written no row to holds none (its size is zero blocks,
-//! as the extension would find it); one it wrote to is of unknown size.
+//! moved is answered from the files or not at all, never by the database under that name
+//! (a column renamed or dropped, a function the run created or replaced, a domain once
+//! the run altered one, an unqualified name once the run set search_path, a schema the
+//! run renamed). A table the run created and has written no row to holds none (its size
+//! is zero blocks, as the extension would find it); one the run wrote to is of unknown
+//! size. Sizes of the database's own tables (row estimates, emptiness, the planner's
+//! estimates) are asked only with `--sizes database`: a schema-only database has none.
 
 use std::collections::{HashMap, HashSet};
 
+use parse::triggers::CreatedTrigger;
 use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::file_catalog::FileCatalog;
 use policy::model::{AlterAction, ObjectKind, QualifiedName, RoutineKind, Statement, Stmt, TransactionKind};
@@ -23,8 +28,26 @@ pub struct RunCatalog<'db> {
     database: Option<&'db Database>,
     /// Relations the run created (under their current names).
     created: HashSet<QualifiedName>,
-    /// Relations created by the run that it may have written rows to.
+    /// Relations the run may have written rows to.
     written: HashSet<QualifiedName>,
+    /// The database's table sizes and estimates stand for production's (`--sizes
+    /// database`: a staging copy), else they are unknown (a schema-only database).
+    sizes: bool,
+    /// Columns the run renamed (from and to) or dropped.
+    touched_columns: HashSet<(QualifiedName, String)>,
+    /// Schemas the run renamed (from and to).
+    touched_schemas: HashSet<String>,
+    /// The run altered a domain: no domain is answered by the database.
+    domains_altered: bool,
+    /// Triggers the run created (on their tables' names as written), and whether it
+    /// created one this catalog could not read.
+    triggers: Vec<CreatedTrigger>,
+    triggers_unread: bool,
+    /// The run set search_path: unqualified names may resolve elsewhere than on the
+    /// check's session.
+    search_path_set: bool,
+    /// The TimeZone before a SET LOCAL of the running transaction, back at its end.
+    timezone_before_local: Option<Option<String>>,
     /// Names the run dropped, renamed or moved, from or to: the database's answer under
     /// such a name is not about what the name means at this point of the run.
     touched: HashSet<QualifiedName>,
@@ -53,7 +76,12 @@ fn key(name: &QualifiedName) -> QualifiedName {
 
 impl<'db> RunCatalog<'db> {
     /// Files judged with `start` as each file's transaction, and the database if given.
-    pub fn new(server_version_num: Option<u32>, start: Transaction, database: Option<&'db Database>) -> Self {
+    pub fn new(
+        server_version_num: Option<u32>,
+        start: Transaction,
+        database: Option<&'db Database>,
+        sizes: bool,
+    ) -> Self {
         let mut file = FileCatalog::for_server(server_version_num.or(database.and_then(|db| db.server_version_num)));
         file.start(start.clone());
         RunCatalog {
@@ -61,6 +89,14 @@ impl<'db> RunCatalog<'db> {
             database,
             created: HashSet::new(),
             written: HashSet::new(),
+            sizes,
+            touched_columns: HashSet::new(),
+            touched_schemas: HashSet::new(),
+            domains_altered: false,
+            triggers: Vec::new(),
+            triggers_unread: false,
+            search_path_set: false,
+            timezone_before_local: None,
             touched: HashSet::new(),
             executing: None,
             built: HashMap::new(),
@@ -92,8 +128,14 @@ impl<'db> RunCatalog<'db> {
         self.database
     }
 
-    /// Before the next statement (`FileCatalog::forget_ended`).
+    /// Before the next statement (`FileCatalog::forget_ended`); a SET LOCAL of a
+    /// transaction that ended is undone.
     pub fn forget_ended(&mut self) {
+        if !self.file.transaction().running() {
+            if let Some(timezone) = self.timezone_before_local.take() {
+                self.timezone = timezone;
+            }
+        }
         self.file.forget_ended()
     }
 
@@ -141,6 +183,17 @@ impl<'db> RunCatalog<'db> {
                     self.written.insert(key(&write.table));
                 }
             }
+            Stmt::Rename(rename) if rename.kind == ObjectKind::Schema => {
+                self.touched_schemas.insert(rename.object.name.clone());
+                self.touched_schemas.insert(rename.new_name.clone());
+            }
+            Stmt::Rename(rename) if rename.kind == ObjectKind::Column => {
+                if let Some(old) = &rename.subname {
+                    self.touched_columns.insert((key(&rename.object), old.clone()));
+                    self.touched_columns
+                        .insert((key(&rename.object), rename.new_name.clone()));
+                }
+            }
             Stmt::Rename(rename) if rename.subname.is_none() => {
                 let from = key(&rename.object);
                 let to = QualifiedName {
@@ -177,6 +230,18 @@ impl<'db> RunCatalog<'db> {
                     )
                 }) {
                     self.rewritten(std::slice::from_ref(&alter.table));
+                }
+                for action in &alter.actions {
+                    match action {
+                        AlterAction::DropColumn { column, .. } => {
+                            self.touched_columns.insert((key(&alter.table), column.clone()));
+                        }
+                        // Its rows are the parent's now.
+                        AlterAction::AttachPartition { .. } => {
+                            self.written.insert(key(&alter.table));
+                        }
+                        _ => {}
+                    }
                 }
                 if let Some(db) = self.database_for(&alter.table) {
                     for action in &alter.actions {
@@ -221,16 +286,77 @@ impl<'db> RunCatalog<'db> {
             Stmt::Vacuum { full: true, tables } => self.rewritten(tables),
             Stmt::Cluster { table: Some(table) } => self.rewritten(std::slice::from_ref(table)),
             Stmt::Set(set) if set.name.as_deref().is_none_or(|name| name == "timezone") => {
-                self.timezone = match (&set.value, set.local) {
-                    // Until the transaction ends: not followed.
-                    (_, true) => None,
-                    (Some(value), false) => Some(value.trim_matches('\'').to_string()),
-                    (None, false) => self.database.and_then(|db| db.timezone.clone()),
-                };
+                if set.local {
+                    // Until the transaction ends: not followed, and undone then.
+                    if self.file.transaction().running() && self.timezone_before_local.is_none() {
+                        self.timezone_before_local = Some(self.timezone.clone());
+                    }
+                    self.timezone = None;
+                } else {
+                    self.timezone_before_local = None;
+                    self.timezone = match &set.value {
+                        Some(value) => Some(value.trim_matches('\'').to_string()),
+                        None => self.database.and_then(|db| db.timezone.clone()),
+                    };
+                }
+                if set.name.is_none() {
+                    self.search_path_set = false;
+                }
+            }
+            Stmt::Set(set) if set.name.as_deref() == Some("search_path") => {
+                self.search_path_set = set.value.is_some() || set.local;
+            }
+            Stmt::Other { tag, .. } if tag == "ALTER DOMAIN" => self.domains_altered = true,
+            Stmt::Other { tag, .. } if tag.starts_with("CREATE") && tag.ends_with("TRIGGER") => {
+                match parse::triggers::created_trigger(&statement.source) {
+                    Some(trigger) => self.triggers.push(trigger),
+                    None => self.triggers_unread = true,
+                }
             }
             _ => {}
         }
         self.file.observe(statement);
+    }
+
+    /// The trigger functions a write of `events` to `table` fires: the database's (when
+    /// it may answer for the table; none for a table the run created) and those of the
+    /// triggers the run created on it; the query failed (None) where neither can say.
+    fn trigger_functions(&self, table: &QualifiedName, events: u8, database: Option<&Database>) -> Answer {
+        if self.triggers_unread {
+            return Answer::Bodies(None);
+        }
+        let mut bodies = match database {
+            Some(database) => match database.ask(Question::TriggerFunctions(table.clone(), events)) {
+                Answer::Bodies(Some(bodies)) => bodies,
+                _ => return Answer::Bodies(None),
+            },
+            None if self.created_by_run(table) => Vec::new(),
+            None => return Answer::Bodies(None),
+        };
+        let fired = self
+            .triggers
+            .iter()
+            .filter(|trigger| key(&trigger.table) == key(table) && trigger.events & events != 0);
+        for trigger in fired {
+            let defined: Vec<FunctionBody> = self
+                .functions
+                .iter()
+                .filter(|body| body.name.may_be(&trigger.function))
+                .cloned()
+                .collect();
+            if !defined.is_empty() {
+                bodies.extend(defined);
+                continue;
+            }
+            match self
+                .database
+                .map(|db| db.ask(Question::FunctionBodies(trigger.function.clone())))
+            {
+                Some(Answer::Bodies(Some(found))) => bodies.extend(found),
+                _ => return Answer::Bodies(None),
+            }
+        }
+        Answer::Bodies(Some(bodies))
     }
 
     /// `tables` may have been rewritten: their indexes' counts are not known any more.
@@ -257,11 +383,81 @@ impl<'db> RunCatalog<'db> {
     /// The database, when it may answer for `table`: a table the database has under
     /// that name at this point of the run.
     fn database_for(&self, table: &QualifiedName) -> Option<&'db Database> {
-        let table = key(table);
-        if self.created.contains(&table) || self.touched.contains(&table) {
+        let key = key(table);
+        if self.created.contains(&key)
+            || self.touched.contains(&key)
+            || (table.schema.is_none() && self.search_path_set)
+            || table
+                .schema
+                .as_ref()
+                .is_some_and(|schema| self.touched_schemas.contains(schema))
+        {
             return None;
         }
         self.database
+    }
+
+    /// The database, when it may answer for `table.column`.
+    fn database_for_column(&self, table: &QualifiedName, column: &str) -> Option<&'db Database> {
+        if self.touched_columns.contains(&(key(table), column.to_string())) {
+            return None;
+        }
+        self.database_for(table)
+    }
+
+    /// The database, when its sizes of `table` may be asked.
+    fn sizes_for(&self, table: &QualifiedName) -> Option<&'db Database> {
+        self.database_for(table).filter(|_| self.sizes)
+    }
+
+    /// The database, when it may answer for domains and casts.
+    fn database_for_types(&self) -> Option<&'db Database> {
+        self.database.filter(|_| !self.domains_altered)
+    }
+
+    /// The answer to a question the proxy's judgement of routines asks (`routines`):
+    /// the database's, as this catalog would give it, or unknown where the run knows
+    /// better than the database.
+    pub fn answer(&self, question: Question) -> Answer {
+        let Some(database) = self.database else {
+            return question.answer(None);
+        };
+        let relation = match &question {
+            Question::ColumnType(table, column) | Question::NotNullCheck(table, column) => {
+                self.database_for_column(table, column)
+            }
+            Question::TypeChangeDependents(change) => self.database_for_column(&change.table, &change.column),
+            Question::EstimatedRows(table) => self.sizes_for(table),
+            // A table the run wrote to is not the database's size.
+            Question::EmptyRelation(table) => self.sizes_for(table).filter(|_| !self.written.contains(&key(table))),
+            Question::Partitioned(table)
+            | Question::RelationKind(table)
+            | Question::IndexColumns(table, _)
+            | Question::ConstraintType(table, _)
+            | Question::RelationOid(table)
+            | Question::ViewQuery(table)
+            | Question::TriggerFunctions(table, _) => self.database_for(table),
+            Question::DomainConstraints(_) | Question::DomainBaseType(_) | Question::Coercion(..) => {
+                self.database_for_types()
+            }
+            Question::RowsChanged(_) => self.database.filter(|_| self.sizes),
+            Question::Volatility(name) | Question::FunctionBodies(name) => self
+                .database
+                .filter(|_| !self.functions.iter().any(|body| body.name.may_be(name))),
+            Question::EventTriggerFunctions | Question::PreparedStatement(_) => Some(database),
+        };
+        if let Question::TriggerFunctions(table, events) = &question {
+            return self.trigger_functions(table, *events, relation);
+        }
+        match relation {
+            // A relation the run created as a table is no view.
+            None if matches!(&question, Question::ViewQuery(table) if self.created_by_run(table)) => {
+                Answer::ViewQuery(Some(None))
+            }
+            None => question.answer(None),
+            Some(database) if question.is_explain() => database.rows_changed(question),
+            Some(database) => database.ask(question),
+        }
     }
 
     fn created_by_run(&self, table: &QualifiedName) -> bool {
@@ -302,8 +498,8 @@ impl Catalog for RunCatalog<'_> {
             return Some(known);
         }
         // A relation the database has under that name, which the run did not create.
-        let db = self.database_for(table)?;
-        match db.ask(Question::RelationOid(table.clone())) {
+        self.database_for(table)?;
+        match self.answer(Question::RelationOid(table.clone())) {
             Answer::Oid(Some(_)) => Some(false),
             _ => None,
         }
@@ -313,17 +509,14 @@ impl Catalog for RunCatalog<'_> {
         if let Some(known) = self.file.column_type(table, column) {
             return Some(known);
         }
-        match self
-            .database_for(table)?
-            .ask(Question::ColumnType(table.clone(), column.to_string()))
-        {
+        match self.answer(Question::ColumnType(table.clone(), column.to_string())) {
             Answer::Type(answer) => answer,
             _ => None,
         }
     }
 
     fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
-        match self.database?.ask(Question::Volatility(name.clone())) {
+        match self.answer(Question::Volatility(name.clone())) {
             Answer::Volatility(answer) => answer,
             _ => None,
         }
@@ -333,49 +526,40 @@ impl Catalog for RunCatalog<'_> {
         if let Some(known) = self.file.has_validated_not_null_check(table, column) {
             return Some(known);
         }
-        bool_answer(
-            self.database_for(table)?
-                .ask(Question::NotNullCheck(table.clone(), column.to_string())),
-        )
+        bool_answer(self.answer(Question::NotNullCheck(table.clone(), column.to_string())))
     }
 
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         if let Some((_, rows)) = self.built.get(&key(table)) {
             return *rows;
         }
-        match self.database_for(table)?.ask(Question::EstimatedRows(table.clone())) {
+        match self.answer(Question::EstimatedRows(table.clone())) {
             Answer::Rows(answer) => answer,
             _ => None,
         }
     }
 
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
-        bool_answer(self.database_for(table)?.ask(Question::Partitioned(table.clone())))
+        bool_answer(self.answer(Question::Partitioned(table.clone())))
     }
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
-        bool_answer(self.database?.ask(Question::DomainConstraints(type_name.clone())))
+        bool_answer(self.answer(Question::DomainConstraints(type_name.clone())))
     }
 
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
-        names_answer(
-            self.database_for(table)?
-                .ask(Question::IndexColumns(table.clone(), index.to_string())),
-        )
+        names_answer(self.answer(Question::IndexColumns(table.clone(), index.to_string())))
     }
 
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
-        match self.database?.ask(Question::Coercion(from.clone(), to.clone())) {
+        match self.answer(Question::Coercion(from.clone(), to.clone())) {
             Answer::Coercion(answer) => answer,
             _ => None,
         }
     }
 
     fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
-        match self
-            .database_for(&change.table)?
-            .ask(Question::TypeChangeDependents(change.clone()))
-        {
+        match self.answer(Question::TypeChangeDependents(change.clone())) {
             Answer::Dependents(answer) => answer,
             _ => None,
         }
@@ -394,12 +578,12 @@ impl Catalog for RunCatalog<'_> {
     }
 
     fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
-        // Planned as the database stands: only for writes to tables the run has not
-        // created or changed the name of (EXPLAIN, never run).
+        // Planned as the database stands (EXPLAIN, never run): only for writes to tables
+        // the run has not created, written or changed the name of, with --sizes database.
         let Stmt::Dml(writes) = &statement.stmt else {
             return None;
         };
-        if writes.iter().any(|write| self.database_for(&write.table).is_none()) {
+        if writes.iter().any(|write| self.sizes_for(&write.table).is_none()) {
             return None;
         }
         let estimate = Estimate {
@@ -411,7 +595,7 @@ impl Catalog for RunCatalog<'_> {
             }),
             nested: false,
         };
-        match self.database?.rows_changed(Question::RowsChanged(estimate)) {
+        match self.answer(Question::RowsChanged(estimate)) {
             Answer::Rows(answer) => answer,
             _ => None,
         }
@@ -423,33 +607,27 @@ impl Catalog for RunCatalog<'_> {
         if self.created_by_run(table) {
             return (self.database.is_some() && !self.written.contains(&key(table))).then_some(true);
         }
-        bool_answer(self.database_for(table)?.ask(Question::EmptyRelation(table.clone())))
+        bool_answer(self.answer(Question::EmptyRelation(table.clone())))
     }
 
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
-        names_answer(self.database?.ask(Question::DomainBaseType(type_name.clone())))?
+        names_answer(self.answer(Question::DomainBaseType(type_name.clone())))?
             .into_iter()
             .next()
     }
 
     fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
-        names_answer(
-            self.database_for(table)?
-                .ask(Question::ConstraintType(table.clone(), name.to_string())),
-        )?
-        .first()?
-        .chars()
-        .next()
+        names_answer(self.answer(Question::ConstraintType(table.clone(), name.to_string())))?
+            .first()?
+            .chars()
+            .next()
     }
 
     fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
-        names_answer(
-            self.database_for(relation)?
-                .ask(Question::RelationKind(relation.clone())),
-        )?
-        .first()?
-        .chars()
-        .next()
+        names_answer(self.answer(Question::RelationKind(relation.clone())))?
+            .first()?
+            .chars()
+            .next()
     }
 }
 

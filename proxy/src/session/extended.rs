@@ -162,7 +162,11 @@ impl Session {
         }
         if let Some(refusal) = verdict.refusal.clone() {
             let server_error = self.server_syntax_error(&sql, Some(&parsed)).await?;
-            self.log_acknowledgements(&verdict.reports, &sql);
+            // The server's syntax error, if it has one, is what the client gets: nothing of
+            // the statement was judged to run.
+            if server_error.is_none() {
+                self.log_acknowledgements(&verdict.reports, &sql);
+            }
             self.refuse_extended(verdict.reports, refusal, server_error);
             return Ok(());
         }

@@ -1,0 +1,61 @@
+//! What a `CREATE TRIGGER` statement sets up: the table, the events that fire it (the
+//! bits of pg_trigger.tgtype: 4 INSERT, 8 DELETE, 16 UPDATE, 32 TRUNCATE) and the
+//! function it runs. For `safe-migrations check --database-url`, which answers what a
+//! write fires for triggers the run created and the database does not have yet.
+
+use pg_query::NodeEnum;
+use policy::QualifiedName;
+
+use crate::names::{dotted, range_var};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedTrigger {
+    pub table: QualifiedName,
+    /// tgtype's event bits.
+    pub events: u8,
+    pub function: QualifiedName,
+}
+
+/// The trigger `source` creates, when it is one `CREATE [CONSTRAINT] TRIGGER`.
+pub fn created_trigger(source: &str) -> Option<CreatedTrigger> {
+    let parsed = pg_query::parse(source, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::CreateTrigStmt(create)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+        return None;
+    };
+    // CreateTrigStmt.events holds the TRIGGER_TYPE_ bits of the events, as tgtype does.
+    let events = u8::try_from(create.events & (4 | 8 | 16 | 32)).ok()?;
+    Some(CreatedTrigger {
+        table: range_var(create.relation.as_ref()),
+        events,
+        function: dotted(&create.funcname),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trigger_s_table_events_and_function() {
+        let trigger = created_trigger(
+            "CREATE TRIGGER plans_touch BEFORE UPDATE OR DELETE ON billing.plans \
+             FOR EACH ROW EXECUTE FUNCTION billing.touch_updated_at()",
+        )
+        .unwrap();
+        assert_eq!(trigger.table, QualifiedName::new(Some("billing"), "plans"));
+        assert_eq!(trigger.events, 16 | 8);
+        assert_eq!(
+            trigger.function,
+            QualifiedName::new(Some("billing"), "touch_updated_at")
+        );
+        assert_eq!(
+            created_trigger("CREATE TRIGGER t AFTER INSERT ON x FOR EACH ROW EXECUTE PROCEDURE f()")
+                .map(|trigger| trigger.events),
+            Some(4)
+        );
+        assert_eq!(created_trigger("CREATE TABLE t (id int)"), None);
+    }
+}
