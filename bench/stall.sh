@@ -198,11 +198,12 @@ variant proxy_retries "$proxy_port"
 grep -h "lock_timeout: attempt" "$work/logs/postgres.log" > "$work/logs/retries.log" || true
 grep -h "lock_timeout: attempt" "$work/logs/proxy.log" | sed 's/\x1b\[[0-9;]*m//g' > "$work/logs/proxy-retries.log" || true
 
-python3 - "$work" "$duration" "$root/bench" "$profile" << 'EOF'
+commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
+python3 - "$work" "$duration" "$root/bench" "$profile" "$commit" << 'EOF'
 import json, statistics, sys, time
 from pathlib import Path
 
-work, duration, out, profile = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+work, duration, out, profile, commit = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5]
 variants = ["no_guard", "extension_no_retries", "extension_retries", "proxy_retries"]
 rows = []
 for name in variants:
@@ -228,6 +229,7 @@ for name in variants:
     })
 result = {
     "date": time.strftime("%Y-%m-%d %H:%M"),
+    "commit": commit,
     "profile": profile,
     "duration_s": duration,
     "cap_ms": 1000,
@@ -238,7 +240,7 @@ result = {
 lines = [
     "# The stall benchmark (`bench/stall.sh`)",
     "",
-    f"Run {result['date']} on this 2-core machine ({profile} build): pgbench -c 8 (TPC-B-like, reads and writes of pgbench_accounts) "
+    f"Run {result['date']} at commit {commit} on this 2-core machine ({profile} build): pgbench -c 8 (TPC-B-like, reads and writes of pgbench_accounts) "
     f"for {duration} s per variant; a long transaction holds ACCESS SHARE on pgbench_accounts for 3 s at a time with "
     "1 s gaps; 1 s into the first hold a migration runs `ALTER TABLE pgbench_accounts ADD COLUMN ...` (ACCESS EXCLUSIVE). Guarded "
     "variants cap lock_timeout at 1 s; retries: 6, the first after 300 ms. Target: with the guard, the worst stall "
