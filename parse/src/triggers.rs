@@ -1,4 +1,5 @@
-//! What a `CREATE TRIGGER` statement sets up: the table, the events that fire it (the
+//! What a `CREATE TRIGGER` statement sets up (and an event trigger, and where a `COPY`
+//! writes): the table, the events that fire it (the
 //! bits of pg_trigger.tgtype: 4 INSERT, 8 DELETE, 16 UPDATE, 32 TRUNCATE) and the
 //! function it runs. For `safe-migrations check --database-url`, which answers what a
 //! write fires for triggers the run created and the database does not have yet.
@@ -57,5 +58,51 @@ mod tests {
             Some(4)
         );
         assert_eq!(created_trigger("CREATE TABLE t (id int)"), None);
+    }
+}
+
+/// The function an event trigger `source` creates runs, when it is one `CREATE EVENT
+/// TRIGGER`.
+pub fn created_event_trigger_function(source: &str) -> Option<QualifiedName> {
+    let parsed = pg_query::parse(source, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::CreateEventTrigStmt(create)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+        return None;
+    };
+    Some(dotted(&create.funcname))
+}
+
+/// The table a `COPY ... FROM` writes rows into, when `source` is one.
+pub fn copied_into(source: &str) -> Option<QualifiedName> {
+    let parsed = pg_query::parse(source, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let Some(NodeEnum::CopyStmt(copy)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+        return None;
+    };
+    (copy.is_from && copy.relation.is_some()).then(|| range_var(copy.relation.as_ref()))
+}
+
+#[cfg(test)]
+mod more_tests {
+    use super::*;
+
+    #[test]
+    fn event_trigger_functions_and_copy_targets() {
+        assert_eq!(
+            created_event_trigger_function(
+                "CREATE EVENT TRIGGER e ON ddl_command_start EXECUTE FUNCTION audit.log_ddl()"
+            ),
+            Some(QualifiedName::new(Some("audit"), "log_ddl"))
+        );
+        assert_eq!(
+            copied_into("COPY app.t (a, b) FROM STDIN"),
+            Some(QualifiedName::new(Some("app"), "t"))
+        );
+        assert_eq!(copied_into("COPY t TO STDOUT"), None);
+        assert_eq!(copied_into("COPY (SELECT 1) TO STDOUT"), None);
     }
 }

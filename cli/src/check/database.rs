@@ -44,8 +44,11 @@ impl Database {
     pub fn connect(url: &str) -> Result<Database, String> {
         // The parser's advice is run's (--upstream); check has none.
         let parsed = DatabaseUrl::parse(url).map_err(|err| {
-            let reason = err.split(": pass --upstream").next().unwrap_or_default();
-            reason.split(" (").next().unwrap_or_default().to_string()
+            if err.starts_with("not a postgres://") {
+                return "not a postgres:// or postgresql:// URL".to_string();
+            }
+            err.replace(": pass --upstream HOST:PORT for the one to guard", "")
+                .replace(": pass --upstream HOST:PORT", "")
         })?;
         for unsupported in ["sslcert", "sslkey", "sslcrl", "sslpassword"] {
             if parsed.parameter(unsupported).is_some_and(|value| !value.is_empty()) {
@@ -96,8 +99,19 @@ impl Database {
             } else {
                 UpstreamTls::Prefer
             }),
-            Err(err) => return Err(err.replace("pass --upstream-tls", "use sslmode=verify-full")),
+            Err(err) => {
+                return Err(err
+                    .replace("the proxy verifies", "check verifies")
+                    .replace("pass --upstream-tls", "use sslmode=verify-full"))
+            }
         };
+        // libpq verifies the chain (verify-ca) when a root certificate file is given with
+        // a weaker sslmode; check verifies only with the host name too.
+        if parsed.root_cert().is_some() && matches!(mode, UpstreamTls::Prefer | UpstreamTls::Require) {
+            return Err(
+                "sslrootcert with sslmode=prefer or require: use sslmode=verify-full to verify the server".to_string(),
+            );
+        }
         if system_roots && mode != UpstreamTls::VerifyFull {
             return Err("sslrootcert=system needs sslmode=verify-full (or no sslmode)".to_string());
         }
@@ -248,6 +262,14 @@ impl Database {
             .into_iter()
             .filter_map(|row| row.into_iter().next().flatten())
             .collect()
+    }
+
+    /// Run the run's own `SET search_path` (or `RESET`) on the session, so that names
+    /// resolve as they will for the migration; the answers kept so far are dropped (a
+    /// name may stand for another relation now). False when the server refused it.
+    pub fn follow_search_path(&self, set: &str) -> bool {
+        self.answers.borrow_mut().clear();
+        self.client.borrow_mut().batch_execute(set).is_ok()
     }
 
     /// The answer to `question`, asked once. A query that fails (a name that does not

@@ -121,14 +121,14 @@ const EXIT_UNCHECKED: u8 = 2;
 pub fn run(args: CheckArgs) -> ExitCode {
     let url = match (&args.database_url, args.offline) {
         (_, true) => None,
-        (Some(url), false) => Some(url.clone()),
-        (None, false) => from_environment(),
+        (Some(url), false) => Some(("--database-url", url.trim().to_string())),
+        (None, false) => from_environment().map(|url| ("DATABASE_URL", url)),
     };
-    let url = url.as_deref();
-    let database = match url.map(Database::connect).transpose() {
-        Ok(database) => database,
-        Err(err) => {
-            eprintln!("safe-migrations check: --database-url: {err}");
+    let database = match url.map(|(source, url)| Database::connect(&url).map_err(|err| format!("{source}: {err}"))) {
+        None => None,
+        Some(Ok(database)) => Some(database),
+        Some(Err(err)) => {
+            eprintln!("safe-migrations check: {err}");
             return ExitCode::from(EXIT_UNCHECKED);
         }
     };
@@ -238,11 +238,12 @@ fn role_settings(database: &Database) -> Result<Settings, String> {
 /// DATABASE_URL, when it names a PostgreSQL database (a migration tool's CI often sets it,
 /// for another database too): said on standard error, since it changes what is judged.
 fn from_environment() -> Option<String> {
-    let url = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())?;
+    let url = std::env::var("DATABASE_URL").ok()?.trim().to_string();
+    if url.is_empty() {
+        return None;
+    }
     let lower = url.to_ascii_lowercase();
-    if !["postgres://", "postgresql://"]
+    if !["postgres://", "postgresql://", "jdbc:postgresql://"]
         .iter()
         .any(|scheme| lower.starts_with(scheme))
     {

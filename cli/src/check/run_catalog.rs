@@ -2,21 +2,26 @@
 //! created, columns they declared, the transaction), and, with `--database-url`, what the
 //! database answers about everything else, as it stands before the run.
 //!
-//! The database has not seen the files: an object the run created, dropped, renamed or
-//! moved is answered from the files or not at all, never by the database under that name
-//! (a column renamed or dropped, a function the run created or replaced, a domain once
-//! the run altered one, an unqualified name once the run set search_path, a schema the
-//! run renamed). A table the run created and has written no row to holds none (its size
-//! is zero blocks, as the extension would find it); one the run wrote to is of unknown
-//! size. Sizes of the database's own tables (row estimates, emptiness, the planner's
-//! estimates) are asked only with `--sizes database`: a schema-only database has none.
+//! The database has not seen the files. A relation the run renamed or moved is asked of
+//! the database under the name it has there; a relation the run created is answered from
+//! the files (no trigger, no view query, no size but "empty until written"); and the
+//! database is not asked at all for a name the run dropped or put something else under,
+//! a column it renamed or dropped, a function it created or replaced (its own body is
+//! read instead), domains and casts once it changed one, a schema it renamed, or an
+//! unqualified name while a `SET LOCAL search_path` holds or after a search_path the
+//! session could not follow (a plain `SET search_path` is run on the session too). Sizes
+//! of the database's own tables (row estimates, emptiness, the planner's estimates) are
+//! asked only with `--sizes database`: a schema-only database has none, and a table the
+//! run wrote to is of unknown emptiness.
 
 use std::collections::{HashMap, HashSet};
 
 use parse::triggers::CreatedTrigger;
 use policy::catalog::{Catalog, ColumnDependents, ColumnTypeChange, Volatility};
 use policy::file_catalog::FileCatalog;
-use policy::model::{AlterAction, ObjectKind, QualifiedName, RoutineKind, Statement, Stmt, TransactionKind};
+use policy::model::{
+    AlterAction, ObjectKind, QualifiedName, RoutineKind, SettingChange, Statement, Stmt, TransactionKind,
+};
 use policy::transaction::Transaction;
 use policy::types::{Coercion, TypeName};
 use proxy::catalog::{Answer, Estimate, Executed, FunctionBody, Question};
@@ -26,44 +31,51 @@ use super::database::Database;
 pub struct RunCatalog<'db> {
     file: FileCatalog,
     database: Option<&'db Database>,
-    /// Relations the run created (under their current names).
-    created: HashSet<QualifiedName>,
-    /// Relations the run may have written rows to.
-    written: HashSet<QualifiedName>,
     /// The database's table sizes and estimates stand for production's (`--sizes
     /// database`: a staging copy), else they are unknown (a schema-only database).
     sizes: bool,
+    /// Every file starts as this transaction (`--transaction`).
+    start: Transaction,
+    /// Relations (tables, views, materialized views) the run created, by current name.
+    created: HashSet<QualifiedName>,
+    /// Relations the run may have written rows to.
+    written: HashSet<QualifiedName>,
+    /// Names whose database relation is not what they stand for now: dropped, renamed or
+    /// moved away, or an index the run built.
+    gone: HashSet<QualifiedName>,
+    /// Relations of the database's the run renamed or moved: current name to the name
+    /// the database has.
+    renamed: HashMap<QualifiedName, QualifiedName>,
     /// Columns the run renamed (from and to) or dropped.
     touched_columns: HashSet<(QualifiedName, String)>,
-    /// Schemas the run renamed (from and to).
+    /// Schemas the run renamed (from and to) or dropped.
     touched_schemas: HashSet<String>,
-    /// The run altered a domain: no domain is answered by the database.
-    domains_altered: bool,
-    /// Triggers the run created (on their tables' names as written), and whether it
-    /// created one this catalog could not read.
-    triggers: Vec<CreatedTrigger>,
-    triggers_unread: bool,
-    /// The run set search_path: unqualified names may resolve elsewhere than on the
-    /// check's session.
-    search_path_set: bool,
+    /// The run changed a domain, a type or a cast the database has.
+    types_changed: bool,
+    /// Unqualified names may resolve elsewhere than on the session: a SET LOCAL
+    /// search_path of the running transaction.
+    search_path_local: bool,
+    /// The same for good: a search_path the session could not follow (set_config).
+    search_path_unknown: bool,
+    /// The session's TimeZone as the run's SETs leave it (None: unknown); at first the
+    /// database's.
+    timezone: Option<String>,
     /// The TimeZone before a SET LOCAL of the running transaction, back at its end.
     timezone_before_local: Option<Option<String>>,
-    /// Names the run dropped, renamed or moved, from or to: the database's answer under
-    /// such a name is not about what the name means at this point of the run.
-    touched: HashSet<QualifiedName>,
-    /// The session's TimeZone as the run's SETs leave it (None: unknown, after a SET
-    /// LOCAL); at first the database's.
-    timezone: Option<String>,
     /// Indexes the run built, by name (in their table's schema): their table and their
     /// row count (reltuples) as the build left it: 0 when the table held no row, which a
     /// rewrite of the table later sets to -1 again (unknown here, as other counts).
     built: HashMap<QualifiedName, (QualifiedName, Option<f64>)>,
-    /// Functions and procedures the run created (the database has not), as written.
+    /// Functions and procedures the run created or replaced, as written.
     functions: Vec<FunctionBody>,
+    /// Triggers the run created, and whether it created one this catalog could not read.
+    triggers: Vec<CreatedTrigger>,
+    triggers_unread: bool,
+    /// The functions of the event triggers the run created, and whether one was unread.
+    event_functions: Vec<QualifiedName>,
+    event_triggers_unread: bool,
     /// The EXECUTE whose prepared query is being decided, if one is.
     executing: Option<String>,
-    /// Every file starts as this transaction (`--transaction`).
-    start: Transaction,
 }
 
 /// Unqualified names are `public`'s, as in the file catalog.
@@ -75,7 +87,8 @@ fn key(name: &QualifiedName) -> QualifiedName {
 }
 
 impl<'db> RunCatalog<'db> {
-    /// Files judged with `start` as each file's transaction, and the database if given.
+    /// Files judged with `start` as each file's transaction, the database if given, its
+    /// sizes if `sizes`.
     pub fn new(
         server_version_num: Option<u32>,
         start: Transaction,
@@ -87,22 +100,26 @@ impl<'db> RunCatalog<'db> {
         RunCatalog {
             file,
             database,
+            sizes,
+            start,
             created: HashSet::new(),
             written: HashSet::new(),
-            sizes,
+            gone: HashSet::new(),
+            renamed: HashMap::new(),
             touched_columns: HashSet::new(),
             touched_schemas: HashSet::new(),
-            domains_altered: false,
-            triggers: Vec::new(),
-            triggers_unread: false,
-            search_path_set: false,
+            types_changed: false,
+            search_path_local: false,
+            search_path_unknown: false,
+            timezone: database.and_then(|db| db.timezone.clone()),
             timezone_before_local: None,
-            touched: HashSet::new(),
-            executing: None,
             built: HashMap::new(),
             functions: Vec::new(),
-            timezone: database.and_then(|db| db.timezone.clone()),
-            start,
+            triggers: Vec::new(),
+            triggers_unread: false,
+            event_functions: Vec::new(),
+            event_triggers_unread: false,
+            executing: None,
         }
     }
 
@@ -110,6 +127,7 @@ impl<'db> RunCatalog<'db> {
     pub fn next_file(&mut self) {
         self.file
             .observe(&Statement::new(Stmt::Transaction(TransactionKind::Commit), "COMMIT"));
+        self.transaction_ended();
         self.file.start(self.start.clone());
     }
 
@@ -128,15 +146,20 @@ impl<'db> RunCatalog<'db> {
         self.database
     }
 
-    /// Before the next statement (`FileCatalog::forget_ended`); a SET LOCAL of a
-    /// transaction that ended is undone.
+    /// Before the next statement (`FileCatalog::forget_ended`).
     pub fn forget_ended(&mut self) {
         if !self.file.transaction().running() {
-            if let Some(timezone) = self.timezone_before_local.take() {
-                self.timezone = timezone;
-            }
+            self.transaction_ended();
         }
         self.file.forget_ended()
+    }
+
+    /// What a transaction's SET LOCALs set ends with it.
+    fn transaction_ended(&mut self) {
+        if let Some(timezone) = self.timezone_before_local.take() {
+            self.timezone = timezone;
+        }
+        self.search_path_local = false;
     }
 
     pub fn transaction(&self) -> &Transaction {
@@ -153,19 +176,22 @@ impl<'db> RunCatalog<'db> {
 
     /// Learn from `statement`, decided (and, as far as the run knows, run).
     pub fn observe(&mut self, statement: &Statement) {
+        if statement.changes.iter().any(|change| {
+            matches!(change, SettingChange::SetConfig(name) if name == "search_path")
+                || *change == SettingChange::SetConfigComputed
+        }) {
+            self.search_path_unknown = true;
+        }
         match &statement.stmt {
             Stmt::CreateTable(create) => {
                 // IF NOT EXISTS of a table the database has leaves that one.
                 let existing = create.if_not_exists
-                    && self.database_for(&create.table).is_some_and(|db| {
-                        matches!(
-                            db.ask(Question::RelationOid(create.table.clone())),
-                            Answer::Oid(Some(_))
-                        )
-                    });
+                    && matches!(
+                        self.database_answer(Question::RelationOid(create.table.clone())),
+                        Answer::Oid(Some(_))
+                    );
                 if !existing {
-                    self.created.insert(key(&create.table));
-                    self.written.remove(&key(&create.table));
+                    self.create(&create.table);
                 }
                 // A partition's rows are its parent's too.
                 if let Some(parent) = &create.partition_of {
@@ -173,92 +199,73 @@ impl<'db> RunCatalog<'db> {
                 }
             }
             Stmt::CreateTableAs { table, .. } => {
-                self.created.insert(key(table));
+                self.create(table);
                 if !with_no_data(&statement.source) {
                     self.written.insert(key(table));
                 }
             }
+            Stmt::CreateView(view) => self.create(&view.view),
             Stmt::Dml(writes) => {
                 for write in writes {
                     self.written.insert(key(&write.table));
                 }
             }
-            Stmt::Rename(rename) if rename.kind == ObjectKind::Schema => {
-                self.touched_schemas.insert(rename.object.name.clone());
-                self.touched_schemas.insert(rename.new_name.clone());
-            }
-            Stmt::Rename(rename) if rename.kind == ObjectKind::Column => {
-                if let Some(old) = &rename.subname {
-                    self.touched_columns.insert((key(&rename.object), old.clone()));
-                    self.touched_columns
-                        .insert((key(&rename.object), rename.new_name.clone()));
+            Stmt::Query => {
+                if let Some(table) = parse::triggers::copied_into(&statement.source) {
+                    self.written.insert(key(&table));
                 }
             }
-            Stmt::Rename(rename) if rename.subname.is_none() => {
-                let from = key(&rename.object);
-                let to = QualifiedName {
-                    schema: from.schema.clone(),
-                    name: rename.new_name.clone(),
-                };
-                self.move_relation(from, to);
-            }
+            Stmt::Rename(rename) => match rename.kind {
+                ObjectKind::Schema => {
+                    self.touched_schemas.insert(rename.object.name.clone());
+                    self.touched_schemas.insert(rename.new_name.clone());
+                }
+                ObjectKind::Column => {
+                    if let Some(old) = &rename.subname {
+                        self.touched_columns.insert((key(&rename.object), old.clone()));
+                        self.touched_columns
+                            .insert((key(&rename.object), rename.new_name.clone()));
+                    }
+                }
+                ObjectKind::Type => self.types_changed = true,
+                _ if rename.subname.is_none() => {
+                    let to = QualifiedName {
+                        schema: rename.object.schema.clone(),
+                        name: rename.new_name.clone(),
+                    };
+                    self.move_relation(&rename.object, &to);
+                }
+                _ => {}
+            },
+            Stmt::SetSchema(set) if set.kind == ObjectKind::Type => self.types_changed = true,
             Stmt::SetSchema(set) => {
-                let from = key(&set.object);
-                let to = key(&QualifiedName {
+                let to = QualifiedName {
                     schema: Some(set.new_schema.clone()),
                     name: set.object.name.clone(),
-                });
-                self.move_relation(from, to);
+                };
+                self.move_relation(&set.object, &to);
             }
-            Stmt::Drop(drop) if drop.kind != ObjectKind::Schema => {
+            Stmt::Drop(drop) if drop.kind == ObjectKind::Schema => {
+                self.touched_schemas
+                    .extend(drop.objects.iter().map(|schema| schema.name.clone()));
+            }
+            Stmt::Drop(drop) => {
+                if drop.kind == ObjectKind::Type {
+                    self.types_changed = true;
+                }
                 for object in &drop.objects {
                     self.created.remove(&key(object));
-                    self.touched.insert(key(object));
+                    self.renamed.remove(&key(object));
+                    self.gone.insert(key(object));
                 }
             }
-            // The indexes on a dropped column go with it; a change that may rewrite the
-            // table builds its indexes again.
-            Stmt::AlterTable(alter) => {
-                if alter.actions.iter().any(|action| {
-                    matches!(
-                        action,
-                        AlterAction::AlterColumnType { .. }
-                            | AlterAction::AddColumn { .. }
-                            | AlterAction::Rewrite { .. }
-                            | AlterAction::SetTablespace { .. }
-                            | AlterAction::Other { .. }
-                    )
-                }) {
-                    self.rewritten(std::slice::from_ref(&alter.table));
-                }
-                for action in &alter.actions {
-                    match action {
-                        AlterAction::DropColumn { column, .. } => {
-                            self.touched_columns.insert((key(&alter.table), column.clone()));
-                        }
-                        // Its rows are the parent's now.
-                        AlterAction::AttachPartition { .. } => {
-                            self.written.insert(key(&alter.table));
-                        }
-                        _ => {}
-                    }
-                }
-                if let Some(db) = self.database_for(&alter.table) {
-                    for action in &alter.actions {
-                        if let AlterAction::DropColumn { column, .. } = action {
-                            for index in db.indexes_on_column(&alter.table, column) {
-                                self.touched.insert(key(&QualifiedName {
-                                    schema: alter.table.schema.clone(),
-                                    name: index,
-                                }));
-                            }
-                        }
-                    }
+            Stmt::DropIndex(drop) => {
+                for index in &drop.indexes {
+                    self.renamed.remove(&key(index));
+                    self.gone.insert(key(index));
                 }
             }
-            Stmt::CreateView(view) => {
-                self.touched.insert(key(&view.view));
-            }
+            Stmt::AlterTable(alter) => self.altered(alter),
             Stmt::Routine(RoutineKind::CreateFunction) => {
                 if let Some(name) = parse::plpgsql::defined_function(&statement.source) {
                     self.functions.retain(|body| body.name != name);
@@ -278,85 +285,134 @@ impl<'db> RunCatalog<'db> {
                         name: name.clone(),
                     });
                     let rows = (self.relation_is_empty(&index.table) == Some(true)).then_some(0.0);
-                    self.touched.insert(name.clone());
+                    self.gone.insert(name.clone());
                     self.built.insert(name, (key(&index.table), rows));
                 }
             }
             // A rewrite builds the table's indexes again: an empty table's count is -1.
             Stmt::Vacuum { full: true, tables } => self.rewritten(tables),
             Stmt::Cluster { table: Some(table) } => self.rewritten(std::slice::from_ref(table)),
-            Stmt::Set(set) if set.name.as_deref().is_none_or(|name| name == "timezone") => {
-                if set.local {
-                    // Until the transaction ends: not followed, and undone then.
-                    if self.file.transaction().running() && self.timezone_before_local.is_none() {
-                        self.timezone_before_local = Some(self.timezone.clone());
+            Stmt::Set(set) => {
+                let name = set.name.as_deref();
+                if name.is_none_or(|name| name == "timezone") {
+                    self.set_timezone(set.value.as_deref(), set.local);
+                }
+                if name.is_none_or(|name| name == "search_path") {
+                    self.set_search_path(&statement.source, set.local);
+                }
+            }
+            Stmt::Other { tag, .. } => match tag.as_str() {
+                "ALTER DOMAIN" | "CREATE CAST" | "DROP CAST" | "ALTER TYPE" => self.types_changed = true,
+                "CREATE TRIGGER" | "CREATE CONSTRAINT TRIGGER" => {
+                    match parse::triggers::created_trigger(&statement.source) {
+                        Some(trigger) => self.triggers.push(trigger),
+                        None => self.triggers_unread = true,
                     }
-                    self.timezone = None;
-                } else {
-                    self.timezone_before_local = None;
-                    self.timezone = match &set.value {
-                        Some(value) => Some(value.trim_matches('\'').to_string()),
-                        None => self.database.and_then(|db| db.timezone.clone()),
-                    };
                 }
-                if set.name.is_none() {
-                    self.search_path_set = false;
-                }
-            }
-            Stmt::Set(set) if set.name.as_deref() == Some("search_path") => {
-                self.search_path_set = set.value.is_some() || set.local;
-            }
-            Stmt::Other { tag, .. } if tag == "ALTER DOMAIN" => self.domains_altered = true,
-            Stmt::Other { tag, .. } if tag.starts_with("CREATE") && tag.ends_with("TRIGGER") => {
-                match parse::triggers::created_trigger(&statement.source) {
-                    Some(trigger) => self.triggers.push(trigger),
-                    None => self.triggers_unread = true,
-                }
-            }
+                "CREATE EVENT TRIGGER" => match parse::triggers::created_event_trigger_function(&statement.source) {
+                    Some(function) => self.event_functions.push(function),
+                    None => self.event_triggers_unread = true,
+                },
+                _ => {}
+            },
             _ => {}
         }
         self.file.observe(statement);
     }
 
-    /// The trigger functions a write of `events` to `table` fires: the database's (when
-    /// it may answer for the table; none for a table the run created) and those of the
-    /// triggers the run created on it; the query failed (None) where neither can say.
-    fn trigger_functions(&self, table: &QualifiedName, events: u8, database: Option<&Database>) -> Answer {
-        if self.triggers_unread {
-            return Answer::Bodies(None);
+    /// The run created `relation`: empty, and none of the database's.
+    fn create(&mut self, relation: &QualifiedName) {
+        self.created.insert(key(relation));
+        self.written.remove(&key(relation));
+        self.renamed.remove(&key(relation));
+    }
+
+    fn altered(&mut self, alter: &policy::model::AlterTable) {
+        // A change that may rewrite the table builds its indexes again.
+        if alter.actions.iter().any(|action| {
+            matches!(
+                action,
+                AlterAction::AlterColumnType { .. }
+                    | AlterAction::AddColumn { .. }
+                    | AlterAction::Rewrite { .. }
+                    | AlterAction::SetTablespace { .. }
+                    | AlterAction::Other { .. }
+            )
+        }) {
+            self.rewritten(std::slice::from_ref(&alter.table));
         }
-        let mut bodies = match database {
-            Some(database) => match database.ask(Question::TriggerFunctions(table.clone(), events)) {
-                Answer::Bodies(Some(bodies)) => bodies,
-                _ => return Answer::Bodies(None),
-            },
-            None if self.created_by_run(table) => Vec::new(),
-            None => return Answer::Bodies(None),
-        };
-        let fired = self
-            .triggers
-            .iter()
-            .filter(|trigger| key(&trigger.table) == key(table) && trigger.events & events != 0);
-        for trigger in fired {
-            let defined: Vec<FunctionBody> = self
-                .functions
-                .iter()
-                .filter(|body| body.name.may_be(&trigger.function))
-                .cloned()
-                .collect();
-            if !defined.is_empty() {
-                bodies.extend(defined);
-                continue;
-            }
-            match self
-                .database
-                .map(|db| db.ask(Question::FunctionBodies(trigger.function.clone())))
-            {
-                Some(Answer::Bodies(Some(found))) => bodies.extend(found),
-                _ => return Answer::Bodies(None),
+        for action in &alter.actions {
+            match action {
+                AlterAction::DropColumn { column, .. } => {
+                    self.touched_columns.insert((key(&alter.table), column.clone()));
+                    // The database's indexes on the column go with it.
+                    if let (Some(database), Some(name)) = (self.database, self.db_name(&alter.table)) {
+                        for index in database.indexes_on_column(&name, column) {
+                            self.gone.insert(key(&QualifiedName {
+                                schema: alter.table.schema.clone(),
+                                name: index,
+                            }));
+                        }
+                    }
+                }
+                // Its rows are the parent's now.
+                AlterAction::AttachPartition { .. } => {
+                    self.written.insert(key(&alter.table));
+                }
+                // The index takes the constraint's name (PostgreSQL renames it).
+                AlterAction::AddConstraint(policy::model::Constraint {
+                    kind:
+                        policy::model::ConstraintKind::Unique {
+                            using_index: Some(index),
+                            ..
+                        },
+                    ..
+                }) => {
+                    let index = key(&QualifiedName {
+                        schema: alter.table.schema.clone(),
+                        name: index.clone(),
+                    });
+                    self.built.remove(&index);
+                    self.renamed.remove(&index);
+                    self.gone.insert(index);
+                }
+                _ => {}
             }
         }
-        Answer::Bodies(Some(bodies))
+    }
+
+    fn set_timezone(&mut self, value: Option<&str>, local: bool) {
+        if local {
+            // Outside a transaction a SET LOCAL does nothing; inside one it holds until
+            // the transaction ends: not followed, and undone then.
+            if self.file.transaction().running() {
+                if self.timezone_before_local.is_none() {
+                    self.timezone_before_local = Some(self.timezone.clone());
+                }
+                self.timezone = None;
+            }
+        } else {
+            self.timezone_before_local = None;
+            self.timezone = match value {
+                Some(value) => Some(value.trim_matches('\'').to_string()),
+                None => self.database.and_then(|db| db.timezone.clone()),
+            };
+        }
+    }
+
+    /// A SET (or RESET) of search_path: run on the session too, so that unqualified
+    /// names resolve as they will for the migration; a SET LOCAL makes them unknown
+    /// until its transaction ends.
+    fn set_search_path(&mut self, source: &str, local: bool) {
+        if local {
+            self.search_path_local |= self.file.transaction().running();
+            return;
+        }
+        if let Some(database) = self.database {
+            if !database.follow_search_path(source) {
+                self.search_path_unknown = true;
+            }
+        }
     }
 
     /// `tables` may have been rewritten: their indexes' counts are not known any more.
@@ -369,99 +425,192 @@ impl<'db> RunCatalog<'db> {
         }
     }
 
-    fn move_relation(&mut self, from: QualifiedName, to: QualifiedName) {
-        if self.created.remove(&from) {
-            self.created.insert(to.clone());
+    /// `from` is `to` now.
+    fn move_relation(&mut self, from: &QualifiedName, to: &QualifiedName) {
+        let (from_key, to_key) = (key(from), key(to));
+        if self.created.remove(&from_key) {
+            self.created.insert(to_key.clone());
+        } else if let Some(name) = self.db_name(from) {
+            self.renamed.insert(to_key.clone(), name);
         }
-        if self.written.remove(&from) {
-            self.written.insert(to.clone());
+        self.renamed.remove(&from_key);
+        if self.written.remove(&from_key) {
+            self.written.insert(to_key.clone());
         }
-        self.touched.insert(from);
-        self.touched.insert(to);
+        self.gone.insert(from_key);
+        self.gone.remove(&to_key);
     }
 
-    /// The database, when it may answer for `table`: a table the database has under
-    /// that name at this point of the run.
-    fn database_for(&self, table: &QualifiedName) -> Option<&'db Database> {
-        let key = key(table);
-        if self.created.contains(&key)
-            || self.touched.contains(&key)
-            || (table.schema.is_none() && self.search_path_set)
-            || table
-                .schema
-                .as_ref()
-                .is_some_and(|schema| self.touched_schemas.contains(schema))
-        {
+    /// The name the database has for the relation `relation` names at this point of the
+    /// run, when it is one of the database's.
+    fn db_name(&self, relation: &QualifiedName) -> Option<QualifiedName> {
+        let name = key(relation);
+        if self.created.contains(&name) {
             return None;
         }
-        self.database
-    }
-
-    /// The database, when it may answer for `table.column`.
-    fn database_for_column(&self, table: &QualifiedName, column: &str) -> Option<&'db Database> {
-        if self.touched_columns.contains(&(key(table), column.to_string())) {
-            return None;
+        if let Some(original) = self.renamed.get(&name) {
+            return Some(original.clone());
         }
-        self.database_for(table)
+        let unqualified_unknown = relation.schema.is_none() && (self.search_path_local || self.search_path_unknown);
+        let schema_touched = relation
+            .schema
+            .as_ref()
+            .is_some_and(|schema| self.touched_schemas.contains(schema));
+        (!self.gone.contains(&name) && !unqualified_unknown && !schema_touched).then(|| relation.clone())
     }
 
-    /// The database, when its sizes of `table` may be asked.
-    fn sizes_for(&self, table: &QualifiedName) -> Option<&'db Database> {
-        self.database_for(table).filter(|_| self.sizes)
+    fn created_by_run(&self, relation: &QualifiedName) -> bool {
+        self.created.contains(&key(relation))
     }
 
-    /// The database, when it may answer for domains and casts.
-    fn database_for_types(&self) -> Option<&'db Database> {
-        self.database.filter(|_| !self.domains_altered)
+    fn run_function(&self, name: &QualifiedName) -> Option<&FunctionBody> {
+        self.functions.iter().find(|body| body.name.may_be(name))
     }
 
-    /// The answer to a question the proxy's judgement of routines asks (`routines`):
-    /// the database's, as this catalog would give it, or unknown where the run knows
-    /// better than the database.
-    pub fn answer(&self, question: Question) -> Answer {
+    /// The database's function bodies, each one the run replaced read from the run.
+    fn with_run_bodies(&self, bodies: Vec<FunctionBody>) -> Vec<FunctionBody> {
+        bodies
+            .into_iter()
+            .map(|body| self.run_function(&body.name).cloned().unwrap_or(body))
+            .collect()
+    }
+
+    /// The bodies of `function`: the run's, else the database's; None when neither.
+    fn function_bodies(&self, function: &QualifiedName) -> Option<Vec<FunctionBody>> {
+        if let Some(body) = self.run_function(function) {
+            return Some(vec![body.clone()]);
+        }
+        match self.database?.ask(Question::FunctionBodies(function.clone())) {
+            Answer::Bodies(Some(bodies)) => Some(bodies),
+            _ => None,
+        }
+    }
+
+    /// The trigger functions a write of `events` to `relation` fires: the database's (none
+    /// for a relation the run created) and those of the triggers the run created on it;
+    /// the query failed (None) where neither can say.
+    fn trigger_functions(&self, relation: &QualifiedName, events: u8) -> Answer {
         let Some(database) = self.database else {
-            return question.answer(None);
+            return Answer::Bodies(None);
         };
-        let relation = match &question {
-            Question::ColumnType(table, column) | Question::NotNullCheck(table, column) => {
-                self.database_for_column(table, column)
-            }
-            Question::TypeChangeDependents(change) => self.database_for_column(&change.table, &change.column),
-            Question::EstimatedRows(table) => self.sizes_for(table),
-            // A table the run wrote to is not the database's size.
-            Question::EmptyRelation(table) => self.sizes_for(table).filter(|_| !self.written.contains(&key(table))),
-            Question::Partitioned(table)
-            | Question::RelationKind(table)
-            | Question::IndexColumns(table, _)
-            | Question::ConstraintType(table, _)
-            | Question::RelationOid(table)
-            | Question::ViewQuery(table)
-            | Question::TriggerFunctions(table, _) => self.database_for(table),
-            Question::DomainConstraints(_) | Question::DomainBaseType(_) | Question::Coercion(..) => {
-                self.database_for_types()
-            }
-            Question::RowsChanged(_) => self.database.filter(|_| self.sizes),
-            Question::Volatility(name) | Question::FunctionBodies(name) => self
-                .database
-                .filter(|_| !self.functions.iter().any(|body| body.name.may_be(name))),
-            Question::EventTriggerFunctions | Question::PreparedStatement(_) => Some(database),
-        };
-        if let Question::TriggerFunctions(table, events) = &question {
-            return self.trigger_functions(table, *events, relation);
+        if self.triggers_unread {
+            return Answer::Bodies(None);
         }
-        match relation {
-            // A relation the run created as a table is no view.
-            None if matches!(&question, Question::ViewQuery(table) if self.created_by_run(table)) => {
-                Answer::ViewQuery(Some(None))
+        let mut bodies = if self.created_by_run(relation) {
+            Vec::new()
+        } else {
+            let Some(name) = self.db_name(relation) else {
+                return Answer::Bodies(None);
+            };
+            match database.ask(Question::TriggerFunctions(name, events)) {
+                Answer::Bodies(Some(bodies)) => self.with_run_bodies(bodies),
+                _ => return Answer::Bodies(None),
             }
-            None => question.answer(None),
-            Some(database) if question.is_explain() => database.rows_changed(question),
-            Some(database) => database.ask(question),
+        };
+        let fired = self
+            .triggers
+            .iter()
+            .filter(|trigger| key(&trigger.table) == key(relation) && trigger.events & events != 0);
+        for trigger in fired {
+            match self.function_bodies(&trigger.function) {
+                Some(found) => bodies.extend(found),
+                None => return Answer::Bodies(None),
+            }
+        }
+        Answer::Bodies(Some(bodies))
+    }
+
+    /// The functions of the enabled event triggers: the database's and the run's.
+    fn event_trigger_functions(&self, database: &Database) -> Answer {
+        if self.event_triggers_unread {
+            return Answer::Bodies(None);
+        }
+        let Answer::Bodies(Some(bodies)) = database.ask(Question::EventTriggerFunctions) else {
+            return Answer::Bodies(None);
+        };
+        let mut bodies = self.with_run_bodies(bodies);
+        for function in &self.event_functions {
+            match self.function_bodies(function) {
+                Some(found) => bodies.extend(found),
+                None => return Answer::Bodies(None),
+            }
+        }
+        Answer::Bodies(Some(bodies))
+    }
+
+    /// The answer to a question the proxy's judgement of routines asks (`routines`), as
+    /// this catalog answers it: what the files know first, then the database.
+    pub fn answer(&self, question: Question) -> Answer {
+        match &question {
+            Question::ColumnType(table, column) => Answer::Type(self.column_type(table, column)),
+            Question::NotNullCheck(table, column) => Answer::Bool(self.has_validated_not_null_check(table, column)),
+            Question::EstimatedRows(table) => Answer::Rows(self.estimated_rows(table)),
+            Question::EmptyRelation(table) => Answer::Bool(self.relation_is_empty(table)),
+            _ => self.database_answer(question),
         }
     }
 
-    fn created_by_run(&self, table: &QualifiedName) -> bool {
-        self.created.contains(&key(table))
+    /// The database's answer to `question`, asked under the names the database has, or
+    /// unknown where the run has changed what it would say.
+    fn database_answer(&self, question: Question) -> Answer {
+        // "Not known" as the question's own answer says it (for a view's query or a
+        // definition that is "could not be read", which the judgement reports).
+        let unknown = question.answer(None);
+        let Some(database) = self.database else {
+            return unknown;
+        };
+        let column_known =
+            |table: &QualifiedName, column: &str| !self.touched_columns.contains(&(key(table), column.to_string()));
+        let asked = match question {
+            Question::ColumnType(table, column) => self
+                .db_name(&table)
+                .filter(|_| column_known(&table, &column))
+                .map(|name| Question::ColumnType(name, column)),
+            Question::NotNullCheck(table, column) => self
+                .db_name(&table)
+                .filter(|_| column_known(&table, &column))
+                .map(|name| Question::NotNullCheck(name, column)),
+            Question::TypeChangeDependents(change) => self
+                .db_name(&change.table)
+                .filter(|_| column_known(&change.table, &change.column))
+                .map(|table| Question::TypeChangeDependents(ColumnTypeChange { table, ..change })),
+            Question::EstimatedRows(table) => self.db_name(&table).filter(|_| self.sizes).map(Question::EstimatedRows),
+            // A table the run wrote to is not the database's size.
+            Question::EmptyRelation(table) => self
+                .db_name(&table)
+                .filter(|_| self.sizes && !self.written.contains(&key(&table)))
+                .map(Question::EmptyRelation),
+            Question::Partitioned(table) => self.db_name(&table).map(Question::Partitioned),
+            Question::RelationKind(table) => self.db_name(&table).map(Question::RelationKind),
+            Question::RelationOid(table) => self.db_name(&table).map(Question::RelationOid),
+            Question::IndexColumns(table, index) => {
+                self.db_name(&table).map(|name| Question::IndexColumns(name, index))
+            }
+            Question::ConstraintType(table, constraint) => self
+                .db_name(&table)
+                .map(|name| Question::ConstraintType(name, constraint)),
+            // A relation the run created is no view of the database's (a view it created
+            // is not read: what its query calls is not followed).
+            Question::ViewQuery(table) if self.created_by_run(&table) => return Answer::ViewQuery(Some(None)),
+            Question::ViewQuery(table) => self.db_name(&table).map(Question::ViewQuery),
+            Question::TriggerFunctions(table, events) => return self.trigger_functions(&table, events),
+            Question::EventTriggerFunctions => return self.event_trigger_functions(database),
+            Question::FunctionBodies(name) => {
+                return Answer::Bodies(self.function_bodies(&name));
+            }
+            // A function the run created or replaced: its volatility is its statement's.
+            Question::Volatility(name) => (self.run_function(&name).is_none()).then_some(Question::Volatility(name)),
+            question @ (Question::DomainConstraints(_) | Question::DomainBaseType(_) | Question::Coercion(..)) => {
+                (!self.types_changed).then_some(question)
+            }
+            question @ Question::RowsChanged(_) => self.sizes.then_some(question),
+            question @ Question::PreparedStatement(_) => Some(question),
+        };
+        match asked {
+            None => unknown,
+            Some(question) if question.is_explain() => database.rows_changed(question),
+            Some(question) => database.ask(question),
+        }
     }
 }
 
@@ -498,8 +647,7 @@ impl Catalog for RunCatalog<'_> {
             return Some(known);
         }
         // A relation the database has under that name, which the run did not create.
-        self.database_for(table)?;
-        match self.answer(Question::RelationOid(table.clone())) {
+        match self.database_answer(Question::RelationOid(table.clone())) {
             Answer::Oid(Some(_)) => Some(false),
             _ => None,
         }
@@ -509,14 +657,14 @@ impl Catalog for RunCatalog<'_> {
         if let Some(known) = self.file.column_type(table, column) {
             return Some(known);
         }
-        match self.answer(Question::ColumnType(table.clone(), column.to_string())) {
+        match self.database_answer(Question::ColumnType(table.clone(), column.to_string())) {
             Answer::Type(answer) => answer,
             _ => None,
         }
     }
 
     fn function_volatility(&self, name: &QualifiedName) -> Option<Volatility> {
-        match self.answer(Question::Volatility(name.clone())) {
+        match self.database_answer(Question::Volatility(name.clone())) {
             Answer::Volatility(answer) => answer,
             _ => None,
         }
@@ -526,40 +674,40 @@ impl Catalog for RunCatalog<'_> {
         if let Some(known) = self.file.has_validated_not_null_check(table, column) {
             return Some(known);
         }
-        bool_answer(self.answer(Question::NotNullCheck(table.clone(), column.to_string())))
+        bool_answer(self.database_answer(Question::NotNullCheck(table.clone(), column.to_string())))
     }
 
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
         if let Some((_, rows)) = self.built.get(&key(table)) {
             return *rows;
         }
-        match self.answer(Question::EstimatedRows(table.clone())) {
+        match self.database_answer(Question::EstimatedRows(table.clone())) {
             Answer::Rows(answer) => answer,
             _ => None,
         }
     }
 
     fn is_partitioned(&self, table: &QualifiedName) -> Option<bool> {
-        bool_answer(self.answer(Question::Partitioned(table.clone())))
+        bool_answer(self.database_answer(Question::Partitioned(table.clone())))
     }
 
     fn domain_has_constraints(&self, type_name: &TypeName) -> Option<bool> {
-        bool_answer(self.answer(Question::DomainConstraints(type_name.clone())))
+        bool_answer(self.database_answer(Question::DomainConstraints(type_name.clone())))
     }
 
     fn nullable_index_columns(&self, table: &QualifiedName, index: &str) -> Option<Vec<String>> {
-        names_answer(self.answer(Question::IndexColumns(table.clone(), index.to_string())))
+        names_answer(self.database_answer(Question::IndexColumns(table.clone(), index.to_string())))
     }
 
     fn coercion(&self, from: &TypeName, to: &TypeName) -> Option<Coercion> {
-        match self.answer(Question::Coercion(from.clone(), to.clone())) {
+        match self.database_answer(Question::Coercion(from.clone(), to.clone())) {
             Answer::Coercion(answer) => answer,
             _ => None,
         }
     }
 
     fn type_change_dependents(&self, change: &ColumnTypeChange) -> Option<ColumnDependents> {
-        match self.answer(Question::TypeChangeDependents(change.clone())) {
+        match self.database_answer(Question::TypeChangeDependents(change.clone())) {
             Answer::Dependents(answer) => answer,
             _ => None,
         }
@@ -578,12 +726,15 @@ impl Catalog for RunCatalog<'_> {
     }
 
     fn rows_changed_estimate(&self, statement: &Statement) -> Option<f64> {
-        // Planned as the database stands (EXPLAIN, never run): only for writes to tables
-        // the run has not created, written or changed the name of, with --sizes database.
+        // Planned as the database stands (EXPLAIN, never run), with --sizes database: only
+        // for writes to relations of the database's, under their names there.
         let Stmt::Dml(writes) = &statement.stmt else {
             return None;
         };
-        if writes.iter().any(|write| self.sizes_for(&write.table).is_none()) {
+        if writes
+            .iter()
+            .any(|write| self.db_name(&write.table).as_ref() != Some(&write.table))
+        {
             return None;
         }
         let estimate = Estimate {
@@ -595,7 +746,7 @@ impl Catalog for RunCatalog<'_> {
             }),
             nested: false,
         };
-        match self.answer(Question::RowsChanged(estimate)) {
+        match self.database_answer(Question::RowsChanged(estimate)) {
             Answer::Rows(answer) => answer,
             _ => None,
         }
@@ -607,24 +758,24 @@ impl Catalog for RunCatalog<'_> {
         if self.created_by_run(table) {
             return (self.database.is_some() && !self.written.contains(&key(table))).then_some(true);
         }
-        bool_answer(self.answer(Question::EmptyRelation(table.clone())))
+        bool_answer(self.database_answer(Question::EmptyRelation(table.clone())))
     }
 
     fn domain_base_type(&self, type_name: &TypeName) -> Option<String> {
-        names_answer(self.answer(Question::DomainBaseType(type_name.clone())))?
+        names_answer(self.database_answer(Question::DomainBaseType(type_name.clone())))?
             .into_iter()
             .next()
     }
 
     fn constraint_type(&self, table: &QualifiedName, name: &str) -> Option<char> {
-        names_answer(self.answer(Question::ConstraintType(table.clone(), name.to_string())))?
+        names_answer(self.database_answer(Question::ConstraintType(table.clone(), name.to_string())))?
             .first()?
             .chars()
             .next()
     }
 
     fn relation_kind(&self, relation: &QualifiedName) -> Option<char> {
-        names_answer(self.answer(Question::RelationKind(relation.clone())))?
+        names_answer(self.database_answer(Question::RelationKind(relation.clone())))?
             .first()?
             .chars()
             .next()
