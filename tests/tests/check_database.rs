@@ -289,6 +289,8 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
                 "005_renamed.sql",
                 "ALTER TABLE audited RENAME TO audited_renamed;\nINSERT INTO audited_renamed VALUES (3);\n",
             ),
+            // RESET ALL resets the search_path: only that is run on the session.
+            ("006_reset.sql", "RESET ALL;\n"),
         ],
     );
     let url = cluster.url("migrator", "postgres");
@@ -321,6 +323,24 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
         ],
         "{}",
         stderr(&output)
+    );
+    // RESET ALL's search_path part was followed, and the session's own settings set again
+    // right after it (read-only, standard strings).
+    let log = cluster.log();
+    assert!(!log.contains("statement: RESET ALL"), "{log}");
+    let sent: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("app=safe-migrations check: "))
+        .filter_map(|line| line.split_once("statement: ").map(|(_, statement)| statement))
+        .collect();
+    let reset = sent
+        .iter()
+        .position(|statement| *statement == "RESET search_path")
+        .unwrap_or_else(|| panic!("no RESET search_path in {sent:#?}"));
+    assert_eq!(
+        sent.get(reset + 1).copied(),
+        Some("SET default_transaction_read_only = on; SET standard_conforming_strings = on"),
+        "{sent:#?}"
     );
 }
 

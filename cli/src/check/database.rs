@@ -269,7 +269,14 @@ impl Database {
     /// name may stand for another relation now). False when the server refused it.
     pub fn follow_search_path(&self, set: &str) -> bool {
         self.answers.borrow_mut().clear();
-        self.client.borrow_mut().batch_execute(set).is_ok()
+        let followed = self.client.borrow_mut().batch_execute(set).is_ok();
+        // Whatever it was, the session stays read-only and reads standard strings.
+        let kept = self
+            .client
+            .borrow_mut()
+            .batch_execute("SET default_transaction_read_only = on; SET standard_conforming_strings = on")
+            .is_ok();
+        followed && kept
     }
 
     /// The answer to `question`, asked once. A query that fails (a name that does not

@@ -297,8 +297,12 @@ impl<'db> RunCatalog<'db> {
                 if name.is_none_or(|name| name == "timezone") {
                     self.set_timezone(set.value.as_deref(), set.local);
                 }
-                if name.is_none_or(|name| name == "search_path") {
-                    self.set_search_path(&statement.source, set.local);
+                // RESET ALL resets the search_path too; only that is run on the session (it
+                // would reset the session's own read-only and standard-strings settings).
+                match name {
+                    None => self.set_search_path("RESET search_path", set.local),
+                    Some("search_path") => self.set_search_path(&statement.source, set.local),
+                    Some(_) => {}
                 }
             }
             Stmt::Other { tag, .. } => match tag.as_str() {
