@@ -106,3 +106,38 @@ mod more_tests {
         assert_eq!(copied_into("COPY (SELECT 1) TO STDOUT"), None);
     }
 }
+
+/// The query of the view or materialized view `source` creates (as PostgreSQL would
+/// print it back), and whether it is materialized: what reading or refreshing it runs.
+pub fn created_view_query(source: &str) -> Option<(bool, String)> {
+    let parsed = pg_query::parse(source, 0).ok()?;
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return None;
+    };
+    let (materialized, query) = match raw.stmt.as_ref().and_then(|node| node.node.as_ref())? {
+        NodeEnum::ViewStmt(view) => (false, view.query.as_ref()?.node.as_ref()?),
+        NodeEnum::CreateTableAsStmt(create) if create.objtype() == pg_query::protobuf::ObjectType::ObjectMatview => {
+            (true, create.query.as_ref()?.node.as_ref()?)
+        }
+        _ => return None,
+    };
+    Some((materialized, query.deparse(pg_query::DeparseOptions::default()).ok()?))
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    #[test]
+    fn a_created_view_s_query() {
+        assert_eq!(
+            created_view_query("CREATE OR REPLACE VIEW v AS SELECT refresh_me() AS x"),
+            Some((false, "SELECT refresh_me() AS x".to_string()))
+        );
+        assert_eq!(
+            created_view_query("CREATE MATERIALIZED VIEW m AS SELECT id FROM t WITH NO DATA"),
+            Some((true, "SELECT id FROM t".to_string()))
+        );
+        assert_eq!(created_view_query("CREATE TABLE c AS SELECT 1"), None);
+    }
+}

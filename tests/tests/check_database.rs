@@ -260,7 +260,11 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
          ALTER FUNCTION index_people() OWNER TO migrator; \
          CREATE TABLE audited (id int); ALTER TABLE audited OWNER TO migrator; \
          CREATE FUNCTION index_on_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN CREATE INDEX IF NOT EXISTS people_m ON people (m); RETURN NEW; END $$; \
-         CREATE TRIGGER audited_index AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION index_on_insert()",
+         CREATE TRIGGER audited_index AFTER INSERT ON audited FOR EACH ROW EXECUTE FUNCTION index_on_insert(); \
+         CREATE SCHEMA app; GRANT USAGE, CREATE ON SCHEMA app TO migrator; CREATE TABLE app.logged (id int); \
+         ALTER TABLE app.logged OWNER TO migrator; \
+         CREATE TRIGGER logged_index AFTER INSERT ON app.logged FOR EACH ROW EXECUTE FUNCTION index_on_insert(); \
+         CREATE TABLE watched (id int); ALTER TABLE watched OWNER TO migrator",
     );
     let files = Files::new(
         "routines",
@@ -291,6 +295,14 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
             ),
             // RESET ALL resets the search_path: only that is run on the session.
             ("006_reset.sql", "RESET ALL;\n"),
+            // A search_path to another schema: unqualified names are its tables'.
+            ("007_app.sql", "SET search_path TO app, public;\nINSERT INTO logged VALUES (1);\n"),
+            // A trigger the run created, on a table it then renamed.
+            (
+                "008_trigger.sql",
+                "CREATE TRIGGER watched_index AFTER INSERT ON watched FOR EACH ROW EXECUTE FUNCTION index_on_insert();\n\
+                 ALTER TABLE watched RENAME TO observed;\nINSERT INTO observed VALUES (1);\n",
+            ),
         ],
     );
     let url = cluster.url("migrator", "postgres");
@@ -320,6 +332,17 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
                 "create_index_non_concurrently".to_string()
             ),
             ("005_renamed.sql".to_string(), 2, "rename_table".to_string()),
+            (
+                "007_app.sql".to_string(),
+                2,
+                "create_index_non_concurrently".to_string()
+            ),
+            (
+                "008_trigger.sql".to_string(),
+                3,
+                "create_index_non_concurrently".to_string()
+            ),
+            ("008_trigger.sql".to_string(), 3, "rename_table".to_string()),
         ],
         "{}",
         stderr(&output)
@@ -339,7 +362,10 @@ fn what_routines_run_is_read_from_the_database_or_from_the_run() {
         .unwrap_or_else(|| panic!("no RESET search_path in {sent:#?}"));
     assert_eq!(
         sent.get(reset + 1).copied(),
-        Some("SET default_transaction_read_only = on; SET standard_conforming_strings = on"),
+        Some(
+            "SET default_transaction_read_only = on; SET standard_conforming_strings = on; \
+             SET lock_timeout = '1s'; SET statement_timeout = '30s'"
+        ),
         "{sent:#?}"
     );
 }

@@ -28,6 +28,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::pgpass;
 use crate::url::DatabaseUrl;
 
+/// The session's own settings, at connect and again after it follows a search_path:
+/// read-only; standard strings, so that the statements' texts sent in an EXPLAIN or
+/// PREPARE are read by the server as libpg_query read them, one statement each (with
+/// backslash escapes a quote could end a literal early); never a long wait.
+const SESSION_SETTINGS: &str = "SET default_transaction_read_only = on; SET standard_conforming_strings = on; \
+     SET lock_timeout = '1s'; SET statement_timeout = '30s'";
+
 /// The session and what it has answered so far.
 pub struct Database {
     client: RefCell<Client>,
@@ -142,13 +149,7 @@ impl Database {
         database
             .client
             .get_mut()
-            .batch_execute(
-                // Standard strings: the statements' texts sent in an EXPLAIN or PREPARE
-                // are read by the server as libpg_query read them, one statement each
-                // (with backslash escapes a quote could end a literal early).
-                "SET default_transaction_read_only = on; SET standard_conforming_strings = on; \
-                 SET lock_timeout = '1s'; SET statement_timeout = '30s'",
-            )
+            .batch_execute(SESSION_SETTINGS)
             .map_err(|err| format!("{}: {}", database.name, describe(&err)))?;
         let row = database
             .row(
@@ -271,12 +272,22 @@ impl Database {
         self.answers.borrow_mut().clear();
         let followed = self.client.borrow_mut().batch_execute(set).is_ok();
         // Whatever it was, the session stays read-only and reads standard strings.
-        let kept = self
-            .client
-            .borrow_mut()
-            .batch_execute("SET default_transaction_read_only = on; SET standard_conforming_strings = on")
-            .is_ok();
+        let kept = self.client.borrow_mut().batch_execute(SESSION_SETTINGS).is_ok();
         followed && kept
+    }
+
+    /// The session's search_path, as SHOW gives it (a list SET search_path TO takes).
+    pub fn search_path(&self) -> Option<String> {
+        self.row("SHOW search_path").ok()?.into_iter().next().flatten()
+    }
+
+    /// The schema unqualified names are created in on the session.
+    pub fn current_schema(&self) -> Option<String> {
+        self.row("SELECT pg_catalog.current_schema()")
+            .ok()?
+            .into_iter()
+            .next()
+            .flatten()
     }
 
     /// The answer to `question`, asked once. A query that fails (a name that does not

@@ -24,7 +24,7 @@ use policy::model::{
 };
 use policy::transaction::Transaction;
 use policy::types::{Coercion, TypeName};
-use proxy::catalog::{Answer, Estimate, Executed, FunctionBody, Question};
+use proxy::catalog::{Answer, Estimate, Executed, FunctionBody, Question, ViewQuery};
 
 use super::database::Database;
 
@@ -76,9 +76,17 @@ pub struct RunCatalog<'db> {
     event_triggers_unread: bool,
     /// The EXECUTE whose prepared query is being decided, if one is.
     executing: Option<String>,
+    /// The schema unqualified names are created in now, when not `public` (the session
+    /// follows the run's search_path).
+    current_schema: Option<String>,
+    /// The session's search_path (and current schema) before the running transaction set
+    /// one, put back if it rolls back.
+    search_path_saved: Option<(String, Option<String>)>,
+    /// The queries of the views and materialized views the run created or replaced.
+    view_queries: HashMap<QualifiedName, ViewQuery>,
 }
 
-/// Unqualified names are `public`'s, as in the file catalog.
+/// A relation's name as the run's sets keep it: `public` as no schema.
 fn key(name: &QualifiedName) -> QualifiedName {
     QualifiedName {
         schema: name.schema.clone().filter(|schema| schema != "public"),
@@ -120,7 +128,18 @@ impl<'db> RunCatalog<'db> {
             event_functions: Vec::new(),
             event_triggers_unread: false,
             executing: None,
+            current_schema: None,
+            search_path_saved: None,
+            view_queries: HashMap::new(),
         }
+    }
+
+    /// `name` as the run's sets keep it: unqualified, in the current schema.
+    fn k(&self, name: &QualifiedName) -> QualifiedName {
+        key(&QualifiedName {
+            schema: name.schema.clone().or_else(|| self.current_schema.clone()),
+            name: name.name.clone(),
+        })
     }
 
     /// The run's next file: whatever transaction the last one left open ended with it.
@@ -156,6 +175,7 @@ impl<'db> RunCatalog<'db> {
 
     /// What a transaction's SET LOCALs set ends with it.
     fn transaction_ended(&mut self) {
+        self.search_path_saved = None;
         if let Some(timezone) = self.timezone_before_local.take() {
             self.timezone = timezone;
         }
@@ -184,35 +204,41 @@ impl<'db> RunCatalog<'db> {
         }
         match &statement.stmt {
             Stmt::CreateTable(create) => {
-                // IF NOT EXISTS of a table the database has leaves that one.
-                let existing = create.if_not_exists
-                    && matches!(
-                        self.database_answer(Question::RelationOid(create.table.clone())),
-                        Answer::Oid(Some(_))
-                    );
-                if !existing {
+                // IF NOT EXISTS of a relation that exists leaves that one.
+                if !(create.if_not_exists && self.exists(&create.table)) {
                     self.create(&create.table);
                 }
                 // A partition's rows are its parent's too.
                 if let Some(parent) = &create.partition_of {
-                    self.written.insert(key(parent));
+                    self.written.insert(self.k(parent));
                 }
             }
-            Stmt::CreateTableAs { table, .. } => {
+            Stmt::CreateTableAs {
+                table, if_not_exists, ..
+            } if !(*if_not_exists && self.exists(table)) => {
                 self.create(table);
                 if !with_no_data(&statement.source) {
-                    self.written.insert(key(table));
+                    self.written.insert(self.k(table));
                 }
+                self.remember_view(table, &statement.source);
             }
-            Stmt::CreateView(view) => self.create(&view.view),
+            Stmt::CreateView(view) => {
+                // OR REPLACE of a view the database has keeps it (its triggers too): only
+                // its query is the run's.
+                if !(view.replace && self.exists(&view.view)) {
+                    self.create(&view.view);
+                }
+                self.remember_view(&view.view, &statement.source);
+            }
+            Stmt::Transaction(TransactionKind::Rollback) => self.rolled_back(),
             Stmt::Dml(writes) => {
                 for write in writes {
-                    self.written.insert(key(&write.table));
+                    self.written.insert(self.k(&write.table));
                 }
             }
             Stmt::Query => {
                 if let Some(table) = parse::triggers::copied_into(&statement.source) {
-                    self.written.insert(key(&table));
+                    self.written.insert(self.k(&table));
                 }
             }
             Stmt::Rename(rename) => match rename.kind {
@@ -222,9 +248,9 @@ impl<'db> RunCatalog<'db> {
                 }
                 ObjectKind::Column => {
                     if let Some(old) = &rename.subname {
-                        self.touched_columns.insert((key(&rename.object), old.clone()));
+                        self.touched_columns.insert((self.k(&rename.object), old.clone()));
                         self.touched_columns
-                            .insert((key(&rename.object), rename.new_name.clone()));
+                            .insert((self.k(&rename.object), rename.new_name.clone()));
                     }
                 }
                 ObjectKind::Type => self.types_changed = true,
@@ -254,15 +280,15 @@ impl<'db> RunCatalog<'db> {
                     self.types_changed = true;
                 }
                 for object in &drop.objects {
-                    self.created.remove(&key(object));
-                    self.renamed.remove(&key(object));
-                    self.gone.insert(key(object));
+                    self.created.remove(&self.k(object));
+                    self.renamed.remove(&self.k(object));
+                    self.gone.insert(self.k(object));
                 }
             }
             Stmt::DropIndex(drop) => {
                 for index in &drop.indexes {
-                    self.renamed.remove(&key(index));
-                    self.gone.insert(key(index));
+                    self.renamed.remove(&self.k(index));
+                    self.gone.insert(self.k(index));
                 }
             }
             Stmt::AlterTable(alter) => self.altered(alter),
@@ -280,13 +306,13 @@ impl<'db> RunCatalog<'db> {
             // what the build counted, which the run's rows decide.
             Stmt::CreateIndex(index) => {
                 if let Some(name) = &index.name {
-                    let name = key(&QualifiedName {
+                    let name = self.k(&QualifiedName {
                         schema: index.table.schema.clone(),
                         name: name.clone(),
                     });
                     let rows = (self.relation_is_empty(&index.table) == Some(true)).then_some(0.0);
                     self.gone.insert(name.clone());
-                    self.built.insert(name, (key(&index.table), rows));
+                    self.built.insert(name, (self.k(&index.table), rows));
                 }
             }
             // A rewrite builds the table's indexes again: an empty table's count is -1.
@@ -324,11 +350,44 @@ impl<'db> RunCatalog<'db> {
         self.file.observe(statement);
     }
 
+    /// Does `relation` exist at this point of the run (the run's, or the database's)?
+    fn exists(&self, relation: &QualifiedName) -> bool {
+        self.created_by_run(relation)
+            || matches!(
+                self.database_answer(Question::RelationOid(relation.clone())),
+                Answer::Oid(Some(_))
+            )
+    }
+
+    /// The query of the view `source` creates (or replaces), as reading it runs it.
+    fn remember_view(&mut self, relation: &QualifiedName, source: &str) {
+        let name = self.k(relation);
+        match parse::triggers::created_view_query(source) {
+            Some((materialized, query)) => {
+                self.view_queries.insert(name, ViewQuery { materialized, query });
+            }
+            None => {
+                self.view_queries.remove(&name);
+            }
+        }
+    }
+
+    /// A ROLLBACK: the search_path the transaction set is undone on the session too.
+    fn rolled_back(&mut self) {
+        if let (Some((path, schema)), Some(database)) = (self.search_path_saved.take(), self.database) {
+            let restore = format!("SET search_path TO {path}");
+            if !database.follow_search_path(&restore) {
+                self.search_path_unknown = true;
+            }
+            self.current_schema = schema;
+        }
+    }
+
     /// The run created `relation`: empty, and none of the database's.
     fn create(&mut self, relation: &QualifiedName) {
-        self.created.insert(key(relation));
-        self.written.remove(&key(relation));
-        self.renamed.remove(&key(relation));
+        self.created.insert(self.k(relation));
+        self.written.remove(&self.k(relation));
+        self.renamed.remove(&self.k(relation));
     }
 
     fn altered(&mut self, alter: &policy::model::AlterTable) {
@@ -348,11 +407,11 @@ impl<'db> RunCatalog<'db> {
         for action in &alter.actions {
             match action {
                 AlterAction::DropColumn { column, .. } => {
-                    self.touched_columns.insert((key(&alter.table), column.clone()));
+                    self.touched_columns.insert((self.k(&alter.table), column.clone()));
                     // The database's indexes on the column go with it.
                     if let (Some(database), Some(name)) = (self.database, self.db_name(&alter.table)) {
                         for index in database.indexes_on_column(&name, column) {
-                            self.gone.insert(key(&QualifiedName {
+                            self.gone.insert(self.k(&QualifiedName {
                                 schema: alter.table.schema.clone(),
                                 name: index,
                             }));
@@ -361,7 +420,7 @@ impl<'db> RunCatalog<'db> {
                 }
                 // Its rows are the parent's now.
                 AlterAction::AttachPartition { .. } => {
-                    self.written.insert(key(&alter.table));
+                    self.written.insert(self.k(&alter.table));
                 }
                 // The index takes the constraint's name (PostgreSQL renames it).
                 AlterAction::AddConstraint(policy::model::Constraint {
@@ -372,7 +431,7 @@ impl<'db> RunCatalog<'db> {
                         },
                     ..
                 }) => {
-                    let index = key(&QualifiedName {
+                    let index = self.k(&QualifiedName {
                         schema: alter.table.schema.clone(),
                         name: index.clone(),
                     });
@@ -412,10 +471,21 @@ impl<'db> RunCatalog<'db> {
             self.search_path_local |= self.file.transaction().running();
             return;
         }
-        if let Some(database) = self.database {
-            if !database.follow_search_path(source) {
-                self.search_path_unknown = true;
+        let Some(database) = self.database else {
+            return;
+        };
+        if self.file.transaction().running() && self.search_path_saved.is_none() {
+            match database.search_path() {
+                Some(path) => self.search_path_saved = Some((path, self.current_schema.clone())),
+                None => self.search_path_unknown = true,
             }
+        }
+        if !database.follow_search_path(source) {
+            self.search_path_unknown = true;
+        }
+        match database.current_schema() {
+            Some(schema) => self.current_schema = Some(schema).filter(|schema| schema != "public"),
+            None => self.search_path_unknown = true,
         }
     }
 
@@ -431,7 +501,7 @@ impl<'db> RunCatalog<'db> {
 
     /// `from` is `to` now.
     fn move_relation(&mut self, from: &QualifiedName, to: &QualifiedName) {
-        let (from_key, to_key) = (key(from), key(to));
+        let (from_key, to_key) = (self.k(from), self.k(to));
         if self.created.remove(&from_key) {
             self.created.insert(to_key.clone());
         } else if let Some(name) = self.db_name(from) {
@@ -441,6 +511,24 @@ impl<'db> RunCatalog<'db> {
         if self.written.remove(&from_key) {
             self.written.insert(to_key.clone());
         }
+        let moved: Vec<usize> = (0..self.triggers.len())
+            .filter(|&at| self.k(&self.triggers[at].table) == from_key)
+            .collect();
+        for at in moved {
+            self.triggers[at].table = to.clone();
+        }
+        let columns: Vec<(QualifiedName, String)> = self
+            .touched_columns
+            .iter()
+            .filter(|(table, _)| *table == from_key)
+            .cloned()
+            .collect();
+        for (_, column) in columns {
+            self.touched_columns.insert((to_key.clone(), column));
+        }
+        if let Some(view) = self.view_queries.remove(&from_key) {
+            self.view_queries.insert(to_key.clone(), view);
+        }
         self.gone.insert(from_key);
         self.gone.remove(&to_key);
     }
@@ -448,23 +536,23 @@ impl<'db> RunCatalog<'db> {
     /// The name the database has for the relation `relation` names at this point of the
     /// run, when it is one of the database's.
     fn db_name(&self, relation: &QualifiedName) -> Option<QualifiedName> {
-        let name = key(relation);
-        if self.created.contains(&name) {
-            return None;
-        }
-        if let Some(original) = self.renamed.get(&name) {
-            return Some(original.clone());
-        }
+        let name = self.k(relation);
         let unqualified_unknown = relation.schema.is_none() && (self.search_path_local || self.search_path_unknown);
         let schema_touched = relation
             .schema
             .as_ref()
             .is_some_and(|schema| self.touched_schemas.contains(schema));
-        (!self.gone.contains(&name) && !unqualified_unknown && !schema_touched).then(|| relation.clone())
+        if self.created.contains(&name) || unqualified_unknown || schema_touched {
+            return None;
+        }
+        if let Some(original) = self.renamed.get(&name) {
+            return Some(original.clone());
+        }
+        (!self.gone.contains(&name)).then(|| relation.clone())
     }
 
     fn created_by_run(&self, relation: &QualifiedName) -> bool {
-        self.created.contains(&key(relation))
+        self.created.contains(&self.k(relation))
     }
 
     fn run_function(&self, name: &QualifiedName) -> Option<&FunctionBody> {
@@ -514,7 +602,7 @@ impl<'db> RunCatalog<'db> {
         let fired = self
             .triggers
             .iter()
-            .filter(|trigger| key(&trigger.table) == key(relation) && trigger.events & events != 0);
+            .filter(|trigger| self.k(&trigger.table) == self.k(relation) && trigger.events & events != 0);
         for trigger in fired {
             match self.function_bodies(&trigger.function) {
                 Some(found) => bodies.extend(found),
@@ -564,7 +652,7 @@ impl<'db> RunCatalog<'db> {
             return unknown;
         };
         let column_known =
-            |table: &QualifiedName, column: &str| !self.touched_columns.contains(&(key(table), column.to_string()));
+            |table: &QualifiedName, column: &str| !self.touched_columns.contains(&(self.k(table), column.to_string()));
         let asked = match question {
             Question::ColumnType(table, column) => self
                 .db_name(&table)
@@ -582,19 +670,28 @@ impl<'db> RunCatalog<'db> {
             // A table the run wrote to is not the database's size.
             Question::EmptyRelation(table) => self
                 .db_name(&table)
-                .filter(|_| self.sizes && !self.written.contains(&key(&table)))
+                .filter(|_| self.sizes && !self.written.contains(&self.k(&table)))
                 .map(Question::EmptyRelation),
             Question::Partitioned(table) => self.db_name(&table).map(Question::Partitioned),
             Question::RelationKind(table) => self.db_name(&table).map(Question::RelationKind),
             Question::RelationOid(table) => self.db_name(&table).map(Question::RelationOid),
             Question::IndexColumns(table, index) => {
-                self.db_name(&table).map(|name| Question::IndexColumns(name, index))
+                let index_key = self.k(&QualifiedName {
+                    schema: table.schema.clone(),
+                    name: index.clone(),
+                });
+                self.db_name(&table)
+                    .filter(|_| !self.gone.contains(&index_key) && !self.built.contains_key(&index_key))
+                    .map(|name| Question::IndexColumns(name, index))
             }
             Question::ConstraintType(table, constraint) => self
                 .db_name(&table)
                 .map(|name| Question::ConstraintType(name, constraint)),
             // A relation the run created is no view of the database's (a view it created
             // is not read: what its query calls is not followed).
+            Question::ViewQuery(table) if self.view_queries.contains_key(&self.k(&table)) => {
+                return Answer::ViewQuery(Some(self.view_queries.get(&self.k(&table)).cloned()));
+            }
             Question::ViewQuery(table) if self.created_by_run(&table) => return Answer::ViewQuery(Some(None)),
             Question::ViewQuery(table) => self.db_name(&table).map(Question::ViewQuery),
             Question::TriggerFunctions(table, events) => return self.trigger_functions(&table, events),
@@ -644,7 +741,7 @@ fn names_answer(answer: Answer) -> Option<Vec<String>> {
 impl Catalog for RunCatalog<'_> {
     fn created_in_transaction(&self, table: &QualifiedName) -> Option<bool> {
         // An index (or any relation) this transaction created.
-        if self.file.transaction().created_under(&key(table)) {
+        if self.file.transaction().created_under(&self.k(table)) {
             return Some(true);
         }
         if let Some(known) = self.file.created_in_transaction(table) {
@@ -682,7 +779,7 @@ impl Catalog for RunCatalog<'_> {
     }
 
     fn estimated_rows(&self, table: &QualifiedName) -> Option<f64> {
-        if let Some((_, rows)) = self.built.get(&key(table)) {
+        if let Some((_, rows)) = self.built.get(&self.k(table)) {
             return *rows;
         }
         match self.database_answer(Question::EstimatedRows(table.clone())) {
@@ -760,7 +857,7 @@ impl Catalog for RunCatalog<'_> {
         // Judged as one run against a database, a table the run created holds what the
         // run wrote to it; a file judged on its own says nothing of what others wrote.
         if self.created_by_run(table) {
-            return (self.database.is_some() && !self.written.contains(&key(table))).then_some(true);
+            return (self.database.is_some() && !self.written.contains(&self.k(table))).then_some(true);
         }
         bool_answer(self.database_answer(Question::EmptyRelation(table.clone())))
     }
