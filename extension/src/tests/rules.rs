@@ -392,7 +392,8 @@ mod tests {
              writes while the index builds | Lock: SHARE on fixture.orders, blocks writes. CREATE INDEX holds this \
              lock for the whole build, and every INSERT, UPDATE and DELETE on fixture.orders waits behind it. | \
              Build the index without blocking writes, outside a transaction block:\n    \
-             CREATE INDEX CONCURRENTLY i ON fixture.orders (note);"
+             CREATE INDEX CONCURRENTLY i ON fixture.orders (note);\n\
+             Rule reference: docs/rules/create_index_non_concurrently.md"
         );
     }
 
