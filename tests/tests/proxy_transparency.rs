@@ -48,7 +48,8 @@ fn psql_output(url: &str, script: &Path) -> String {
 }
 
 /// The output without the guard's own messages: its warnings (SQLSTATE SMnnn) and
-/// acknowledgements (00000), with their DETAIL, HINT and indented hint lines.
+/// acknowledgements (00000), with their DETAIL, HINT, indented hint lines and the hint's
+/// last line naming the rule's page.
 fn without_guard_messages(output: &str) -> String {
     let mut kept = Vec::new();
     let mut in_guard_message = false;
@@ -57,7 +58,7 @@ fn without_guard_messages(output: &str) -> String {
             in_guard_message = true;
             continue;
         }
-        let continuation = ["DETAIL:  ", "HINT:  ", "    "]
+        let continuation = ["DETAIL:  ", "HINT:  ", "    ", "Rule reference: docs/rules/"]
             .iter()
             .any(|prefix| line.starts_with(prefix));
         if in_guard_message && continuation {
