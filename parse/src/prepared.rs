@@ -142,7 +142,8 @@ fn is_constant(node: &Node) -> bool {
     }
 }
 
-fn only_statement(parsed: &ParseResult) -> Option<&NodeEnum> {
+/// The one statement of `parsed`, when it holds exactly one.
+pub(crate) fn only_statement(parsed: &ParseResult) -> Option<&NodeEnum> {
     let [raw] = parsed.stmts.as_slice() else {
         return None;
     };

@@ -8,6 +8,7 @@ use pg_query::NodeEnum;
 use policy::QualifiedName;
 
 use crate::names::{dotted, range_var};
+use crate::prepared::only_statement;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedTrigger {
@@ -19,11 +20,8 @@ pub struct CreatedTrigger {
 
 /// The trigger `source` creates, when it is one `CREATE [CONSTRAINT] TRIGGER`.
 pub fn created_trigger(source: &str) -> Option<CreatedTrigger> {
-    let parsed = pg_query::parse(source, 0).ok()?;
-    let [raw] = parsed.protobuf.stmts.as_slice() else {
-        return None;
-    };
-    let Some(NodeEnum::CreateTrigStmt(create)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+    let parsed = pg_query::parse(source, 0).ok()?.protobuf;
+    let Some(NodeEnum::CreateTrigStmt(create)) = only_statement(&parsed) else {
         return None;
     };
     // CreateTrigStmt.events holds the TRIGGER_TYPE_ bits of the events, as tgtype does.
@@ -64,11 +62,8 @@ mod tests {
 /// The function an event trigger `source` creates runs, when it is one `CREATE EVENT
 /// TRIGGER`.
 pub fn created_event_trigger_function(source: &str) -> Option<QualifiedName> {
-    let parsed = pg_query::parse(source, 0).ok()?;
-    let [raw] = parsed.protobuf.stmts.as_slice() else {
-        return None;
-    };
-    let Some(NodeEnum::CreateEventTrigStmt(create)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+    let parsed = pg_query::parse(source, 0).ok()?.protobuf;
+    let Some(NodeEnum::CreateEventTrigStmt(create)) = only_statement(&parsed) else {
         return None;
     };
     Some(dotted(&create.funcname))
@@ -76,11 +71,8 @@ pub fn created_event_trigger_function(source: &str) -> Option<QualifiedName> {
 
 /// The table a `COPY ... FROM` writes rows into, when `source` is one.
 pub fn copied_into(source: &str) -> Option<QualifiedName> {
-    let parsed = pg_query::parse(source, 0).ok()?;
-    let [raw] = parsed.protobuf.stmts.as_slice() else {
-        return None;
-    };
-    let Some(NodeEnum::CopyStmt(copy)) = raw.stmt.as_ref().and_then(|node| node.node.as_ref()) else {
+    let parsed = pg_query::parse(source, 0).ok()?.protobuf;
+    let Some(NodeEnum::CopyStmt(copy)) = only_statement(&parsed) else {
         return None;
     };
     (copy.is_from && copy.relation.is_some()).then(|| range_var(copy.relation.as_ref()))
@@ -110,11 +102,8 @@ mod more_tests {
 /// The query of the view or materialized view `source` creates (as PostgreSQL would
 /// print it back), and whether it is materialized: what reading or refreshing it runs.
 pub fn created_view_query(source: &str) -> Option<(bool, String)> {
-    let parsed = pg_query::parse(source, 0).ok()?;
-    let [raw] = parsed.protobuf.stmts.as_slice() else {
-        return None;
-    };
-    let (materialized, query) = match raw.stmt.as_ref().and_then(|node| node.node.as_ref())? {
+    let parsed = pg_query::parse(source, 0).ok()?.protobuf;
+    let (materialized, query) = match only_statement(&parsed)? {
         NodeEnum::ViewStmt(view) => (false, view.query.as_ref()?.node.as_ref()?),
         NodeEnum::CreateTableAsStmt(create) if create.objtype() == pg_query::protobuf::ObjectType::ObjectMatview => {
             (true, create.query.as_ref()?.node.as_ref()?)

@@ -185,19 +185,7 @@ pub fn judge(statements: &[ParsedStatement], facts: &Facts) -> (Verdict, Vec<Que
         transaction.note_settings(statement);
         let implicit = transaction.implicit();
         transaction.set_implicit(true);
-        let mut nested = NestedJudgement {
-            facts,
-            transaction: &mut transaction,
-            defined: &defined,
-            verdict: &mut verdict,
-            missing: &mut missing,
-            depth: 0,
-            visited: Vec::new(),
-            written: Vec::new(),
-            viewed: Vec::new(),
-            event_triggers_read: false,
-            in_view: 0,
-        };
+        let mut nested = NestedJudgement::new(facts, &mut transaction, &defined, &mut verdict, &mut missing);
         let inner = if statement.stmt == Stmt::Routine(RoutineKind::Do) {
             nested.judge_do_block(&statement.source)
         } else {
@@ -277,19 +265,7 @@ pub fn judge_routines(
     let mut transaction = transaction.clone();
     transaction.note_settings(&parsed.statement);
     transaction.set_implicit(true);
-    let mut nested = NestedJudgement {
-        facts,
-        transaction: &mut transaction,
-        defined,
-        verdict: &mut verdict,
-        missing: &mut missing,
-        depth: 0,
-        visited: Vec::new(),
-        written: Vec::new(),
-        viewed: Vec::new(),
-        event_triggers_read: false,
-        in_view: 0,
-    };
+    let mut nested = NestedJudgement::new(facts, &mut transaction, defined, &mut verdict, &mut missing);
     let inner = if parsed.statement.stmt == Stmt::Routine(RoutineKind::Do) {
         nested.judge_do_block(&parsed.statement.source)
     } else {
@@ -469,6 +445,31 @@ impl Routine<'_> {
             Routine::Trigger { function, table } => {
                 format!("trigger function {function} (fired by this statement's writes to {table})")
             }
+        }
+    }
+}
+
+impl<'a, 'f> NestedJudgement<'a, 'f> {
+    /// What one statement runs, judged from its top level (no body read yet).
+    fn new(
+        facts: &'a Facts<'f>,
+        transaction: &'a mut Transaction,
+        defined: &'a [FunctionBody],
+        verdict: &'a mut Verdict,
+        missing: &'a mut Vec<Question>,
+    ) -> Self {
+        NestedJudgement {
+            facts,
+            transaction,
+            defined,
+            verdict,
+            missing,
+            depth: 0,
+            visited: Vec::new(),
+            written: Vec::new(),
+            viewed: Vec::new(),
+            event_triggers_read: false,
+            in_view: 0,
         }
     }
 }
